@@ -1,0 +1,323 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The VFIO device the common module registers for each bound PCI function, the one
+//! `vfio_device_ops` table per variant, and the exported ABI functions that create them.
+//!
+//! Memory and lifetimes:
+//! - A [`Variant`] is a `KBox` made by `vfio_pci_common_variant_register` (module init of the
+//!   variant) and freed by `..._variant_unregister` (module exit). It holds the variant's
+//!   `vfio_device_ops`, so it must outlive every device of that variant: the PCI core removes
+//!   all devices when the variant unregisters its `pci_driver`, before module exit continues.
+//! - A [`CommonDevice`] is allocated by the VFIO core (`_vfio_alloc_device`) with our state
+//!   after the embedded `struct vfio_device`; the VFIO core frees it after calling our
+//!   `release`, which drops that state. Variant data is released earlier, in
+//!   `vfio_pci_common_device_unregister`, while the variant module is certainly loaded.
+//! - Locking: this skeleton keeps no mutable per-device state; the VFIO core serialises
+//!   open/close (`dev_set->lock`) and the PCI core serialises config accesses.
+
+use crate::abi::{DeviceHandle, VariantHandle, VariantOps, ABI_VERSION};
+use crate::bindings;
+use crate::pci::PciDev;
+use core::ffi::{c_int, c_uint, c_void};
+use kernel::ffi::{c_char, c_long, c_ulong};
+use core::mem::size_of;
+use core::ptr::{self, addr_of_mut, NonNull};
+use kernel::error::{code::*, from_err_ptr, from_result, to_result, Error, Result};
+use kernel::prelude::*;
+
+/// A registered variant driver.
+///
+/// # Invariants
+///
+/// `ops` points to the variant's static [`VariantOps`], valid until the variant unregisters,
+/// which happens after all its devices are gone.
+pub(crate) struct Variant {
+    ops: NonNull<VariantOps>,
+    vfio_ops: bindings::vfio_device_ops,
+}
+
+/// Per-device state of the common module, placed by the VFIO core right after `vdev`.
+#[repr(C)]
+pub(crate) struct CommonDevice {
+    /// Must stay first: the VFIO core allocates, refcounts and frees us through it.
+    vdev: bindings::vfio_device,
+    state: DeviceState,
+}
+
+/// The Rust part of [`CommonDevice`].
+pub(crate) struct DeviceState {
+    pub(crate) pdev: PciDev,
+    variant: NonNull<Variant>,
+    /// The variant's per-device data; null once released.
+    data: *mut c_void,
+}
+
+impl DeviceState {
+    /// Hands the variant data back to its owner exactly once.
+    fn release_variant_data(&mut self) {
+        let data = core::mem::replace(&mut self.data, ptr::null_mut());
+        if data.is_null() {
+            return;
+        }
+        // SAFETY: `variant` is valid while any of its devices exists (type invariant of
+        // `Variant`), and `ops` is valid by its invariant.
+        let release = unsafe { self.variant.as_ref().ops.as_ref().release };
+        if let Some(release) = release {
+            // SAFETY: `data` was given to us by this variant with ownership; we null our copy
+            // above, so this is the one and only release.
+            unsafe { release(data) };
+        }
+    }
+}
+
+impl Drop for DeviceState {
+    fn drop(&mut self) {
+        self.release_variant_data();
+    }
+}
+
+impl CommonDevice {
+    /// # Safety
+    ///
+    /// `vdev` must be the `vdev` field of a live [`CommonDevice`] whose `state` is initialised
+    /// (true for every device the VFIO core passes to our ops after registration).
+    unsafe fn from_vdev<'a>(vdev: *mut bindings::vfio_device) -> &'a DeviceState {
+        // SAFETY: `vdev` is the first field of the `repr(C)` `CommonDevice`, so the pointers
+        // are equal; the caller guarantees `state` is initialised and alive.
+        unsafe { &(*vdev.cast::<CommonDevice>()).state }
+    }
+}
+
+// ---- vfio_device_ops callbacks -------------------------------------------------------------
+
+unsafe extern "C" fn release(vdev: *mut bindings::vfio_device) {
+    // SAFETY: the VFIO core calls `release` once, on the last reference, before freeing the
+    // allocation; `state` was written right after allocation, before any failure path.
+    unsafe { ptr::drop_in_place(addr_of_mut!((*vdev.cast::<CommonDevice>()).state)) };
+}
+
+unsafe extern "C" fn open_device(_vdev: *mut bindings::vfio_device) -> c_int {
+    0
+}
+
+unsafe extern "C" fn close_device(_vdev: *mut bindings::vfio_device) {}
+
+unsafe extern "C" fn read(
+    vdev: *mut bindings::vfio_device,
+    buf: *mut c_char,
+    count: usize,
+    ppos: *mut bindings::loff_t,
+) -> isize {
+    // SAFETY: the VFIO core only calls ops on registered devices.
+    let dev = unsafe { CommonDevice::from_vdev(vdev) };
+    from_result(|| {
+        // SAFETY: `ppos` is the file position the VFS passes in, valid for this call.
+        let pos = unsafe { &mut *ppos };
+        let done = crate::config::rw_read(dev, buf as usize, count, *pos)?;
+        *pos += done as bindings::loff_t;
+        Ok(done as isize)
+    })
+}
+
+unsafe extern "C" fn write(
+    vdev: *mut bindings::vfio_device,
+    _buf: *const c_char,
+    count: usize,
+    ppos: *mut bindings::loff_t,
+) -> isize {
+    // SAFETY: the VFIO core only calls ops on registered devices.
+    let _dev = unsafe { CommonDevice::from_vdev(vdev) };
+    // SAFETY: `ppos` is valid for this call.
+    let pos = unsafe { *ppos };
+    from_result(|| crate::config::rw_write(count, pos).map(|n| n as isize))
+}
+
+unsafe extern "C" fn ioctl(vdev: *mut bindings::vfio_device, cmd: c_uint, arg: c_ulong) -> c_long {
+    // SAFETY: the VFIO core only calls ops on registered devices.
+    let dev = unsafe { CommonDevice::from_vdev(vdev) };
+    from_result(|| crate::info::ioctl(dev, cmd, arg as usize).map(|v| v as c_long))
+}
+
+// ---- exported ABI ---------------------------------------------------------------------------
+
+/// See [`crate::abi`].
+#[no_mangle]
+pub(crate) extern "C" fn vfio_pci_common_abi_version() -> u32 {
+    ABI_VERSION
+}
+
+/// See [`crate::abi`].
+///
+/// # Safety
+///
+/// `ops` must point to a [`VariantOps`] that stays valid until the matching unregister.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_variant_register(ops: *const VariantOps) -> *mut VariantHandle {
+    let Some(ops) = NonNull::new(ops.cast_mut()) else {
+        return EINVAL.into_err_ptr();
+    };
+    // SAFETY: the caller guarantees `ops` is valid.
+    let o = unsafe { ops.as_ref() };
+    if o.abi_version != ABI_VERSION {
+        pr_err!(
+            "a variant built for ABI version {} cannot use this vfio_pci_common (ABI version {}); \
+             rebuild the variant against this tree\n",
+            o.abi_version,
+            ABI_VERSION
+        );
+        return EINVAL.into_err_ptr();
+    }
+    if o.name.is_null() {
+        return EINVAL.into_err_ptr();
+    }
+    let vfio_ops = bindings::vfio_device_ops {
+        name: o.name.cast_mut(),
+        release: Some(release),
+        open_device: Some(open_device),
+        close_device: Some(close_device),
+        read: Some(read),
+        write: Some(write),
+        ioctl: Some(ioctl),
+        bind_iommufd: Some(bindings::vfio_iommufd_physical_bind),
+        unbind_iommufd: Some(bindings::vfio_iommufd_physical_unbind),
+        attach_ioas: Some(bindings::vfio_iommufd_physical_attach_ioas),
+        detach_ioas: Some(bindings::vfio_iommufd_physical_detach_ioas),
+        ..Default::default()
+    };
+    // INVARIANT: `ops` is valid until unregister, by the caller's guarantee.
+    match KBox::new(Variant { ops, vfio_ops }, GFP_KERNEL) {
+        Ok(b) => KBox::into_raw(b).cast(),
+        Err(_) => ENOMEM.into_err_ptr(),
+    }
+}
+
+/// See [`crate::abi`].
+///
+/// # Safety
+///
+/// `variant` must come from `vfio_pci_common_variant_register` and have no devices left.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_variant_unregister(variant: *mut VariantHandle) {
+    if variant.is_null() {
+        return;
+    }
+    // SAFETY: the caller guarantees this is our `KBox<Variant>` and that it is unused now.
+    drop(unsafe { KBox::from_raw(variant.cast::<Variant>()) });
+}
+
+/// See [`crate::abi`].
+///
+/// # Safety
+///
+/// `variant` must be a live variant handle, `pdev` a device being probed by that variant's
+/// driver, and `data` owned by the caller (ownership passes to us, also on failure).
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_device_register(
+    variant: *mut VariantHandle,
+    pdev: *mut bindings::pci_dev,
+    data: *mut c_void,
+) -> *mut DeviceHandle {
+    let (Some(variant), Some(pdev)) = (NonNull::new(variant.cast::<Variant>()), NonNull::new(pdev)) else {
+        return EINVAL.into_err_ptr();
+    };
+    // SAFETY: the caller guarantees the pointers; see the function's safety section.
+    match unsafe { register_device(variant, pdev, data) } {
+        Ok(d) => d.cast(),
+        Err(e) => e.into_err_ptr(),
+    }
+}
+
+/// # Safety
+///
+/// As for [`vfio_pci_common_device_register`].
+unsafe fn register_device(
+    variant: NonNull<Variant>,
+    pdev: NonNull<bindings::pci_dev>,
+    data: *mut c_void,
+) -> Result<*mut CommonDevice> {
+    // SAFETY: `pdev` is bound to the variant's driver for the life of this registration.
+    let pci = unsafe { PciDev::from_raw(pdev) };
+    // SAFETY: `variant` is live (caller); `vfio_ops` lives as long as the variant, which
+    // outlives all its devices (invariant of `Variant`). The size covers our whole struct.
+    let vdev = from_err_ptr(unsafe {
+        bindings::_vfio_alloc_device(
+            size_of::<CommonDevice>(),
+            pci.as_device(),
+            &(*variant.as_ptr()).vfio_ops,
+        )
+    });
+    let vdev = match vdev {
+        Ok(v) => v,
+        Err(e) => {
+            // Ownership of `data` passed to us: release it through a temporary state.
+            drop(DeviceState { pdev: pci, variant, data });
+            return Err(e);
+        }
+    };
+    let cdev = vdev.cast::<CommonDevice>();
+    // SAFETY: `_vfio_alloc_device` returned a zeroed allocation of `size_of::<CommonDevice>()`
+    // bytes with `vdev` initialised; `state` is uninitialised memory we own, written once
+    // here before anything can call `release`.
+    unsafe { ptr::write(addr_of_mut!((*cdev).state), DeviceState { pdev: pci, variant, data }) };
+    // SAFETY: `vdev` is a fully initialised, unregistered VFIO device.
+    let ret = unsafe { bindings::vfio_register_group_dev(vdev) };
+    if let Err(e) = to_result(ret) {
+        // SAFETY: the state is initialised; release the variant data now, then drop our only
+        // reference, which frees the allocation through `release`.
+        unsafe {
+            (*cdev).state.release_variant_data();
+            put_vfio_device(vdev);
+        }
+        return Err(e);
+    }
+    Ok(cdev)
+}
+
+/// `vfio_put_device` is a static inline around `put_device(&vdev->device)`.
+///
+/// # Safety
+///
+/// The caller must own a reference to `vdev`.
+unsafe fn put_vfio_device(vdev: *mut bindings::vfio_device) {
+    // SAFETY: the caller owns a reference; `device` is the embedded refcounted `struct device`.
+    unsafe { kernel::bindings::put_device(addr_of_mut!((*vdev).device)) };
+}
+
+/// See [`crate::abi`].
+///
+/// # Safety
+///
+/// `device` must come from a successful `vfio_pci_common_device_register` and not have been
+/// unregistered yet.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_device_unregister(device: *mut DeviceHandle) {
+    let cdev = device.cast::<CommonDevice>();
+    if cdev.is_null() {
+        return;
+    }
+    // SAFETY: `cdev` is a registered device (caller). `vfio_unregister_group_dev` waits until
+    // user space has closed every fd of it, so no op runs after it returns; then the variant
+    // data goes back to the variant while its module is loaded, and our reference is dropped.
+    unsafe {
+        let vdev = addr_of_mut!((*cdev).vdev);
+        bindings::vfio_unregister_group_dev(vdev);
+        (*cdev).state.release_variant_data();
+        put_vfio_device(vdev);
+    }
+}
+
+/// Keeps the ABI's function types and ours from drifting apart.
+const _: () = {
+    let _: extern "C" fn() -> u32 = vfio_pci_common_abi_version;
+    let _: unsafe extern "C" fn(*const VariantOps) -> *mut VariantHandle = vfio_pci_common_variant_register;
+};
+
+/// Errors as `ERR_PTR` values for the ABI.
+trait IntoErrPtr {
+    fn into_err_ptr<T>(self) -> *mut T;
+}
+
+impl IntoErrPtr for Error {
+    fn into_err_ptr<T>(self) -> *mut T {
+        self.to_errno() as isize as *mut T
+    }
+}

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Error numbers, as the positive values of `errno.h`, so logic results convert to the
+//! kernel's `Error` in one place and compare in host tests without a kernel.
+
+/// A positive errno value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+/// Operation not permitted.
+pub const EPERM: Errno = Errno(1);
+/// I/O error.
+pub const EIO: Errno = Errno(5);
+/// Bad address (also upstream's answer to an out-of-range config access).
+pub const EFAULT: Errno = Errno(14);
+/// Invalid argument.
+pub const EINVAL: Errno = Errno(22);
+/// Inappropriate ioctl for device.
+pub const ENOTTY: Errno = Errno(25);

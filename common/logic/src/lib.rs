@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Pure logic of the VFIO PCI framework: no kernel calls, no allocation, no `unsafe`.
+//!
+//! Compiled twice: into `vfio_pci_common.ko` (each file through `#[path]`, see
+//! `common/vfio_pci_common_main.rs`) and as this host crate, where it is unit- and
+//! property-tested in seconds. Everything here must therefore stay `no_std` and
+//! dependency-free, and every function must be total: errors are values, never panics.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config_rw;
+pub mod errno;
+pub mod region;
+pub mod uapi;

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The VFIO device ioctls' argument structures as bytes, and upstream's rules for them.
+//!
+//! The kernel copies exactly the bytes upstream copies (`minsz` in, `min(argsz, sizeof)` or
+//! `minsz` out) and decodes them here, so argument checking is host-tested and the kernel side
+//! never builds a struct from user memory by casting.
+
+use super::errno::{Errno, EINVAL};
+
+/// `_IO(VFIO_TYPE, VFIO_BASE + n)`: VFIO ioctls carry no size or direction bits.
+pub const fn vfio_ioctl(n: u32) -> u32 {
+    ((b';' as u32) << 8) | (100 + n)
+}
+
+/// `VFIO_DEVICE_GET_INFO`.
+pub const VFIO_DEVICE_GET_INFO: u32 = vfio_ioctl(7);
+/// `VFIO_DEVICE_GET_REGION_INFO`.
+pub const VFIO_DEVICE_GET_REGION_INFO: u32 = vfio_ioctl(8);
+/// `VFIO_DEVICE_GET_IRQ_INFO`.
+pub const VFIO_DEVICE_GET_IRQ_INFO: u32 = vfio_ioctl(9);
+/// `VFIO_DEVICE_SET_IRQS`.
+pub const VFIO_DEVICE_SET_IRQS: u32 = vfio_ioctl(10);
+/// `VFIO_DEVICE_RESET`.
+pub const VFIO_DEVICE_RESET: u32 = vfio_ioctl(11);
+
+/// `VFIO_DEVICE_FLAGS_RESET`.
+pub const DEVICE_FLAGS_RESET: u32 = 1 << 0;
+/// `VFIO_DEVICE_FLAGS_PCI`.
+pub const DEVICE_FLAGS_PCI: u32 = 1 << 1;
+/// `VFIO_REGION_INFO_FLAG_READ`.
+pub const REGION_FLAG_READ: u32 = 1 << 0;
+/// `VFIO_REGION_INFO_FLAG_WRITE`.
+pub const REGION_FLAG_WRITE: u32 = 1 << 1;
+/// `VFIO_REGION_INFO_FLAG_MMAP`.
+pub const REGION_FLAG_MMAP: u32 = 1 << 2;
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_ne_bytes(w)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_ne_bytes(w)
+}
+
+/// `struct vfio_device_info` (24 bytes: argsz, flags, num_regions, num_irqs, cap_offset, pad).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Size of the user's buffer, echoed back.
+    pub argsz: u32,
+    /// `VFIO_DEVICE_FLAGS_*`.
+    pub flags: u32,
+    /// Fixed plus device-specific regions.
+    pub num_regions: u32,
+    /// Interrupt indexes.
+    pub num_irqs: u32,
+    /// Offset of the first capability, 0 for none.
+    pub cap_offset: u32,
+}
+
+impl DeviceInfo {
+    /// Bytes upstream reads from user space: up to and including `num_irqs`.
+    pub const MINSZ: usize = 16;
+    /// `sizeof(struct vfio_device_info)`.
+    pub const SIZE: usize = 24;
+
+    /// Decodes the `MINSZ` bytes read from user space; `-EINVAL` when `argsz` is too small.
+    pub fn from_user(b: &[u8; Self::MINSZ]) -> Result<Self, Errno> {
+        let argsz = u32_at(b, 0);
+        if (argsz as usize) < Self::MINSZ {
+            return Err(EINVAL);
+        }
+        Ok(Self { argsz, ..Self::default() })
+    }
+
+    /// How many bytes go back to user space: `min(argsz, sizeof)`.
+    pub fn reply_len(&self) -> usize {
+        (self.argsz as usize).min(Self::SIZE)
+    }
+
+    /// The structure as user space sees it.
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        for (i, v) in [self.argsz, self.flags, self.num_regions, self.num_irqs, self.cap_offset]
+            .iter()
+            .enumerate()
+        {
+            b[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
+        }
+        b
+    }
+}
+
+/// `struct vfio_region_info` (32 bytes: argsz, flags, index, cap_offset, size, offset).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegionInfo {
+    /// Size of the user's buffer, echoed back.
+    pub argsz: u32,
+    /// `VFIO_REGION_INFO_FLAG_*`.
+    pub flags: u32,
+    /// The region asked about.
+    pub index: u32,
+    /// Upstream only writes this when it adds capabilities; otherwise the user's value stays.
+    pub cap_offset: u32,
+    /// Region size in bytes.
+    pub size: u64,
+    /// File offset of the region in the device fd.
+    pub offset: u64,
+}
+
+impl RegionInfo {
+    /// Bytes upstream reads from and writes to user space: up to and including `offset`.
+    pub const MINSZ: usize = 32;
+
+    /// Decodes the bytes read from user space; `-EINVAL` when `argsz` is too small.
+    pub fn from_user(b: &[u8; Self::MINSZ]) -> Result<Self, Errno> {
+        let info = Self {
+            argsz: u32_at(b, 0),
+            flags: u32_at(b, 4),
+            index: u32_at(b, 8),
+            cap_offset: u32_at(b, 12),
+            size: u64_at(b, 16),
+            offset: u64_at(b, 24),
+        };
+        if (info.argsz as usize) < Self::MINSZ {
+            return Err(EINVAL);
+        }
+        Ok(info)
+    }
+
+    /// The structure as user space sees it.
+    pub fn to_bytes(&self) -> [u8; Self::MINSZ] {
+        let mut b = [0u8; Self::MINSZ];
+        b[0..4].copy_from_slice(&self.argsz.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.flags.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.index.to_ne_bytes());
+        b[12..16].copy_from_slice(&self.cap_offset.to_ne_bytes());
+        b[16..24].copy_from_slice(&self.size.to_ne_bytes());
+        b[24..32].copy_from_slice(&self.offset.to_ne_bytes());
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ioctl_numbers_match_the_uapi_header() {
+        assert_eq!(VFIO_DEVICE_GET_INFO, 0x3b6b);
+        assert_eq!(VFIO_DEVICE_GET_REGION_INFO, 0x3b6c);
+        assert_eq!(VFIO_DEVICE_SET_IRQS, 0x3b6e);
+    }
+
+    #[test]
+    fn device_info_rejects_short_argsz() {
+        let mut b = [0u8; 16];
+        b[0..4].copy_from_slice(&15u32.to_ne_bytes());
+        assert_eq!(DeviceInfo::from_user(&b), Err(EINVAL));
+        b[0..4].copy_from_slice(&16u32.to_ne_bytes());
+        assert_eq!(DeviceInfo::from_user(&b).map(|i| i.reply_len()), Ok(16));
+    }
+
+    #[test]
+    fn device_info_reply_is_capped_at_its_size() {
+        let mut b = [0u8; 16];
+        b[0..4].copy_from_slice(&4096u32.to_ne_bytes());
+        let i = DeviceInfo::from_user(&b).unwrap_or_default();
+        assert_eq!(i.reply_len(), 24);
+    }
+
+    #[test]
+    fn region_info_round_trips_and_keeps_user_fields() {
+        let r = RegionInfo { argsz: 32, flags: 3, index: 7, cap_offset: 0xdead, size: 256, offset: 7 << 40 };
+        assert_eq!(RegionInfo::from_user(&r.to_bytes()), Ok(r));
+    }
+
+    #[test]
+    fn region_info_rejects_short_argsz() {
+        let r = RegionInfo { argsz: 31, ..RegionInfo::default() };
+        assert_eq!(RegionInfo::from_user(&r.to_bytes()), Err(EINVAL));
+    }
+}

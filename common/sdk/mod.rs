@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The variant SDK: everything a VFIO PCI variant driver is written against.
+//!
+//! A variant is a type implementing [`Variant`] plus one [`module_vfio_pci_variant!`] line. The
+//! SDK turns that into the `pci_driver`, the override-only ID table modpost turns into
+//! `vfio_pci:` aliases, the module boilerplate, and calls into `vfio_pci_common` through its
+//! versioned C ABI. All `unsafe` of a variant lives here, in thin documented wrappers, so
+//! variant files need none.
+//!
+//! Compiled into each variant module with
+//! `#[path = "<relative path to>/common/sdk/mod.rs"] mod sdk;`.
+
+#[path = "../abi.rs"]
+pub(crate) mod abi;
+#[path = "../bindings.rs"]
+pub(crate) mod bindings;
+mod id;
+mod registration;
+
+pub(crate) use id::PciId;
+pub(crate) use registration::{PciDevice, Registration};
+
+/// What a variant file needs, in one `use`.
+pub(crate) mod prelude {
+    pub(crate) use super::{PciDevice, PciId, Variant};
+    pub(crate) use kernel::prelude::*;
+}
+
+use kernel::error::Error;
+use kernel::init::PinInit;
+
+/// A VFIO PCI variant driver.
+///
+/// `Self` is the pinned per-device state: [`Variant::probe`] returns its initializer, the SDK
+/// places it in a `Pin<KBox<Self>>` that lives from a successful probe until the device is
+/// unregistered (after user space has closed it).
+pub(crate) trait Variant: Send + Sync + Sized + 'static {
+    /// Data attached to each ID table entry, handed to `probe` for the entry that matched.
+    type IdInfo: Send + Sync + 'static;
+
+    /// Sets up a device that matched ID table entry `id`. Failing here refuses the device.
+    fn probe(dev: &PciDevice<'_>, id: &'static Self::IdInfo) -> impl PinInit<Self, Error>;
+}
+
+/// Declares a variant module: its `pci_driver`, its override-only ID table (exported to modpost
+/// as `vfio_pci:` aliases) and the module boilerplate.
+///
+/// ```ignore
+/// module_vfio_pci_variant! {
+///     type: MyVariant,
+///     name: "vfio_pci_my",             // module name (KBUILD_MODNAME)
+///     driver: "vfio-pci-my",           // pci_driver name, for driver_override
+///     author: "...",
+///     description: "...",
+///     license: "GPL",
+///     ids: [(PciId::vendor_device(0x1234, 0x11e8), ())],
+/// }
+/// ```
+macro_rules! module_vfio_pci_variant {
+    (
+        type: $type:ty,
+        name: $name:tt,
+        driver: $driver:tt,
+        author: $author:tt,
+        description: $description:tt,
+        license: $license:tt,
+        ids: [$(($id:expr, $info:expr)),+ $(,)?] $(,)?
+    ) => {
+        const __VFIO_VARIANT_IDS: &[$crate::sdk::PciId] = &[$($id),+];
+        const __VFIO_VARIANT_N: usize = __VFIO_VARIANT_IDS.len();
+
+        /// The ID table, under the symbol name modpost reads in 6.12
+        /// (`__mod_<bus>__<name>_device_table`), so modpost itself generates the aliases. Every
+        /// entry is override-only: `PciId` offers no other kind.
+        #[no_mangle]
+        #[used]
+        static __mod_pci__vfio_pci_variant_ids_device_table:
+            [$crate::sdk::bindings::pci_device_id; __VFIO_VARIANT_N + 1] =
+            $crate::sdk::PciId::table::<__VFIO_VARIANT_N, { __VFIO_VARIANT_N + 1 }>(
+                __VFIO_VARIANT_IDS,
+            );
+
+        static __VFIO_VARIANT_INFO: [<$type as $crate::sdk::Variant>::IdInfo; __VFIO_VARIANT_N] =
+            [$($info),+];
+
+        static __VFIO_VARIANT_OPS: $crate::sdk::abi::VariantOps =
+            $crate::sdk::Registration::<$type>::ops(::kernel::c_str!($driver));
+
+        /// The module's state: the registered driver, unregistered when the module unloads.
+        struct __VfioVariantModule {
+            _reg: ::core::pin::Pin<::kernel::alloc::KBox<$crate::sdk::Registration<$type>>>,
+        }
+
+        ::kernel::prelude::module! {
+            type: __VfioVariantModule,
+            name: $name,
+            author: $author,
+            description: $description,
+            license: $license,
+        }
+
+        impl ::kernel::Module for __VfioVariantModule {
+            fn init(module: &'static ::kernel::ThisModule) -> ::kernel::error::Result<Self> {
+                Ok(__VfioVariantModule {
+                    _reg: ::kernel::alloc::KBox::pin_init(
+                        $crate::sdk::Registration::<$type>::new(
+                            module,
+                            ::kernel::c_str!($name),
+                            &__VFIO_VARIANT_OPS,
+                            &__mod_pci__vfio_pci_variant_ids_device_table,
+                            &__VFIO_VARIANT_INFO,
+                        ),
+                        ::kernel::alloc::flags::GFP_KERNEL,
+                    )?,
+                })
+            }
+        }
+    };
+}
+pub(crate) use module_vfio_pci_variant;

@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: GPL-2.0
+//! [`Registration`]: a variant's `pci_driver` and its registration with `vfio_pci_common`, and
+//! the probe/remove trampolines that enforce the strict ID check.
+
+use super::abi::{DeviceHandle, VariantHandle, VariantOps, ABI_VERSION};
+use super::bindings;
+use super::Variant;
+use core::ffi::{c_int, c_void};
+use core::marker::PhantomData;
+use core::pin::Pin;
+use core::ptr;
+use kernel::error::{code::*, Error};
+use kernel::init::{self, PinInit};
+use kernel::prelude::*;
+use kernel::str::CStr;
+use kernel::types::{ForeignOwnable, Opaque};
+
+// `pci_dev` holds opaque lock types bindgen cannot prove FFI-safe; we only pass pointers.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn vfio_pci_common_abi_version() -> u32;
+    fn vfio_pci_common_variant_register(ops: *const VariantOps) -> *mut VariantHandle;
+    fn vfio_pci_common_variant_unregister(variant: *mut VariantHandle);
+    fn vfio_pci_common_device_register(
+        variant: *mut VariantHandle,
+        pdev: *mut bindings::pci_dev,
+        data: *mut c_void,
+    ) -> *mut DeviceHandle;
+    fn vfio_pci_common_device_unregister(device: *mut DeviceHandle);
+}
+
+/// A read-only view of the PCI function being probed.
+pub(crate) struct PciDevice<'a> {
+    pdev: &'a bindings::pci_dev,
+}
+
+#[allow(dead_code)]
+impl PciDevice<'_> {
+    /// Vendor ID.
+    pub(crate) fn vendor_id(&self) -> u16 {
+        self.pdev.vendor
+    }
+    /// Device ID.
+    pub(crate) fn device_id(&self) -> u16 {
+        self.pdev.device
+    }
+    /// Subsystem vendor ID.
+    pub(crate) fn subsystem_vendor_id(&self) -> u16 {
+        self.pdev.subsystem_vendor
+    }
+    /// Subsystem device ID.
+    pub(crate) fn subsystem_device_id(&self) -> u16 {
+        self.pdev.subsystem_device
+    }
+    /// 24-bit class code (class, subclass, programming interface).
+    pub(crate) fn class(&self) -> u32 {
+        self.pdev.class
+    }
+    /// Revision ID.
+    pub(crate) fn revision(&self) -> u8 {
+        self.pdev.revision
+    }
+    fn device(&self) -> *mut kernel::bindings::device {
+        ptr::addr_of!(self.pdev.dev).cast_mut()
+    }
+}
+
+/// The variant handle from `vfio_pci_common`, unregistered on drop.
+///
+/// # Invariants
+///
+/// `0` is a live handle returned by `vfio_pci_common_variant_register`.
+struct CommonVariant(*mut VariantHandle);
+
+impl Drop for CommonVariant {
+    fn drop(&mut self) {
+        // SAFETY: the handle is live by the type invariant; we drop it only after the
+        // `pci_driver` was unregistered (field order of `Registration`), so no device is left.
+        unsafe { vfio_pci_common_variant_unregister(self.0) };
+    }
+}
+
+/// A registered variant driver. Lives in the module's state from init to exit.
+///
+/// # Invariants
+///
+/// `driver` is a registered `pci_driver` whose probe and remove are `probe::<T>` and
+/// `remove::<T>`, its `id_table` is `table`, and `variant` outlives the registration.
+#[repr(C)]
+#[pin_data(PinnedDrop)]
+pub(crate) struct Registration<T: Variant> {
+    /// First field: the trampolines get from the `pci_driver` to `Self` by a cast.
+    #[pin]
+    driver: Opaque<bindings::pci_driver>,
+    info: &'static [T::IdInfo],
+    table: &'static [bindings::pci_device_id],
+    variant: CommonVariant,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: the `pci_driver` is only touched by the driver core under its own locking; the other
+// fields are immutable after registration and `T::IdInfo: Sync`.
+unsafe impl<T: Variant> Sync for Registration<T> {}
+// SAFETY: as for `Sync`; the module state may be dropped on another thread than it was made.
+unsafe impl<T: Variant> Send for Registration<T> {}
+
+impl<T: Variant> Registration<T> {
+    /// The [`VariantOps`] of `T`, built at compile time into a `static` of the variant.
+    pub(crate) const fn ops(driver: &'static CStr) -> VariantOps {
+        VariantOps {
+            abi_version: ABI_VERSION,
+            name: driver.as_char_ptr(),
+            release: Some(release_data::<T>),
+        }
+    }
+
+    /// Registers the variant with `vfio_pci_common`, then its `pci_driver`.
+    pub(crate) fn new(
+        module: &'static ThisModule,
+        module_name: &'static CStr,
+        ops: &'static VariantOps,
+        table: &'static [bindings::pci_device_id],
+        info: &'static [T::IdInfo],
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            info,
+            table,
+            variant: {
+                // SAFETY: a plain call; the common module is loaded (we link against it).
+                let common = unsafe { vfio_pci_common_abi_version() };
+                if common != ABI_VERSION {
+                    pr_err!(
+                        "{} was built for vfio_pci_common ABI {} but the loaded one has ABI {}\n",
+                        module_name,
+                        ABI_VERSION,
+                        common
+                    );
+                    return Err(EINVAL);
+                }
+                // SAFETY: `ops` is a `static`, so valid until after unregister.
+                let h = unsafe { vfio_pci_common_variant_register(ops) };
+                if let Some(e) = ptr_to_errno(h) {
+                    return Err(Error::from_errno(e));
+                }
+                // INVARIANT: `h` is a live handle.
+                CommonVariant(h)
+            },
+            _t: PhantomData,
+            // Last: once registered, probe can run and read the fields above, which are
+            // initialised by now and never move (the whole value is pinned).
+            // SAFETY: the closure fully initialises the `pci_driver` before registering it and
+            // reports failure to register as an error, so `Self` exists only when registered.
+            driver <- unsafe {
+                init::pin_init_from_closure(move |slot: *mut Opaque<bindings::pci_driver>| {
+                    let drv = Opaque::raw_get(slot);
+                    ptr::write(drv, bindings::pci_driver::default());
+                    (*drv).name = ops.name;
+                    (*drv).id_table = table.as_ptr();
+                    (*drv).probe = Some(probe::<T>);
+                    (*drv).remove = Some(remove::<T>);
+                    (*drv).driver_managed_dma = true;
+                    kernel::error::to_result(bindings::__pci_register_driver(
+                        drv,
+                        module.as_ptr(),
+                        module_name.as_char_ptr(),
+                    ))
+                })
+            },
+        })
+    }
+}
+
+#[pinned_drop]
+impl<T: Variant> PinnedDrop for Registration<T> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: registered by the type invariant; this removes (and so unregisters from the
+        // common module) every device bound to the driver before returning.
+        unsafe { bindings::pci_unregister_driver(self.driver.get()) };
+    }
+}
+
+/// Prints one line about `pdev` at info level, prefixed by the device name like `dev_info`.
+fn dev_info(pdev: &PciDevice<'_>, args: core::fmt::Arguments<'_>) {
+    // SAFETY: `%pA` formats a `core::fmt::Arguments` through the kernel's Rust printing hook;
+    // the pointer is to a live local for the duration of the call.
+    unsafe {
+        kernel::bindings::_dev_info(
+            pdev.device(),
+            c"%pA".as_ptr().cast(),
+            ptr::from_ref(&args).cast::<c_void>(),
+        )
+    };
+}
+
+/// `pci_driver.probe`: the strict ID check, then the variant's probe, then registration with
+/// the common module.
+unsafe extern "C" fn probe<T: Variant>(
+    pdev: *mut bindings::pci_dev,
+    _id: *const bindings::pci_device_id,
+) -> c_int {
+    // SAFETY: the driver core calls probe with a valid device whose `dev.driver` is our
+    // `pci_driver`, the first field of our pinned `repr(C)` `Registration<T>`.
+    let reg = unsafe { &*(*pdev).dev.driver.cast::<Registration<T>>() };
+    // SAFETY: `pdev` is valid for the duration of probe.
+    let dev = PciDevice { pdev: unsafe { &*pdev } };
+
+    // With driver_override naming us, the PCI core probes us even for a device outside our
+    // table (with a dummy any-ID): refuse such devices here, for every variant.
+    // SAFETY: `table` is zero-terminated (built by `PciId::table`), `pdev` is valid.
+    let matched = unsafe { bindings::pci_match_id(reg.table.as_ptr(), pdev) };
+    if matched.is_null() {
+        dev_info(
+            &dev,
+            format_args!(
+                "{}: device [{:04x}:{:04x}] subsystem [{:04x}:{:04x}] class {:06x} is not in this \
+                 driver's ID table; refusing it\n",
+                // SAFETY: `name` is the static C string from `Registration::ops`.
+                unsafe { CStr::from_char_ptr((*reg.driver.get()).name) },
+                dev.vendor_id(),
+                dev.device_id(),
+                dev.subsystem_vendor_id(),
+                dev.subsystem_device_id(),
+                dev.class()
+            ),
+        );
+        return ENODEV.to_errno();
+    }
+    // SAFETY: `matched` points into `table`.
+    let index = unsafe { (*matched).driver_data } as usize;
+    let Some(info) = reg.info.get(index) else {
+        return ENODEV.to_errno();
+    };
+
+    let data = match KBox::pin_init(T::probe(&dev, info), GFP_KERNEL) {
+        Ok(d) => d,
+        Err(e) => return e.to_errno(),
+    };
+    let data = data.into_foreign().cast_mut();
+    // SAFETY: the handle is live while the driver is registered; `pdev` is being probed by
+    // this variant's driver; ownership of `data` passes to the common module.
+    let handle = unsafe { vfio_pci_common_device_register(reg.variant.0, pdev, data) };
+    if let Some(e) = ptr_to_errno(handle) {
+        return e;
+    }
+    // SAFETY: `dev_set_drvdata` is a static inline storing to `dev.driver_data`; the device
+    // is ours until remove.
+    unsafe { (*pdev).dev.driver_data = handle.cast() };
+    0
+}
+
+/// `pci_driver.remove`: unregisters the device (waiting for user space to close it).
+unsafe extern "C" fn remove<T: Variant>(pdev: *mut bindings::pci_dev) {
+    // SAFETY: `driver_data` was set by a successful `probe::<T>` of this device.
+    let handle = unsafe { (*pdev).dev.driver_data.cast::<DeviceHandle>() };
+    // SAFETY: `handle` is a registered device; it is unregistered exactly once, here.
+    unsafe {
+        vfio_pci_common_device_unregister(handle);
+        (*pdev).dev.driver_data = ptr::null_mut();
+    }
+}
+
+/// [`VariantOps::release`] for `T`: drops the per-device state made in `probe::<T>`.
+unsafe extern "C" fn release_data<T: Variant>(data: *mut c_void) {
+    // SAFETY: `data` came from `Pin<KBox<T>>::into_foreign` in `probe::<T>` and the common
+    // module hands it back exactly once.
+    drop(unsafe { <Pin<KBox<T>> as ForeignOwnable>::from_foreign(data) });
+}
+
+/// The errno inside an `ERR_PTR` returned by the ABI, or `None` for a valid pointer.
+fn ptr_to_errno<T>(p: *mut T) -> Option<c_int> {
+    let v = p as isize;
+    if (-4095..0).contains(&v) {
+        Some(v as c_int)
+    } else {
+        None
+    }
+}

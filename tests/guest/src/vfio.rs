@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A thin user-space VFIO client: the group/container path, the cdev + iommufd path, and the
+//! device queries the tests compare.
+//!
+//! Structs and constants come from the rust-vmm `vfio-bindings` crate where their layout is the
+//! same on 6.12. `vfio-bindings` 0.7 follows a newer kernel in which `vfio_device_bind_iommufd`
+//! and `vfio_device_attach_iommufd_pt` grew fields, and it has no `iommufd.h`; those three
+//! structs are written here exactly as 6.12's `include/uapi/linux/{vfio,iommufd}.h` define them.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use vfio_bindings::bindings::vfio as uapi;
+
+/// `_IO(type, nr)`: no direction and no size bits, as every VFIO/iommufd ioctl uses.
+const fn io(ty: u8, nr: u8) -> u64 {
+    ((ty as u64) << 8) | nr as u64
+}
+const VFIO_TYPE: u8 = b';';
+const VFIO_BASE: u8 = 100;
+pub const VFIO_GET_API_VERSION: u64 = io(VFIO_TYPE, VFIO_BASE);
+pub const VFIO_CHECK_EXTENSION: u64 = io(VFIO_TYPE, VFIO_BASE + 1);
+pub const VFIO_SET_IOMMU: u64 = io(VFIO_TYPE, VFIO_BASE + 2);
+pub const VFIO_GROUP_GET_STATUS: u64 = io(VFIO_TYPE, VFIO_BASE + 3);
+pub const VFIO_GROUP_SET_CONTAINER: u64 = io(VFIO_TYPE, VFIO_BASE + 4);
+pub const VFIO_GROUP_GET_DEVICE_FD: u64 = io(VFIO_TYPE, VFIO_BASE + 6);
+pub const VFIO_DEVICE_GET_INFO: u64 = io(VFIO_TYPE, VFIO_BASE + 7);
+pub const VFIO_DEVICE_GET_REGION_INFO: u64 = io(VFIO_TYPE, VFIO_BASE + 8);
+pub const VFIO_DEVICE_BIND_IOMMUFD: u64 = io(VFIO_TYPE, VFIO_BASE + 18);
+pub const VFIO_DEVICE_ATTACH_IOMMUFD_PT: u64 = io(VFIO_TYPE, VFIO_BASE + 19);
+const IOMMUFD_TYPE: u8 = b';';
+pub const IOMMU_IOAS_ALLOC: u64 = io(IOMMUFD_TYPE, 0x81);
+
+pub use uapi::{
+    VFIO_DEVICE_FLAGS_PCI, VFIO_GROUP_FLAGS_VIABLE, VFIO_NOIOMMU_IOMMU, VFIO_REGION_INFO_FLAG_READ,
+    VFIO_REGION_INFO_FLAG_WRITE, VFIO_TYPE1v2_IOMMU,
+};
+pub const CONFIG_INDEX: u32 = uapi::VFIO_PCI_CONFIG_REGION_INDEX;
+pub const NUM_REGIONS: u32 = uapi::VFIO_PCI_NUM_REGIONS;
+pub const NUM_IRQS: u32 = uapi::VFIO_PCI_NUM_IRQS;
+
+/// 6.12 `struct vfio_device_bind_iommufd`.
+#[repr(C)]
+#[derive(Default)]
+struct BindIommufd {
+    argsz: u32,
+    flags: u32,
+    iommufd: i32,
+    out_devid: u32,
+}
+
+/// 6.12 `struct vfio_device_attach_iommufd_pt`.
+#[repr(C)]
+#[derive(Default)]
+struct AttachPt {
+    argsz: u32,
+    flags: u32,
+    pt_id: u32,
+}
+
+/// 6.12 `struct iommu_ioas_alloc`.
+#[repr(C)]
+#[derive(Default)]
+struct IoasAlloc {
+    size: u32,
+    flags: u32,
+    out_ioas_id: u32,
+}
+
+fn ioctl_ptr<T>(fd: &impl AsRawFd, req: u64, arg: *mut T) -> io::Result<i32> {
+    // SAFETY: `arg` points at a live, correctly sized `#[repr(C)]` struct (or string) of the
+    // layout the ioctl expects; the kernel writes at most `argsz`/`size` bytes into it.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, arg) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn ioctl_val(fd: &impl AsRawFd, req: u64, val: libc::c_ulong) -> io::Result<i32> {
+    // SAFETY: the ioctl takes its argument by value; no memory is passed.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, val) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn open_rw(path: &str) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
+}
+
+/// An open VFIO device plus whatever keeps it usable (container+group, or iommufd).
+pub struct Device {
+    pub file: File,
+    _keep: Vec<File>,
+    pub how: &'static str,
+}
+
+fn ctx<T>(r: io::Result<T>, what: &str) -> Result<T, String> {
+    r.map_err(|e| format!("{what}: {e}"))
+}
+
+/// The legacy path: container, group, `VFIO_SET_IOMMU`, `VFIO_GROUP_GET_DEVICE_FD`.
+pub fn open_via_group(group_node: &str, bdf: &str, iommu_type: u32) -> Result<Device, String> {
+    let container = ctx(open_rw("/dev/vfio/vfio"), "open /dev/vfio/vfio")?;
+    let v = ctx(ioctl_val(&container, VFIO_GET_API_VERSION, 0), "VFIO_GET_API_VERSION")?;
+    if v != uapi::VFIO_API_VERSION as i32 {
+        return Err(format!("VFIO_GET_API_VERSION = {v}, expected {}", uapi::VFIO_API_VERSION));
+    }
+    let ext = ctx(ioctl_val(&container, VFIO_CHECK_EXTENSION, iommu_type as _), "VFIO_CHECK_EXTENSION")?;
+    if ext <= 0 {
+        return Err(format!("VFIO_CHECK_EXTENSION({iommu_type}) = {ext}: IOMMU type not supported"));
+    }
+    let group = ctx(open_rw(group_node), &format!("open {group_node}"))?;
+    let mut st = uapi::vfio_group_status { argsz: std::mem::size_of::<uapi::vfio_group_status>() as u32, flags: 0 };
+    ctx(ioctl_ptr(&group, VFIO_GROUP_GET_STATUS, &mut st), "VFIO_GROUP_GET_STATUS")?;
+    if st.flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
+        return Err(format!("group {group_node} not viable (flags {:#x})", st.flags));
+    }
+    let mut cfd: i32 = container.as_raw_fd();
+    ctx(ioctl_ptr(&group, VFIO_GROUP_SET_CONTAINER, &mut cfd), "VFIO_GROUP_SET_CONTAINER")?;
+    ctx(ioctl_val(&container, VFIO_SET_IOMMU, iommu_type as _), &format!("VFIO_SET_IOMMU({iommu_type})"))?;
+    let name = CString::new(bdf).map_err(|e| e.to_string())?;
+    let dfd = ctx(ioctl_ptr(&group, VFIO_GROUP_GET_DEVICE_FD, name.as_ptr() as *mut libc::c_char), "VFIO_GROUP_GET_DEVICE_FD")?;
+    // SAFETY: the ioctl returned a new file descriptor that nothing else owns.
+    let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(dfd) };
+    Ok(Device { file, _keep: vec![group, container], how: "group" })
+}
+
+/// The cdev path: `/dev/vfio/devices/vfioN`, `VFIO_DEVICE_BIND_IOMMUFD`, `IOMMU_IOAS_ALLOC`,
+/// `VFIO_DEVICE_ATTACH_IOMMUFD_PT`.
+pub fn open_via_cdev(cdev: &str) -> Result<Device, String> {
+    let file = ctx(open_rw(cdev), &format!("open {cdev}"))?;
+    let iommufd = ctx(open_rw("/dev/iommu"), "open /dev/iommu")?;
+    let mut bind = BindIommufd {
+        argsz: std::mem::size_of::<BindIommufd>() as u32,
+        iommufd: iommufd.as_raw_fd(),
+        ..Default::default()
+    };
+    ctx(ioctl_ptr(&file, VFIO_DEVICE_BIND_IOMMUFD, &mut bind), "VFIO_DEVICE_BIND_IOMMUFD")?;
+    let mut ioas = IoasAlloc { size: std::mem::size_of::<IoasAlloc>() as u32, ..Default::default() };
+    ctx(ioctl_ptr(&iommufd, IOMMU_IOAS_ALLOC, &mut ioas), "IOMMU_IOAS_ALLOC")?;
+    let mut at = AttachPt { argsz: std::mem::size_of::<AttachPt>() as u32, flags: 0, pt_id: ioas.out_ioas_id };
+    ctx(ioctl_ptr(&file, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &mut at), "VFIO_DEVICE_ATTACH_IOMMUFD_PT")?;
+    Ok(Device { file, _keep: vec![iommufd], how: "cdev" })
+}
+
+/// The answers of one device to the queries the tests make, kept as raw bytes so two drivers
+/// can be compared byte for byte.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answers {
+    /// `VFIO_DEVICE_GET_INFO` with `argsz = sizeof` (24 on 6.12): the whole struct as
+    /// returned, or the errno.
+    pub info: Result<[u8; 24], i32>,
+    /// `VFIO_DEVICE_GET_INFO` with `argsz = 8` (too small): the errno, or `0` if it succeeded.
+    pub info_small: i32,
+    /// `VFIO_DEVICE_GET_REGION_INFO` for the config region: the struct, or the errno.
+    pub config_region: Result<[u8; 32], i32>,
+    /// The first dword of config space, read at the config region's offset.
+    pub config_ids: Result<[u8; 4], i32>,
+    /// Every other region index below `num_regions`: the struct or the errno (informational).
+    pub other_regions: Vec<(u32, Result<[u8; 32], i32>)>,
+}
+
+pub fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(-1)
+}
+
+fn as_bytes<T: Copy, const N: usize>(v: &T) -> [u8; N] {
+    assert_eq!(std::mem::size_of::<T>(), N);
+    let mut out = [0u8; N];
+    // SAFETY: `T` is a plain `#[repr(C)]` integer struct of exactly `N` bytes without padding.
+    unsafe { std::ptr::copy_nonoverlapping(v as *const T as *const u8, out.as_mut_ptr(), N) };
+    out
+}
+
+pub fn device_info(f: &File, argsz: u32) -> io::Result<uapi::vfio_device_info> {
+    // Fields the kernel should overwrite start as a pattern, so "not written" is visible too.
+    let mut info = uapi::vfio_device_info {
+        argsz,
+        flags: 0xa5a5_a5a5,
+        num_regions: 0xa5a5_a5a5,
+        num_irqs: 0xa5a5_a5a5,
+        cap_offset: 0xa5a5_a5a5,
+        pad: 0xa5a5_a5a5,
+    };
+    ioctl_ptr(f, VFIO_DEVICE_GET_INFO, &mut info)?;
+    Ok(info)
+}
+
+pub fn region_info(f: &File, index: u32) -> io::Result<uapi::vfio_region_info> {
+    let mut r = uapi::vfio_region_info {
+        argsz: std::mem::size_of::<uapi::vfio_region_info>() as u32,
+        flags: 0xa5a5_a5a5,
+        index,
+        cap_offset: 0xa5a5_a5a5,
+        size: 0xa5a5_a5a5_a5a5_a5a5,
+        offset: 0xa5a5_a5a5_a5a5_a5a5,
+    };
+    ioctl_ptr(f, VFIO_DEVICE_GET_REGION_INFO, &mut r)?;
+    Ok(r)
+}
+
+pub fn query(dev: &Device) -> Answers {
+    let f = &dev.file;
+    let info = device_info(f, std::mem::size_of::<uapi::vfio_device_info>() as u32);
+    let info_small = match device_info(f, 8) {
+        Ok(_) => 0,
+        Err(e) => errno(&e),
+    };
+    let cfg = region_info(f, CONFIG_INDEX);
+    let config_ids = match &cfg {
+        Ok(r) => {
+            let mut b = [0u8; 4];
+            match f.read_exact_at(&mut b, r.offset) {
+                Ok(()) => Ok(b),
+                Err(e) => Err(errno(&e)),
+            }
+        }
+        Err(e) => Err(errno(e)),
+    };
+    let n = info.as_ref().map(|i| i.num_regions).unwrap_or(0).min(64);
+    let other_regions = (0..n)
+        .filter(|&i| i != CONFIG_INDEX)
+        .map(|i| (i, region_info(f, i).map(|r| as_bytes::<_, 32>(&r)).map_err(|e| errno(&e))))
+        .collect();
+    Answers {
+        info: info.map(|i| as_bytes::<_, 24>(&i)).map_err(|e| errno(&e)),
+        info_small,
+        config_region: cfg.map(|r| as_bytes::<_, 32>(&r)).map_err(|e| errno(&e)),
+        config_ids,
+        other_regions,
+    }
+}
+
+/// Decodes a returned `vfio_region_info` for messages.
+pub fn show_region(b: &[u8; 32]) -> String {
+    let u32at = |o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let u64at = |o: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[o..o + 8]);
+        u64::from_ne_bytes(a)
+    };
+    format!(
+        "argsz={} flags={:#x} index={} cap_offset={} size={:#x} offset={:#x}",
+        u32at(0),
+        u32at(4),
+        u32at(8),
+        u32at(12),
+        u64at(16),
+        u64at(24)
+    )
+}
+
+pub fn show_info(b: &[u8; 24]) -> String {
+    let u32at = |o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    format!(
+        "argsz={} flags={:#x} num_regions={} num_irqs={} cap_offset={:#x} pad={:#x}",
+        u32at(0),
+        u32at(4),
+        u32at(8),
+        u32at(12),
+        u32at(16),
+        u32at(20)
+    )
+}
+
+pub fn region_fields(b: &[u8; 32]) -> (u32, u64, u64) {
+    let flags = u32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[16..24]);
+    let size = u64::from_ne_bytes(a);
+    a.copy_from_slice(&b[24..32]);
+    (flags, size, u64::from_ne_bytes(a))
+}

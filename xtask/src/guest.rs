@@ -1,0 +1,617 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The guest half of `cargo xtask test`: the static test binary, the initramfs, and the QEMU run.
+//!
+//! - The binary (`tests/guest`, crate `vfio-guest-tests`) is built static against glibc with its
+//!   own target directory in the cache, so host builds are not invalidated.
+//! - The initramfs is an uncompressed newc cpio written here (no `cpio` tool, no dependence on
+//!   the ownership of host files): busybox with one symlink per applet, `/init`, the test
+//!   binary, the upstream C `vfio-pci` modules with their dependencies and our modules. It is
+//!   cached under `<cache>/initramfs/` keyed by the hash of everything that goes into it.
+//! - QEMU (TCG, q35) boots it with `edu` at 00:03.0 and `pci-testdev` at 00:04.0, with
+//!   `intel-iommu` (mode `iommu`) or without an IOMMU and `vfio.enable_unsafe_noiommu_mode=1`
+//!   (mode `noiommu`). The console is streamed with a `[guest]` prefix and the
+//!   `PASS`/`FAIL`/`SUMMARY` lines are parsed. The guest writes 0x10 to isa-debug-exit when it
+//!   ran to the end, so QEMU exits with 33; anything else (panic: 0 with `panic=-1
+//!   -no-reboot`, the init fallback: 3, a QEMU error, a timeout) is a failure.
+
+use crate::util::{cache_root, repo_root, run, sha256_hex, show, step};
+use anyhow::{bail, Context, Result};
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The QEMU exit status meaning "the guest test binary ran to the end": `(0x10 << 1) | 1`.
+pub const PASS_STATUS: i32 = 33;
+/// Default wall-clock limit for one guest run under TCG (override: `VFIO_RS_GUEST_TIMEOUT`, in
+/// seconds; `VFIO_RS_GUEST_APPEND` adds kernel command-line arguments).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
+const BUSYBOX: &str = "/bin/busybox";
+/// Where modules live inside the guest.
+const GUEST_MODDIR: &str = "/lib/modules/vfio-test";
+const GENERIC_KO: &str = "vfio_pci_generic.ko";
+/// The emulated devices and their fixed addresses.
+const DEVICES: &[(&str, &str, &str)] = &[("edu", "03.0", "0000:00:03.0"), ("pci-testdev", "04.0", "0000:00:04.0")];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// q35 with `intel-iommu,intremap=on`: type1v2 containers and iommufd cdevs.
+    Iommu,
+    /// No IOMMU; `vfio.enable_unsafe_noiommu_mode=1`, noiommu groups only.
+    NoIommu,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Iommu => "iommu",
+            Mode::NoIommu => "noiommu",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
+    pub passed: usize,
+    pub failed: usize,
+    /// Names (and reasons) of the failed checks, plus a line for a run that did not finish.
+    pub failures: Vec<String>,
+}
+
+/// Builds the static guest test binary and returns its path.
+pub fn build_guest_binary() -> Result<PathBuf> {
+    step("building the static guest test binary (vfio-guest-tests)");
+    let target_dir = cache_root().join("guest-target");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run(Command::new(cargo)
+        .current_dir(repo_root())
+        .args(["build", "--release", "--quiet", "-p", "vfio-guest-tests", "--target", GUEST_TARGET])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static"))?;
+    let bin = target_dir.join(GUEST_TARGET).join("release/vfio-guest-tests");
+    let data = std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))?;
+    if elf_has_interp(&data) {
+        bail!("{} is dynamically linked (PT_INTERP present); the guest has no libc", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Whether an ELF64 file has a program interpreter (i.e. is dynamically linked).
+fn elf_has_interp(d: &[u8]) -> bool {
+    let rd = |o: usize, n: usize| -> usize {
+        d.get(o..o + n).map(|b| b.iter().rev().fold(0usize, |a, &x| (a << 8) | x as usize)).unwrap_or(0)
+    };
+    let (phoff, phentsize, phnum) = (rd(0x20, 8), rd(0x36, 2), rd(0x38, 2));
+    (0..phnum).any(|i| rd(phoff + i * phentsize, 4) == 3 /* PT_INTERP */)
+}
+
+/// `.modinfo` of a `.ko` as key/value pairs (ELF64 little endian).
+pub fn modinfo(path: &Path) -> Result<Vec<(String, String)>> {
+    let d = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let rd = |o: usize, n: usize| -> Option<usize> {
+        d.get(o..o + n).map(|b| b.iter().rev().fold(0usize, |a, &x| (a << 8) | x as usize))
+    };
+    if d.get(0..4) != Some(b"\x7fELF") || d.get(4) != Some(&2) {
+        bail!("{} is not an ELF64 file", path.display());
+    }
+    let bad = || anyhow::anyhow!("{}: malformed ELF", path.display());
+    let (shoff, shentsize, shnum, shstrndx) =
+        (rd(0x28, 8).ok_or_else(bad)?, rd(0x3a, 2).ok_or_else(bad)?, rd(0x3c, 2).ok_or_else(bad)?, rd(0x3e, 2).ok_or_else(bad)?);
+    let sh = |i: usize| Some((rd(shoff + i * shentsize, 4)?, rd(shoff + i * shentsize + 0x18, 8)?, rd(shoff + i * shentsize + 0x20, 8)?));
+    let (_, so, ss) = sh(shstrndx).ok_or_else(bad)?;
+    let strtab = d.get(so..so + ss).ok_or_else(bad)?;
+    for i in 0..shnum {
+        let (n, off, size) = sh(i).ok_or_else(bad)?;
+        let name = strtab.get(n..).unwrap_or(&[]);
+        let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
+        if name == b".modinfo" {
+            let sec = d.get(off..off + size).ok_or_else(bad)?;
+            return Ok(sec
+                .split(|&c| c == 0)
+                .filter_map(|s| std::str::from_utf8(s).ok()?.split_once('=').map(|(k, v)| (k.into(), v.into())))
+                .collect());
+        }
+    }
+    bail!("{}: no .modinfo section", path.display())
+}
+
+fn mod_name(path: &Path) -> Result<String> {
+    Ok(modinfo(path)?
+        .into_iter()
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().replace('-', "_")).unwrap_or_default()))
+}
+
+/// The upstream C reference driver's module and every module of ours, with all their
+/// dependencies from the kernel build (via `modules.order`), in load order.
+pub fn modules_in_load_order(kernel_build: &Path, our_modules: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let order = std::fs::read_to_string(kernel_build.join("modules.order"))
+        .with_context(|| format!("reading {}/modules.order", kernel_build.display()))?;
+    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for l in order.lines().filter(|l| !l.trim().is_empty()) {
+        let ko = kernel_build.join(l.trim()).with_extension("ko");
+        if ko.exists() {
+            by_name.insert(mod_name(&ko)?, ko);
+        }
+    }
+    for m in our_modules {
+        by_name.insert(mod_name(m)?, m.clone());
+    }
+    let mut wanted: Vec<String> = vec!["vfio_pci".into()];
+    for m in our_modules {
+        wanted.push(mod_name(m)?);
+    }
+    // Depth-first topological sort on `depends=`.
+    fn visit(
+        n: &str,
+        by_name: &BTreeMap<String, PathBuf>,
+        out: &mut Vec<PathBuf>,
+        stack: &mut Vec<String>,
+    ) -> Result<()> {
+        let Some(p) = by_name.get(n) else {
+            bail!("module {n} is needed but neither the kernel build nor our build has it (built in?)")
+        };
+        if out.contains(p) {
+            return Ok(());
+        }
+        if stack.iter().any(|s| s == n) {
+            bail!("module dependency cycle through {n}");
+        }
+        stack.push(n.to_string());
+        for (k, v) in modinfo(p)? {
+            if k == "depends" {
+                for d in v.split(',').filter(|d| !d.is_empty()) {
+                    let d = d.replace('-', "_");
+                    // A dependency missing from both lists is built in (or absent): let the
+                    // guest's load report it.
+                    if by_name.contains_key(&d) {
+                        visit(&d, by_name, out, stack)?;
+                    }
+                }
+            }
+        }
+        stack.pop();
+        out.push(p.clone());
+        Ok(())
+    }
+    // modinfo `name`s use underscores; so do the keys.
+    let by_name: BTreeMap<String, PathBuf> = by_name.into_iter().map(|(k, v)| (k.replace('-', "_"), v)).collect();
+    let mut out = Vec::new();
+    for w in &wanted {
+        visit(w, &by_name, &mut out, &mut vec![])?;
+    }
+    Ok(out)
+}
+
+const INIT: &str = r#"#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Guest init: mount the pseudo file systems, run the test binary, report through isa-debug-exit.
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mode=iommu
+shell=0
+extra=
+for x in $(cat /proc/cmdline); do
+    case "$x" in
+        vfiotest.mode=*) mode="${x#vfiotest.mode=}" ;;
+        vfiotest.extra=*) extra="$(echo "${x#vfiotest.extra=}" | tr , ' ')" ;;
+        vfiotest.shell=1) shell=1 ;;
+    esac
+done
+echo "GUEST init: mode=$mode, $(cat /proc/uptime | cut -d' ' -f1)s since boot"
+if [ "$shell" = 1 ]; then
+    echo "GUEST debug shell; run: vfio-guest-tests --mode $mode --no-exit $(cat /etc/vfio-guest-tests.args)"
+    setsid cttyhack sh
+    poweroff -f
+fi
+/bin/vfio-guest-tests --mode "$mode" $(cat /etc/vfio-guest-tests.args) $extra
+echo "GUEST-ERROR: vfio-guest-tests exited with status $? without reporting to isa-debug-exit"
+# 0x01 -> QEMU exit status 3: "the test binary did not get to the end".
+printf '\001' | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
+poweroff -f
+"#;
+
+/// A newc ("070701") cpio archive in memory.
+struct Cpio {
+    out: Vec<u8>,
+    ino: u32,
+}
+
+impl Cpio {
+    fn new() -> Self {
+        Cpio { out: Vec::new(), ino: 1 }
+    }
+
+    fn entry(&mut self, name: &str, mode: u32, data: &[u8], rdev: (u32, u32)) {
+        let fields = [
+            self.ino,
+            mode,
+            0,
+            0,
+            if mode & 0o170000 == 0o040000 { 2 } else { 1 },
+            0,
+            data.len() as u32,
+            0,
+            0,
+            rdev.0,
+            rdev.1,
+            name.len() as u32 + 1,
+            0,
+        ];
+        self.ino += 1;
+        self.out.extend_from_slice(b"070701");
+        for f in fields {
+            self.out.extend_from_slice(format!("{f:08x}").as_bytes());
+        }
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(0);
+        self.pad();
+        self.out.extend_from_slice(data);
+        self.pad();
+    }
+
+    fn pad(&mut self) {
+        while !self.out.len().is_multiple_of(4) {
+            self.out.push(0);
+        }
+    }
+
+    fn dir(&mut self, name: &str) {
+        self.entry(name, 0o040755, &[], (0, 0));
+    }
+    fn file(&mut self, name: &str, mode: u32, data: &[u8]) {
+        self.entry(name, 0o100000 | mode, data, (0, 0));
+    }
+    fn symlink(&mut self, name: &str, target: &str) {
+        self.entry(name, 0o120777, target.as_bytes(), (0, 0));
+    }
+    fn chardev(&mut self, name: &str, major: u32, minor: u32) {
+        self.entry(name, 0o020600, &[], (major, minor));
+    }
+    fn finish(mut self) -> Vec<u8> {
+        self.entry("TRAILER!!!", 0, &[], (0, 0));
+        while !self.out.len().is_multiple_of(512) {
+            self.out.push(0);
+        }
+        self.out
+    }
+}
+
+/// The guest binary's arguments (besides `--mode`, which comes from the kernel command line).
+fn guest_args(modules: &[PathBuf], our_modules: &[PathBuf]) -> String {
+    let mut a: Vec<String> = Vec::new();
+    for m in modules {
+        a.push(format!("--module {GUEST_MODDIR}/{}", file_name(m)));
+    }
+    a.push("--driver vfio-pci".into());
+    if our_modules.iter().any(|m| file_name(m) == GENERIC_KO) {
+        a.push("--driver vfio-pci-generic".into());
+        a.push(format!("--generic-ko {GUEST_MODDIR}/{GENERIC_KO}"));
+    }
+    for (label, _, bdf) in DEVICES {
+        a.push(format!("--device {bdf}={label}"));
+    }
+    a.join(" ")
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Builds (or reuses) the initramfs and returns its path.
+pub fn build_initramfs(kernel_build: &Path, our_modules: &[PathBuf]) -> Result<PathBuf> {
+    let bin = build_guest_binary()?;
+    let modules = modules_in_load_order(kernel_build, our_modules)?;
+    let args = guest_args(&modules, our_modules);
+    let busybox = std::fs::read(BUSYBOX).with_context(|| format!("reading {BUSYBOX} (install busybox-static)"))?;
+    if elf_has_interp(&busybox) {
+        bail!("{BUSYBOX} is not statically linked: install Debian's busybox-static");
+    }
+    let applets = String::from_utf8_lossy(&crate::util::output(Command::new(BUSYBOX).arg("--list"))?.into_bytes())
+        .lines()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    let guest_bin = std::fs::read(&bin)?;
+    let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
+    for m in &modules {
+        blobs.push((file_name(m), std::fs::read(m).with_context(|| format!("reading {}", m.display()))?));
+    }
+    // The key: every input's bytes.
+    let mut key = Vec::new();
+    for part in [INIT.as_bytes(), args.as_bytes(), &busybox, &guest_bin, applets.join(",").as_bytes()] {
+        key.extend_from_slice(sha256_hex(part).as_bytes());
+    }
+    for (n, b) in &blobs {
+        key.extend_from_slice(n.as_bytes());
+        key.extend_from_slice(sha256_hex(b).as_bytes());
+    }
+    let hash = &sha256_hex(&key)[..16];
+    let dir = cache_root().join("initramfs");
+    let out = dir.join(format!("initramfs-{hash}.cpio"));
+    if out.exists() {
+        step(format!("initramfs up to date: {}", out.display()));
+        return Ok(out);
+    }
+    step(format!("writing initramfs {} ({} modules)", out.display(), modules.len()));
+    for m in &modules {
+        println!("    module {}", m.display());
+    }
+    let mut c = Cpio::new();
+    for d in ["bin", "dev", "etc", "proc", "sys", "tmp", "lib", "lib/modules", &GUEST_MODDIR[1..]] {
+        c.dir(d);
+    }
+    c.chardev("dev/console", 5, 1);
+    c.chardev("dev/null", 1, 3);
+    c.file("bin/busybox", 0o755, &busybox);
+    for a in applets.iter().filter(|a| a.as_str() != "busybox") {
+        c.symlink(&format!("bin/{a}"), "busybox");
+    }
+    c.file("init", 0o755, INIT.as_bytes());
+    c.file("bin/vfio-guest-tests", 0o755, &guest_bin);
+    c.file("etc/vfio-guest-tests.args", 0o644, format!("{args}\n").as_bytes());
+    for (n, b) in &blobs {
+        c.file(&format!("{}/{n}", &GUEST_MODDIR[1..]), 0o644, b);
+    }
+    std::fs::create_dir_all(&dir)?;
+    // Older images are dead weight; keep only the new one.
+    for e in std::fs::read_dir(&dir)?.flatten() {
+        if e.file_name().to_string_lossy().starts_with("initramfs-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let tmp = out.with_extension("tmp");
+    std::fs::write(&tmp, c.finish())?;
+    std::fs::rename(&tmp, &out)?;
+    Ok(out)
+}
+
+fn qemu_command(kernel_build: &Path, initramfs: &Path, mode: Mode, extra_append: &str) -> Result<Command> {
+    let bz = kernel_build.join("arch/x86/boot/bzImage");
+    if !bz.exists() {
+        bail!("{} missing: run `cargo xtask kernel`", bz.display());
+    }
+    let mut append = String::from("console=ttyS0 panic=-1 oops=panic loglevel=5 ");
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args(["-machine", "q35", "-accel", "tcg", "-m", "512M", "-smp", "1"]);
+    c.args(["-nodefaults", "-display", "none", "-no-reboot"]);
+    match mode {
+        Mode::Iommu => {
+            // Must come before the devices it translates for.
+            c.args(["-device", "intel-iommu,intremap=on"]);
+            append.push_str("intel_iommu=on ");
+        }
+        Mode::NoIommu => append.push_str("vfio.enable_unsafe_noiommu_mode=1 "),
+    }
+    for (dev, addr, _) in DEVICES {
+        c.args(["-device", &format!("{dev},addr={addr}")]);
+    }
+    c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    append.push_str(&format!("vfiotest.mode={} {extra_append}", mode.name()));
+    // Debugging aid: extra kernel arguments, e.g. `loglevel=8`, `vfiotest.shell=1`, or
+    // `vfiotest.extra=--driver,vfio-pci` (extra test-binary arguments, commas for spaces).
+    if let Ok(extra) = std::env::var("VFIO_RS_GUEST_APPEND") {
+        append.push(' ');
+        append.push_str(&extra);
+    }
+    c.arg("-kernel").arg(bz).arg("-initrd").arg(initramfs).arg("-append").arg(append.trim());
+    Ok(c)
+}
+
+fn timeout() -> Duration {
+    std::env::var("VFIO_RS_GUEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT)
+}
+
+/// What the console said, parsed.
+#[derive(Default, Debug)]
+struct Parsed {
+    passes: usize,
+    fails: Vec<String>,
+    summary: Option<(usize, usize)>,
+    panic: bool,
+}
+
+impl Parsed {
+    fn feed(&mut self, line: &str) {
+        if line.starts_with("PASS ") {
+            self.passes += 1;
+        } else if let Some(f) = line.strip_prefix("FAIL ") {
+            self.fails.push(f.to_string());
+        } else if let Some(s) = line.strip_prefix("SUMMARY ") {
+            let num = |k: &str| {
+                s.split_whitespace().find_map(|w| w.strip_prefix(k)).and_then(|v| v.parse::<usize>().ok())
+            };
+            if let (Some(p), Some(f)) = (num("passed="), num("failed=")) {
+                self.summary = Some((p, f));
+            }
+        }
+        if line.contains("Kernel panic") {
+            self.panic = true;
+        }
+    }
+}
+
+/// Boots the guest in `mode`, runs the suite, and returns the counts. A run that does not get
+/// to the end (panic, QEMU error, no SUMMARY, timeout) adds one failure and prints the tail of
+/// the console.
+pub fn run_guest_suite(kernel_build: &Path, our_modules: &[PathBuf], mode: Mode) -> Result<Counts> {
+    let initramfs = build_initramfs(kernel_build, our_modules)?;
+    let mut cmd = qemu_command(kernel_build, &initramfs, mode, "")?;
+    cmd.args(["-serial", "stdio"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let limit = timeout();
+    step(format!("guest tests, mode {} (QEMU TCG, timeout {}s)", mode.name(), limit.as_secs()));
+    println!("    $ {}", show(&cmd));
+    let start = Instant::now();
+    let mut child = cmd.spawn().context("cannot start qemu-system-x86_64 (run `cargo xtask setup`)")?;
+    let (tx, rx) = std::sync::mpsc::channel::<(bool, String)>();
+    let mut readers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        let tx = tx.clone();
+        readers.push(std::thread::spawn(move || {
+            for l in BufReader::new(out).split(b'\n').map_while(|l| l.ok()) {
+                let _ = tx.send((false, String::from_utf8_lossy(&l).trim_end_matches('\r').to_string()));
+            }
+        }));
+    }
+    if let Some(err) = child.stderr.take() {
+        let tx = tx.clone();
+        readers.push(std::thread::spawn(move || {
+            for l in BufReader::new(err).split(b'\n').map_while(|l| l.ok()) {
+                let _ = tx.send((true, String::from_utf8_lossy(&l).trim_end().to_string()));
+            }
+        }));
+    }
+    drop(tx);
+    let prefix = format!("[guest {}]", mode.name());
+    let mut parsed = Parsed::default();
+    let mut tail: VecDeque<String> = VecDeque::new();
+    let mut timed_out = false;
+    let mut first_test: Option<Duration> = None;
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        match rx.recv_timeout(left.min(Duration::from_millis(500))) {
+            Ok((is_err, line)) => {
+                let shown = if is_err { format!("{prefix} qemu: {line}") } else { format!("{prefix} {line}") };
+                println!("{shown}");
+                let _ = std::io::stdout().flush();
+                if first_test.is_none() && line.starts_with("TEST ") {
+                    first_test = Some(start.elapsed());
+                }
+                parsed.feed(&line);
+                tail.push_back(shown);
+                if tail.len() > 60 {
+                    tail.pop_front();
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if start.elapsed() >= limit {
+            timed_out = true;
+            let _ = child.kill();
+            break;
+        }
+    }
+    let status = child.wait()?;
+    for r in readers {
+        let _ = r.join();
+    }
+    let elapsed = start.elapsed();
+    let code = status.code();
+    let mut problem = None;
+    if timed_out {
+        problem = Some(format!("timeout after {}s", limit.as_secs()));
+    } else if parsed.panic {
+        problem = Some("kernel panic".to_string());
+    } else if code != Some(PASS_STATUS) {
+        problem = Some(match code {
+            Some(0) => "QEMU exited with 0 (a guest panic or poweroff before the end)".to_string(),
+            Some(3) => "the guest test binary died before the end (init fallback, status 3)".to_string(),
+            Some(c) => format!("QEMU exited with status {c}, expected {PASS_STATUS}"),
+            None => format!("QEMU killed by {status}"),
+        });
+    } else if parsed.summary.is_none() {
+        problem = Some("no SUMMARY line on the console".to_string());
+    }
+    let (passed, mut failed) = parsed.summary.unwrap_or((parsed.passes, parsed.fails.len()));
+    if let Some((p, f)) = parsed.summary {
+        if p != parsed.passes || f != parsed.fails.len() {
+            println!(
+                "    note: SUMMARY says {p} passed/{f} failed, the console showed {}/{} (lines mangled?)",
+                parsed.passes,
+                parsed.fails.len()
+            );
+        }
+    }
+    let mut failures: Vec<String> = parsed.fails.iter().map(|f| format!("[{}] {f}", mode.name())).collect();
+    if let Some(p) = &problem {
+        failed += 1;
+        failures.push(format!("[{}] guest run: {p}", mode.name()));
+        println!("---- guest {}: {p}; last {} console lines ----", mode.name(), tail.len());
+        for l in &tail {
+            println!("{l}");
+        }
+        println!("---- end ----");
+    }
+    println!(
+        "    guest {}: {passed} passed, {failed} failed in {:.1}s (first test at {})",
+        mode.name(),
+        elapsed.as_secs_f64(),
+        first_test.map(|t| format!("{:.1}s", t.as_secs_f64())).unwrap_or_else(|| "never".into())
+    );
+    Ok(Counts { passed, failed, failures })
+}
+
+/// Boots the same guest with a shell on the terminal instead of the tests (Ctrl-A X quits).
+/// The command to run the suite by hand is printed at the prompt.
+pub fn qemu_shell(kernel_build: &Path, our_modules: &[PathBuf], mode: Mode) -> Result<()> {
+    let initramfs = build_initramfs(kernel_build, our_modules)?;
+    let mut cmd = qemu_command(kernel_build, &initramfs, mode, "vfiotest.shell=1")?;
+    cmd.args(["-serial", "mon:stdio"]);
+    step(format!("interactive guest, mode {} (Ctrl-A X quits QEMU)", mode.name()));
+    println!("    $ {}", show(&cmd));
+    let _ = cmd.status().context("cannot start qemu-system-x86_64")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpio_is_newc_and_aligned() {
+        let mut c = Cpio::new();
+        c.dir("bin");
+        c.file("bin/x", 0o755, b"abc");
+        c.symlink("bin/y", "x");
+        let out = c.finish();
+        assert!(out.starts_with(b"070701"));
+        assert_eq!(out.len() % 512, 0);
+        let s = String::from_utf8_lossy(&out);
+        assert!(s.contains("bin/x\0"));
+        assert!(s.contains("TRAILER!!!\0"));
+        // The file's data starts 4-aligned right after its padded name.
+        let pos = s.find("bin/x\0").unwrap();
+        let data_at = (pos + 6 + 3) & !3;
+        assert_eq!(&out[data_at..data_at + 3], b"abc");
+    }
+
+    #[test]
+    fn cpio_round_trips_through_the_cpio_tool() {
+        let Some(cpio) = crate::util::which("cpio") else { return };
+        let mut c = Cpio::new();
+        c.dir("d");
+        c.file("d/f", 0o644, b"hello\n");
+        c.symlink("d/l", "f");
+        let dir = std::env::temp_dir().join(format!("xtask-cpio-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let arc = dir.join("a.cpio");
+        std::fs::write(&arc, c.finish()).unwrap();
+        let list = std::process::Command::new(cpio).arg("-t").stdin(std::fs::File::open(&arc).unwrap()).output().unwrap();
+        let names = String::from_utf8_lossy(&list.stdout);
+        assert_eq!(names.lines().collect::<Vec<_>>(), vec!["d", "d/f", "d/l"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn parses_console_lines() {
+        let mut p = Parsed::default();
+        for l in ["TEST a", "PASS a (3 ms)", "FAIL b: why", "[    1.0] noise", "SUMMARY passed=1 failed=1 (9 ms)"] {
+            p.feed(l);
+        }
+        assert_eq!(p.passes, 1);
+        assert_eq!(p.fails, vec!["b: why".to_string()]);
+        assert_eq!(p.summary, Some((1, 1)));
+        assert!(!p.panic);
+        p.feed("[    2.0] Kernel panic - not syncing: Attempted to kill init!");
+        assert!(p.panic);
+    }
+}
