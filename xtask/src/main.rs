@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `cargo xtask`: every build and test step of the project, each printed before it runs.
 
+mod guest;
 mod kernel;
 mod modules;
 mod setup;
+mod testrun;
 mod util;
 
 use anyhow::Result;
@@ -38,8 +40,34 @@ enum Cmd {
         #[arg(long, env = "KDIR")]
         kdir: Option<PathBuf>,
     },
+    /// Run every test: host crates, then the QEMU guest suite (intel-iommu and noiommu modes).
+    Test {
+        #[arg(long, env = "KDIR")]
+        kdir: Option<PathBuf>,
+        /// Run only this guest mode.
+        #[arg(long, value_parser = ["iommu", "noiommu"])]
+        mode: Option<String>,
+        /// Skip the host tests (`cargo test`).
+        #[arg(long)]
+        no_host: bool,
+    },
+    /// Boot the test guest with an interactive shell on the console (for debugging).
+    Qemu {
+        #[arg(long, env = "KDIR")]
+        kdir: Option<PathBuf>,
+        #[arg(long, value_parser = ["iommu", "noiommu"], default_value = "iommu")]
+        mode: String,
+    },
     /// Print the cached test kernel's build directory (empty and failing if not built yet).
     Kdir,
+}
+
+fn parse_mode(m: &str) -> guest::Mode {
+    if m == "noiommu" {
+        guest::Mode::NoIommu
+    } else {
+        guest::Mode::Iommu
+    }
 }
 
 fn main() {
@@ -51,6 +79,21 @@ fn main() {
         Cmd::Bindings { kdir } => modules::resolve_kdir(kdir)
             .and_then(|k| modules::generate_bindings(&k))
             .map(|_| ()),
+        Cmd::Test { kdir, mode, no_host } => {
+            let modes: Vec<guest::Mode> = match mode.as_deref() {
+                Some(m) => vec![parse_mode(m)],
+                None => vec![guest::Mode::Iommu, guest::Mode::NoIommu],
+            };
+            match testrun::test(kdir, &modes, !no_host) {
+                Ok(true) => Ok(()),
+                Ok(false) => std::process::exit(1),
+                Err(e) => Err(e),
+            }
+        }
+        Cmd::Qemu { kdir, mode } => modules::build_modules(kdir.clone()).and_then(|kos| {
+            let k = modules::resolve_kdir(kdir)?;
+            guest::qemu_shell(&k, &kos, parse_mode(&mode))
+        }),
         Cmd::Kdir => kernel::cached_build().and_then(|k| match k {
             Some(k) => {
                 println!("{}", k.display());

@@ -132,7 +132,11 @@ pub fn kbuild(kdir: &Path) -> Command {
 /// The modules the build produces, in load order.
 pub fn module_paths() -> Vec<PathBuf> {
     let root = repo_root();
-    ["common/vfio_pci_common.ko", "variants/generic/vfio_pci_generic.ko"]
+    [
+        "common/vfio_pci_common.ko",
+        "variants/generic/vfio_pci_generic.ko",
+        "samples/skeleton/vfio_pci_skeleton.ko",
+    ]
         .iter()
         .map(|p| root.join(p))
         .collect()
