@@ -42,58 +42,60 @@ pub fn resolve_kdir(kdir: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
+/// Turns the kernel's saved bindgen command line (the `savedcmd_... := ...` line of
+/// `.bindings_generated.rs.cmd`) into the shell command that makes our bindings: our header
+/// and output instead of the kernel's, no dependency file, our allowlist, and the kernel's own
+/// post-processing applied to our output.
+pub fn rewrite_bindgen_command(saved: &str, header: &Path, out: &Path) -> Result<String> {
+    let first = saved.lines().next().unwrap_or_default();
+    let cmd = first.split_once(":= ").map(|(_, c)| c).context("no `:= ` in the saved command")?;
+    // The saved line is `bindgen <kernel header> <flags> -o <out> -- <clang flags> ; sed ...`.
+    let (bindgen_part, post) = cmd.split_once(" ; ").unwrap_or((cmd, ""));
+    let (bindgen_args, clang_args) =
+        bindgen_part.split_once(" -- ").context("no ` -- ` before the clang flags")?;
+    let mut words: Vec<String> =
+        bindgen_args.split(' ').filter(|w| !w.is_empty()).map(String::from).collect();
+    // words[0] is bindgen, words[1] the kernel's header.
+    if words.len() < 2 || !words[1].ends_with("bindings_helper.h") {
+        bail!("unexpected bindgen command: {}", &bindgen_args[..bindgen_args.len().min(200)]);
+    }
+    words[1] = header.display().to_string();
+    let o = words.iter().position(|w| w == "-o").context("no `-o` in the bindgen command")?;
+    if o + 1 >= words.len() {
+        bail!("`-o` without a file in the bindgen command");
+    }
+    let kernel_out = std::mem::replace(&mut words[o + 1], out.display().to_string());
+    words.extend([
+        "--allowlist-file".to_string(),
+        format!("'{ALLOWLIST_FILE}'"),
+        "--no-recursive-allowlist".to_string(),
+        "--raw-line".to_string(),
+        "'pub use kernel::bindings::*;'".to_string(),
+        "--raw-line".to_string(),
+        "'use kernel::ffi;'".to_string(),
+    ]);
+    let clang: Vec<&str> =
+        clang_args.split(' ').filter(|w| !w.is_empty() && !w.starts_with("-Wp,-MMD")).collect();
+    let mut script = format!("{} -- {}", words.join(" "), clang.join(" "));
+    if !post.trim().is_empty() {
+        script.push_str(" && ");
+        script.push_str(&post.replace(&kernel_out, &out.display().to_string()));
+    }
+    Ok(script)
+}
+
 /// Re-runs the kernel's own bindgen invocation on our header, so our bindings are made with
 /// exactly the flags, target and clang options the kernel's `bindings` crate was made with.
 pub fn generate_bindings(kdir: &Path) -> Result<PathBuf> {
     let cmd_file = kdir.join("rust/bindings/.bindings_generated.rs.cmd");
     let saved = std::fs::read_to_string(&cmd_file)
         .with_context(|| format!("reading {}", cmd_file.display()))?;
-    let first = saved.lines().next().unwrap_or_default();
-    let cmd = first
-        .split_once(":= ")
-        .map(|(_, c)| c)
-        .with_context(|| format!("unexpected format of {}", cmd_file.display()))?;
-    // The saved line is `bindgen <kernel header> <flags> -o <out> -- <clang flags> ; sed ...`.
-    let (bindgen_part, post) = cmd.split_once(" ; ").unwrap_or((cmd, ""));
-    let (bindgen_args, clang_args) = bindgen_part
-        .split_once(" -- ")
-        .with_context(|| format!("no ` -- ` in {}", cmd_file.display()))?;
-    let mut words: Vec<String> = bindgen_args.split(' ').filter(|w| !w.is_empty()).map(String::from).collect();
     let root = repo_root();
     let out = root.join(GENERATED);
     let tmp = out.with_extension("rs.tmp");
     std::fs::create_dir_all(out.parent().unwrap_or(&root))?;
-    // words[0] is bindgen, words[1] the kernel's header.
-    if words.len() < 2 || !words[1].ends_with("bindings_helper.h") {
-        bail!("unexpected bindgen command in {}: {}", cmd_file.display(), &bindgen_args[..bindgen_args.len().min(200)]);
-    }
-    words[1] = root.join(HEADER).display().to_string();
-    if let Some(i) = words.iter().position(|w| w == "-o") {
-        if i + 1 < words.len() {
-            words[i + 1] = tmp.display().to_string();
-        }
-    }
-    words.extend(
-        [
-            "--allowlist-file".to_string(),
-            format!("'{ALLOWLIST_FILE}'"),
-            "--no-recursive-allowlist".to_string(),
-            "--raw-line".to_string(),
-            "'pub use kernel::bindings::*;'".to_string(),
-            "--raw-line".to_string(),
-            "'use kernel::ffi;'".to_string(),
-        ],
-    );
-    let clang: Vec<&str> = clang_args
-        .split(' ')
-        .filter(|w| !w.is_empty() && !w.starts_with("-Wp,-MMD"))
-        .collect();
-    let mut script = format!("{} -- {}", words.join(" "), clang.join(" "));
-    // The kernel post-processes its output with sed (constant helper renames); do the same.
-    if !post.is_empty() {
-        script.push_str(" && ");
-        script.push_str(&post.replace("rust/bindings/bindings_generated.rs", &tmp.display().to_string()));
-    }
+    let script = rewrite_bindgen_command(&saved, &root.join(HEADER), &tmp)
+        .with_context(|| format!("reading the bindgen command in {}", cmd_file.display()))?;
     step(format!("generating bindings for {HEADER} with the kernel's bindgen command"));
     println!("    (from {}; output {})", cmd_file.display(), out.display());
     let status = Command::new("sh")
@@ -170,4 +172,32 @@ pub fn build_modules(kdir: Option<PathBuf>) -> Result<Vec<PathBuf>> {
         println!("        depends: {}", field("depends"));
     }
     Ok(kos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAVED: &str = "savedcmd_rust/bindings/bindings_generated.rs := /b/bindgen /src/rust/bindings/bindings_helper.h --blocklist-type __kernel_s?size_t --use-core --no-debug '.*' -o rust/bindings/bindings_generated.rs -- -Wp,-MMD,rust/bindings/.bindings_generated.rs.d -nostdinc -I./include -DMODULE  ; sed -Ei 's/pub const RUST_CONST_HELPER_([a-zA-Z0-9_]*)/pub const \\1/g' rust/bindings/bindings_generated.rs\n\nsource_rust/bindings/bindings_generated.rs := x\n";
+
+    #[test]
+    fn bindgen_command_uses_our_header_output_and_allowlist() {
+        let s = rewrite_bindgen_command(SAVED, Path::new("/r/h.h"), Path::new("/r/out.rs")).unwrap();
+        assert!(s.starts_with("/b/bindgen /r/h.h --blocklist-type"));
+        assert!(s.contains(" -o /r/out.rs "));
+        assert!(s.contains("--allowlist-file"));
+        assert!(s.contains("--no-recursive-allowlist"));
+        assert!(s.contains("'pub use kernel::bindings::*;'"));
+        assert!(!s.contains("-Wp,-MMD"));
+        assert!(s.contains(" -- -nostdinc -I./include -DMODULE"));
+        assert!(s.ends_with("/g' /r/out.rs"), "post-processing runs on our output: {s}");
+        assert!(!s.contains("rust/bindings/bindings_generated.rs"));
+    }
+
+    #[test]
+    fn bindgen_command_refuses_unexpected_input() {
+        assert!(rewrite_bindgen_command("garbage", Path::new("h"), Path::new("o")).is_err());
+        let other = SAVED.replace("bindings_helper.h", "other.h");
+        assert!(rewrite_bindgen_command(&other, Path::new("h"), Path::new("o")).is_err());
+    }
 }
