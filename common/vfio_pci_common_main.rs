@@ -22,6 +22,7 @@ mod bindings;
 mod config;
 mod device;
 mod info;
+mod layout;
 mod pci;
 
 module! {
@@ -36,6 +37,7 @@ struct VfioPciCommon;
 
 impl kernel::Module for VfioPciCommon {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        layout::check()?;
         pr_info!("ABI version {}\n", abi::ABI_VERSION);
         Ok(VfioPciCommon)
     }

@@ -9,3 +9,5 @@
 #include <linux/vfio.h>
 #include <linux/eventfd.h>
 #include <linux/mod_devicetable.h>
+/* struct vfio_device embeds a struct cdev, which the kernel crate only has as opaque. */
+#include <linux/cdev.h>

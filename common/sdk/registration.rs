@@ -198,9 +198,14 @@ unsafe extern "C" fn probe<T: Variant>(
     pdev: *mut bindings::pci_dev,
     _id: *const bindings::pci_device_id,
 ) -> c_int {
-    // SAFETY: the driver core calls probe with a valid device whose `dev.driver` is our
-    // `pci_driver`, the first field of our pinned `repr(C)` `Registration<T>`.
-    let reg = unsafe { &*(*pdev).dev.driver.cast::<Registration<T>>() };
+    // SAFETY: the driver core calls probe with a valid device whose `dev.driver` is the
+    // `driver` field of our `pci_driver` (`to_pci_driver`), which is the first field of our
+    // pinned `repr(C)` `Registration<T>`, alive while the driver is registered.
+    let reg = unsafe {
+        let drv = (*pdev).dev.driver;
+        let pci_drv = drv.byte_sub(core::mem::offset_of!(bindings::pci_driver, driver));
+        &*pci_drv.cast::<Registration<T>>()
+    };
     // SAFETY: `pdev` is valid for the duration of probe.
     let dev = PciDevice { pdev: unsafe { &*pdev } };
 

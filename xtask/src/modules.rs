@@ -14,7 +14,7 @@ const GENERATED: &str = "common/bindings/generated/vfio_pci_bindings.rs";
 /// The kernel headers we take declarations from; everything else they mention must already be
 /// in `kernel::bindings`, so the types shared with the kernel crate are the kernel's own.
 const ALLOWLIST_FILE: &str =
-    r".*/include/(uapi/)?linux/(pci|pci_regs|pci_ids|vfio|eventfd|iova_bitmap|msi_api|poll)\.h";
+    r".*/include/(uapi/)?linux/(pci|pci_regs|pci_ids|vfio|eventfd|iova_bitmap|msi_api|poll|cdev)\.h";
 
 /// The kernel build directory to use: the one given, or the cached test kernel (built first
 /// if needed, after installing what the build needs).

@@ -282,6 +282,8 @@ impl Suite {
     fn no_autobind(&mut self) {
         for (bdf, label) in self.args.devices.clone() {
             let sys = &self.sys;
+            // Loading the modules must not have taken the device either.
+            let at_load = sys.driver(&bdf).ok().flatten();
             let mut after: Option<Option<String>> = None;
             self.r.check(&format!("remove-rescan-{label}"), || {
                 sys.remove(&bdf).map_err(s)?;
@@ -298,11 +300,15 @@ impl Suite {
                 Ok(())
             });
             let Some(after) = after else { continue };
-            self.r.info(format!("{label} after remove+rescan: driver {after:?}"));
+            self.r.info(format!("{label}: driver after module load {at_load:?}, after remove+rescan {after:?}"));
             for d in self.args.drivers.clone() {
                 let loaded = self.sys.driver_loaded(&d);
+                let at_load = at_load.clone();
                 self.r.check(&format!("no-autobind-{label}-{d}"), || match &after {
                     _ if !loaded => Err(format!("driver {d} was not registered during the rescan")),
+                    _ if at_load.as_deref() == Some(d.as_str()) => {
+                        Err(format!("{bdf} bound to {d} by itself when the module was loaded"))
+                    }
                     Some(got) if *got == d => Err(format!("{bdf} bound to {d} by itself after rescan")),
                     _ => Ok(()),
                 });
@@ -317,7 +323,8 @@ impl Suite {
         let mode = self.args.mode;
         let sys = &self.sys;
         let mut nodes = None;
-        self.r.check(&format!("bind-{label}-{driver}"), || {
+        let log_before = kmod::kmsg().map(|l| l.len()).unwrap_or(0);
+        let ok = self.r.check(&format!("bind-{label}-{driver}"), || {
             sys.bind(bdf, driver).map_err(s)?;
             let info = sys.info(bdf).map_err(s)?;
             if info.driver.as_deref() != Some(driver) || info.driver_override.as_deref() != Some(driver) {
@@ -344,6 +351,12 @@ impl Suite {
             nodes = Some(Nodes { group, cdev });
             Ok(())
         });
+        if !ok {
+            // What the kernel said while we tried (the probe error is only in the log).
+            for l in kmod::kmsg().unwrap_or_default().iter().skip(log_before) {
+                self.r.info(format!("kmsg: {l}"));
+            }
+        }
         nodes
     }
 
