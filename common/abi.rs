@@ -13,7 +13,7 @@
 //! from `vfio_pci_common_device_register` on and released exactly once, through
 //! [`VariantOps::release`], when the device is unregistered (or registration fails).
 
-use core::ffi::c_void;
+use core::ffi::{c_int, c_void};
 use kernel::ffi::c_char;
 
 
@@ -30,6 +30,12 @@ pub(crate) struct VariantOps {
     pub(crate) name: *const c_char,
     /// Drops the variant's per-device data (the pointer given at device registration).
     pub(crate) release: Option<unsafe extern "C" fn(data: *mut c_void)>,
+    /// Optional: called when user space first opens the device, after the common module has
+    /// done its part; an error fails the open. `None` means the common behaviour only.
+    pub(crate) open_device: Option<unsafe extern "C" fn(data: *mut c_void) -> c_int>,
+    /// Optional: called when user space last closes the device, before the common module
+    /// does its part.
+    pub(crate) close_device: Option<unsafe extern "C" fn(data: *mut c_void)>,
 }
 
 // SAFETY: `VariantOps` is immutable after construction and only holds a pointer to a static
@@ -58,4 +64,6 @@ pub(crate) struct DeviceHandle {
 //   creates and registers the VFIO device (group and cdev) and takes ownership of `data`, also
 //   on failure (then already released);
 // - `void vfio_pci_common_device_unregister(DeviceHandle *)`: waits until user space has
-//   closed the device, releases the variant data, drops the common module's reference.
+//   closed the device, releases the variant data, drops the common module's reference;
+// - `unsigned int vfio_pci_common_error_detected(DeviceHandle *, unsigned int state)`: the PCI
+//   error handler (AER) of every variant; returns a `pci_ers_result_t`.

@@ -23,6 +23,7 @@ use core::mem::size_of;
 use core::ptr::{self, addr_of_mut, NonNull};
 use kernel::error::{code::*, from_err_ptr, from_result, to_result, Error, Result};
 use kernel::prelude::*;
+use kernel::{new_mutex, sync::Mutex};
 
 /// A registered variant driver.
 ///
@@ -44,16 +45,28 @@ pub(crate) struct CommonDevice {
 }
 
 /// The Rust part of [`CommonDevice`].
+///
+/// Locking: `open` is taken by every op that reads or changes the state of an open device;
+/// the VFIO core additionally serialises `open_device`/`close_device` (`dev_set->lock`).
+#[pin_data]
 pub(crate) struct DeviceState {
     pub(crate) pdev: PciDev,
+    variant_data: VariantData,
+    /// What exists only while user space has the device open.
+    #[pin]
+    pub(crate) open: Mutex<crate::lifecycle::OpenState>,
+}
+
+/// The variant's per-device data, handed back to the variant exactly once.
+pub(crate) struct VariantData {
     variant: NonNull<Variant>,
-    /// The variant's per-device data; null once released.
+    /// Null once released.
     data: *mut c_void,
 }
 
-impl DeviceState {
+impl VariantData {
     /// Hands the variant data back to its owner exactly once.
-    fn release_variant_data(&mut self) {
+    fn release(&mut self) {
         let data = core::mem::replace(&mut self.data, ptr::null_mut());
         if data.is_null() {
             return;
@@ -69,9 +82,23 @@ impl DeviceState {
     }
 }
 
-impl Drop for DeviceState {
+impl DeviceState {
+    /// The variant's ops table.
+    pub(crate) fn variant_ops(&self) -> &VariantOps {
+        // SAFETY: `variant` outlives its devices and `ops` is valid until the variant
+        // unregisters (type invariant of `Variant`).
+        unsafe { self.variant_data.variant.as_ref().ops.as_ref() }
+    }
+
+    /// The variant's data pointer for its hooks (valid until the device is unregistered).
+    pub(crate) fn variant_data(&self) -> *mut c_void {
+        self.variant_data.data
+    }
+}
+
+impl Drop for VariantData {
     fn drop(&mut self) {
-        self.release_variant_data();
+        self.release();
     }
 }
 
@@ -95,11 +122,17 @@ unsafe extern "C" fn release(vdev: *mut bindings::vfio_device) {
     unsafe { ptr::drop_in_place(addr_of_mut!((*vdev.cast::<CommonDevice>()).state)) };
 }
 
-unsafe extern "C" fn open_device(_vdev: *mut bindings::vfio_device) -> c_int {
-    0
+unsafe extern "C" fn open_device(vdev: *mut bindings::vfio_device) -> c_int {
+    // SAFETY: the VFIO core only calls ops on registered devices.
+    let dev = unsafe { CommonDevice::from_vdev(vdev) };
+    from_result(|| crate::lifecycle::open(dev).map(|()| 0))
 }
 
-unsafe extern "C" fn close_device(_vdev: *mut bindings::vfio_device) {}
+unsafe extern "C" fn close_device(vdev: *mut bindings::vfio_device) {
+    // SAFETY: the VFIO core only calls ops on registered devices.
+    let dev = unsafe { CommonDevice::from_vdev(vdev) };
+    crate::lifecycle::close(dev);
+}
 
 unsafe extern "C" fn read(
     vdev: *mut bindings::vfio_device,
@@ -248,23 +281,28 @@ unsafe fn register_device(
     let vdev = match vdev {
         Ok(v) => v,
         Err(e) => {
-            // Ownership of `data` passed to us: release it through a temporary state.
-            drop(DeviceState { pdev: pci, variant, data });
+            // Ownership of `data` passed to us: release it.
+            drop(VariantData { variant, data });
             return Err(e);
         }
     };
     let cdev = vdev.cast::<CommonDevice>();
+    let init = pin_init!(DeviceState {
+        pdev: pci,
+        variant_data: VariantData { variant, data },
+        open <- new_mutex!(crate::lifecycle::OpenState::closed(), "vfio_pci_common::open"),
+    });
     // SAFETY: `_vfio_alloc_device` returned a zeroed allocation of `size_of::<CommonDevice>()`
-    // bytes with `vdev` initialised; `state` is uninitialised memory we own, written once
-    // here before anything can call `release`.
-    unsafe { ptr::write(addr_of_mut!((*cdev).state), DeviceState { pdev: pci, variant, data }) };
+    // bytes with `vdev` initialised; `state` is memory we own that stays put until `release`,
+    // initialised once here (infallibly) before anything can call `release`.
+    let Ok(()) = unsafe { init.__pinned_init(addr_of_mut!((*cdev).state)) };
     // SAFETY: `vdev` is a fully initialised, unregistered VFIO device.
     let ret = unsafe { bindings::vfio_register_group_dev(vdev) };
     if let Err(e) = to_result(ret) {
         // SAFETY: the state is initialised; release the variant data now, then drop our only
         // reference, which frees the allocation through `release`.
         unsafe {
-            (*cdev).state.release_variant_data();
+            (*cdev).state.variant_data.release();
             put_vfio_device(vdev);
         }
         return Err(e);
@@ -300,9 +338,33 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_device_unregister(device: *mut D
     unsafe {
         let vdev = addr_of_mut!((*cdev).vdev);
         bindings::vfio_unregister_group_dev(vdev);
-        (*cdev).state.release_variant_data();
+        (*cdev).state.variant_data.release();
         put_vfio_device(vdev);
     }
+}
+
+/// `pci_ers_result_t` value meaning "the driver can recover" (`PCI_ERS_RESULT_CAN_RECOVER`).
+const PCI_ERS_RESULT_CAN_RECOVER: c_uint = 2;
+
+/// See [`crate::abi`]: the AER `error_detected` handler of every variant. Like upstream, it
+/// only tells user space (through the ERR eventfd, once interrupts exist) and lets the
+/// recovery go on; the device stays with the user, who owns its recovery.
+///
+/// # Safety
+///
+/// `device` must be a registered device handle.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_error_detected(
+    device: *mut DeviceHandle,
+    _state: c_uint,
+) -> c_uint {
+    let cdev = device.cast::<CommonDevice>();
+    if !cdev.is_null() {
+        // SAFETY: a registered device (caller); `pdev` is valid while it is bound.
+        let pdev = unsafe { &(*cdev).state.pdev };
+        crate::pci::dev_notice(pdev, format_args!("PCI error detected; the user owns recovery\n"));
+    }
+    PCI_ERS_RESULT_CAN_RECOVER
 }
 
 /// Keeps the ABI's function types and ours from drifting apart.

@@ -23,6 +23,19 @@ unsafe impl Send for PciDev {}
 // SAFETY: as for `Send`; `&PciDev` only allows reads and PCI core calls that lock internally.
 unsafe impl Sync for PciDev {}
 
+/// Prints one line about `pdev` at notice level, prefixed like `dev_notice`.
+pub(crate) fn dev_notice(pdev: &PciDev, args: core::fmt::Arguments<'_>) {
+    // SAFETY: `%pA` formats a `core::fmt::Arguments` through the kernel's Rust printing hook;
+    // the pointer is to a live local for the duration of the call; the device is valid.
+    unsafe {
+        kernel::bindings::_dev_notice(
+            pdev.as_device(),
+            c"%pA".as_ptr().cast(),
+            core::ptr::from_ref(&args).cast::<core::ffi::c_void>(),
+        )
+    };
+}
+
 impl PciDev {
     /// # Safety
     ///
@@ -64,11 +77,6 @@ impl PciDev {
         }
     }
 
-    /// Whether the PCI core knows a way to reset this function (`pci_reset_supported`).
-    pub(crate) fn reset_supported(&self) -> bool {
-        self.raw().reset_methods[0] != 0
-    }
-
     /// Reads `size` (1, 2 or 4) bytes of config space at `offset` the way `sysfs` does
     /// (`pci_user_read_config_*`: blocked while the device is in reset or being accessed by
     /// the host driver), returning the value.
@@ -93,5 +101,106 @@ impl PciDev {
             2 => v16.into(),
             _ => v8.into(),
         })
+    }
+
+    /// `pci_enable_device`: wakes the function to D0 and enables its resources.
+    pub(crate) fn enable(&self) -> Result {
+        // SAFETY: valid device (type invariant); the PCI core refcounts enables.
+        to_result(unsafe { bindings::pci_enable_device(self.as_raw()) })
+    }
+
+    /// `pci_disable_device`: balances one [`PciDev::enable`].
+    pub(crate) fn disable(&self) {
+        // SAFETY: valid device; only called after a successful `enable` (see `lifecycle.rs`).
+        unsafe { bindings::pci_disable_device(self.as_raw()) }
+    }
+
+    /// `pci_clear_master`: stops the function from initiating DMA.
+    pub(crate) fn clear_master(&self) {
+        // SAFETY: valid device (type invariant).
+        unsafe { bindings::pci_clear_master(self.as_raw()) }
+    }
+
+    /// `pci_try_reset_function`: a function reset that gives up (`-EAGAIN`) instead of waiting
+    /// for the device lock.
+    pub(crate) fn try_reset_function(&self) -> Result {
+        // SAFETY: valid device (type invariant).
+        to_result(unsafe { bindings::pci_try_reset_function(self.as_raw()) })
+    }
+
+    /// A function reset with the device lock taken here if it is free
+    /// (`pci_dev_trylock` + `__pci_reset_function_locked`), which does not save and restore
+    /// config space around the reset: the caller restores its own saved state afterwards.
+    /// Returns whether the reset happened.
+    pub(crate) fn reset_if_unlocked(&self) -> bool {
+        let dev = self.as_raw();
+        // SAFETY: valid device; the lock is released on every path below.
+        unsafe {
+            if bindings::pci_dev_trylock(dev) == 0 {
+                return false;
+            }
+            let ok = bindings::__pci_reset_function_locked(dev) == 0;
+            bindings::pci_dev_unlock(dev);
+            ok
+        }
+    }
+
+    /// Saves config space into the device and takes a copy of it ([`SavedState`]).
+    pub(crate) fn save_state(&self) -> Option<SavedState> {
+        let dev = self.as_raw();
+        // SAFETY: valid device; `pci_store_saved_state` returns an allocation we own or null.
+        let p = unsafe {
+            bindings::pci_save_state(dev);
+            bindings::pci_store_saved_state(dev)
+        };
+        NonNull::new(p).map(|p| SavedState { p })
+    }
+
+    /// `pci_save_state` alone: the current config space becomes what `restore_state` writes.
+    pub(crate) fn save_current_state(&self) {
+        // SAFETY: valid device (type invariant).
+        unsafe { bindings::pci_save_state(self.as_raw()) };
+    }
+
+    /// Loads `saved` into the device's save area and frees it; `Err` if that failed (the
+    /// caller then decides whether resetting with the current state is better than nothing).
+    pub(crate) fn load_saved_state(&self, saved: SavedState) -> Result {
+        let mut p = saved.p.as_ptr();
+        core::mem::forget(saved);
+        // SAFETY: valid device; ownership of `p` passes to the PCI core, which frees it and
+        // nulls our pointer.
+        to_result(unsafe { bindings::pci_load_and_free_saved_state(self.as_raw(), &mut p) })
+    }
+
+    /// Writes the device's save area back to its config space.
+    pub(crate) fn restore_state(&self) {
+        // SAFETY: valid device (type invariant).
+        unsafe { bindings::pci_restore_state(self.as_raw()) }
+    }
+
+    /// Writes a config word as the host (not through user-space permission checks).
+    pub(crate) fn write_config_word(&self, offset: i32, val: u16) -> Result {
+        // SAFETY: valid device; the PCI core bounds-checks `offset`.
+        to_result(unsafe { bindings::pci_write_config_word(self.as_raw(), offset, val) })
+    }
+}
+
+/// A copy of a function's config space taken by [`PciDev::save_state`].
+///
+/// # Invariants
+///
+/// `p` is an allocation from `pci_store_saved_state`, owned by this value.
+pub(crate) struct SavedState {
+    p: NonNull<bindings::pci_saved_state>,
+}
+
+// SAFETY: the saved state is plain memory owned by us; nothing ties it to a thread.
+unsafe impl Send for SavedState {}
+
+impl Drop for SavedState {
+    fn drop(&mut self) {
+        // SAFETY: we own the allocation (type invariant); the saved state is a single kmalloc
+        // (see `pci_store_saved_state`).
+        unsafe { kernel::bindings::kfree(self.p.as_ptr().cast()) };
     }
 }

@@ -23,6 +23,7 @@ mod config;
 mod device;
 mod info;
 mod layout;
+mod lifecycle;
 mod pci;
 
 module! {

@@ -21,25 +21,44 @@ pub(crate) use id::PciId;
 pub(crate) use registration::{PciDevice, Registration};
 
 /// What a variant file needs, in one `use`.
+#[allow(unused_imports)]
 pub(crate) mod prelude {
     pub(crate) use super::{PciDevice, PciId, Variant};
+    pub(crate) use core::pin::Pin;
     pub(crate) use kernel::prelude::*;
 }
 
-use kernel::error::Error;
+use core::pin::Pin;
+use kernel::error::{Error, Result};
 use kernel::init::PinInit;
+use kernel::prelude::vtable;
 
 /// A VFIO PCI variant driver.
 ///
 /// `Self` is the pinned per-device state: [`Variant::probe`] returns its initializer, the SDK
 /// places it in a `Pin<KBox<Self>>` that lives from a successful probe until the device is
 /// unregistered (after user space has closed it).
+///
+/// The optional hooks default to the common behaviour: implement only those you need, and mark
+/// the `impl` with `#[vtable]` so the SDK knows which ones you wrote.
+#[vtable]
 pub(crate) trait Variant: Send + Sync + Sized + 'static {
     /// Data attached to each ID table entry, handed to `probe` for the entry that matched.
     type IdInfo: Send + Sync + 'static;
 
     /// Sets up a device that matched ID table entry `id`. Failing here refuses the device.
     fn probe(dev: &PciDevice<'_>, id: &'static Self::IdInfo) -> impl PinInit<Self, Error>;
+
+    /// User space opened the device (first open), after the common module enabled it.
+    /// Failing here fails the open.
+    fn open(self: Pin<&Self>) -> Result {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// User space closed the device (last close), before the common module disables it.
+    fn close(self: Pin<&Self>) {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// Declares a variant module: its `pci_driver`, its override-only ID table (exported to modpost

@@ -27,7 +27,19 @@ extern "C" {
         data: *mut c_void,
     ) -> *mut DeviceHandle;
     fn vfio_pci_common_device_unregister(device: *mut DeviceHandle);
+    fn vfio_pci_common_error_detected(device: *mut DeviceHandle, state: u32) -> u32;
 }
+
+/// The PCI error handlers of every variant: all of them end in the common module.
+static ERROR_HANDLERS: bindings::pci_error_handlers = bindings::pci_error_handlers {
+    error_detected: Some(error_detected),
+    mmio_enabled: None,
+    slot_reset: None,
+    reset_prepare: None,
+    reset_done: None,
+    resume: None,
+    cor_error_detected: None,
+};
 
 /// A read-only view of the PCI function being probed.
 pub(crate) struct PciDevice<'a> {
@@ -111,6 +123,8 @@ impl<T: Variant> Registration<T> {
             abi_version: ABI_VERSION,
             name: driver.as_char_ptr(),
             release: Some(release_data::<T>),
+            open_device: if T::HAS_OPEN { Some(open_device::<T>) } else { None },
+            close_device: if T::HAS_CLOSE { Some(close_device::<T>) } else { None },
         }
     }
 
@@ -158,6 +172,7 @@ impl<T: Variant> Registration<T> {
                     (*drv).id_table = table.as_ptr();
                     (*drv).probe = Some(probe::<T>);
                     (*drv).remove = Some(remove::<T>);
+                    (*drv).err_handler = &ERROR_HANDLERS;
                     (*drv).driver_managed_dma = true;
                     kernel::error::to_result(bindings::__pci_register_driver(
                         drv,
@@ -262,6 +277,31 @@ unsafe extern "C" fn remove<T: Variant>(pdev: *mut bindings::pci_dev) {
         vfio_pci_common_device_unregister(handle);
         (*pdev).dev.driver_data = ptr::null_mut();
     }
+}
+
+/// `pci_error_handlers.error_detected`: handled by the common module for every variant.
+unsafe extern "C" fn error_detected(pdev: *mut bindings::pci_dev, state: bindings::pci_channel_state_t) -> bindings::pci_ers_result_t {
+    // SAFETY: the PCI core calls error handlers only for a bound device, whose `driver_data`
+    // our probe set to its device handle.
+    unsafe {
+        let handle = (*pdev).dev.driver_data.cast::<DeviceHandle>();
+        vfio_pci_common_error_detected(handle, state as u32) as bindings::pci_ers_result_t
+    }
+}
+
+/// [`VariantOps::open_device`] for a `T` that implements [`Variant::open`].
+unsafe extern "C" fn open_device<T: Variant>(data: *mut c_void) -> c_int {
+    // SAFETY: `data` is the live `Pin<KBox<T>>` of this device (the common module passes it
+    // only between registration and release).
+    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
+    kernel::error::from_result(|| T::open(this).map(|()| 0))
+}
+
+/// [`VariantOps::close_device`] for a `T` that implements [`Variant::close`].
+unsafe extern "C" fn close_device<T: Variant>(data: *mut c_void) {
+    // SAFETY: as in `open_device`.
+    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
+    T::close(this);
 }
 
 /// [`VariantOps::release`] for `T`: drops the per-device state made in `probe::<T>`.

@@ -10,6 +10,7 @@ use sdk::prelude::*;
 /// Needs no per-device state.
 struct Skeleton;
 
+#[vtable]
 impl Variant for Skeleton {
     type IdInfo = ();
 

@@ -17,6 +17,7 @@ struct GenericDevice {
     device: u16,
 }
 
+#[vtable]
 impl Variant for GenericDevice {
     type IdInfo = ();
 

@@ -9,7 +9,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(test)]
+extern crate std;
+
+pub mod config_init;
 pub mod config_rw;
+pub mod config_space;
 pub mod errno;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
+pub mod pci_regs;
+pub mod perm;
 pub mod region;
 pub mod uapi;
+
+#[cfg(test)]
+mod config_prop_tests;

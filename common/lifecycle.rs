@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: GPL-2.0
+//! What happens when user space opens and closes a device, following upstream
+//! `vfio_pci_core_enable` / `vfio_pci_core_disable`, so the next user (or the host driver) gets
+//! the device back as it was.
+//!
+//! Open: stop DMA, enable the function, try a function reset (and remember whether that works,
+//! reported as `VFIO_DEVICE_FLAGS_RESET`), save config space, then the variant's `open` hook.
+//! Close: the variant's `close` hook, stop DMA, put the saved config back, reset if possible
+//! (with INTx and MSI off during the reset), restore, disable.
+//!
+//! Not yet here (later issues): runtime PM and idle D3, INTx masking support probe, interrupt
+//! and ioeventfd teardown, BAR mappings, the dev_set bus reset on last close.
+
+use crate::device::DeviceState;
+use crate::pci::SavedState;
+use kernel::error::{code::EAGAIN, Result};
+use kernel::prelude::*;
+
+/// `PCI_COMMAND`.
+const PCI_COMMAND: i32 = 0x04;
+/// `PCI_COMMAND_INTX_DISABLE`.
+const PCI_COMMAND_INTX_DISABLE: u16 = 0x400;
+
+/// The part of a device's state that exists while user space has it open.
+pub(crate) struct OpenState {
+    /// Whether a function reset worked at open (`VFIO_DEVICE_FLAGS_RESET`).
+    pub(crate) reset_works: bool,
+    /// Config space as it was at open, restored at close.
+    saved: Option<SavedState>,
+    /// Whether `open` completed (so `close` has something to undo).
+    enabled: bool,
+}
+
+impl OpenState {
+    /// The state of a device nobody has opened.
+    pub(crate) const fn closed() -> Self {
+        Self { reset_works: false, saved: None, enabled: false }
+    }
+}
+
+/// `open_device`: called by the VFIO core on the first open, under `dev_set->lock`.
+pub(crate) fn open(dev: &DeviceState) -> Result {
+    let pdev = &dev.pdev;
+    {
+        let mut st = dev.open.lock();
+        // Our saved state must not include bus mastering.
+        pdev.clear_master();
+        pdev.enable()?;
+        match pdev.try_reset_function() {
+            // Someone holds the device lock: fail the open rather than hand out a dirty device.
+            Err(e) if e == EAGAIN => {
+                pdev.disable();
+                return Err(e);
+            }
+            r => st.reset_works = r.is_ok(),
+        }
+        st.saved = pdev.save_state();
+        st.enabled = true;
+    }
+    if let Some(hook) = dev.variant_ops().open_device {
+        // SAFETY: the variant data is live until the device is unregistered, and no op runs
+        // after that.
+        let ret = unsafe { hook(dev.variant_data()) };
+        if ret != 0 {
+            undo(dev);
+            return Err(Error::from_errno(ret));
+        }
+    }
+    Ok(())
+}
+
+/// `close_device`: called by the VFIO core on the last close, under `dev_set->lock`.
+pub(crate) fn close(dev: &DeviceState) {
+    if let Some(hook) = dev.variant_ops().close_device {
+        // SAFETY: as in `open`.
+        unsafe { hook(dev.variant_data()) };
+    }
+    undo(dev);
+}
+
+/// Puts the device back the way `open` found it.
+fn undo(dev: &DeviceState) {
+    let pdev = &dev.pdev;
+    let mut st = dev.open.lock();
+    if !st.enabled {
+        return;
+    }
+    pdev.clear_master();
+    // Put the config space saved at open into the save area (with nothing stored, the save
+    // area still holds what open saved). If that fails, resetting with the current state is
+    // better than nothing, but saving and restoring the current state without a reset is
+    // busy work.
+    let loaded = match st.saved.take() {
+        Some(saved) => pdev.load_saved_state(saved).is_ok(),
+        None => true,
+    };
+    let restore = if loaded {
+        true
+    } else {
+        crate::pci::dev_notice(pdev, format_args!("couldn't reload the saved state\n"));
+        if st.reset_works {
+            pdev.save_current_state();
+        }
+        st.reset_works
+    };
+    if restore {
+        // INTx and MSI off during the reset, as pci_reset_function() does.
+        let _ = pdev.write_config_word(PCI_COMMAND, PCI_COMMAND_INTX_DISABLE);
+        if st.reset_works {
+            let _ = pdev.reset_if_unlocked();
+        }
+        pdev.restore_state();
+    }
+    pdev.disable();
+    st.enabled = false;
+    st.reset_works = false;
+}
