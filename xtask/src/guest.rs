@@ -87,34 +87,9 @@ fn elf_has_interp(d: &[u8]) -> bool {
     (0..phnum).any(|i| rd(phoff + i * phentsize, 4) == 3 /* PT_INTERP */)
 }
 
-/// `.modinfo` of a `.ko` as key/value pairs (ELF64 little endian).
+/// `.modinfo` of a `.ko` as key/value pairs (the shared reader in `pcibind`).
 pub fn modinfo(path: &Path) -> Result<Vec<(String, String)>> {
-    let d = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let rd = |o: usize, n: usize| -> Option<usize> {
-        d.get(o..o + n).map(|b| b.iter().rev().fold(0usize, |a, &x| (a << 8) | x as usize))
-    };
-    if d.get(0..4) != Some(b"\x7fELF") || d.get(4) != Some(&2) {
-        bail!("{} is not an ELF64 file", path.display());
-    }
-    let bad = || anyhow::anyhow!("{}: malformed ELF", path.display());
-    let (shoff, shentsize, shnum, shstrndx) =
-        (rd(0x28, 8).ok_or_else(bad)?, rd(0x3a, 2).ok_or_else(bad)?, rd(0x3c, 2).ok_or_else(bad)?, rd(0x3e, 2).ok_or_else(bad)?);
-    let sh = |i: usize| Some((rd(shoff + i * shentsize, 4)?, rd(shoff + i * shentsize + 0x18, 8)?, rd(shoff + i * shentsize + 0x20, 8)?));
-    let (_, so, ss) = sh(shstrndx).ok_or_else(bad)?;
-    let strtab = d.get(so..so + ss).ok_or_else(bad)?;
-    for i in 0..shnum {
-        let (n, off, size) = sh(i).ok_or_else(bad)?;
-        let name = strtab.get(n..).unwrap_or(&[]);
-        let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
-        if name == b".modinfo" {
-            let sec = d.get(off..off + size).ok_or_else(bad)?;
-            return Ok(sec
-                .split(|&c| c == 0)
-                .filter_map(|s| std::str::from_utf8(s).ok()?.split_once('=').map(|(k, v)| (k.into(), v.into())))
-                .collect());
-        }
-    }
-    bail!("{}: no .modinfo section", path.display())
+    Ok(pcibind::modinfo::modinfo(path)?)
 }
 
 fn mod_name(path: &Path) -> Result<String> {
@@ -283,10 +258,18 @@ impl Cpio {
 }
 
 /// The guest binary's arguments (besides `--mode`, which comes from the kernel command line).
-fn guest_args(modules: &[PathBuf], our_modules: &[PathBuf]) -> String {
+fn guest_args(modules: &[PathBuf], our_modules: &[PathBuf], extra: Option<&Path>) -> String {
     let mut a: Vec<String> = Vec::new();
     for m in modules {
         a.push(format!("--module {GUEST_MODDIR}/{}", file_name(m)));
+    }
+    // Ours, for the selection checks (the catalog `match` uses on the host).
+    for m in our_modules {
+        a.push(format!("--catalog {GUEST_MODDIR}/{}", file_name(m)));
+    }
+    // Not loaded up front: the bind checks load it through the library.
+    if let Some(x) = extra {
+        a.push(format!("--new-variant-ko {GUEST_MODDIR}/{}", file_name(x)));
     }
     a.push("--driver vfio-pci".into());
     if our_modules.iter().any(|m| file_name(m) == GENERIC_KO) {
@@ -304,10 +287,10 @@ fn file_name(p: &Path) -> String {
 }
 
 /// Builds (or reuses) the initramfs and returns its path.
-pub fn build_initramfs(kernel_build: &Path, our_modules: &[PathBuf]) -> Result<PathBuf> {
+pub fn build_initramfs(kernel_build: &Path, our_modules: &[PathBuf], extra: Option<&Path>) -> Result<PathBuf> {
     let bin = build_guest_binary()?;
     let modules = modules_in_load_order(kernel_build, our_modules)?;
-    let args = guest_args(&modules, our_modules);
+    let args = guest_args(&modules, our_modules, extra);
     let busybox = std::fs::read(BUSYBOX).with_context(|| format!("reading {BUSYBOX} (install busybox-static)"))?;
     if elf_has_interp(&busybox) {
         bail!("{BUSYBOX} is not statically linked: install Debian's busybox-static");
@@ -318,7 +301,7 @@ pub fn build_initramfs(kernel_build: &Path, our_modules: &[PathBuf]) -> Result<P
         .collect::<Vec<_>>();
     let guest_bin = std::fs::read(&bin)?;
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
-    for m in &modules {
+    for m in modules.iter().map(PathBuf::as_path).chain(extra) {
         blobs.push((file_name(m), std::fs::read(m).with_context(|| format!("reading {}", m.display()))?));
     }
     // The key: every input's bytes.
@@ -442,8 +425,13 @@ impl Parsed {
 /// Boots the guest in `mode`, runs the suite, and returns the counts. A run that does not get
 /// to the end (panic, QEMU error, no SUMMARY, timeout) adds one failure and prints the tail of
 /// the console.
-pub fn run_guest_suite(kernel_build: &Path, our_modules: &[PathBuf], mode: Mode) -> Result<Counts> {
-    let initramfs = build_initramfs(kernel_build, our_modules)?;
+pub fn run_guest_suite(
+    kernel_build: &Path,
+    our_modules: &[PathBuf],
+    extra: Option<&Path>,
+    mode: Mode,
+) -> Result<Counts> {
+    let initramfs = build_initramfs(kernel_build, our_modules, extra)?;
     let mut cmd = qemu_command(kernel_build, &initramfs, mode, "")?;
     cmd.args(["-serial", "stdio"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let limit = timeout();
@@ -553,7 +541,7 @@ pub fn run_guest_suite(kernel_build: &Path, our_modules: &[PathBuf], mode: Mode)
 /// Boots the same guest with a shell on the terminal instead of the tests (Ctrl-A X quits).
 /// The command to run the suite by hand is printed at the prompt.
 pub fn qemu_shell(kernel_build: &Path, our_modules: &[PathBuf], mode: Mode) -> Result<()> {
-    let initramfs = build_initramfs(kernel_build, our_modules)?;
+    let initramfs = build_initramfs(kernel_build, our_modules, None)?;
     let mut cmd = qemu_command(kernel_build, &initramfs, mode, "vfiotest.shell=1")?;
     cmd.args(["-serial", "mon:stdio"]);
     step(format!("interactive guest, mode {} (Ctrl-A X quits QEMU)", mode.name()));

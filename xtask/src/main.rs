@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `cargo xtask`: every build and test step of the project, each printed before it runs.
 
+mod bindcmd;
 mod guest;
 mod kernel;
 mod modules;
 mod setup;
 mod testrun;
 mod util;
+mod variant;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -60,6 +62,75 @@ enum Cmd {
     },
     /// Print the cached test kernel's build directory (empty and failing if not built yet).
     Kdir,
+    /// Select the VFIO driver for a device: its modalias against the vfio_pci: aliases of our
+    /// built modules and of modules.alias. Exit status: 0 one specific variant, 3 only the
+    /// generic (match-any) drivers, 4 a tie, 5 no match, 1 error.
+    Match {
+        /// A PCI address (its modalias is read from sysfs) or a modalias string (pci:v...).
+        device: String,
+        /// A modules.alias file (default: /lib/modules/$(uname -r)/modules.alias, if present).
+        #[arg(long)]
+        modules_alias: Option<PathBuf>,
+        /// Only our built modules.
+        #[arg(long, conflicts_with = "modules_alias")]
+        no_installed: bool,
+        /// Consider these module files instead of every module of our build (repeatable).
+        #[arg(long = "module", value_name = "KO")]
+        modules: Vec<PathBuf>,
+    },
+    /// Bind a device to DRIVER (default: what `match` selects) by driver_override, loading the
+    /// module if needed; a refused bind restores the previous driver and override.
+    Bind {
+        bdf: String,
+        /// A driver or module name (vfio-pci-generic, vfio_pci_skeleton, vfio-pci, ...).
+        driver: Option<String>,
+        #[arg(long)]
+        modules_alias: Option<PathBuf>,
+    },
+    /// Unbind a device and clear its driver_override (it stays without a driver).
+    Unbind { bdf: String },
+    /// Create variants/NAME from samples/skeleton, add it to Kbuild, and build it.
+    NewVariant {
+        /// Lower-case identifier: module vfio_pci_NAME, driver vfio-pci-NAME.
+        name: String,
+        /// Vendor ID, hex (e.g. 1234).
+        #[arg(long)]
+        vendor: String,
+        /// Device ID, hex (e.g. 11e8).
+        #[arg(long)]
+        device: String,
+        /// Subsystem vendor:device, hex.
+        #[arg(long)]
+        subsystem: Option<String>,
+        /// Class code and mask, hex, e.g. 030000/ff0000 (each mask byte 00 or ff).
+        #[arg(long)]
+        class: Option<String>,
+        /// Only create the files.
+        #[arg(long)]
+        no_build: bool,
+        #[arg(long, env = "KDIR")]
+        kdir: Option<PathBuf>,
+        /// Another tree than this repository (the test suite uses a scratch copy).
+        #[arg(long, hide = true, requires = "no_build")]
+        root: Option<PathBuf>,
+    },
+}
+
+fn new_variant_spec(
+    name: &str,
+    vendor: &str,
+    device: &str,
+    subsystem: Option<&str>,
+    class: Option<&str>,
+) -> Result<variant::Spec, variant::Error> {
+    variant::validate_name(name)?;
+    Ok(variant::Spec {
+        name: name.to_string(),
+        vendor: variant::parse_id16("vendor", vendor)?,
+        device: variant::parse_id16("device", device)?,
+        subsystem: subsystem.map(variant::parse_subsystem).transpose()?,
+        class: class.map(variant::parse_class).transpose()?,
+    })
 }
 
 fn parse_mode(m: &str) -> guest::Mode {
@@ -101,6 +172,22 @@ fn main() {
             }
             None => Err(anyhow::anyhow!("the test kernel is not built yet: run `cargo xtask kernel`")),
         }),
+        Cmd::Match { device, modules_alias, no_installed, modules } => {
+            match bindcmd::match_cmd(&device, modules_alias.as_deref(), no_installed, &modules) {
+                Ok(0) => Ok(()),
+                Ok(code) => std::process::exit(code),
+                Err(e) => Err(e),
+            }
+        }
+        Cmd::Bind { bdf, driver, modules_alias } => {
+            bindcmd::bind_cmd(&bdf, driver.as_deref(), modules_alias.as_deref())
+        }
+        Cmd::Unbind { bdf } => bindcmd::unbind_cmd(&bdf),
+        Cmd::NewVariant { name, vendor, device, subsystem, class, no_build, kdir, root } => {
+            new_variant_spec(&name, &vendor, &device, subsystem.as_deref(), class.as_deref())
+                .map_err(anyhow::Error::from)
+                .and_then(|spec| bindcmd::new_variant_cmd(&spec, root, kdir, !no_build))
+        }
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

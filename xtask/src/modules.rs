@@ -119,10 +119,15 @@ pub fn generate_bindings(kdir: &Path) -> Result<PathBuf> {
 
 /// The make invocation for our tree against `kdir`.
 pub fn kbuild(kdir: &Path) -> Command {
+    kbuild_at(kdir, &repo_root())
+}
+
+/// The make invocation for the external-module directory `m` against `kdir`.
+pub fn kbuild_at(kdir: &Path, m: &Path) -> Command {
     let mut c = Command::new("make");
     c.arg("-C")
         .arg(kdir)
-        .arg(format!("M={}", repo_root().display()))
+        .arg(format!("M={}", m.display()))
         .arg(format!("RUSTC={KERNEL_RUSTC}"))
         .arg(format!("HOSTRUSTC={KERNEL_RUSTC}"));
     if let Some(bg) = crate::util::which("bindgen") {
@@ -131,17 +136,58 @@ pub fn kbuild(kdir: &Path) -> Command {
     c
 }
 
-/// The modules the build produces, in load order.
-pub fn module_paths() -> Vec<PathBuf> {
-    let root = repo_root();
-    [
-        "common/vfio_pci_common.ko",
-        "variants/generic/vfio_pci_generic.ko",
-        "samples/skeleton/vfio_pci_skeleton.ko",
-    ]
-        .iter()
-        .map(|p| root.join(p))
-        .collect()
+/// The directories the top-level Kbuild builds (`obj-m += dir/ [dir/...]` lines, in order;
+/// comments and other lines are ignored).
+pub fn kbuild_dirs(kbuild: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in kbuild.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let Some(rest) = line.strip_prefix("obj-m") else { continue };
+        let Some(rest) = rest.trim_start().strip_prefix("+=").or_else(|| rest.trim_start().strip_prefix(":=")) else {
+            continue;
+        };
+        out.extend(rest.split_whitespace().filter(|w| w.ends_with('/')).map(|w| w.trim_end_matches('/').to_string()));
+    }
+    out
+}
+
+/// The module objects one directory's Kbuild builds (`obj-m += name.o` -> `name`).
+pub fn kbuild_objects(kbuild: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in kbuild.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let Some(rest) = line.strip_prefix("obj-m") else { continue };
+        let Some(rest) = rest.trim_start().strip_prefix("+=").or_else(|| rest.trim_start().strip_prefix(":=")) else {
+            continue;
+        };
+        out.extend(rest.split_whitespace().filter_map(|w| w.strip_suffix(".o")).map(String::from));
+    }
+    out
+}
+
+/// The modules a tree at `root` builds, discovered from its Kbuild files: for every
+/// `obj-m += dir/` of the top-level Kbuild, every `obj-m += name.o` of `dir/Kbuild`, as
+/// `root/dir/name.ko`, in Kbuild order (the common module first).
+pub fn module_paths_in(root: &Path) -> Result<Vec<PathBuf>> {
+    let top = root.join("Kbuild");
+    let text = std::fs::read_to_string(&top).with_context(|| format!("reading {}", top.display()))?;
+    let mut out = Vec::new();
+    for dir in kbuild_dirs(&text) {
+        let kb = root.join(&dir).join("Kbuild");
+        let sub = std::fs::read_to_string(&kb)
+            .with_context(|| format!("reading {} (listed in {})", kb.display(), top.display()))?;
+        let objs = kbuild_objects(&sub);
+        if objs.is_empty() {
+            bail!("{} builds no module (no `obj-m += name.o` line)", kb.display());
+        }
+        out.extend(objs.iter().map(|o| root.join(&dir).join(format!("{o}.ko"))));
+    }
+    Ok(out)
+}
+
+/// The modules this repository builds, in load order.
+pub fn module_paths() -> Result<Vec<PathBuf>> {
+    module_paths_in(&repo_root())
 }
 
 pub fn build_modules(kdir: Option<PathBuf>) -> Result<Vec<PathBuf>> {
@@ -154,7 +200,7 @@ pub fn build_modules(kdir: Option<PathBuf>) -> Result<Vec<PathBuf>> {
         // CONFIG_WERROR: C gets -Werror, Rust -Dwarnings (see the kernel Makefile).
         .arg("CONFIG_WERROR=y")
         .arg("modules"))?;
-    let kos = module_paths();
+    let kos = module_paths()?;
     step("built modules");
     for ko in &kos {
         if !ko.exists() {
@@ -192,6 +238,25 @@ mod tests {
         assert!(s.contains(" -- -nostdinc -I./include -DMODULE"));
         assert!(s.ends_with("/g' /r/out.rs"), "post-processing runs on our output: {s}");
         assert!(!s.contains("rust/bindings/bindings_generated.rs"));
+    }
+
+    #[test]
+    fn kbuild_parsing() {
+        let top = "# SPDX\n# comment obj-m += nope/\nobj-m += common/\nobj-m += variants/generic/ variants/igd/\n\
+                   obj-y += builtin/\nobj-m += samples/skeleton/ # trailing comment\nobj-m:=x/\n";
+        assert_eq!(kbuild_dirs(top), ["common", "variants/generic", "variants/igd", "samples/skeleton", "x"]);
+        let sub = "obj-m += vfio_pci_common.o\nvfio_pci_common-y := a.o b.o\n";
+        assert_eq!(kbuild_objects(sub), ["vfio_pci_common"]);
+    }
+
+    #[test]
+    fn this_trees_modules() {
+        let kos = module_paths().unwrap();
+        let rel: Vec<String> =
+            kos.iter().map(|k| k.strip_prefix(repo_root()).unwrap().display().to_string()).collect();
+        assert_eq!(rel.first().map(String::as_str), Some("common/vfio_pci_common.ko"));
+        assert!(rel.contains(&"variants/generic/vfio_pci_generic.ko".to_string()));
+        assert!(rel.contains(&"samples/skeleton/vfio_pci_skeleton.ko".to_string()));
     }
 
     #[test]

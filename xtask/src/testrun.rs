@@ -4,10 +4,10 @@
 //! not finish) is a failure, never a skip.
 
 use crate::guest::{self, Counts, Mode};
-use crate::util::{repo_root, show, step};
-use anyhow::Result;
+use crate::util::{cache_root, repo_root, run, show, step};
+use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -64,6 +64,127 @@ fn host_tests() -> Counts {
     counts
 }
 
+/// The variant the test step makes with `new-variant`: module `vfio_pci_newvar_edu`, driver
+/// `vfio-pci-newvar-edu`, for edu (1234:11e8). An unusual name, so it does not collide with a
+/// variant someone adds to the tree.
+pub const NEW_VARIANT: &str = "newvar_edu";
+const EDU_MODALIAS: &str = "pci:v00001234d000011E8sv00001AF4sd00001100bc00scFFi00";
+const TESTDEV_MODALIAS: &str = "pci:v00001B36d00000005sv00001AF4sd00001100bc00scFFi00";
+/// A PCI address no machine of ours has.
+const NOWHERE: &str = "0000:3f:1f.7";
+
+/// Runs this very xtask binary with `args`; returns (exit status, stdout + stderr).
+fn xtask(args: &[&str]) -> Result<(Option<i32>, String)> {
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    println!("    $ cargo xtask {}", args.join(" "));
+    let out = cmd.output().with_context(|| format!("running {}", show(&cmd)))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    for l in text.lines() {
+        println!("    | {l}");
+    }
+    Ok((out.status.code(), text))
+}
+
+/// `cargo xtask new-variant newvar_edu --vendor 1234 --device 11e8` (the real command line) on a
+/// scratch copy of the tree, then a build of just that directory against KDIR and our
+/// `Module.symvers` (so the common module is not rebuilt). Returns the `.ko` for the guest
+/// suite, which loads it through the bind library, binds it to edu by override and drives it
+/// through VFIO.
+fn new_variant_step(kdir: &Path) -> Result<PathBuf> {
+    use crate::variant;
+    let tree = cache_root().join("new-variant-test");
+    step(format!("new-variant {NEW_VARIANT} for edu in a scratch tree {}", tree.display()));
+    if tree.exists() {
+        std::fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))?;
+    }
+    variant::copy_tree_skeleton(&repo_root(), &tree).context("copying the tree")?;
+    let root = tree.display().to_string();
+    let args = ["new-variant", NEW_VARIANT, "--vendor", "1234", "--device", "11e8", "--no-build", "--root", &root];
+    match xtask(&args)? {
+        (Some(0), _) => {}
+        (c, t) => bail!("new-variant exited with {c:?}: {t}"),
+    }
+    match xtask(&args)? {
+        (Some(1), t) if t.contains("already exists") => {}
+        (c, _) => bail!("a second new-variant {NEW_VARIANT} exited with {c:?}; expected a refusal to overwrite"),
+    }
+    let spec = variant::Spec { name: NEW_VARIANT.into(), vendor: 0x1234, device: 0x11e8, subsystem: None, class: None };
+    let dir = tree.join("variants").join(NEW_VARIANT);
+    let ko = dir.join(format!("{}.ko", spec.module()));
+    let listed = crate::modules::module_paths_in(&tree)?;
+    if !listed.contains(&ko) {
+        bail!("{} is not among the modules the scratch Kbuild builds: {listed:?}", ko.display());
+    }
+    let symvers = repo_root().join("Module.symvers");
+    run(crate::modules::kbuild_at(kdir, &dir)
+        .arg(format!("KBUILD_EXTRA_SYMBOLS={}", symvers.display()))
+        .arg("CONFIG_WERROR=y")
+        .arg(format!("-j{}", crate::util::nproc()))
+        .arg("modules"))?;
+    let info = pcibind::modinfo::ModuleInfo::read(&ko)?;
+    if info.name != spec.module() || info.aliases != [spec.alias()] || info.depends != ["vfio_pci_common"] {
+        bail!(
+            "{}: name {}, aliases {:?}, depends {:?}; expected {}, [{}], [vfio_pci_common]",
+            ko.display(),
+            info.name,
+            info.aliases,
+            info.depends,
+            spec.module(),
+            spec.alias()
+        );
+    }
+    println!("    built {} (alias {})", ko.display(), spec.alias());
+    Ok(ko)
+}
+
+/// The `match`, `bind` and `unbind` command lines on the host (the guest suite runs the same
+/// library on real devices): selection on edu's and pci-testdev's modaliases against our
+/// built modules, and the error paths of bind/unbind for a device that does not exist.
+fn cli_checks() -> Counts {
+    let mut c = Counts::default();
+    let mut check = |name: &str, args: &[&str], want: Option<i32>, text: &str| {
+        let r = xtask(args);
+        match r {
+            Ok((code, out)) if code == want && out.contains(text) => {
+                c.passed += 1;
+                println!("PASS host: {name}");
+            }
+            Ok((code, _)) => {
+                c.failed += 1;
+                c.failures.push(format!("host: {name}: exit {code:?} (want {want:?}) or no `{text}` in the output"));
+            }
+            Err(e) => {
+                c.failed += 1;
+                c.failures.push(format!("host: {name}: {e:#}"));
+            }
+        }
+    };
+    // Restricted to the skeleton and the generic driver, so a variant someone adds to the tree
+    // does not change the expectation.
+    let root = repo_root();
+    let skel = root.join("samples/skeleton/vfio_pci_skeleton.ko").display().to_string();
+    let generic = root.join("variants/generic/vfio_pci_generic.ko").display().to_string();
+    let only = ["--no-installed", "--module", &skel, "--module", &generic];
+    let edu: Vec<&str> = ["match", EDU_MODALIAS].iter().chain(&only).copied().collect();
+    let testdev: Vec<&str> = ["match", TESTDEV_MODALIAS].iter().chain(&only).copied().collect();
+    check("xtask-match-edu", &edu, Some(0), "selected:     vfio_pci_skeleton (5 wildcards)");
+    check("xtask-match-pci-testdev", &testdev, Some(3), "GENERIC FALLBACK");
+    check("xtask-match-bad-modalias", &["match", "pci:v1234", "--no-installed"], Some(1), "is not a PCI modalias");
+    check("xtask-bind-wrong-bdf", &["bind", NOWHERE, "vfio-pci-generic"], Some(1), &format!("no PCI device {NOWHERE}"));
+    check("xtask-unbind-wrong-bdf", &["unbind", NOWHERE], Some(1), &format!("no PCI device {NOWHERE}"));
+    check("xtask-bind-bad-bdf", &["bind", "03.0"], Some(1), "is not a PCI address");
+    check("xtask-new-variant-bad-name", &["new-variant", "Edu-1", "--vendor", "1234", "--device", "11e8"], Some(1), "invalid variant name");
+    check(
+        "xtask-new-variant-bad-class",
+        &["new-variant", "x", "--vendor", "1234", "--device", "11e8", "--class", "030000/f00000"],
+        Some(1),
+        "each mask byte must be 00 or ff",
+    );
+    c
+}
+
 fn add(total: &mut Counts, c: Counts) {
     total.passed += c.passed;
     total.failed += c.failed;
@@ -83,9 +204,22 @@ pub fn test(kdir: Option<PathBuf>, modes: &[Mode], host: bool) -> Result<bool> {
     });
     match guest_ready {
         Ok((kdir, kos)) => {
+            add(&mut total, cli_checks());
+            let extra = match new_variant_step(&kdir) {
+                Ok(ko) => {
+                    total.passed += 1;
+                    println!("PASS host: new-variant-{NEW_VARIANT}-build");
+                    Some(ko)
+                }
+                Err(e) => {
+                    total.failed += 1;
+                    total.failures.push(format!("host: new-variant-{NEW_VARIANT}-build: {e:#}"));
+                    None
+                }
+            };
             for &mode in modes {
                 step(format!("guest suite, {} mode", mode.name()));
-                match guest::run_guest_suite(&kdir, &kos, mode) {
+                match guest::run_guest_suite(&kdir, &kos, extra.as_deref(), mode) {
                     Ok(c) => add(&mut total, c),
                     Err(e) => {
                         total.failed += 1;

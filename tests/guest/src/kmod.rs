@@ -35,53 +35,9 @@ pub fn loaded(name: &str) -> bool {
     Path::new("/sys/module").join(name).join("refcnt").exists()
 }
 
-/// The `.modinfo` section of an ELF64 little-endian `.ko` as `key=value` pairs.
+/// The `.modinfo` section of a `.ko` as `key=value` pairs (the shared reader in `pcibind`).
 pub fn modinfo(path: &Path) -> Result<Vec<(String, String)>, String> {
-    let data = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    modinfo_of(&data)
-}
-
-pub fn modinfo_of(data: &[u8]) -> Result<Vec<(String, String)>, String> {
-    let u16at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u32at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    let u64at = |o: usize| {
-        data.get(o..o + 8).map(|b| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            u64::from_le_bytes(a) as usize
-        })
-    };
-    if data.get(0..4) != Some(b"\x7fELF") || data.get(4) != Some(&2) || data.get(5) != Some(&1) {
-        return Err("not an ELF64 little-endian file".into());
-    }
-    let bad = || "truncated ELF header".to_string();
-    let shoff = u64at(0x28).ok_or_else(bad)?;
-    let shentsize = u16at(0x3a).ok_or_else(bad)?;
-    let shnum = u16at(0x3c).ok_or_else(bad)?;
-    let shstrndx = u16at(0x3e).ok_or_else(bad)?;
-    let sh = |i: usize| -> Option<(usize, usize, usize)> {
-        let b = shoff.checked_add(i.checked_mul(shentsize)?)?;
-        Some((u32at(b)?, u64at(b + 0x18)?, u64at(b + 0x20)?))
-    };
-    let (_, stroff, strsize) = sh(shstrndx).ok_or_else(|| "bad section header table".to_string())?;
-    let strtab = data.get(stroff..stroff + strsize).ok_or_else(|| "bad .shstrtab".to_string())?;
-    for i in 0..shnum {
-        let Some((name, off, size)) = sh(i) else { continue };
-        let n = strtab.get(name..).unwrap_or(&[]);
-        let n = &n[..n.iter().position(|&c| c == 0).unwrap_or(n.len())];
-        if n == b".modinfo" {
-            let sec = data.get(off..off + size).ok_or_else(|| ".modinfo out of bounds".to_string())?;
-            return Ok(sec
-                .split(|&c| c == 0)
-                .filter(|s| !s.is_empty())
-                .filter_map(|s| {
-                    let s = String::from_utf8_lossy(s);
-                    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
-                })
-                .collect());
-        }
-    }
-    Err("no .modinfo section".into())
+    pcibind::modinfo::modinfo(path).map_err(|e| e.to_string())
 }
 
 /// All records currently in the kernel log (`/dev/kmsg`, non-blocking), message text only.
@@ -126,30 +82,6 @@ pub fn debug_exit(value: u8) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn modinfo_of_a_real_object() {
-        // Any ELF64 relocatable with a .modinfo section will do: make one with the C compiler
-        // when available; skip otherwise.
-        let dir = std::env::temp_dir().join(format!("modinfo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let c = dir.join("m.c");
-        std::fs::write(
-            &c,
-            "__attribute__((section(\".modinfo\"), used)) static const char a[] = \"alias=vfio_pci:v*d*sv*sd*bc*sc*i*\";\n\
-             __attribute__((section(\".modinfo\"), used)) static const char d[] = \"depends=vfio_pci_common\";\n",
-        )
-        .unwrap();
-        let o = dir.join("m.o");
-        let ok = std::process::Command::new("cc").arg("-c").arg(&c).arg("-o").arg(&o).status();
-        if !matches!(ok, Ok(s) if s.success()) {
-            return;
-        }
-        let mi = super::modinfo(&o).unwrap();
-        assert!(mi.contains(&("alias".into(), "vfio_pci:v*d*sv*sd*bc*sc*i*".into())));
-        assert!(mi.contains(&("depends".into(), "vfio_pci_common".into())));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
     #[test]
     fn bad_lines() {
         let l = vec!["ok".to_string(), "WARNING: CPU: 0 PID: 1 at x".into(), "BUG: KASAN".into()];

@@ -2,7 +2,8 @@
 //! `vfio-guest-tests`: the guest half of the test suite, run as the only program of a QEMU guest.
 //!
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
-//!         [--device BDF=LABEL]... [--generic-ko KO] [--no-exit]`
+//!         [--device BDF=LABEL]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
+//!         [--no-exit]`
 //!
 //! Modules are loaded in the order given and unloaded in reverse. Every driver-dependent check
 //! runs once per `--driver`, named `<check>-<device>-<driver>`; with two or more drivers the
@@ -13,6 +14,7 @@
 //! stops the run. At the end the program writes [`PASS_EXIT`] to isa-debug-exit, meaning only
 //! "the guest ran to the end": the host decides from SUMMARY.
 
+mod binding;
 mod kmod;
 mod vfio;
 
@@ -40,6 +42,10 @@ struct Args {
     drivers: Vec<String>,
     devices: Vec<(Bdf, String)>,
     generic_ko: Option<PathBuf>,
+    /// Our modules: what `cargo xtask match` would see on the host.
+    catalog: Vec<PathBuf>,
+    /// The variant `cargo xtask new-variant` made for edu (loaded by the bind checks).
+    new_variant_ko: Option<PathBuf>,
     exit: bool,
 }
 
@@ -47,7 +53,7 @@ fn usage(msg: &str) -> ! {
     eprintln!("vfio-guest-tests: {msg}");
     eprintln!(
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
-         [--device BDF=LABEL]... [--generic-ko KO] [--no-exit]"
+         [--device BDF=LABEL]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] [--no-exit]"
     );
     std::process::exit(2)
 }
@@ -59,6 +65,8 @@ fn parse_args() -> Args {
         drivers: vec![],
         devices: vec![],
         generic_ko: None,
+        catalog: vec![],
+        new_variant_ko: None,
         exit: true,
     };
     let mut mode = None;
@@ -82,6 +90,8 @@ fn parse_args() -> Args {
                 a.devices.push((b, l.to_string()));
             }
             "--generic-ko" => a.generic_ko = Some(val("--generic-ko").into()),
+            "--catalog" => a.catalog.push(val("--catalog").into()),
+            "--new-variant-ko" => a.new_variant_ko = Some(val("--new-variant-ko").into()),
             "--no-exit" => a.exit = false,
             "-h" | "--help" => usage("help"),
             x => usage(&format!("unknown argument {x}")),
@@ -173,6 +183,27 @@ fn driver_module(driver: &str) -> Option<String> {
 struct Nodes {
     group: String,
     cdev: Option<String>,
+}
+
+/// The VFIO group node and cdev of a device bound to a VFIO driver, once they exist.
+fn find_nodes(sys: &Sysfs, mode: Mode, bdf: &Bdf) -> Result<Nodes, String> {
+    let info = sys.info(bdf).map_err(s)?;
+    let g = info.iommu_group.ok_or("no iommu_group after binding")?;
+    let group = match mode {
+        Mode::Iommu => format!("/dev/vfio/{g}"),
+        Mode::NoIommu => format!("/dev/vfio/noiommu-{g}"),
+    };
+    if !wait_for(|| Path::new(&group).exists()) {
+        return Err(format!("{group} did not appear"));
+    }
+    let cdev = sys.vfio_cdev(bdf).map_err(s)?.map(|c| format!("/dev/vfio/devices/{c}"));
+    if mode == Mode::Iommu {
+        let c = cdev.clone().ok_or("no vfio-dev/vfioN in sysfs")?;
+        if !wait_for(|| Path::new(&c).exists()) {
+            return Err(format!("{c} did not appear"));
+        }
+    }
+    Ok(Nodes { group, cdev })
 }
 
 struct Suite {
@@ -333,22 +364,7 @@ impl Suite {
                     info.driver, info.driver_override
                 ));
             }
-            let g = info.iommu_group.ok_or("no iommu_group after binding")?;
-            let group = match mode {
-                Mode::Iommu => format!("/dev/vfio/{g}"),
-                Mode::NoIommu => format!("/dev/vfio/noiommu-{g}"),
-            };
-            if !wait_for(|| Path::new(&group).exists()) {
-                return Err(format!("{group} did not appear"));
-            }
-            let cdev = sys.vfio_cdev(bdf).map_err(s)?.map(|c| format!("/dev/vfio/devices/{c}"));
-            if mode == Mode::Iommu {
-                let c = cdev.clone().ok_or("no vfio-dev/vfioN in sysfs")?;
-                if !wait_for(|| Path::new(&c).exists()) {
-                    return Err(format!("{c} did not appear"));
-                }
-            }
-            nodes = Some(Nodes { group, cdev });
+            nodes = Some(find_nodes(sys, mode, bdf)?);
             Ok(())
         });
         if !ok {
@@ -633,6 +649,7 @@ fn main() {
     suite.modinfo();
     suite.no_autobind();
     suite.per_driver();
+    suite.binding_checks();
     suite.unload_while_open();
     suite.unload_modules();
     suite.dmesg();

@@ -9,6 +9,16 @@
 //!
 //! All file access goes through a [`Backend`] below a configurable root, so the logic is tested
 //! on the host against a simulated driver core (see the tests at the end of this file).
+//!
+//! The rest of the crate: [`select`] picks the driver for a device from its modalias and the
+//! modules' `vfio_pci:` aliases (with [`glob`], kmod's `fnmatch`, and [`modinfo`], a `.ko`
+//! reader); [`binder`] is the whole `bind` command (select, load the module, bind). Used by
+//! `cargo xtask match/bind/unbind` and by the guest tests: one implementation.
+
+pub mod binder;
+pub mod glob;
+pub mod modinfo;
+pub mod select;
 
 use std::fmt;
 use std::io;
@@ -109,12 +119,8 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
+    // Every variant's text already includes the I/O error it wraps, so nothing is chained
+    // (`{:#}` would print it twice).
 }
 
 fn name_or_none(d: &Option<String>) -> String {
@@ -320,6 +326,40 @@ impl<B: Backend> Sysfs<B> {
         !driver.is_empty() && !driver.contains('/') && self.backend.exists(&self.bus().join("drivers").join(driver))
     }
 
+    /// Whether a loadable module is loaded (`<root>/module/<name>/refcnt`; built-in modules
+    /// have no `refcnt`). `-` and `_` are the same in module names.
+    pub fn module_loaded(&self, module: &str) -> bool {
+        let m = module.replace('-', "_");
+        !m.is_empty() && !m.contains('/') && self.backend.exists(&self.root.join("module").join(m).join("refcnt"))
+    }
+
+    /// The PCI drivers a loaded module registers (`<root>/module/<name>/drivers/pci:<driver>`).
+    pub fn module_pci_drivers(&self, module: &str) -> Result<Vec<String>, Error> {
+        let m = module.replace('-', "_");
+        if m.is_empty() || m.contains('/') {
+            return Ok(vec![]);
+        }
+        let p = self.root.join("module").join(m).join("drivers");
+        match self.backend.list(&p) {
+            Ok(v) => Ok(v.iter().filter_map(|n| n.strip_prefix("pci:")).map(String::from).collect()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(vec![]),
+            Err(e) => Err(Error::Io { path: p, op: "listing", source: e }),
+        }
+    }
+
+    /// The module that registered a PCI driver (`bus/pci/drivers/<d>/module`), if any.
+    pub fn driver_module(&self, driver: &str) -> Result<Option<String>, Error> {
+        if !self.driver_loaded(driver) {
+            return Ok(None);
+        }
+        let p = self.bus().join("drivers").join(driver).join("module");
+        match self.backend.read_link(&p) {
+            Ok(t) => Ok(last_component(&t)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Io { path: p, op: "reading link", source: e }),
+        }
+    }
+
     /// The `vfioN` name of the device's VFIO cdev, if it has one.
     pub fn vfio_cdev(&self, bdf: &Bdf) -> Result<Option<String>, Error> {
         let p = self.check_device(bdf)?.join("vfio-dev");
@@ -522,17 +562,27 @@ mod tests {
         devs: BTreeMap<String, Dev>,
         drivers: Vec<Drv>,
         writes: Vec<(String, String)>,
+        /// Loaded modules.
+        loaded: std::collections::BTreeSet<String>,
     }
     #[derive(Clone, Default)]
     struct Dev {
         vendor: u16,
         driver: Option<String>,
         over: Option<String>,
+        modalias: String,
     }
     struct Drv {
         name: &'static str,
         vendor: Option<u16>, // matching ID (None: override-only)
         refuses: bool,        // probe fails
+        module: Option<&'static str>, // None: built in
+    }
+
+    impl Kernel {
+        fn registered(&self, drv: &Drv) -> bool {
+            drv.module.is_none_or(|m| self.loaded.contains(m))
+        }
     }
     struct Fake(RefCell<Kernel>);
 
@@ -549,7 +599,7 @@ mod tests {
                 return;
             }
             for drv in &self.drivers {
-                if self.matches(&d, drv) && !drv.refuses {
+                if self.registered(drv) && self.matches(&d, drv) && !drv.refuses {
                     self.devs.get_mut(bdf).unwrap().driver = Some(drv.name.to_string());
                     return;
                 }
@@ -579,6 +629,9 @@ mod tests {
                     k.devs.get(*b).ok_or_else(enoent)?;
                     Ok("0x0001\n".into())
                 }
+                ["bus", "pci", "devices", b, "modalias"] => {
+                    Ok(format!("{}\n", k.devs.get(*b).ok_or_else(enoent)?.modalias))
+                }
                 _ => Err(enoent()),
             }
         }
@@ -600,7 +653,7 @@ mod tests {
                 }
                 ["bus", "pci", "drivers", drv, "bind"] => {
                     let d = k.devs.get(data).cloned().ok_or_else(enoent)?;
-                    let i = k.drivers.iter().position(|x| x.name == *drv).ok_or_else(enoent)?;
+                    let i = k.drivers.iter().position(|x| x.name == *drv && k.registered(x)).ok_or_else(enoent)?;
                     if d.driver.is_some() {
                         return Err(io::Error::from_raw_os_error(EBUSY));
                     }
@@ -627,6 +680,10 @@ mod tests {
                     let d = k.devs.get(*b).ok_or_else(enoent)?;
                     d.driver.as_ref().map(|n| format!("../../../bus/pci/drivers/{n}").into()).ok_or_else(enoent)
                 }
+                ["bus", "pci", "drivers", d, "module"] => {
+                    let m = k.drivers.iter().find(|x| x.name == *d && k.registered(x)).and_then(|x| x.module);
+                    m.map(|m| format!("../../../../module/{m}").into()).ok_or_else(enoent)
+                }
                 _ => Err(enoent()),
             }
         }
@@ -634,23 +691,48 @@ mod tests {
             let k = self.0.borrow();
             match rel(path).iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
                 ["bus", "pci", "devices", b] => k.devs.contains_key(*b),
-                ["bus", "pci", "drivers", d] => k.drivers.iter().any(|x| x.name == *d),
+                ["bus", "pci", "drivers", d] => k.drivers.iter().any(|x| x.name == *d && k.registered(x)),
+                ["module", m, "refcnt"] => k.loaded.contains(*m),
                 _ => false,
             }
         }
-        fn list(&self, _path: &Path) -> io::Result<Vec<String>> {
-            Ok(self.0.borrow().devs.keys().cloned().collect())
+        fn list(&self, path: &Path) -> io::Result<Vec<String>> {
+            let k = self.0.borrow();
+            match rel(path).iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                ["bus", "pci", "devices"] => Ok(k.devs.keys().cloned().collect()),
+                ["module", m, "drivers"] if k.loaded.contains(*m) => Ok(k
+                    .drivers
+                    .iter()
+                    .filter(|d| d.module == Some(*m))
+                    .map(|d| format!("pci:{}", d.name))
+                    .collect()),
+                _ => Err(enoent()),
+            }
         }
     }
 
     const EDU: &str = "0000:00:03.0";
 
+    const EDU_ALIAS: &str = "pci:v00001234d000011E8sv00001AF4sd00001100bc00scFFi00";
+    const TESTDEV: &str = "0000:00:04.0";
+    const TESTDEV_ALIAS: &str = "pci:v00001B36d00000005sv00001AF4sd00001100bc00scFFi00";
+
     fn fake(refuse_generic: bool) -> Sysfs<Fake> {
         let mut k = Kernel::default();
-        k.devs.insert(EDU.into(), Dev { vendor: 0x1234, driver: Some("edu".into()), over: None });
-        k.drivers.push(Drv { name: "edu", vendor: Some(0x1234), refuses: false });
-        k.drivers.push(Drv { name: "vfio-pci", vendor: None, refuses: false });
-        k.drivers.push(Drv { name: "vfio-pci-generic", vendor: None, refuses: refuse_generic });
+        k.devs.insert(
+            EDU.into(),
+            Dev { vendor: 0x1234, driver: Some("edu".into()), over: None, modalias: EDU_ALIAS.into() },
+        );
+        k.devs.insert(TESTDEV.into(), Dev { vendor: 0x1b36, modalias: TESTDEV_ALIAS.into(), ..Dev::default() });
+        k.drivers.push(Drv { name: "edu", vendor: Some(0x1234), refuses: false, module: None });
+        k.drivers.push(Drv { name: "vfio-pci", vendor: None, refuses: false, module: Some("vfio_pci") });
+        k.drivers.push(Drv {
+            name: "vfio-pci-generic",
+            vendor: None,
+            refuses: refuse_generic,
+            module: Some("vfio_pci_generic"),
+        });
+        k.loaded.extend(["vfio_pci".to_string(), "vfio_pci_generic".to_string()]);
         Sysfs::with_backend("/fake", None, Fake(RefCell::new(k)))
     }
 
@@ -707,6 +789,149 @@ mod tests {
         assert!(s.backend.0.borrow().writes.is_empty());
         let e = s.bind(&b, "nope").unwrap_err().to_string();
         assert!(e.contains("not registered"), "{e}");
+    }
+
+    /// Loads modules into the fake kernel; registers the skeleton driver with its module.
+    struct FakeLoader<'a>(&'a Sysfs<Fake>, RefCell<Vec<String>>);
+
+    impl binder::ModuleLoader for FakeLoader<'_> {
+        fn insmod(&self, ko: &Path) -> Result<(), String> {
+            let m = ko.file_stem().unwrap().to_string_lossy().into_owned();
+            self.1.borrow_mut().push(format!("insmod {m}"));
+            self.0.backend.0.borrow_mut().loaded.insert(m);
+            Ok(())
+        }
+        fn modprobe(&self, module: &str) -> Result<(), String> {
+            self.1.borrow_mut().push(format!("modprobe {module}"));
+            if module == "vfio_pci_common" {
+                self.0.backend.0.borrow_mut().loaded.insert(module.into());
+                return Ok(());
+            }
+            Err(format!("modprobe: FATAL: Module {module} not found"))
+        }
+    }
+
+    fn with_skeleton(s: &Sysfs<Fake>) {
+        // Override-only, refuses what is not edu (the strict ID check).
+        let mut k = s.backend.0.borrow_mut();
+        k.drivers.push(Drv { name: "vfio-pci-skeleton", vendor: None, refuses: false, module: Some("vfio_pci_skeleton") });
+    }
+
+    fn catalog() -> select::Catalog {
+        use modinfo::ModuleInfo;
+        let mut c = select::Catalog::new();
+        let m = |name: &str, alias: &str, deps: &[&str]| ModuleInfo {
+            name: name.into(),
+            aliases: vec![alias.into()],
+            depends: deps.iter().map(|d| d.to_string()).collect(),
+        };
+        c.add_module(m("vfio_pci_generic", "vfio_pci:v*d*sv*sd*bc*sc*i*", &["vfio_pci_common"]), Some("/b/vfio_pci_generic.ko".into()));
+        c.add_module(
+            m("vfio_pci_skeleton", "vfio_pci:v00001234d000011E8sv*sd*bc*sc*i*", &["vfio_pci_common"]),
+            Some("/b/vfio_pci_skeleton.ko".into()),
+        );
+        c.add_modules_alias("alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci\n", Path::new("/m"));
+        c
+    }
+
+    #[test]
+    fn bind_selects_loads_and_binds() {
+        let s = fake(false);
+        with_skeleton(&s);
+        let l = FakeLoader(&s, RefCell::new(vec![]));
+        let b = Bdf::parse(EDU).unwrap();
+        let r = binder::bind(&s, &catalog(), &l, &b, None).unwrap();
+        assert_eq!(r.driver, "vfio-pci-skeleton");
+        assert_eq!(r.module.as_deref(), Some("vfio_pci_skeleton"));
+        assert_eq!(r.previous.as_deref(), Some("edu"));
+        assert!(r.loaded_module);
+        assert!(matches!(&r.choice, binder::Choice::Specific(c) if c.wildcards == 5));
+        // Dependencies first: vfio_pci_common is not one of our files here, so by name.
+        assert_eq!(*l.1.borrow(), ["modprobe vfio_pci_common", "insmod vfio_pci_skeleton"]);
+        assert_eq!(state(&s), (Some("vfio-pci-skeleton".into()), Some("vfio-pci-skeleton".into())));
+        assert!(r.to_string().contains("is bound to vfio-pci-skeleton"), "{r}");
+        // Again: nothing to load, nothing to do.
+        let r = binder::bind(&s, &catalog(), &l, &b, None).unwrap();
+        assert!(!r.loaded_module);
+        assert_eq!(l.1.borrow().len(), 2);
+    }
+
+    #[test]
+    fn bind_falls_back_to_the_one_usable_generic_driver() {
+        let s = fake(false);
+        let l = FakeLoader(&s, RefCell::new(vec![]));
+        let b = Bdf::parse(TESTDEV).unwrap();
+        // vfio_pci (installed, loaded) and vfio_pci_generic (ours, loaded) both match any
+        // device: the caller must choose.
+        match binder::bind(&s, &catalog(), &l, &b, None) {
+            Err(e @ binder::BindError::Ambiguous { .. }) => {
+                assert!(e.to_string().contains("vfio_pci, vfio_pci_generic"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // With vfio_pci not loaded (and no file for it), ours is the one usable fallback.
+        s.backend.0.borrow_mut().loaded.remove("vfio_pci");
+        let r = binder::bind(&s, &catalog(), &l, &b, None).unwrap();
+        assert_eq!(r.driver, "vfio-pci-generic");
+        assert!(matches!(r.choice, binder::Choice::GenericFallback(_)));
+        assert!(r.to_string().contains("GENERIC FALLBACK"), "{r}");
+    }
+
+    #[test]
+    fn bind_by_driver_or_module_name() {
+        let s = fake(false);
+        with_skeleton(&s);
+        let l = FakeLoader(&s, RefCell::new(vec![]));
+        let b = Bdf::parse(EDU).unwrap();
+        // A module name works as well as the driver name.
+        let r = binder::bind(&s, &catalog(), &l, &b, Some("vfio_pci_skeleton")).unwrap();
+        assert_eq!(r.driver, "vfio-pci-skeleton");
+        assert_eq!(r.choice, binder::Choice::Named);
+        let r = binder::bind(&s, &catalog(), &l, &b, Some("vfio-pci")).unwrap();
+        assert_eq!((r.driver.as_str(), r.module.as_deref()), ("vfio-pci", Some("vfio_pci")));
+        assert!(!r.loaded_module);
+    }
+
+    #[test]
+    fn bind_errors() {
+        let s = fake(false);
+        let l = FakeLoader(&s, RefCell::new(vec![]));
+        let c = catalog();
+        // Wrong BDF: nothing is loaded or written.
+        let missing = Bdf::parse("00:1f.0").unwrap();
+        assert!(matches!(
+            binder::bind(&s, &c, &l, &missing, Some("vfio-pci-skeleton")),
+            Err(binder::BindError::Sysfs(Error::NoSuchDevice(_)))
+        ));
+        assert!(l.1.borrow().is_empty());
+        // A module that exists nowhere.
+        let b = Bdf::parse(EDU).unwrap();
+        match binder::bind(&s, &c, &l, &b, Some("vfio-pci-nonesuch")) {
+            Err(e @ binder::BindError::MissingModule { .. }) => {
+                let t = e.to_string();
+                assert!(t.contains("vfio_pci_nonesuch") && t.contains("not found"), "{t}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A module that loads but has no such driver.
+        match binder::bind(&s, &c, &l, &b, Some("vfio_pci_common")) {
+            Err(binder::BindError::NoDriver { module, registered, .. }) => {
+                assert_eq!(module, "vfio_pci_common");
+                assert!(registered.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(s.backend.0.borrow().writes.is_empty(), "no sysfs writes for failed binds");
+        // The device keeps its driver.
+        assert_eq!(state(&s).0.as_deref(), Some("edu"));
+        // A refused bind through the whole path restores the previous driver.
+        let s = fake(true);
+        let l = FakeLoader(&s, RefCell::new(vec![]));
+        assert!(matches!(
+            binder::bind(&s, &c, &l, &b, Some("vfio-pci-generic")),
+            Err(binder::BindError::Sysfs(Error::Refused { .. }))
+        ));
+        assert_eq!(state(&s), (Some("edu".into()), None));
     }
 
     #[test]
