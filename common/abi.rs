@@ -66,4 +66,6 @@ pub(crate) struct DeviceHandle {
 // - `void vfio_pci_common_device_unregister(DeviceHandle *)`: waits until user space has
 //   closed the device, releases the variant data, drops the common module's reference;
 // - `unsigned int vfio_pci_common_error_detected(DeviceHandle *, unsigned int state)`: the PCI
-//   error handler (AER) of every variant; returns a `pci_ers_result_t`.
+//   error handler (AER) of every variant; returns a `pci_ers_result_t`;
+// - `bool vfio_pci_common_bound_by_override(struct pci_dev *)`: whether the device's
+//   `driver_override` names the driver probing it (in `helpers.c`).

@@ -6,6 +6,8 @@
  */
 #include <linux/pci.h>
 #include <linux/vfio.h>
+#include <linux/device.h>
+#include <linux/export.h>
 
 size_t vfio_pci_common_c_sizeof_vfio_device(void);
 size_t vfio_pci_common_c_sizeof_vfio_device(void)
@@ -24,3 +26,16 @@ size_t vfio_pci_common_c_sizeof_pci_driver(void)
 {
 	return sizeof(struct pci_driver);
 }
+
+/*
+ * Whether @pdev's driver_override names the driver probing it. device_match_driver_override()
+ * is a static inline taking the override's spinlock, so variants reach it through this export
+ * (see abi.rs).
+ */
+bool vfio_pci_common_bound_by_override(struct pci_dev *pdev);
+bool vfio_pci_common_bound_by_override(struct pci_dev *pdev)
+{
+	return pdev->dev.driver &&
+	       device_match_driver_override(&pdev->dev, pdev->dev.driver) > 0;
+}
+EXPORT_SYMBOL_GPL(vfio_pci_common_bound_by_override);

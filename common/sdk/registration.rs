@@ -28,6 +28,7 @@ extern "C" {
     ) -> *mut DeviceHandle;
     fn vfio_pci_common_device_unregister(device: *mut DeviceHandle);
     fn vfio_pci_common_error_detected(device: *mut DeviceHandle, state: u32) -> u32;
+    fn vfio_pci_common_bound_by_override(pdev: *mut bindings::pci_dev) -> bool;
 }
 
 /// The PCI error handlers of every variant: all of them end in the common module.
@@ -224,6 +225,21 @@ unsafe extern "C" fn probe<T: Variant>(
     // SAFETY: `pdev` is valid for the duration of probe.
     let dev = PciDevice { pdev: unsafe { &*pdev } };
 
+    // SAFETY: `name` is the static C string from `Registration::ops`.
+    let driver = unsafe { CStr::from_char_ptr((*reg.driver.get()).name) };
+
+    // Only an explicit `driver_override` naming us may bind us. Our table entries are
+    // override-only, but IDs added through `new_id` are not, and would bind without one.
+    // SAFETY: `pdev` is valid and being probed (`dev.driver` is set).
+    let overridden = unsafe { vfio_pci_common_bound_by_override(pdev) };
+    if !overridden {
+        dev_info(
+            &dev,
+            format_args!("{driver}: not bound through driver_override; refusing it\n"),
+        );
+        return ENODEV.to_errno();
+    }
+
     // With driver_override naming us, the PCI core probes us even for a device outside our
     // table (with a dummy any-ID): refuse such devices here, for every variant.
     // SAFETY: `table` is zero-terminated (built by `PciId::table`), `pdev` is valid.
@@ -234,8 +250,7 @@ unsafe extern "C" fn probe<T: Variant>(
             format_args!(
                 "{}: device [{:04x}:{:04x}] subsystem [{:04x}:{:04x}] class {:06x} is not in this \
                  driver's ID table; refusing it\n",
-                // SAFETY: `name` is the static C string from `Registration::ops`.
-                unsafe { CStr::from_char_ptr((*reg.driver.get()).name) },
+                driver,
                 dev.vendor_id(),
                 dev.device_id(),
                 dev.subsystem_vendor_id(),

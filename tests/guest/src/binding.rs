@@ -102,6 +102,7 @@ impl Suite {
         self.clean(&edu);
         self.clean(&testdev);
         self.no_autobind_skeleton(&edu);
+        self.no_bind_by_new_id(&edu);
         self.selection(&edu, &testdev);
         self.refusal(&testdev);
         self.auto_bind(&edu);
@@ -149,6 +150,31 @@ impl Suite {
                 Some(d) => Err(format!("{edu} bound to {d} by itself after rescan")),
                 None => Ok(()),
             }
+        });
+    }
+
+    /// An ID added through `new_id` is not override-only, so the PCI core binds it without
+    /// `driver_override`; the SDK must still refuse: only an explicit override binds a variant.
+    fn no_bind_by_new_id(&mut self, edu: &Bdf) {
+        let sys = &self.sys;
+        self.r.check(&format!("no-bind-by-new-id-edu-{SKELETON}"), || {
+            let drv = sys.root().join("bus/pci/drivers").join(SKELETON);
+            let from = kmsg_len();
+            std::fs::write(drv.join("new_id"), "1234 11e8").map_err(|e| format!("new_id: {e}"))?;
+            std::thread::sleep(Duration::from_millis(200));
+            let bound = sys.driver(edu).map_err(s)?;
+            let _ = std::fs::write(drv.join("remove_id"), "1234 11e8");
+            if let Some(d) = bound {
+                let _ = sys.unbind(edu);
+                return Err(format!("{edu} bound to {d} through new_id without an override"));
+            }
+            let lines: Vec<String> = kmod::kmsg()
+                .map(|l| l.into_iter().skip(from).filter(|l| l.contains("not bound through driver_override")).collect())
+                .unwrap_or_default();
+            if lines.len() != 1 || !lines[0].contains(&edu.to_string()) || !lines[0].contains(SKELETON) {
+                return Err(format!("expected one refusal line naming {edu} and {SKELETON}, got {lines:?}"));
+            }
+            Ok(())
         });
     }
 
