@@ -158,7 +158,7 @@ pub fn kernel(force: bool) -> Result<PathBuf> {
 
     let jobs = nproc();
     step(format!(
-        "building bzImage and modules with -j{jobs} (about 11 minutes on 2 cores the first time)"
+        "building bzImage and modules with -j{jobs} (about 4 minutes on 2 cores)"
     ));
     let log = build.join("build.log");
     run_logged(
