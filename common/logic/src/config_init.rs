@@ -76,11 +76,16 @@ impl ConfigSpace {
 
     /// `vfio_fill_vconfig_bytes`: copy `size` device bytes at `offset` into the image in the
     /// widest aligned pieces.
-    fn fill<D: ConfigDevice>(&mut self, dev: &mut D, mut offset: u16, mut size: u16) -> Result<(), Errno> {
+    fn fill<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        mut offset: u16,
+        mut size: u16,
+    ) -> Result<(), Errno> {
         while size > 0 {
-            let n = if size >= 4 && offset % 4 == 0 {
+            let n = if size >= 4 && offset.is_multiple_of(4) {
                 4
-            } else if size >= 2 && offset % 2 == 0 {
+            } else if size >= 2 && offset.is_multiple_of(2) {
                 2
             } else {
                 1
@@ -149,14 +154,26 @@ impl ConfigSpace {
             }
             cap_id::HT => {
                 let byte = Self::read8(dev, pos + 3)?;
-                Ok(if byte & r::HT_3BIT_CAP_MASK != 0 { r::HT_CAP_SIZEOF_SHORT } else { r::HT_CAP_SIZEOF_LONG })
+                Ok(if byte & r::HT_3BIT_CAP_MASK != 0 {
+                    r::HT_CAP_SIZEOF_SHORT
+                } else {
+                    r::HT_CAP_SIZEOF_LONG
+                })
             }
             cap_id::SATA => {
                 let byte = Self::read8(dev, pos + r::SATA_REGS)? & r::SATA_REGS_MASK;
-                Ok(if byte == r::SATA_REGS_INLINE { r::SATA_SIZEOF_LONG } else { r::SATA_SIZEOF_SHORT })
+                Ok(if byte == r::SATA_REGS_INLINE {
+                    r::SATA_SIZEOF_LONG
+                } else {
+                    r::SATA_SIZEOF_SHORT
+                })
             }
             _ => {
-                dev.notice(Notice::UnknownLength { id: cap as u16, pos, extended: false });
+                dev.notice(Notice::UnknownLength {
+                    id: cap as u16,
+                    pos,
+                    extended: false,
+                });
                 Ok(0)
             }
         }
@@ -196,7 +213,11 @@ impl ConfigSpace {
                 let cap = Self::read8(dev, epos + r::ACS_CAP)?;
                 if cap & r::ACS_EC != 0 {
                     let byte = Self::read8(dev, epos + r::ACS_EGRESS_BITS)? as u32;
-                    let bits = if byte != 0 { byte.div_ceil(32) * 32 } else { 256 };
+                    let bits = if byte != 0 {
+                        byte.div_ceil(32) * 32
+                    } else {
+                        256
+                    };
                     Ok(8 + bits / 8)
                 } else {
                     Ok(8)
@@ -222,7 +243,11 @@ impl ConfigSpace {
             }
             e::DVSEC => Ok(r::dvsec_header1_len(dev.read_init(epos + r::DVSEC_HEADER1, 4)?) as u32),
             _ => {
-                dev.notice(Notice::UnknownLength { id: ecap, pos: epos, extended: true });
+                dev.notice(Notice::UnknownLength {
+                    id: ecap,
+                    pos: epos,
+                    extended: true,
+                });
                 Ok(0)
             }
         }
@@ -233,7 +258,12 @@ impl ConfigSpace {
         for p in pos..pos.saturating_add(len).min(SPACE) {
             if let Some(m) = self.map.get_mut(p as usize) {
                 if *m != MAP_INVALID {
-                    dev.notice(Notice::Conflict { pos: p, was: *m, now: id, extended });
+                    dev.notice(Notice::Conflict {
+                        pos: p,
+                        was: *m,
+                        now: id,
+                        extended,
+                    });
                 }
                 // Upstream's map is one byte per position: extended IDs are truncated.
                 *m = id as u8;
@@ -284,7 +314,8 @@ impl ConfigSpace {
                 // The user cannot handle PME: hide PME support, status and enable.
                 let pmc = self.vget(pos + r::PM_PMC, 2) as u16 & !r::PM_CAP_PME_MASK;
                 self.vset(pos + r::PM_PMC, 2, pmc as u32);
-                let ctrl = self.vget(pos + r::PM_CTRL, 2) & !(r::PM_CTRL_PME_ENABLE | r::PM_CTRL_PME_STATUS);
+                let ctrl = self.vget(pos + r::PM_CTRL, 2)
+                    & !(r::PM_CTRL_PME_ENABLE | r::PM_CTRL_PME_STATUS);
                 self.vset(pos + r::PM_CTRL, 2, ctrl);
             }
 
@@ -318,14 +349,20 @@ impl ConfigSpace {
             let mut hidden = false;
 
             if ecap <= ext_cap_id::MAX {
-                len = perm::EXT_CAP_LENGTH.get(ecap as usize).copied().unwrap_or(0) as u32;
+                len = perm::EXT_CAP_LENGTH
+                    .get(ecap as usize)
+                    .copied()
+                    .unwrap_or(0) as u32;
                 if len == VARIABLE as u32 {
                     len = Self::ext_cap_len(dev, ecap, epos)?;
                 }
             }
 
             if len == 0 {
-                dev.notice(Notice::HidingEcap { id: ecap, pos: epos });
+                dev.notice(Notice::HidingEcap {
+                    id: ecap,
+                    pos: epos,
+                });
                 if let Some(p) = prev {
                     // Not the first: skip it by pointing the previous one past it.
                     epos = r::ext_cap_next(header);

@@ -210,9 +210,20 @@ impl ConfigSpace {
                 nointx: false,
                 hide_intx_pin: false,
                 pcie_flags: 0,
-                bars: [Resource { start: 0, len: 0, io: false, prefetch: false, mem64: false };
-                    r::STD_NUM_BARS],
-                rom: Resource { start: 0, len: 0, io: false, prefetch: false, mem64: false },
+                bars: [Resource {
+                    start: 0,
+                    len: 0,
+                    io: false,
+                    prefetch: false,
+                    mem64: false,
+                }; r::STD_NUM_BARS],
+                rom: Resource {
+                    start: 0,
+                    len: 0,
+                    io: false,
+                    prefetch: false,
+                    mem64: false,
+                },
                 rom_shadow: false,
             },
             cfg_size: 0,
@@ -266,7 +277,10 @@ impl ConfigSpace {
         }
         let image = self.vconfig.get_mut(start..end).ok_or(EINVAL)?;
         image.copy_from_slice(bytes);
-        self.map.get_mut(start..end).ok_or(EINVAL)?.fill(MAP_INVALID_VIRT);
+        self.map
+            .get_mut(start..end)
+            .ok_or(EINVAL)?
+            .fill(MAP_INVALID_VIRT);
         Ok(())
     }
 
@@ -305,7 +319,11 @@ impl ConfigSpace {
         if cap == MAP_BASIC {
             return 0;
         }
-        let base = if pos >= r::CFG_SPACE_SIZE { r::CFG_SPACE_SIZE } else { r::STD_HEADER_SIZEOF };
+        let base = if pos >= r::CFG_SPACE_SIZE {
+            r::CFG_SPACE_SIZE
+        } else {
+            r::STD_HEADER_SIZEOF
+        };
         let mut p = pos;
         while p > base && self.mbyte(p - 1) == cap {
             p -= 1;
@@ -318,7 +336,7 @@ impl ConfigSpace {
     fn remaining_in_dword(&self, pos: u16) -> usize {
         let cap = self.mbyte(pos);
         let mut i = 1u16;
-        while (pos + i) % 4 != 0 && self.mbyte(pos + i) == cap {
+        while !(pos + i).is_multiple_of(4) && self.mbyte(pos + i) == cap {
             i += 1;
         }
         i as usize
@@ -347,17 +365,30 @@ impl ConfigSpace {
         } else if pos >= r::CFG_SPACE_SIZE {
             // An ID beyond the known ones can only be the placeholder of a hidden first
             // extended capability: read-only, header virtualized.
-            let p = if id as u16 > ext_cap_id::MAX { &perm::DIRECT_RO } else { perm::ecap_perms(id) };
+            let p = if id as u16 > ext_cap_id::MAX {
+                &perm::DIRECT_RO
+            } else {
+                perm::ecap_perms(id)
+            };
             (p, self.find_cap_start(pos))
         } else {
-            let start = if id > MAP_BASIC { self.find_cap_start(pos) } else { 0 };
+            let start = if id > MAP_BASIC {
+                self.find_cap_start(pos)
+            } else {
+                0
+            };
             (perm::cap_perms(id, self.msi_layout), start)
         }
     }
 
     /// Reads the next chunk of a user read of `remaining` bytes at `pos`: returns its size
     /// (1, 2 or 4) and its value (little-endian bytes in the low end).
-    pub fn read<D: ConfigDevice>(&mut self, dev: &mut D, pos: u64, remaining: usize) -> Result<(usize, u32), Errno> {
+    pub fn read<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        pos: u64,
+        remaining: usize,
+    ) -> Result<(usize, u32), Errno> {
         let count = self.next_access(pos, remaining)?;
         let pos = pos as u16;
         let (perm, start) = self.perm_at(pos);
@@ -377,7 +408,13 @@ impl ConfigSpace {
     /// size. `fetch(size)` supplies the chunk's bytes (little-endian in the low end); like
     /// upstream's `copy_from_user`, it is only called when the owner accepts writes, so a
     /// write to read-only bytes succeeds without touching the user buffer.
-    pub fn write<D, F>(&mut self, dev: &mut D, pos: u64, remaining: usize, fetch: F) -> Result<usize, Errno>
+    pub fn write<D, F>(
+        &mut self,
+        dev: &mut D,
+        pos: u64,
+        remaining: usize,
+        fetch: F,
+    ) -> Result<usize, Errno>
     where
         D: ConfigDevice,
         F: FnOnce(usize) -> Result<u32, Errno>,
@@ -407,7 +444,13 @@ impl ConfigSpace {
     /// A whole user read or write (`vfio_pci_config_rw` on an in-kernel buffer): `pos` is the
     /// offset inside the config region. Stops at the first error and returns it, even after
     /// some bytes were transferred, like upstream.
-    pub fn rw<D: ConfigDevice>(&mut self, dev: &mut D, pos: u64, buf: &mut [u8], is_write: bool) -> Result<usize, Errno> {
+    pub fn rw<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        pos: u64,
+        buf: &mut [u8],
+        is_write: bool,
+    ) -> Result<usize, Errno> {
         let mut done = 0usize;
         while done < buf.len() {
             let at = pos.checked_add(done as u64).ok_or(EFAULT)?;
@@ -436,7 +479,14 @@ impl ConfigSpace {
     // ---- read handlers ----
 
     /// `vfio_default_config_read`.
-    fn default_read<D: ConfigDevice>(&mut self, dev: &mut D, perm: &PermBits, pos: u16, count: usize, offset: u16) -> Result<u32, Errno> {
+    fn default_read<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        perm: &PermBits,
+        pos: u16,
+        count: usize,
+        offset: u16,
+    ) -> Result<u32, Errno> {
         let mut val = self.vget(pos, count);
         let virt = perm.virt_bits(offset as usize, count);
         if virt != size_mask(count) {
@@ -447,7 +497,14 @@ impl ConfigSpace {
     }
 
     /// `vfio_basic_config_read`.
-    fn basic_read<D: ConfigDevice>(&mut self, dev: &mut D, perm: &PermBits, pos: u16, count: usize, offset: u16) -> Result<u32, Errno> {
+    fn basic_read<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        perm: &PermBits,
+        pos: u16,
+        count: usize,
+        offset: u16,
+    ) -> Result<u32, Errno> {
         if is_bar(offset) {
             self.bar_fixup();
         }
@@ -462,7 +519,14 @@ impl ConfigSpace {
     /// *start* rather than at its message control (`&vconfig[start]`, not
     /// `start + PCI_MSI_FLAGS`), which rewrites bits 1..3 of the image's ID byte; the ID is
     /// never read from the image, so this is invisible. We do the same.
-    fn msi_read<D: ConfigDevice>(&mut self, dev: &mut D, perm: &PermBits, pos: u16, count: usize, offset: u16) -> Result<u32, Errno> {
+    fn msi_read<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        perm: &PermBits,
+        pos: u16,
+        count: usize,
+        offset: u16,
+    ) -> Result<u32, Errno> {
         if offset <= r::MSI_FLAGS && offset as usize + count >= r::MSI_FLAGS as usize {
             let start = self.find_cap_start(pos);
             let mut flags = self.vget(start, 2) as u16;
@@ -475,7 +539,13 @@ impl ConfigSpace {
 
     /// `vfio_direct_config_read`: from the device, but capability IDs and next pointers
     /// (the whole header dword in extended space) from the image.
-    fn direct_read<D: ConfigDevice>(&mut self, dev: &mut D, pos: u16, count: usize, offset: u16) -> Result<u32, Errno> {
+    fn direct_read<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        pos: u16,
+        count: usize,
+        offset: u16,
+    ) -> Result<u32, Errno> {
         let mut val = dev.read(pos, count as u8)? & size_mask(count);
         if pos >= r::CFG_SPACE_SIZE {
             if offset < 4 {
@@ -512,8 +582,15 @@ impl ConfigSpace {
             let flags = if res.io {
                 r::BASE_ADDRESS_SPACE_IO
             } else {
-                (if res.prefetch { r::BASE_ADDRESS_MEM_PREFETCH } else { 0 })
-                    | (if res.mem64 { r::BASE_ADDRESS_MEM_TYPE_64 } else { 0 })
+                (if res.prefetch {
+                    r::BASE_ADDRESS_MEM_PREFETCH
+                } else {
+                    0
+                }) | (if res.mem64 {
+                    r::BASE_ADDRESS_MEM_TYPE_64
+                } else {
+                    0
+                })
             };
             let v = (self.vget(vbar, 4) & mask as u32) | flags;
             self.vset(vbar, 4, v);
@@ -543,7 +620,15 @@ impl ConfigSpace {
     // ---- write handlers ----
 
     /// `vfio_default_config_write`.
-    fn default_write<D: ConfigDevice>(&mut self, dev: &mut D, perm: &PermBits, pos: u16, count: usize, offset: u16, val: u32) -> Result<(), Errno> {
+    fn default_write<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        perm: &PermBits,
+        pos: u16,
+        count: usize,
+        offset: u16,
+        val: u32,
+    ) -> Result<(), Errno> {
         let write = perm.write_bits(offset as usize, count);
         if write == 0 {
             return Ok(());
@@ -595,7 +680,15 @@ impl ConfigSpace {
     }
 
     /// `vfio_basic_config_write`.
-    fn basic_write<D: ConfigDevice>(&mut self, dev: &mut D, perm: &PermBits, pos: u16, count: usize, offset: u16, val: u32) -> Result<(), Errno> {
+    fn basic_write<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        perm: &PermBits,
+        pos: u16,
+        count: usize,
+        offset: u16,
+        val: u32,
+    ) -> Result<(), Errno> {
         let new_cmd = val as u16;
         if offset == r::COMMAND {
             let phys_cmd = dev.read(r::COMMAND, 2)? as u16;
@@ -651,7 +744,15 @@ impl ConfigSpace {
     }
 
     /// `vfio_pm_config_write`: PMCSR's power state is trapped and applied by the host.
-    fn pm_write<D: ConfigDevice>(&mut self, dev: &mut D, perm: &PermBits, pos: u16, count: usize, offset: u16, val: u32) -> Result<(), Errno> {
+    fn pm_write<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        perm: &PermBits,
+        pos: u16,
+        count: usize,
+        offset: u16,
+        val: u32,
+    ) -> Result<(), Errno> {
         self.default_write(dev, perm, pos, count, offset, val)?;
         if offset == r::PM_CTRL {
             dev.set_power_state((val & r::PM_CTRL_STATE_MASK) as u8);
@@ -661,7 +762,15 @@ impl ConfigSpace {
 
     /// `vfio_vpd_config_write`: writing the flag byte of the address starts a VPD transfer
     /// through the host; its completion toggles the flag.
-    fn vpd_write<D: ConfigDevice>(&mut self, dev: &mut D, perm: &PermBits, pos: u16, count: usize, offset: u16, val: u32) -> Result<(), Errno> {
+    fn vpd_write<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        perm: &PermBits,
+        pos: u16,
+        count: usize,
+        offset: u16,
+        val: u32,
+    ) -> Result<(), Errno> {
         self.default_write(dev, perm, pos, count, offset, val)?;
         if offset > r::VPD_ADDR + 1 || offset as usize + count <= (r::VPD_ADDR + 1) as usize {
             return Ok(());
@@ -689,7 +798,15 @@ impl ConfigSpace {
 
     /// `vfio_exp_config_write`: DEVCTL FLR becomes a function reset (the bit always reads 0);
     /// a new MRRS goes to the device, but never below its MPS.
-    fn exp_write<D: ConfigDevice>(&mut self, dev: &mut D, perm: &PermBits, pos: u16, count: usize, offset: u16, val: u32) -> Result<(), Errno> {
+    fn exp_write<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        perm: &PermBits,
+        pos: u16,
+        count: usize,
+        offset: u16,
+        val: u32,
+    ) -> Result<(), Errno> {
         let start = pos.wrapping_sub(offset);
         let ctrl = start + r::EXP_DEVCTL;
         let readrq = self.vget(ctrl, 2) as u16 & r::EXP_DEVCTL_READRQ;
@@ -716,7 +833,15 @@ impl ConfigSpace {
     }
 
     /// `vfio_af_config_write`: AF FLR becomes a function reset if the device has AF FLR and TP.
-    fn af_write<D: ConfigDevice>(&mut self, dev: &mut D, perm: &PermBits, pos: u16, count: usize, offset: u16, val: u32) -> Result<(), Errno> {
+    fn af_write<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        perm: &PermBits,
+        pos: u16,
+        count: usize,
+        offset: u16,
+        val: u32,
+    ) -> Result<(), Errno> {
         self.default_write(dev, perm, pos, count, offset, val)?;
         let start = pos.wrapping_sub(offset);
         let ctrl = start + r::AF_CTRL;
@@ -735,7 +860,15 @@ impl ConfigSpace {
 
     /// `vfio_msi_config_write`: enable only if the host enabled MSI, queue size at most what
     /// the host allocated, and the result goes to the device.
-    fn msi_write<D: ConfigDevice>(&mut self, dev: &mut D, perm: &PermBits, pos: u16, count: usize, offset: u16, val: u32) -> Result<(), Errno> {
+    fn msi_write<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        perm: &PermBits,
+        pos: u16,
+        count: usize,
+        offset: u16,
+        val: u32,
+    ) -> Result<(), Errno> {
         self.default_write(dev, perm, pos, count, offset, val)?;
         if offset <= r::MSI_FLAGS && offset as usize + count >= r::MSI_FLAGS as usize {
             let start = self.find_cap_start(pos);

@@ -300,11 +300,20 @@ impl Scenario {
             ext_chain: [Visible::default(); 64],
             ext_len: 0,
         };
+        // Background register contents from a seed, so the input's bytes go to structure.
+        let mut x = (e.u32() as u64) << 32 | e.u32() as u64 | 1;
         for b in s.hw.iter_mut() {
-            *b = e.u8();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = (x >> 24) as u8;
         }
         let pcie_capable = e.chance(200);
-        s.info.cfg_size = if pcie_capable && e.chance(230) { 4096 } else { 256 };
+        s.info.cfg_size = if pcie_capable && e.chance(230) {
+            4096
+        } else {
+            256
+        };
         s.info.is_virtfn = e.chance(30);
         s.info.vendor = e.u16();
         s.info.device = e.u16();
@@ -324,14 +333,24 @@ impl Scenario {
                     let size = 4u64 << e.below(7);
                     let addr = (e.u32() as u64 & !(size - 1)) & 0xffff;
                     s.put32(at, addr as u32 | 1);
-                    s.info.bars[i] = Resource { start: if start_zero { 0 } else { addr | 0x1000 }, len: size, io: true, ..Default::default() };
+                    s.info.bars[i] = Resource {
+                        start: if start_zero { 0 } else { addr | 0x1000 },
+                        len: size,
+                        io: true,
+                        ..Default::default()
+                    };
                 }
                 2 => {
                     let size = 16u64 << e.below(20);
                     let pf = e.chance(128);
                     let addr = e.u32() as u64 & !(size - 1);
                     s.put32(at, addr as u32 | if pf { 8 } else { 0 });
-                    s.info.bars[i] = Resource { start: if start_zero { 0 } else { addr | 0x1000_0000 }, len: size, prefetch: pf, ..Default::default() };
+                    s.info.bars[i] = Resource {
+                        start: if start_zero { 0 } else { addr | 0x1000_0000 },
+                        len: size,
+                        prefetch: pf,
+                        ..Default::default()
+                    };
                 }
                 3 if i < 5 => {
                     let size = 16u64 << e.below(40);
@@ -339,7 +358,13 @@ impl Scenario {
                     let addr = ((e.u32() as u64) << 32 | e.u32() as u64) & !(size - 1);
                     s.put32(at, addr as u32 | 4 | if pf { 8 } else { 0 });
                     s.put32(at + 4, (addr >> 32) as u32);
-                    s.info.bars[i] = Resource { start: if start_zero { 0 } else { addr | (1 << 40) }, len: size, prefetch: pf, mem64: true, ..Default::default() };
+                    s.info.bars[i] = Resource {
+                        start: if start_zero { 0 } else { addr | (1 << 40) },
+                        len: size,
+                        prefetch: pf,
+                        mem64: true,
+                        ..Default::default()
+                    };
                     i += 1;
                 }
                 _ => s.put32(at, 0),
@@ -350,7 +375,11 @@ impl Scenario {
             0 => s.info.rom = Resource::default(),
             1 => {
                 let size = 2048u64 << e.below(8);
-                s.info.rom = Resource { start: 0xfe00_0000, len: size, ..Default::default() };
+                s.info.rom = Resource {
+                    start: 0xfe00_0000,
+                    len: size,
+                    ..Default::default()
+                };
             }
             _ => s.info.rom_shadow = true,
         }
@@ -454,12 +483,20 @@ impl Scenario {
                 cap_id::HT => {
                     let b = e.u8();
                     s.hw[at + 3] = b;
-                    if b & 0xe0 != 0 { 24 } else { 28 }
+                    if b & 0xe0 != 0 {
+                        24
+                    } else {
+                        28
+                    }
                 }
                 _ => {
                     let b = e.u8();
                     s.hw[at + 4] = b;
-                    if b & 0xf == 0xf { 16 } else { 8 }
+                    if b & 0xf == 0xf {
+                        16
+                    } else {
+                        8
+                    }
                 }
             };
             if at + len as usize > 256 {
@@ -472,7 +509,12 @@ impl Scenario {
                 s.info.pcie_flags = f;
             }
             s.hw[at] = id;
-            placed[n] = Some(Placed { pos, len, id: id as u16, hidden });
+            placed[n] = Some(Placed {
+                pos,
+                len,
+                id: id as u16,
+                hidden,
+            });
             n += 1;
             cur = pos + len;
             if !hidden {
@@ -492,7 +534,10 @@ impl Scenario {
         let first = placed.first().and_then(|p| p.as_ref()).map_or(0, |p| p.pos);
         s.hw[0x34] = first as u8;
         for k in 0..n {
-            let next = placed.get(k + 1).and_then(|p| p.as_ref()).map_or(0, |p| p.pos);
+            let next = placed
+                .get(k + 1)
+                .and_then(|p| p.as_ref())
+                .map_or(0, |p| p.pos);
             if let Some(p) = placed[k].as_ref() {
                 s.hw[p.pos as usize + 1] = next as u8;
             }
@@ -517,11 +562,15 @@ impl Scenario {
                     s.owner[o as usize] = p.id as u8;
                 }
                 if p.id == cap_id::MSI as u16 {
-                    let flags = u16::from_le_bytes([s.hw[p.pos as usize + 2], s.hw[p.pos as usize + 3]]);
+                    let flags =
+                        u16::from_le_bytes([s.hw[p.pos as usize + 2], s.hw[p.pos as usize + 3]]);
                     msi_layout = perm::msi_layout(flags);
                     s.msi_flags = Some(p.pos + 2);
                 }
-                s.std_chain[s.std_len] = Visible { pos: p.pos, id: p.id };
+                s.std_chain[s.std_len] = Visible {
+                    pos: p.pos,
+                    id: p.id,
+                };
                 s.std_len += 1;
             }
         }
@@ -535,7 +584,11 @@ impl Scenario {
             let necaps = e.below(12);
             let mut prev_visible: Option<(u16, u16)> = None;
             for k in 0..necaps {
-                let mut pos = if k == 0 { 256 } else { ((cur + 3) & !3) + 4 * e.below(4) as u16 };
+                let mut pos = if k == 0 {
+                    256
+                } else {
+                    ((cur + 3) & !3) + 4 * e.below(4) as u16
+                };
                 let kind = e.below(21);
                 let (id, len, hidden): (u16, u16, bool) = match kind {
                     0 => (e::ERR, 44, false),
@@ -555,10 +608,20 @@ impl Scenario {
                     16 => (e::LTR, 8, false),
                     17 => (e::DVSEC, 12 + e.below(53) as u16, false),
                     18 => {
-                        const HIDDEN: [u16; 12] = [5, 6, 7, 0x0a, 0x0c, 0x11, 0x14, 0x19, 0x1b, 0x1d, 0x1e, 0x2e];
-                        (HIDDEN[e.below(12) as usize], 8 + 4 * e.below(4) as u16, true)
+                        const HIDDEN: [u16; 12] = [
+                            5, 6, 7, 0x0a, 0x0c, 0x11, 0x14, 0x19, 0x1b, 0x1d, 0x1e, 0x2e,
+                        ];
+                        (
+                            HIDDEN[e.below(12) as usize],
+                            8 + 4 * e.below(4) as u16,
+                            true,
+                        )
                     }
-                    19 => ((0x2f + e.below(0xfd - 0x2f) as u16) | (e.below(2) as u16 * 0x100), 8, true),
+                    19 => (
+                        (0x2f + e.below(0xfd - 0x2f) as u16) | (e.below(2) as u16 * 0x100),
+                        8,
+                        true,
+                    ),
                     _ => (e::DSN, 12, false),
                 };
                 if let Some((end, pid)) = prev_visible {
@@ -571,7 +634,12 @@ impl Scenario {
                     break;
                 }
                 s.put(pos as usize + 4, &fields);
-                eplaced[en] = Some(Placed { pos, len, id, hidden });
+                eplaced[en] = Some(Placed {
+                    pos,
+                    len,
+                    id,
+                    hidden,
+                });
                 en += 1;
                 // The length registers (up to +12) belong to this capability even when its
                 // length is shorter.
@@ -581,7 +649,10 @@ impl Scenario {
                 }
             }
             for k in 0..en {
-                let next = eplaced.get(k + 1).and_then(|p| p.as_ref()).map_or(0, |p| p.pos);
+                let next = eplaced
+                    .get(k + 1)
+                    .and_then(|p| p.as_ref())
+                    .map_or(0, |p| p.pos);
                 if let Some(p) = eplaced[k].as_ref() {
                     let ver = (e.u8() & 0xf) as u32;
                     let hdr = p.id as u32 | ver << 16 | (next as u32) << 20;
@@ -604,7 +675,10 @@ impl Scenario {
                     s.owner[o as usize] = p.id as u8;
                 }
                 if !p.hidden {
-                    s.ext_chain[s.ext_len] = Visible { pos: p.pos, id: p.id };
+                    s.ext_chain[s.ext_len] = Visible {
+                        pos: p.pos,
+                        id: p.id,
+                    };
                     s.ext_len += 1;
                 } else {
                     s.ext_chain[s.ext_len] = Visible { pos: p.pos, id: 0 };
@@ -625,13 +699,25 @@ impl Scenario {
                 0xff
             } else {
                 let (p, start) = if pos >= 256 {
-                    let start = (256..=pos).rev().take_while(|&q| s.owner[q] == o).last().unwrap_or(pos);
-                    let p = if o as u16 > e::MAX { &perm::DIRECT_RO } else { perm::ecap_perms(o) };
+                    let start = (256..=pos)
+                        .rev()
+                        .take_while(|&q| s.owner[q] == o)
+                        .last()
+                        .unwrap_or(pos);
+                    let p = if o as u16 > e::MAX {
+                        &perm::DIRECT_RO
+                    } else {
+                        perm::ecap_perms(o)
+                    };
                     (p, start)
                 } else if o == 0 {
                     (&perm::BASIC, 0)
                 } else {
-                    let start = (64..=pos).rev().take_while(|&q| s.owner[q] == o).last().unwrap_or(pos);
+                    let start = (64..=pos)
+                        .rev()
+                        .take_while(|&q| s.owner[q] == o)
+                        .last()
+                        .unwrap_or(pos);
                     (perm::cap_perms(o, msi_layout), start)
                 };
                 match p.write_fn {
@@ -680,15 +766,24 @@ impl Scenario {
                 l
             }
             e::VNDR | e::DVSEC => {
-                let d = (u32::from_le_bytes([f[0], f[1], f[2], f[3]]) & 0xfffff) | (len as u32) << 20;
+                let d =
+                    (u32::from_le_bytes([f[0], f[1], f[2], f[3]]) & 0xfffff) | (len as u32) << 20;
                 f[..4].copy_from_slice(&d.to_le_bytes());
                 len
             }
             e::ACS => {
                 let ec = e.chance(128);
-                f[0] = if ec { f[0] | r::ACS_EC } else { f[0] & !r::ACS_EC };
+                f[0] = if ec {
+                    f[0] | r::ACS_EC
+                } else {
+                    f[0] & !r::ACS_EC
+                };
                 if ec {
-                    let bits = if f[1] != 0 { (f[1] as u16).div_ceil(32) * 32 } else { 256 };
+                    let bits = if f[1] != 0 {
+                        (f[1] as u16).div_ceil(32) * 32
+                    } else {
+                        256
+                    };
                     8 + bits / 8
                 } else {
                     8
@@ -736,15 +831,25 @@ pub fn check_chains(cs: &mut ConfigSpace, dev: &mut FakeDevice, s: &Scenario) {
     if status & r::STATUS_CAP_LIST != 0 {
         let mut p = vread(cs, dev, r::CAPABILITY_LIST, 1) as u16;
         while p != 0 {
-            assert!((64..256).contains(&p), "std chain leaves capability space: {p:#x}");
+            assert!(
+                (64..256).contains(&p),
+                "std chain leaves capability space: {p:#x}"
+            );
             assert!(!seen[p as usize], "std chain is cyclic at {p:#x}");
             seen[p as usize] = true;
             let id = vread(cs, dev, p, 1) as u16;
-            assert!(k < s.std_len, "std chain has an extra capability {id:#x}@{p:#x}");
+            assert!(
+                k < s.std_len,
+                "std chain has an extra capability {id:#x}@{p:#x}"
+            );
             let want = s.std_chain[k];
             // A vendor capability is written raw, its ID byte included, and a one-byte read
             // of an ID comes from the device (upstream): only its position is fixed.
-            let id = if want.id == cap_id::VNDR as u16 { want.id } else { id };
+            let id = if want.id == cap_id::VNDR as u16 {
+                want.id
+            } else {
+                id
+            };
             assert_eq!(Visible { pos: p, id }, want, "std chain entry {k}");
             k += 1;
             p = vread(cs, dev, p + 1, 1) as u16;
@@ -760,12 +865,25 @@ pub fn check_chains(cs: &mut ConfigSpace, dev: &mut FakeDevice, s: &Scenario) {
     let mut p = 256u16;
     if s.ext_len > 0 {
         loop {
-            assert!((256..4096).contains(&p) && p % 4 == 0, "ext chain out of bounds: {p:#x}");
+            assert!(
+                (256..4096).contains(&p) && p % 4 == 0,
+                "ext chain out of bounds: {p:#x}"
+            );
             assert!(!seen[p as usize / 4], "ext chain is cyclic at {p:#x}");
             seen[p as usize / 4] = true;
             let hdr = vread(cs, dev, p, 4);
-            assert!(k < s.ext_len, "ext chain has an extra capability {hdr:#x}@{p:#x}");
-            assert_eq!(Visible { pos: p, id: r::ext_cap_id(hdr) }, s.ext_chain[k], "ext chain entry {k}");
+            assert!(
+                k < s.ext_len,
+                "ext chain has an extra capability {hdr:#x}@{p:#x}"
+            );
+            assert_eq!(
+                Visible {
+                    pos: p,
+                    id: r::ext_cap_id(hdr)
+                },
+                s.ext_chain[k],
+                "ext chain entry {k}"
+            );
             if s.ext_chain[k].id == 0 {
                 assert_eq!(hdr & 0xf_ffff, 0, "placeholder shows its ID or version");
             }
@@ -816,7 +934,11 @@ pub fn run(data: &[u8]) {
     while e.more() && ops < 256 {
         ops += 1;
         let kind = e.below(16);
-        let pos = if e.chance(160) { e.below(256) } else { e.below(s.info.cfg_size as u32) } as u64;
+        let pos = if e.chance(160) {
+            e.below(256)
+        } else {
+            e.below(s.info.cfg_size as u32)
+        } as u64;
         let n = 1 + e.below(8) as usize;
         let mut buf = [0u8; 8];
         for b in buf.iter_mut() {
@@ -842,7 +964,10 @@ pub fn run(data: &[u8]) {
                 // Oversized or out-of-range requests fail before any access.
                 let far = s.info.cfg_size as u64 - e.below(4) as u64;
                 let before = dev.accesses;
-                assert_eq!(cs.rw(&mut dev, far, &mut buf[..n.max(5)], e.chance(128)), Err(EFAULT));
+                assert_eq!(
+                    cs.rw(&mut dev, far, &mut buf[..n.max(5)], e.chance(128)),
+                    Err(EFAULT)
+                );
                 assert_eq!(dev.accesses, before);
             }
             _ => {
@@ -854,7 +979,10 @@ pub fn run(data: &[u8]) {
                 }
             }
         }
-        assert_eq!(dev.violation, None, "host-owned bits changed (offset, old, new)");
+        assert_eq!(
+            dev.violation, None,
+            "host-owned bits changed (offset, old, new)"
+        );
         assert_eq!(dev.lock_depth, 0, "memory lock unbalanced");
         assert_eq!(dev.intx_masked, cs.virq_disabled);
         if ops % 16 == 0 {

@@ -25,3 +25,5 @@ pub mod uapi;
 
 #[cfg(test)]
 mod config_prop_tests;
+#[cfg(test)]
+mod config_spec_tests;

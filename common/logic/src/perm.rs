@@ -77,7 +77,11 @@ fn mask_at(table: &[u8], offset: usize, count: usize) -> u32 {
     let mut m = 0u32;
     let mut i = 0;
     while i < count && i < 4 {
-        let b = offset.checked_add(i).and_then(|o| table.get(o)).copied().unwrap_or(0);
+        let b = offset
+            .checked_add(i)
+            .and_then(|o| table.get(o))
+            .copied()
+            .unwrap_or(0);
         m |= (b as u32) << (8 * i);
         i += 1;
     }
@@ -107,7 +111,10 @@ pub struct Bits<const N: usize> {
 
 impl<const N: usize> Bits<N> {
     const fn new() -> Self {
-        Self { virt: [0; N], write: [0; N] }
+        Self {
+            virt: [0; N],
+            write: [0; N],
+        }
     }
 
     const fn set(mut self, off: usize, width: usize, virt: u32, write: u32) -> Self {
@@ -197,9 +204,10 @@ pub static EXP_BITS: Bits<{ r::CAP_EXP_ENDPOINT_SIZEOF_V2 as usize }> = Bits::ne
 
 /// Advanced Features (`init_pci_cap_af_perm`): only FLR, which is trapped. Upstream allocates
 /// 6 bytes rounded up to 8.
-pub static AF_BITS: Bits<8> = Bits::new()
-    .b(r::CAP_LIST_NEXT, ALL8, 0)
-    .b(r::AF_CTRL, r::AF_CTRL_FLR, r::AF_CTRL_FLR);
+pub static AF_BITS: Bits<8> =
+    Bits::new()
+        .b(r::CAP_LIST_NEXT, ALL8, 0)
+        .b(r::AF_CTRL, r::AF_CTRL_FLR, r::AF_CTRL_FLR);
 
 /// AER uncorrectable error bits user space may write (status, mask, severity).
 pub const AER_UNCOR_WRITABLE: u32 = 0x0000_0001 // undefined
@@ -244,9 +252,8 @@ pub static ERR_BITS: Bits<{ r::ERR_ROOT_COMMAND as usize }> = Bits::new()
 
 /// Power Budgeting (`init_pci_ext_cap_pwr_perm`). Upstream's comment says "data selector" but
 /// it opens the byte at `PCI_PWR_DATA` (0x08), not `PCI_PWR_DSR` (0x04); we match the code.
-pub static PWR_BITS: Bits<{ r::EXT_CAP_PWR_SIZEOF as usize }> = Bits::new()
-    .d(0, ALL32, 0)
-    .b(r::PWR_DATA, 0, ALL8);
+pub static PWR_BITS: Bits<{ r::EXT_CAP_PWR_SIZEOF as usize }> =
+    Bits::new().d(0, ALL32, 0).b(r::PWR_DATA, 0, ALL8);
 
 const fn msi_bits<const N: usize>(is_64: bool, maskbit: bool) -> Bits<N> {
     let b = Bits::new()
@@ -255,7 +262,9 @@ const fn msi_bits<const N: usize>(is_64: bool, maskbit: bool) -> Bits<N> {
         .b(r::MSI_FLAGS, ALL8, ALL8)
         .d(r::MSI_ADDRESS_LO, ALL32, ALL32);
     if is_64 {
-        let b = b.d(r::MSI_ADDRESS_HI, ALL32, ALL32).w(r::MSI_DATA_64, ALL16, ALL16);
+        let b = b
+            .d(r::MSI_ADDRESS_HI, ALL32, ALL32)
+            .w(r::MSI_DATA_64, ALL16, ALL16);
         if maskbit {
             b.d(r::MSI_MASK_64, 0, ALL32).d(r::MSI_PENDING_64, 0, ALL32)
         } else {
@@ -280,43 +289,133 @@ pub static MSI32_MASK_BITS: Bits<20> = msi_bits(false, true);
 /// MSI, 64-bit address, per-vector masking (24 bytes).
 pub static MSI64_MASK_BITS: Bits<24> = msi_bits(true, true);
 
-const fn table(virt: &'static [u8], write: &'static [u8], read: ReadKind, w: WriteKind) -> PermBits {
-    PermBits { virt, write, read, write_fn: Some(w) }
+const fn table(
+    virt: &'static [u8],
+    write: &'static [u8],
+    read: ReadKind,
+    w: WriteKind,
+) -> PermBits {
+    PermBits {
+        virt,
+        write,
+        read,
+        write_fn: Some(w),
+    }
 }
 
 /// The standard header.
-pub static BASIC: PermBits = table(&BASIC_BITS.virt, &BASIC_BITS.write, ReadKind::Basic, WriteKind::Basic);
+pub static BASIC: PermBits = table(
+    &BASIC_BITS.virt,
+    &BASIC_BITS.write,
+    ReadKind::Basic,
+    WriteKind::Basic,
+);
 /// Power Management.
-pub static PM: PermBits = table(&PM_BITS.virt, &PM_BITS.write, ReadKind::Default, WriteKind::Pm);
+pub static PM: PermBits = table(
+    &PM_BITS.virt,
+    &PM_BITS.write,
+    ReadKind::Default,
+    WriteKind::Pm,
+);
 /// Vital Product Data.
-pub static VPD: PermBits = table(&VPD_BITS.virt, &VPD_BITS.write, ReadKind::Default, WriteKind::Vpd);
+pub static VPD: PermBits = table(
+    &VPD_BITS.virt,
+    &VPD_BITS.write,
+    ReadKind::Default,
+    WriteKind::Vpd,
+);
 /// PCI-X.
-pub static PCIX: PermBits = table(&PCIX_BITS.virt, &PCIX_BITS.write, ReadKind::Default, WriteKind::Default);
+pub static PCIX: PermBits = table(
+    &PCIX_BITS.virt,
+    &PCIX_BITS.write,
+    ReadKind::Default,
+    WriteKind::Default,
+);
 /// PCI Express.
-pub static EXP: PermBits = table(&EXP_BITS.virt, &EXP_BITS.write, ReadKind::Default, WriteKind::Exp);
+pub static EXP: PermBits = table(
+    &EXP_BITS.virt,
+    &EXP_BITS.write,
+    ReadKind::Default,
+    WriteKind::Exp,
+);
 /// Advanced Features.
-pub static AF: PermBits = table(&AF_BITS.virt, &AF_BITS.write, ReadKind::Default, WriteKind::Af);
+pub static AF: PermBits = table(
+    &AF_BITS.virt,
+    &AF_BITS.write,
+    ReadKind::Default,
+    WriteKind::Af,
+);
 /// Advanced Error Reporting.
-pub static ERR: PermBits = table(&ERR_BITS.virt, &ERR_BITS.write, ReadKind::Default, WriteKind::Default);
+pub static ERR: PermBits = table(
+    &ERR_BITS.virt,
+    &ERR_BITS.write,
+    ReadKind::Default,
+    WriteKind::Default,
+);
 /// Power Budgeting.
-pub static PWR: PermBits = table(&PWR_BITS.virt, &PWR_BITS.write, ReadKind::Default, WriteKind::Default);
+pub static PWR: PermBits = table(
+    &PWR_BITS.virt,
+    &PWR_BITS.write,
+    ReadKind::Default,
+    WriteKind::Default,
+);
 /// The four MSI layouts, indexed by [`MsiLayout`] minus one.
 pub static MSI: [PermBits; 4] = [
-    table(&MSI32_BITS.virt, &MSI32_BITS.write, ReadKind::Msi, WriteKind::Msi),
-    table(&MSI64_BITS.virt, &MSI64_BITS.write, ReadKind::Msi, WriteKind::Msi),
-    table(&MSI32_MASK_BITS.virt, &MSI32_MASK_BITS.write, ReadKind::Msi, WriteKind::Msi),
-    table(&MSI64_MASK_BITS.virt, &MSI64_MASK_BITS.write, ReadKind::Msi, WriteKind::Msi),
+    table(
+        &MSI32_BITS.virt,
+        &MSI32_BITS.write,
+        ReadKind::Msi,
+        WriteKind::Msi,
+    ),
+    table(
+        &MSI64_BITS.virt,
+        &MSI64_BITS.write,
+        ReadKind::Msi,
+        WriteKind::Msi,
+    ),
+    table(
+        &MSI32_MASK_BITS.virt,
+        &MSI32_MASK_BITS.write,
+        ReadKind::Msi,
+        WriteKind::Msi,
+    ),
+    table(
+        &MSI64_MASK_BITS.virt,
+        &MSI64_MASK_BITS.write,
+        ReadKind::Msi,
+        WriteKind::Msi,
+    ),
 ];
 /// Every other known capability: read-only, from the device, ID and next virtualized
 /// (`cap_perms[]`/`ecap_perms[]` defaults and `direct_ro_perms`).
-pub static DIRECT_RO: PermBits = PermBits { virt: &[], write: &[], read: ReadKind::Direct, write_fn: None };
+pub static DIRECT_RO: PermBits = PermBits {
+    virt: &[],
+    write: &[],
+    read: ReadKind::Direct,
+    write_fn: None,
+};
 /// Vendor-specific capabilities (standard, VSEC and DVSEC): read like `DIRECT_RO`, written
 /// raw, because their registers are the device's own business.
-pub static VENDOR: PermBits = PermBits { virt: &[], write: &[], read: ReadKind::Direct, write_fn: Some(WriteKind::Raw) };
+pub static VENDOR: PermBits = PermBits {
+    virt: &[],
+    write: &[],
+    read: ReadKind::Direct,
+    write_fn: Some(WriteKind::Raw),
+};
 /// Bytes no capability claims: raw access both ways (some devices hide registers there).
-pub static UNASSIGNED: PermBits = PermBits { virt: &[], write: &[], read: ReadKind::Raw, write_fn: Some(WriteKind::Raw) };
+pub static UNASSIGNED: PermBits = PermBits {
+    virt: &[],
+    write: &[],
+    read: ReadKind::Raw,
+    write_fn: Some(WriteKind::Raw),
+};
 /// Bytes a driver virtualized wholesale (`PCI_CAP_ID_INVALID_VIRT`).
-pub static VIRT: PermBits = PermBits { virt: &[], write: &[], read: ReadKind::Virt, write_fn: Some(WriteKind::Virt) };
+pub static VIRT: PermBits = PermBits {
+    virt: &[],
+    write: &[],
+    read: ReadKind::Virt,
+    write_fn: Some(WriteKind::Virt),
+};
 
 /// Which of the four MSI tables a device uses, 0 meaning "not chosen yet". Upstream builds the
 /// table on the first MSI capability found and keeps it for the others.
@@ -324,8 +423,15 @@ pub type MsiLayout = u8;
 
 /// The MSI layout for a message-control value (1..=4).
 pub const fn msi_layout(flags: u16) -> MsiLayout {
-    1 + if flags & r::MSI_FLAGS_64BIT != 0 { 1 } else { 0 }
-        + if flags & r::MSI_FLAGS_MASKBIT != 0 { 2 } else { 0 }
+    1 + if flags & r::MSI_FLAGS_64BIT != 0 {
+        1
+    } else {
+        0
+    } + if flags & r::MSI_FLAGS_MASKBIT != 0 {
+        2
+    } else {
+        0
+    }
 }
 
 /// The table of a standard capability (`cap_perms[]`); `msi` is the device's layout.
@@ -340,7 +446,10 @@ pub fn cap_perms(id: u8, msi: MsiLayout) -> &'static PermBits {
         cap_id::AF => &AF,
         // Upstream would use its per-device MSI table, which exists whenever the map names an
         // MSI capability; if it somehow did not, read-only is the safe answer.
-        cap_id::MSI => (msi as usize).checked_sub(1).and_then(|i| MSI.get(i)).unwrap_or(&DIRECT_RO),
+        cap_id::MSI => (msi as usize)
+            .checked_sub(1)
+            .and_then(|i| MSI.get(i))
+            .unwrap_or(&DIRECT_RO),
         _ => &DIRECT_RO,
     }
 }
