@@ -1,56 +1,162 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Config-region access from user space (`read`/`write` on the device fd at the config
-//! region's offset).
+//! Config-region access from user space: `read`/`write` on the device fd at the config
+//! region's offset, answered by the emulator of `logic::config_space` (upstream
+//! `vfio_pci_config.c` behaviour) over the real device ([`HostConfig`]).
 //!
-//! This skeleton passes reads through to the device, cut into accesses exactly as upstream
-//! cuts them (`logic::config_rw`). Writes are refused until config-space emulation (with its
-//! permission tables) exists: a pass-through write would let user space move BARs or retarget
-//! MSI, which the host owns.
+//! Every chunk (1, 2 or 4 bytes, split as upstream splits) is emulated under the device state
+//! mutex; the copy to user space happens after it is dropped, the copy from user space inside
+//! it (upstream copies from user space only when the owner of the bytes accepts writes, so the
+//! emulator asks for the bytes itself).
 
 use crate::device::DeviceState;
-use crate::logic::{config_rw, errno::Errno, region};
-use kernel::error::{code::*, Error, Result};
+use crate::logic::config_space::{ConfigDevice, Notice};
+use crate::logic::errno::{Errno, EFAULT};
+use crate::pci::PciDev;
+use crate::state::PmState;
+use kernel::error::{Error, Result};
 use kernel::uaccess::UserSlice;
 
-fn errno(e: Errno) -> Error {
+fn to_errno(e: Error) -> Errno {
+    Errno(-e.to_errno())
+}
+
+fn from_errno(e: Errno) -> Error {
     Error::from_errno(-e.0)
 }
 
-/// `read` on the device fd: dispatches on the region index encoded in `pos`.
-pub(crate) fn rw_read(dev: &DeviceState, buf: usize, count: usize, pos: i64) -> Result<usize> {
-    if count == 0 {
-        return Ok(0);
+/// The real device behind a device's virtual config space.
+pub(crate) struct HostConfig<'a> {
+    pub(crate) pdev: &'a PciDev,
+    pub(crate) pm: &'a mut PmState,
+}
+
+impl ConfigDevice for HostConfig<'_> {
+    fn read(&mut self, off: u16, size: u8) -> Result<u32, Errno> {
+        self.pdev.read_config(off.into(), size.into()).map_err(to_errno)
     }
-    let (index, offset) = region::split_offset(pos as u64);
-    if index >= region::NUM_REGIONS {
-        return Err(EINVAL);
+
+    fn write(&mut self, off: u16, size: u8, val: u32) -> Result<(), Errno> {
+        self.pdev.write_config(off.into(), size.into(), val).map_err(to_errno)
     }
-    if index != region::index::CONFIG {
-        // BAR, ROM and VGA access come with the regions work; until then nothing is readable.
-        return Err(EINVAL);
+
+    // No BAR is mappable yet (regions come later), so there is nothing to zap or fence.
+    fn lock_memory(&mut self, _zap: bool) {}
+
+    fn unlock_memory(&mut self) {}
+
+    fn reset_function(&mut self) {
+        // Upstream ignores the result of a user-triggered FLR.
+        let _ = self.pdev.try_reset_function();
     }
-    let cfg_size = dev.pdev.cfg_size();
+
+    fn set_power_state(&mut self, state: u8) {
+        let _ = crate::state::set_power_state(self.pdev, self.pm, state.into());
+    }
+
+    // INTx is not offered yet (interrupts come later); the virtual bit is still kept.
+    fn intx_mask(&mut self) {}
+
+    fn intx_unmask(&mut self) {}
+
+    fn msi_active(&self) -> bool {
+        false
+    }
+
+    fn msi_qmax(&self) -> u8 {
+        0
+    }
+
+    fn pcie_mps(&mut self) -> u32 {
+        self.pdev.pcie_mps()
+    }
+
+    fn pcie_set_readrq(&mut self, bytes: u32) {
+        let _ = self.pdev.pcie_set_readrq(bytes);
+    }
+
+    fn vpd_read(&mut self, addr: u16) -> Result<[u8; 4], Errno> {
+        let mut b = [0u8; 4];
+        self.pdev.read_vpd(addr, &mut b).map_err(to_errno)?;
+        Ok(b)
+    }
+
+    fn vpd_write(&mut self, addr: u16, data: [u8; 4]) -> Result<usize, Errno> {
+        self.pdev.write_vpd(addr, &data).map_err(to_errno)
+    }
+
+    fn notice(&mut self, what: Notice) {
+        // Upstream prints the hiding of capabilities only at debug level.
+        let p = self.pdev;
+        match what {
+            Notice::HidingCap { .. } | Notice::HidingEcap { .. } => {}
+            Notice::UnknownLength { id, pos, extended } => crate::pci::dev_notice(
+                p,
+                format_args!(
+                    "unknown length for {}capability 0x{id:x}@0x{pos:x}\n",
+                    if extended { "extended " } else { "" }
+                ),
+            ),
+            Notice::Conflict { pos, was, now, .. } => crate::pci::dev_notice(
+                p,
+                format_args!("config space conflict at 0x{pos:x}: 0x{was:x} vs 0x{now:x}\n"),
+            ),
+            Notice::BogusVfIntxPin(pin) => crate::pci::dev_notice(
+                p,
+                format_args!("VF reports an INTx pin ({pin}); hiding it\n"),
+            ),
+            Notice::BarRestore => {
+                crate::pci::dev_notice(p, format_args!("restoring BARs lost behind our back\n"))
+            }
+        }
+    }
+}
+
+/// `read` of the config region: `offset` inside the region, `count` bytes to `buf`.
+pub(crate) fn read(dev: &DeviceState, buf: usize, count: usize, offset: u64) -> Result<usize> {
     let mut out = UserSlice::new(buf, count).writer();
     let mut done = 0usize;
     while done < count {
-        let at = offset + done as u64;
-        let n = config_rw::next_access(at, count - done, cfg_size).map_err(errno)?;
-        let v = dev.pdev.read_config(at, n)?;
-        // Config space is little-endian; user space gets the bytes in device order.
-        out.write_slice(&v.to_le_bytes()[..n])?;
+        let at = offset.checked_add(done as u64).ok_or(from_errno(EFAULT))?;
+        let (n, v) = {
+            let mut guard = dev.inner.lock();
+            let inner = &mut *guard;
+            let mut host = HostConfig { pdev: &dev.pdev, pm: &mut inner.pm };
+            inner.config.read(&mut host, at, count - done).map_err(from_errno)?
+        };
+        // Config space is little-endian; user space gets the bytes in bus order.
+        out.write_slice(v.to_le_bytes().get(..n).unwrap_or(&[]))?;
         done += n;
     }
     Ok(done)
 }
 
-/// `write` on the device fd.
-pub(crate) fn rw_write(count: usize, pos: i64) -> Result<usize> {
-    if count == 0 {
-        return Ok(0);
+/// `write` of the config region: `offset` inside the region, `count` bytes from `buf`.
+pub(crate) fn write(dev: &DeviceState, buf: usize, count: usize, offset: u64) -> Result<usize> {
+    let mut input = UserSlice::new(buf, count).reader();
+    let mut done = 0usize;
+    while done < count {
+        let at = offset.checked_add(done as u64).ok_or(from_errno(EFAULT))?;
+        let mut fetched = false;
+        let n = {
+            let mut guard = dev.inner.lock();
+            let inner = &mut *guard;
+            let mut host = HostConfig { pdev: &dev.pdev, pm: &mut inner.pm };
+            inner
+                .config
+                .write(&mut host, at, count - done, |n| {
+                    let mut b = [0u8; 4];
+                    let dst = b.get_mut(..n).ok_or(EFAULT)?;
+                    input.read_slice(dst).map_err(|_| EFAULT)?;
+                    fetched = true;
+                    Ok(u32::from_le_bytes(b))
+                })
+                .map_err(from_errno)?
+        };
+        // Bytes the emulator did not ask for (read-only owner) are consumed all the same.
+        if !fetched {
+            input.skip(n)?;
+        }
+        done += n;
     }
-    let (index, _) = region::split_offset(pos as u64);
-    if index >= region::NUM_REGIONS {
-        return Err(EINVAL);
-    }
-    Err(EINVAL)
+    Ok(done)
 }

@@ -11,8 +11,10 @@
 //!   after the embedded `struct vfio_device`; the VFIO core frees it after calling our
 //!   `release`, which drops that state. Variant data is released earlier, in
 //!   `vfio_pci_common_device_unregister`, while the variant module is certainly loaded.
-//! - Locking: this skeleton keeps no mutable per-device state; the VFIO core serialises
-//!   open/close (`dev_set->lock`) and the PCI core serialises config accesses.
+//! - Locking: all mutable per-device state is in [`crate::state::Inner`] behind one mutex,
+//!   taken by every op that reads or changes it; the VFIO core additionally serialises
+//!   open/close (`dev_set->lock`). Nothing is called with that mutex held that could take it
+//!   again (the variant hooks run outside it).
 
 use crate::abi::{DeviceHandle, VariantHandle, VariantOps, ABI_VERSION};
 use crate::bindings;
@@ -46,15 +48,14 @@ pub(crate) struct CommonDevice {
 
 /// The Rust part of [`CommonDevice`].
 ///
-/// Locking: `open` is taken by every op that reads or changes the state of an open device;
-/// the VFIO core additionally serialises `open_device`/`close_device` (`dev_set->lock`).
+/// Locking: see the module documentation.
 #[pin_data]
 pub(crate) struct DeviceState {
     pub(crate) pdev: PciDev,
     variant_data: VariantData,
-    /// What exists only while user space has the device open.
+    /// Everything that changes while the device is bound.
     #[pin]
-    pub(crate) open: Mutex<crate::lifecycle::OpenState>,
+    pub(crate) inner: Mutex<crate::state::Inner>,
 }
 
 /// The variant's per-device data, handed back to the variant exactly once.
@@ -145,7 +146,7 @@ unsafe extern "C" fn read(
     from_result(|| {
         // SAFETY: `ppos` is the file position the VFS passes in, valid for this call.
         let pos = unsafe { &mut *ppos };
-        let done = crate::config::rw_read(dev, buf as usize, count, *pos)?;
+        let done = region_rw(dev, buf as usize, count, *pos, false)?;
         *pos += done as bindings::loff_t;
         Ok(done as isize)
     })
@@ -153,15 +154,36 @@ unsafe extern "C" fn read(
 
 unsafe extern "C" fn write(
     vdev: *mut bindings::vfio_device,
-    _buf: *const c_char,
+    buf: *const c_char,
     count: usize,
     ppos: *mut bindings::loff_t,
 ) -> isize {
     // SAFETY: the VFIO core only calls ops on registered devices.
-    let _dev = unsafe { CommonDevice::from_vdev(vdev) };
-    // SAFETY: `ppos` is valid for this call.
-    let pos = unsafe { *ppos };
-    from_result(|| crate::config::rw_write(count, pos).map(|n| n as isize))
+    let dev = unsafe { CommonDevice::from_vdev(vdev) };
+    from_result(|| {
+        // SAFETY: `ppos` is the file position the VFS passes in, valid for this call.
+        let pos = unsafe { &mut *ppos };
+        let done = region_rw(dev, buf as usize, count, *pos, true)?;
+        *pos += done as bindings::loff_t;
+        Ok(done as isize)
+    })
+}
+
+/// `read`/`write` on the device fd: dispatches on the region index encoded in the offset
+/// (upstream `vfio_pci_rw`).
+fn region_rw(dev: &DeviceState, buf: usize, count: usize, pos: i64, is_write: bool) -> Result<usize> {
+    use crate::logic::region;
+    if count == 0 {
+        return Ok(0);
+    }
+    let (index, offset) = region::split_offset(pos as u64);
+    match index {
+        region::index::CONFIG if is_write => crate::config::write(dev, buf, count, offset),
+        region::index::CONFIG => crate::config::read(dev, buf, count, offset),
+        // BAR, ROM and VGA access come with the regions work; until then nothing else is
+        // readable, and indexes past the fixed regions do not exist.
+        _ => Err(EINVAL),
+    }
 }
 
 unsafe extern "C" fn ioctl(vdev: *mut bindings::vfio_device, cmd: c_uint, arg: c_ulong) -> c_long {
@@ -269,6 +291,14 @@ unsafe fn register_device(
 ) -> Result<*mut CommonDevice> {
     // SAFETY: `pdev` is bound to the variant's driver for the life of this registration.
     let pci = unsafe { PciDev::from_raw(pdev) };
+    // Allocated before the VFIO device, so no failure path has a half-built device.
+    let inner = match crate::state::Inner::new(&pci) {
+        Ok(i) => i,
+        Err(e) => {
+            drop(VariantData { variant, data });
+            return Err(e);
+        }
+    };
     // SAFETY: `variant` is live (caller); `vfio_ops` lives as long as the variant, which
     // outlives all its devices (invariant of `Variant`). The size covers our whole struct.
     let vdev = from_err_ptr(unsafe {
@@ -290,7 +320,7 @@ unsafe fn register_device(
     let init = pin_init!(DeviceState {
         pdev: pci,
         variant_data: VariantData { variant, data },
-        open <- new_mutex!(crate::lifecycle::OpenState::closed(), "vfio_pci_common::open"),
+        inner <- new_mutex!(inner, "vfio_pci_common::inner"),
     });
     // SAFETY: `_vfio_alloc_device` returned a zeroed allocation of `size_of::<CommonDevice>()`
     // bytes with `vdev` initialised; `state` is memory we own that stays put until `release`,

@@ -25,7 +25,7 @@ fn get_info(dev: &DeviceState, arg: usize) -> Result {
     UserSlice::new(arg, raw.len()).reader().read_slice(&mut raw)?;
     let mut info = uapi::DeviceInfo::from_user(&raw).map_err(errno)?;
     info.flags = uapi::DEVICE_FLAGS_PCI;
-    if dev.open.lock().reset_works {
+    if dev.inner.lock().reset_works {
         info.flags |= uapi::DEVICE_FLAGS_RESET;
     }
     info.num_regions = region::NUM_REGIONS;

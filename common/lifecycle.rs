@@ -8,11 +8,13 @@
 //! Close: the variant's `close` hook, stop DMA, put the saved config back, reset if possible
 //! (with INTx and MSI off during the reset), restore, disable.
 //!
+//! The virtual config space is rebuilt at every open from the device as the reset left it.
+//!
 //! Not yet here (later issues): runtime PM and idle D3, INTx masking support probe, interrupt
 //! and ioeventfd teardown, BAR mappings, the dev_set bus reset on last close.
 
+use crate::config::HostConfig;
 use crate::device::DeviceState;
-use crate::pci::SavedState;
 use kernel::error::{code::EAGAIN, Result};
 use kernel::prelude::*;
 
@@ -21,28 +23,12 @@ const PCI_COMMAND: i32 = 0x04;
 /// `PCI_COMMAND_INTX_DISABLE`.
 const PCI_COMMAND_INTX_DISABLE: u16 = 0x400;
 
-/// The part of a device's state that exists while user space has it open.
-pub(crate) struct OpenState {
-    /// Whether a function reset worked at open (`VFIO_DEVICE_FLAGS_RESET`).
-    pub(crate) reset_works: bool,
-    /// Config space as it was at open, restored at close.
-    saved: Option<SavedState>,
-    /// Whether `open` completed (so `close` has something to undo).
-    enabled: bool,
-}
-
-impl OpenState {
-    /// The state of a device nobody has opened.
-    pub(crate) const fn closed() -> Self {
-        Self { reset_works: false, saved: None, enabled: false }
-    }
-}
-
 /// `open_device`: called by the VFIO core on the first open, under `dev_set->lock`.
 pub(crate) fn open(dev: &DeviceState) -> Result {
     let pdev = &dev.pdev;
     {
-        let mut st = dev.open.lock();
+        let mut guard = dev.inner.lock();
+        let st = &mut *guard;
         // Our saved state must not include bus mastering.
         pdev.clear_master();
         pdev.enable()?;
@@ -56,6 +42,13 @@ pub(crate) fn open(dev: &DeviceState) -> Result {
         }
         st.saved = pdev.save_state();
         st.enabled = true;
+        let info = pdev.config_info();
+        let mut host = HostConfig { pdev, pm: &mut st.pm };
+        if let Err(e) = st.config.init(&mut host, &info) {
+            drop(guard);
+            undo(dev);
+            return Err(Error::from_errno(-e.0));
+        }
     }
     if let Some(hook) = dev.variant_ops().open_device {
         // SAFETY: the variant data is live until the device is unregistered, and no op runs
@@ -81,9 +74,15 @@ pub(crate) fn close(dev: &DeviceState) {
 /// Puts the device back the way `open` found it.
 fn undo(dev: &DeviceState) {
     let pdev = &dev.pdev;
-    let mut st = dev.open.lock();
+    let mut guard = dev.inner.lock();
+    let st = &mut *guard;
     if !st.enabled {
         return;
+    }
+    // Back to D0 first: a function reset through PM fails in other states, and a device
+    // without NoSoftRst would lose the state we restore.
+    if pdev.current_state() != 0 {
+        let _ = crate::state::set_power_state(pdev, &mut st.pm, 0);
     }
     pdev.clear_master();
     // Put the config space saved at open into the save area (with nothing stored, the save

@@ -185,6 +185,129 @@ impl PciDev {
     }
 }
 
+impl PciDev {
+    /// Writes `size` (1, 2 or 4) bytes of config space at `offset` the way `sysfs` does
+    /// (`pci_user_write_config_*`).
+    pub(crate) fn write_config(&self, offset: u64, size: usize, val: u32) -> Result {
+        let dev = self.as_raw();
+        let off = offset as i32;
+        // SAFETY: valid device (type invariant); the PCI core bounds-checks `offset`.
+        let ret = unsafe {
+            match size {
+                4 => bindings::pci_user_write_config_dword(dev, off, val),
+                2 => bindings::pci_user_write_config_word(dev, off, val as u16),
+                _ => bindings::pci_user_write_config_byte(dev, off, val as u8),
+            }
+        };
+        to_result(ret)
+    }
+
+    /// Offset of the PM capability (`pdev->pm_cap`), 0 if none.
+    pub(crate) fn pm_cap(&self) -> u8 {
+        self.raw().pm_cap
+    }
+
+    /// The current power state (`pdev->current_state`: 0 = D0 .. 3 = D3hot, 4 = D3cold).
+    pub(crate) fn current_state(&self) -> i32 {
+        self.raw().current_state
+    }
+
+    /// `pci_set_power_state`.
+    pub(crate) fn set_power_state(&self, state: i32) -> Result {
+        // SAFETY: valid device (type invariant).
+        to_result(unsafe { bindings::pci_set_power_state(self.as_raw(), state) })
+    }
+
+    /// `pci_num_vf`: enabled SR-IOV VFs of this PF.
+    pub(crate) fn num_vf(&self) -> i32 {
+        // SAFETY: valid device (type invariant).
+        unsafe { bindings::pci_num_vf(self.as_raw()) }
+    }
+
+    /// `pcie_get_mps`.
+    pub(crate) fn pcie_mps(&self) -> u32 {
+        // SAFETY: valid device (type invariant).
+        unsafe { bindings::pcie_get_mps(self.as_raw()) }.max(0) as u32
+    }
+
+    /// `pcie_set_readrq`.
+    pub(crate) fn pcie_set_readrq(&self, bytes: u32) -> Result {
+        // SAFETY: valid device (type invariant).
+        to_result(unsafe { bindings::pcie_set_readrq(self.as_raw(), bytes as i32) })
+    }
+
+    /// `pci_read_vpd` of up to `buf.len()` bytes at `addr`; the number read.
+    pub(crate) fn read_vpd(&self, addr: u16, buf: &mut [u8]) -> Result<usize> {
+        // SAFETY: valid device; `buf` is a live buffer of the given length.
+        let n = unsafe {
+            bindings::pci_read_vpd(self.as_raw(), addr.into(), buf.len(), buf.as_mut_ptr().cast())
+        };
+        if n < 0 {
+            Err(kernel::error::Error::from_errno(n as i32))
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// `pci_write_vpd` of `buf` at `addr`; the number written.
+    pub(crate) fn write_vpd(&self, addr: u16, buf: &[u8]) -> Result<usize> {
+        // SAFETY: valid device; `buf` is a live buffer of the given length.
+        let n = unsafe {
+            bindings::pci_write_vpd(self.as_raw(), addr.into(), buf.len(), buf.as_ptr().cast())
+        };
+        if n < 0 {
+            Err(kernel::error::Error::from_errno(n as i32))
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// The facts the config-space emulator needs, read from `struct pci_dev`.
+    pub(crate) fn config_info(&self) -> crate::logic::config_space::DeviceInfo {
+        use crate::logic::config_space::{DeviceInfo, Resource};
+        const IORESOURCE_IO: u64 = 0x100;
+        const IORESOURCE_PREFETCH: u64 = 0x2000;
+        const IORESOURCE_MEM_64: u64 = 0x10_0000;
+        const IORESOURCE_ROM_SHADOW: u64 = 1 << 1;
+        const IRQ_NOTCONNECTED: u32 = 1 << 31;
+        const ROM: usize = 6;
+        let raw = self.raw();
+        let resource = |i: usize| -> Resource {
+            let len = self.resource_len(i);
+            match raw.resource.get(i) {
+                Some(r) => {
+                    let flags = r.flags as u64;
+                    Resource {
+                        start: if len == 0 { 0 } else { r.start },
+                        len,
+                        io: flags & IORESOURCE_IO != 0,
+                        prefetch: flags & IORESOURCE_PREFETCH != 0,
+                        mem64: flags & IORESOURCE_MEM_64 != 0,
+                    }
+                }
+                None => Resource::default(),
+            }
+        };
+        let mut bars = [Resource::default(); 6];
+        for (i, b) in bars.iter_mut().enumerate() {
+            *b = resource(i);
+        }
+        DeviceInfo {
+            cfg_size: self.cfg_size() as u16,
+            is_virtfn: raw.is_virtfn() != 0,
+            vendor: raw.vendor,
+            device: raw.device,
+            no_command_memory: raw.no_command_memory() != 0,
+            nointx: false,
+            hide_intx_pin: raw.irq == IRQ_NOTCONNECTED,
+            pcie_flags: raw.pcie_flags_reg,
+            bars,
+            rom: resource(ROM),
+            rom_shadow: raw.resource.get(ROM).is_some_and(|r| r.flags as u64 & IORESOURCE_ROM_SHADOW != 0),
+        }
+    }
+}
+
 /// A copy of a function's config space taken by [`PciDev::save_state`].
 ///
 /// # Invariants

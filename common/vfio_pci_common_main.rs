@@ -11,8 +11,12 @@ use kernel::prelude::*;
 #[path = "logic/src"]
 #[allow(dead_code, unreachable_pub, missing_docs)]
 mod logic {
+    pub(crate) mod config_init;
     pub(crate) mod config_rw;
+    pub(crate) mod config_space;
     pub(crate) mod errno;
+    pub(crate) mod pci_regs;
+    pub(crate) mod perm;
     pub(crate) mod region;
     pub(crate) mod uapi;
 }
@@ -25,6 +29,7 @@ mod info;
 mod layout;
 mod lifecycle;
 mod pci;
+mod state;
 
 module! {
     type: VfioPciCommon,

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0
+//! [`Inner`]: every piece of per-device state that changes while the device is bound, kept
+//! behind the one mutex of [`crate::device::DeviceState`].
+
+use crate::logic::config_space::ConfigSpace;
+use crate::pci::{PciDev, SavedState};
+use kernel::alloc::{flags, KBox};
+use kernel::error::Result;
+
+/// `PCI_PM_CTRL` offset inside the PM capability.
+const PCI_PM_CTRL: u64 = 4;
+/// `PCI_PM_CTRL_NO_SOFT_RESET`: the function keeps its state across D3hot -> D0.
+const PCI_PM_CTRL_NO_SOFT_RESET: u32 = 0x0008;
+
+/// Power-management state of the device (upstream `needs_pm_restore`, `pm_save`).
+pub(crate) struct PmState {
+    /// The device loses its config state on D3hot -> D0 (PM capability without
+    /// NoSoftRst): we save it on the way down and restore it on the way up.
+    pub(crate) needs_pm_restore: bool,
+    /// Config space saved on entering D3hot.
+    pub(crate) pm_save: Option<SavedState>,
+}
+
+/// See the module documentation.
+pub(crate) struct Inner {
+    /// Whether a function reset worked at open (`VFIO_DEVICE_FLAGS_RESET`).
+    pub(crate) reset_works: bool,
+    /// Config space as it was at open, restored at close.
+    pub(crate) saved: Option<SavedState>,
+    /// Whether `open` completed (so `close` has something to undo).
+    pub(crate) enabled: bool,
+    /// The virtual config space; built at every open, kept (with what it learnt about the
+    /// device) from probe to remove, like upstream's `vdev`.
+    pub(crate) config: KBox<ConfigSpace>,
+    /// Power management.
+    pub(crate) pm: PmState,
+}
+
+impl Inner {
+    /// The state of a freshly probed device.
+    pub(crate) fn new(pdev: &PciDev) -> Result<Self> {
+        let config = KBox::<ConfigSpace>::new_uninit(flags::GFP_KERNEL | flags::__GFP_ZERO)?;
+        // SAFETY: the allocation is zeroed (`__GFP_ZERO`), and an all-zero `ConfigSpace` is a
+        // valid, uninitialised space (documented by the logic crate: plain integers, arrays
+        // and bools only).
+        let config = unsafe { config.assume_init() };
+        Ok(Self {
+            reset_works: false,
+            saved: None,
+            enabled: false,
+            config,
+            pm: PmState { needs_pm_restore: needs_pm_restore(pdev), pm_save: None },
+        })
+    }
+}
+
+/// `vfio_pci_probe_power_state`: a PM-capable function without NoSoftRst loses its state in
+/// D3hot.
+fn needs_pm_restore(pdev: &PciDev) -> bool {
+    match pdev.pm_cap() {
+        0 => false,
+        pm => pdev
+            .read_config(u64::from(pm) + PCI_PM_CTRL, 2)
+            .is_ok_and(|ctrl| ctrl & PCI_PM_CTRL_NO_SOFT_RESET == 0),
+    }
+}
+
+/// `vfio_pci_set_power_state`: moves the device to `state` (0 = D0 .. 3 = D3hot), saving its
+/// config space on the way into D3hot and restoring it on the way back when the device loses
+/// it there.
+pub(crate) fn set_power_state(pdev: &PciDev, pm: &mut PmState, state: i32) -> Result {
+    const D0: i32 = 0;
+    const D3HOT: i32 = 3;
+    // A PF with VFs enabled stays in D0: its VFs would go down with it.
+    if pdev.num_vf() > 0 && state > D0 {
+        return Err(kernel::error::code::EBUSY);
+    }
+    let mut needs_save = false;
+    let mut needs_restore = false;
+    if pm.needs_pm_restore {
+        let cur = pdev.current_state();
+        if cur < D3HOT && state >= D3HOT {
+            pdev.save_current_state();
+            needs_save = true;
+        }
+        if cur >= D3HOT && state <= D0 {
+            needs_restore = true;
+        }
+    }
+    pdev.set_power_state(state)?;
+    // D3 might be unsupported through a quirk: only keep a copy if the device is really there.
+    if needs_save && pdev.current_state() >= D3HOT {
+        pm.pm_save = pdev.save_state();
+    } else if needs_restore {
+        if let Some(saved) = pm.pm_save.take() {
+            let _ = pdev.load_saved_state(saved);
+        }
+        pdev.restore_state();
+    }
+    Ok(())
+}
