@@ -36,10 +36,50 @@ pub(crate) struct VariantOps {
     /// Optional: called when user space last closes the device, before the common module
     /// does its part.
     pub(crate) close_device: Option<unsafe extern "C" fn(data: *mut c_void)>,
+    /// The variant's virtual config registers (`n_overlays` entries, a `static`), added on
+    /// top of the emulated config space at every open.
+    pub(crate) overlays: *const ConfigOverlay,
+    /// Number of entries at `overlays`.
+    pub(crate) n_overlays: usize,
+    /// Optional: what user space reads from an overlay, given its virtual value. Runs under
+    /// the device's state lock: it must not call back into the common module.
+    pub(crate) config_read: Option<unsafe extern "C" fn(data: *mut c_void, pos: u16, count: u32, val: u32) -> u32>,
+    /// Optional: a user write changed an overlay to `val`. Same rules as `config_read`.
+    pub(crate) config_write: Option<unsafe extern "C" fn(data: *mut c_void, pos: u16, count: u32, val: u32)>,
 }
 
-// SAFETY: `VariantOps` is immutable after construction and only holds a pointer to a static
-// string and a function pointer, both valid from any thread.
+/// A virtual config register of a variant: 1 to 4 bytes at `offset` inside one dword; user
+/// space reads its virtual value and changes only its `writable` bits; the device sees neither.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct ConfigOverlay {
+    /// Offset in config space.
+    pub(crate) offset: u16,
+    /// 1 to 4.
+    pub(crate) size: u8,
+    /// 1: the first value is the device's own bytes at open; 0: it is `value`.
+    pub(crate) from_device: u8,
+    /// Bits user space may change.
+    pub(crate) writable: u32,
+    /// The first value when `from_device` is 0.
+    pub(crate) value: u32,
+}
+
+#[allow(dead_code)]
+impl ConfigOverlay {
+    /// An overlay that starts with the device's own value at every open (IGD's ASLS).
+    pub(crate) const fn from_device(offset: u16, size: u8, writable: u32) -> Self {
+        Self { offset, size, from_device: 1, writable, value: 0 }
+    }
+
+    /// An overlay that starts with `value` at every open.
+    pub(crate) const fn value(offset: u16, size: u8, value: u32, writable: u32) -> Self {
+        Self { offset, size, from_device: 0, writable, value }
+    }
+}
+
+// SAFETY: `VariantOps` is immutable after construction and only holds pointers to static data
+// (the name, the overlay table) and function pointers, all valid from any thread.
 unsafe impl Sync for VariantOps {}
 
 /// Opaque handle to a registered variant (owned by the common module).

@@ -8,8 +8,11 @@
 //! it (upstream copies from user space only when the owner of the bytes accepts writes, so the
 //! emulator asks for the bytes itself).
 
+use crate::abi::{ConfigOverlay, VariantOps};
 use crate::device::DeviceState;
 use crate::logic::config_space::{ConfigDevice, Notice};
+use crate::logic::overlay::{Overlay, OverlayInit};
+use core::ffi::c_void;
 use crate::logic::errno::{Errno, EFAULT};
 use crate::pci::PciDev;
 use crate::state::PmState;
@@ -24,10 +27,36 @@ fn from_errno(e: Errno) -> Error {
     Error::from_errno(-e.0)
 }
 
-/// The real device behind a device's virtual config space.
+/// The real device behind a device's virtual config space, and the variant's overlay hooks.
 pub(crate) struct HostConfig<'a> {
     pub(crate) pdev: &'a PciDev,
     pub(crate) pm: &'a mut PmState,
+    pub(crate) variant: &'a VariantOps,
+    /// The variant's data, live while the device is registered.
+    pub(crate) data: *mut c_void,
+}
+
+impl<'a> HostConfig<'a> {
+    pub(crate) fn new(dev: &'a DeviceState, pm: &'a mut PmState) -> Self {
+        Self { pdev: &dev.pdev, pm, variant: dev.variant_ops(), data: dev.variant_data() }
+    }
+}
+
+/// The variant's overlays as the emulator takes them.
+pub(crate) fn overlays(ops: &VariantOps) -> impl Iterator<Item = Overlay> + '_ {
+    let table: &[ConfigOverlay] = if ops.overlays.is_null() || ops.n_overlays == 0 {
+        &[]
+    } else {
+        // SAFETY: `overlays` points to a `static` table of `n_overlays` entries in the variant
+        // module (built by the SDK), alive while the variant is registered.
+        unsafe { core::slice::from_raw_parts(ops.overlays, ops.n_overlays) }
+    };
+    table.iter().map(|o| Overlay {
+        offset: o.offset,
+        size: o.size,
+        writable: o.writable,
+        init: if o.from_device != 0 { OverlayInit::Device } else { OverlayInit::Value(o.value) },
+    })
 }
 
 impl ConfigDevice for HostConfig<'_> {
@@ -84,6 +113,22 @@ impl ConfigDevice for HostConfig<'_> {
         self.pdev.write_vpd(addr, &data).map_err(to_errno)
     }
 
+    fn overlay_read(&mut self, pos: u16, count: usize, val: u32) -> u32 {
+        match self.variant.config_read {
+            // SAFETY: the variant data is live while the device is registered; the hook's
+            // contract (abi.rs) is to only compute a value.
+            Some(hook) => unsafe { hook(self.data, pos, count as u32, val) },
+            None => val,
+        }
+    }
+
+    fn overlay_write(&mut self, pos: u16, count: usize, val: u32) {
+        if let Some(hook) = self.variant.config_write {
+            // SAFETY: as in `overlay_read`.
+            unsafe { hook(self.data, pos, count as u32, val) };
+        }
+    }
+
     fn notice(&mut self, what: Notice) {
         // Upstream prints the hiding of capabilities only at debug level.
         let p = self.pdev;
@@ -120,7 +165,7 @@ pub(crate) fn read(dev: &DeviceState, buf: usize, count: usize, offset: u64) -> 
         let (n, v) = {
             let mut guard = dev.inner.lock();
             let inner = &mut *guard;
-            let mut host = HostConfig { pdev: &dev.pdev, pm: &mut inner.pm };
+            let mut host = HostConfig::new(dev, &mut inner.pm);
             inner.config.read(&mut host, at, count - done).map_err(from_errno)?
         };
         // Config space is little-endian; user space gets the bytes in bus order.
@@ -140,7 +185,7 @@ pub(crate) fn write(dev: &DeviceState, buf: usize, count: usize, offset: u64) ->
         let n = {
             let mut guard = dev.inner.lock();
             let inner = &mut *guard;
-            let mut host = HostConfig { pdev: &dev.pdev, pm: &mut inner.pm };
+            let mut host = HostConfig::new(dev, &mut inner.pm);
             inner
                 .config
                 .write(&mut host, at, count - done, |n| {

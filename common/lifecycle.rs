@@ -43,9 +43,14 @@ pub(crate) fn open(dev: &DeviceState) -> Result {
         st.saved = pdev.save_state();
         st.enabled = true;
         let info = pdev.config_info();
-        let mut host = HostConfig { pdev, pm: &mut st.pm };
-        if let Err(e) = st.config.init(&mut host, &info) {
+        let mut host = HostConfig::new(dev, &mut st.pm);
+        let built = st.config.init(&mut host, &info).and_then(|()| {
+            crate::config::overlays(dev.variant_ops())
+                .try_for_each(|o| st.config.add_overlay(&mut host, &o))
+        });
+        if let Err(e) = built {
             drop(guard);
+            crate::pci::dev_notice(pdev, format_args!("cannot build the virtual config space ({})\n", -e.0));
             undo(dev);
             return Err(Error::from_errno(-e.0));
         }

@@ -15,6 +15,7 @@ mod logic {
     pub(crate) mod config_rw;
     pub(crate) mod config_space;
     pub(crate) mod errno;
+    pub(crate) mod overlay;
     pub(crate) mod pci_regs;
     pub(crate) mod perm;
     pub(crate) mod region;

@@ -17,13 +17,14 @@ pub(crate) mod bindings;
 mod id;
 mod registration;
 
+pub(crate) use abi::ConfigOverlay;
 pub(crate) use id::PciId;
 pub(crate) use registration::{PciDevice, Registration};
 
 /// What a variant file needs, in one `use`.
 #[allow(unused_imports)]
 pub(crate) mod prelude {
-    pub(crate) use super::{PciDevice, PciId, Variant};
+    pub(crate) use super::{ConfigOverlay, PciDevice, PciId, Variant};
     pub(crate) use core::pin::Pin;
     pub(crate) use kernel::prelude::*;
 }
@@ -57,6 +58,22 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
 
     /// User space closed the device (last close), before the common module disables it.
     fn close(self: Pin<&Self>) {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Virtual config registers this variant adds on top of the emulated config space (at
+    /// every open): user space reads their virtual value and changes only their writable
+    /// bits; the device sees neither.
+    const CONFIG_OVERLAYS: &'static [ConfigOverlay] = &[];
+
+    /// What user space reads from an overlay (`size` bytes at `offset`), given its virtual
+    /// value. Runs under the device's state lock: compute, do not block.
+    fn config_read(self: Pin<&Self>, _offset: u16, _size: usize, _value: u32) -> u32 {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// A user write changed an overlay to `value`. Same rules as [`Variant::config_read`].
+    fn config_write(self: Pin<&Self>, _offset: u16, _size: usize, _value: u32) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 }

@@ -126,6 +126,10 @@ impl<T: Variant> Registration<T> {
             release: Some(release_data::<T>),
             open_device: if T::HAS_OPEN { Some(open_device::<T>) } else { None },
             close_device: if T::HAS_CLOSE { Some(close_device::<T>) } else { None },
+            overlays: T::CONFIG_OVERLAYS.as_ptr(),
+            n_overlays: T::CONFIG_OVERLAYS.len(),
+            config_read: if T::HAS_CONFIG_READ { Some(config_read::<T>) } else { None },
+            config_write: if T::HAS_CONFIG_WRITE { Some(config_write::<T>) } else { None },
         }
     }
 
@@ -317,6 +321,20 @@ unsafe extern "C" fn close_device<T: Variant>(data: *mut c_void) {
     // SAFETY: as in `open_device`.
     let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
     T::close(this);
+}
+
+/// [`VariantOps::config_read`] for a `T` that implements [`Variant::config_read`].
+unsafe extern "C" fn config_read<T: Variant>(data: *mut c_void, pos: u16, count: u32, val: u32) -> u32 {
+    // SAFETY: as in `open_device`.
+    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
+    T::config_read(this, pos, count as usize, val)
+}
+
+/// [`VariantOps::config_write`] for a `T` that implements [`Variant::config_write`].
+unsafe extern "C" fn config_write<T: Variant>(data: *mut c_void, pos: u16, count: u32, val: u32) {
+    // SAFETY: as in `open_device`.
+    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
+    T::config_write(this, pos, count as usize, val);
 }
 
 /// [`VariantOps::release`] for `T`: drops the per-device state made in `probe::<T>`.

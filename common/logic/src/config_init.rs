@@ -36,6 +36,7 @@ impl ConfigSpace {
             header.fill(MAP_BASIC);
         }
         self.msi_layout = 0;
+        self.n_overlays = 0;
         self.bardirty = false;
         self.virq_disabled = false;
         self.rbar = [0; 7];

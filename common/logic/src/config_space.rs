@@ -14,6 +14,7 @@
 
 use super::config_rw;
 use super::errno::{Errno, EFAULT, EINVAL};
+use super::overlay::{self, Overlay, OverlayInit, MAX_OVERLAYS};
 use super::pci_regs::{self as r, ext_cap_id};
 use super::perm::{self, MsiLayout, PermBits, ReadKind, WriteKind};
 
@@ -157,6 +158,13 @@ pub trait ConfigDevice {
     fn vpd_write(&mut self, addr: u16, data: [u8; 4]) -> Result<usize, Errno>;
     /// Something upstream would log.
     fn notice(&mut self, _what: Notice) {}
+    /// A user read of a variant overlay: `val` is its virtual value (`count` bytes at `pos`);
+    /// the result is what user space sees.
+    fn overlay_read(&mut self, _pos: u16, _count: usize, val: u32) -> u32 {
+        val
+    }
+    /// A user write changed a variant overlay to `val` (`count` bytes at `pos`).
+    fn overlay_write(&mut self, _pos: u16, _count: usize, _val: u32) {}
 }
 
 /// The virtual config space of one device.
@@ -180,6 +188,10 @@ pub struct ConfigSpace {
     /// The virtual INTx-disable bit as last acted on (`vdev->virq_disabled`); the interrupt
     /// code reads it when it enables INTx.
     pub virq_disabled: bool,
+    /// Variant overlays of the current open, `n_overlays` used.
+    pub(super) overlays: [Overlay; MAX_OVERLAYS],
+    /// How many of `overlays` are in use.
+    pub(super) n_overlays: u8,
 }
 
 fn size_mask(count: usize) -> u32 {
@@ -232,7 +244,61 @@ impl ConfigSpace {
             extended_caps: false,
             msi_layout: 0,
             virq_disabled: false,
+            overlays: [Overlay { offset: 0, size: 0, writable: 0, init: OverlayInit::Device }; MAX_OVERLAYS],
+            n_overlays: 0,
         }
+    }
+
+    /// Adds a variant overlay (after `init`, at every open): from now on user space reads its
+    /// virtual value and writes only its writable bits, and the device sees neither.
+    /// `-EINVAL` for a bad shape, an overlap with another overlay or too many overlays.
+    pub fn add_overlay<D: ConfigDevice>(&mut self, dev: &mut D, o: &Overlay) -> Result<(), Errno> {
+        o.validate(self.cfg_size)?;
+        if self.n_overlays as usize >= MAX_OVERLAYS {
+            return Err(EINVAL);
+        }
+        if (o.offset..o.offset + o.size as u16).any(|p| self.overlay_at(p).is_some()) {
+            return Err(EINVAL);
+        }
+        let value = match o.init {
+            OverlayInit::Device => dev.read_init(o.offset, o.size)?,
+            OverlayInit::Value(v) => v,
+        };
+        let bytes = value.to_le_bytes();
+        self.virtualize(o.offset, bytes.get(..o.size as usize).ok_or(EINVAL)?)?;
+        if let Some(slot) = self.overlays.get_mut(self.n_overlays as usize) {
+            *slot = *o;
+            self.n_overlays += 1;
+        }
+        Ok(())
+    }
+
+    /// The overlay owning byte `pos`, if any.
+    fn overlay_at(&self, pos: u16) -> Option<&Overlay> {
+        self.overlays
+            .get(..self.n_overlays as usize)
+            .unwrap_or(&[])
+            .iter()
+            .find(|o| o.contains(pos))
+    }
+
+    /// The writable mask of `count` bytes at `pos` in virtual bytes: an overlay's own bits,
+    /// all bits of other virtual bytes.
+    fn virt_write_mask(&self, pos: u16, count: usize) -> u32 {
+        let mut mask = 0u32;
+        for i in 0..count.min(4) {
+            let p = pos + i as u16;
+            let m = match self.overlay_at(p) {
+                Some(o) => o.writable_byte(p),
+                None => 0xff,
+            };
+            mask |= (m as u32) << (8 * i);
+        }
+        mask
+    }
+
+    fn touches_overlay(&self, pos: u16, count: usize) -> bool {
+        self.n_overlays > 0 && (0..count as u16).any(|i| self.overlay_at(pos + i).is_some())
     }
 
     /// Size of the accessible space (0 before a successful `init`).
@@ -399,6 +465,9 @@ impl ConfigSpace {
             ReadKind::Msi => self.msi_read(dev, perm, pos, count, offset)?,
             ReadKind::Direct => self.direct_read(dev, pos, count, offset)?,
             ReadKind::Raw => dev.read(pos, count as u8)? & size_mask(count),
+            ReadKind::Virt if self.touches_overlay(pos, count) => {
+                dev.overlay_read(pos, count, self.vget(pos, count)) & size_mask(count)
+            }
             ReadKind::Virt => self.vget(pos, count),
         };
         Ok((count, val))
@@ -436,6 +505,11 @@ impl ConfigSpace {
             WriteKind::Af => self.af_write(dev, perm, pos, count, offset, val)?,
             WriteKind::Msi => self.msi_write(dev, perm, pos, count, offset, val)?,
             WriteKind::Raw => dev.write(pos, count as u8, val)?,
+            WriteKind::Virt if self.touches_overlay(pos, count) => {
+                let new = overlay::merge(self.vget(pos, count), val, self.virt_write_mask(pos, count));
+                self.vset(pos, count, new);
+                dev.overlay_write(pos, count, new);
+            }
             WriteKind::Virt => self.vset(pos, count, val),
         }
         Ok(count)

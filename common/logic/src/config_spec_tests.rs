@@ -847,3 +847,59 @@ fn writes_to_read_only_bytes_do_not_fetch_user_data() {
     );
     assert!(!fetched);
 }
+
+// ---- variant overlays ----
+
+use super::overlay::{Overlay, OverlayInit};
+
+fn asls() -> Overlay {
+    Overlay { offset: 0xfc, size: 4, writable: 0xffff_0000, init: OverlayInit::Device }
+}
+
+#[test]
+fn overlay_reads_the_device_value_taken_at_open() {
+    let (mut cs, mut dev) = Img::new(256).d(0xfc, 0xdead_beef).open();
+    cs.add_overlay(&mut dev, &asls()).expect("overlay");
+    dev.hw[0xfc..0x100].copy_from_slice(&0u32.to_le_bytes());
+    assert_eq!(rd(&mut cs, &mut dev, 0xfc, 4), 0xdead_beef);
+}
+
+#[test]
+fn overlay_writes_change_only_writable_bits_and_never_reach_the_device() {
+    let (mut cs, mut dev) = Img::new(256).d(0xfc, 0x1234_5678).open();
+    cs.add_overlay(&mut dev, &asls()).expect("overlay");
+    wr(&mut cs, &mut dev, 0xfc, 4, 0xffff_ffff);
+    assert_eq!(rd(&mut cs, &mut dev, 0xfc, 4), 0xffff_5678);
+    wr(&mut cs, &mut dev, 0xfe, 1, 0);
+    assert_eq!(rd(&mut cs, &mut dev, 0xfc, 4), 0xff00_5678);
+    assert_eq!(hw32(&dev, 0xfc), 0x1234_5678, "the device never sees an overlay write");
+}
+
+#[test]
+fn overlay_with_a_fixed_value_ignores_the_device() {
+    let (mut cs, mut dev) = Img::new(256).d(0xf8, 0x1111_1111).open();
+    let o = Overlay { offset: 0xf8, size: 2, writable: 0, init: OverlayInit::Value(0xabcd) };
+    cs.add_overlay(&mut dev, &o).expect("overlay");
+    assert_eq!(rd(&mut cs, &mut dev, 0xf8, 4), 0x1111_abcd);
+}
+
+#[test]
+fn overlapping_or_misshapen_overlays_are_refused() {
+    let (mut cs, mut dev) = Img::new(256).open();
+    cs.add_overlay(&mut dev, &asls()).expect("overlay");
+    let overlap = Overlay { offset: 0xfe, size: 2, ..asls() };
+    assert_eq!(cs.add_overlay(&mut dev, &overlap), Err(EINVAL));
+    let straddle = Overlay { offset: 0xf6, size: 4, ..asls() };
+    assert_eq!(cs.add_overlay(&mut dev, &straddle), Err(EINVAL));
+}
+
+#[test]
+fn reopening_drops_the_previous_overlays() {
+    let img = Img::new(256).d(0xfc, 0x1234_5678);
+    let info = img.info;
+    let (mut cs, mut dev) = img.open();
+    cs.add_overlay(&mut dev, &asls()).expect("overlay");
+    cs.init(&mut dev, &info).expect("init");
+    wr(&mut cs, &mut dev, 0xfc, 4, 0);
+    assert_eq!(hw32(&dev, 0xfc), 0, "without the overlay, unassigned bytes are raw again");
+}

@@ -16,6 +16,7 @@ pub mod config_init;
 pub mod config_rw;
 pub mod config_space;
 pub mod errno;
+pub mod overlay;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod pci_regs;
