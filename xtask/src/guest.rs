@@ -7,7 +7,8 @@
 //!   the ownership of host files): busybox with one symlink per applet, `/init`, the test
 //!   binary, the upstream C `vfio-pci` modules with their dependencies and our modules. It is
 //!   cached under `<cache>/initramfs/` keyed by the hash of everything that goes into it.
-//! - QEMU (TCG, q35) boots it with `edu` at 00:03.0 and `pci-testdev` at 00:04.0, with
+//! - QEMU (TCG, q35) boots it with the devices of [`DEVICES`] (edu, pci-testdev, ivshmem-plain,
+//!   nvme, and e1000e and virtio-rng-pci behind their own `pcie-root-port`s), with
 //!   `intel-iommu` (mode `iommu`) or without an IOMMU and `vfio.enable_unsafe_noiommu_mode=1`
 //!   (mode `noiommu`). The console is streamed with a `[guest]` prefix and the
 //!   `PASS`/`FAIL`/`SUMMARY` lines are parsed. The guest writes 0x10 to isa-debug-exit when it
@@ -32,8 +33,81 @@ const BUSYBOX: &str = "/bin/busybox";
 /// Where modules live inside the guest.
 const GUEST_MODDIR: &str = "/lib/modules/vfio-test";
 const GENERIC_KO: &str = "vfio_pci_generic.ko";
-/// The emulated devices and their fixed addresses.
-const DEVICES: &[(&str, &str, &str)] = &[("edu", "03.0", "0000:00:03.0"), ("pci-testdev", "04.0", "0000:00:04.0")];
+/// One emulated device of the test machine: the label the guest checks use in their names, its
+/// fixed address in the guest, and the QEMU arguments that create it (its backend or its
+/// `pcie-root-port` first). Bus numbers behind root ports are the ones the firmware assigns in
+/// slot order (root port 00:07.0 gets bus 1, 00:08.0 bus 2); the guest's `environment` check
+/// fails if a device is not where this table says.
+pub struct GuestDevice {
+    pub label: &'static str,
+    pub bdf: &'static str,
+    /// Config space size the guest sees (256 for conventional PCI, 4096 for PCIe).
+    pub cfg_size: u32,
+    pub qemu: &'static [&'static str],
+}
+
+/// The emulated devices, in the order the guest tests visit them. None of them has a driver in
+/// the test kernel (`tests/kernel/vfio-test.config` builds no NVMe, e1000e, virtio or ivshmem
+/// driver), so they stay driverless until a test binds them.
+pub const DEVICES: &[GuestDevice] = &[
+    // Conventional PCI, MSI capability.
+    GuestDevice { label: "edu", bdf: "0000:00:03.0", cfg_size: 256, qemu: &["-device", "edu,addr=03.0"] },
+    // Conventional PCI, no capabilities.
+    GuestDevice { label: "pci-testdev", bdf: "0000:00:04.0", cfg_size: 256, qemu: &["-device", "pci-testdev,addr=04.0"] },
+    // Conventional PCI, two BARs (registers, 1 MiB shared memory), no capabilities.
+    GuestDevice {
+        label: "ivshmem",
+        bdf: "0000:00:05.0",
+        cfg_size: 256,
+        qemu: &[
+            "-object",
+            "memory-backend-ram,id=ivshmem-mem,size=1M,share=on",
+            "-device",
+            "ivshmem-plain,memdev=ivshmem-mem,addr=05.0",
+        ],
+    },
+    // PCIe root-complex integrated endpoint (on pcie.0): PM, PCIe and MSI-X capabilities.
+    GuestDevice {
+        label: "nvme",
+        bdf: "0000:00:06.0",
+        cfg_size: 4096,
+        qemu: &[
+            "-drive",
+            "if=none,id=nvme-drive,file=null-co://,format=raw",
+            "-device",
+            "nvme,drive=nvme-drive,serial=vfiotest,addr=06.0",
+        ],
+    },
+    // PCIe endpoint behind a root port: PM, MSI, PCIe, MSI-X, AER and DSN.
+    GuestDevice {
+        label: "e1000e",
+        bdf: "0000:01:00.0",
+        cfg_size: 4096,
+        qemu: &[
+            "-device",
+            "pcie-root-port,id=rp-e1000e,bus=pcie.0,addr=07.0,chassis=1,slot=1",
+            // A user-mode backend with `restrict=on` (no host network), so QEMU does not
+            // warn about a NIC without a peer.
+            "-netdev",
+            "user,id=e1000e-net,restrict=on",
+            "-device",
+            "e1000e,bus=rp-e1000e,addr=00.0,netdev=e1000e-net,romfile=",
+        ],
+    },
+    // Modern-only virtio behind a root port: vendor-specific capabilities (including the
+    // VIRTIO_PCI_CAP_PCI_CFG window), MSI-X, PM, PCIe.
+    GuestDevice {
+        label: "virtio-rng",
+        bdf: "0000:02:00.0",
+        cfg_size: 4096,
+        qemu: &[
+            "-device",
+            "pcie-root-port,id=rp-virtio,bus=pcie.0,addr=08.0,chassis=2,slot=2",
+            "-device",
+            "virtio-rng-pci,bus=rp-virtio,addr=00.0,disable-legacy=on",
+        ],
+    },
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -58,6 +132,9 @@ pub struct Counts {
     pub failed: usize,
     /// Names (and reasons) of the failed checks, plus a line for a run that did not finish.
     pub failures: Vec<String>,
+    /// The guest's `INFO bench ...` lines (without `INFO bench `), prefixed with `[mode]`:
+    /// measurements, not checks.
+    pub bench: Vec<String>,
 }
 
 /// Builds the static guest test binary and returns its path.
@@ -276,8 +353,8 @@ fn guest_args(modules: &[PathBuf], our_modules: &[PathBuf], extra: Option<&Path>
         a.push("--driver vfio-pci-generic".into());
         a.push(format!("--generic-ko {GUEST_MODDIR}/{GENERIC_KO}"));
     }
-    for (label, _, bdf) in DEVICES {
-        a.push(format!("--device {bdf}={label}"));
+    for d in DEVICES {
+        a.push(format!("--device {}={}/{}", d.bdf, d.label, d.cfg_size));
     }
     a.join(" ")
 }
@@ -370,8 +447,8 @@ fn qemu_command(kernel_build: &Path, initramfs: &Path, mode: Mode, extra_append:
         }
         Mode::NoIommu => append.push_str("vfio.enable_unsafe_noiommu_mode=1 "),
     }
-    for (dev, addr, _) in DEVICES {
-        c.args(["-device", &format!("{dev},addr={addr}")]);
+    for d in DEVICES {
+        c.args(d.qemu);
     }
     c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     append.push_str(&format!("vfiotest.mode={} {extra_append}", mode.name()));
@@ -400,6 +477,7 @@ struct Parsed {
     fails: Vec<String>,
     summary: Option<(usize, usize)>,
     panic: bool,
+    bench: Vec<String>,
 }
 
 impl Parsed {
@@ -408,6 +486,8 @@ impl Parsed {
             self.passes += 1;
         } else if let Some(f) = line.strip_prefix("FAIL ") {
             self.fails.push(f.to_string());
+        } else if let Some(b) = line.strip_prefix("INFO bench ") {
+            self.bench.push(b.to_string());
         } else if let Some(s) = line.strip_prefix("SUMMARY ") {
             let num = |k: &str| {
                 s.split_whitespace().find_map(|w| w.strip_prefix(k)).and_then(|v| v.parse::<usize>().ok())
@@ -535,7 +615,8 @@ pub fn run_guest_suite(
         elapsed.as_secs_f64(),
         first_test.map(|t| format!("{:.1}s", t.as_secs_f64())).unwrap_or_else(|| "never".into())
     );
-    Ok(Counts { passed, failed, failures })
+    let bench = parsed.bench.iter().map(|b| format!("[{}] {b}", mode.name())).collect();
+    Ok(Counts { passed, failed, failures, bench })
 }
 
 /// Boots the same guest with a shell on the terminal instead of the tests (Ctrl-A X quits).
@@ -592,9 +673,18 @@ mod tests {
     #[test]
     fn parses_console_lines() {
         let mut p = Parsed::default();
-        for l in ["TEST a", "PASS a (3 ms)", "FAIL b: why", "[    1.0] noise", "SUMMARY passed=1 failed=1 (9 ms)"] {
+        for l in [
+            "TEST a",
+            "PASS a (3 ms)",
+            "FAIL b: why",
+            "[    1.0] noise",
+            "INFO bench config-read edu vfio-pci=900ns vfio-pci-generic=950ns ratio=1.06",
+            "INFO not a bench line",
+            "SUMMARY passed=1 failed=1 (9 ms)",
+        ] {
             p.feed(l);
         }
+        assert_eq!(p.bench, vec!["config-read edu vfio-pci=900ns vfio-pci-generic=950ns ratio=1.06".to_string()]);
         assert_eq!(p.passes, 1);
         assert_eq!(p.fails, vec!["b: why".to_string()]);
         assert_eq!(p.summary, Some((1, 1)));

@@ -189,6 +189,7 @@ fn add(total: &mut Counts, c: Counts) {
     total.passed += c.passed;
     total.failed += c.failed;
     total.failures.extend(c.failures);
+    total.bench.extend(c.bench);
 }
 
 /// The whole suite. Returns whether everything passed; the summary line is printed last.
@@ -238,6 +239,12 @@ pub fn test(kdir: Option<PathBuf>, modes: &[Mode], host: bool) -> Result<bool> {
         println!("failures:");
         for f in &total.failures {
             println!("    {f}");
+        }
+    }
+    if !total.bench.is_empty() {
+        println!("benchmarks (median per access; ratio = ours / upstream vfio-pci; not checks):");
+        for b in &total.bench {
+            println!("    {b}");
         }
     }
     println!("took {}s", start.elapsed().as_secs());

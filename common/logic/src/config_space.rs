@@ -473,6 +473,16 @@ impl ConfigSpace {
         Ok((count, val))
     }
 
+    /// The next chunk of a user write of `remaining` bytes at `pos`: its size, and whether its
+    /// owner takes the written bytes (else the write is accepted and dropped, and upstream does
+    /// not even read the user's buffer). Lets the caller copy from user space before taking
+    /// any lock; depends only on the owner map, which changes only at `init`.
+    pub fn write_plan(&self, pos: u64, remaining: usize) -> Result<(usize, bool), Errno> {
+        let count = self.next_access(pos, remaining)?;
+        let (perm, _) = self.perm_at(pos as u16);
+        Ok((count, perm.write_fn.is_some()))
+    }
+
     /// Writes the next chunk of a user write of `remaining` bytes at `pos` and returns its
     /// size. `fetch(size)` supplies the chunk's bytes (little-endian in the low end); like
     /// upstream's `copy_from_user`, it is only called when the owner accepts writes, so a

@@ -903,3 +903,22 @@ fn reopening_drops_the_previous_overlays() {
     wr(&mut cs, &mut dev, 0xfc, 4, 0);
     assert_eq!(hw32(&dev, 0xfc), 0, "without the overlay, unassigned bytes are raw again");
 }
+
+#[test]
+fn write_plan_matches_what_write_does() {
+    let (mut cs, mut dev) = pcie_dev().open();
+    for pos in 0..256u64 {
+        for n in 1..=4usize {
+            let plan = cs.write_plan(pos, n);
+            let mut fetched = false;
+            let done = cs.write(&mut dev, pos, n, |_| {
+                fetched = true;
+                Ok(0)
+            });
+            assert_eq!(plan.map(|p| p.0), done, "size at {pos:#x}+{n}");
+            if let Ok((_, takes)) = plan {
+                assert_eq!(takes, fetched, "owner takes data at {pos:#x}+{n}");
+            }
+        }
+    }
+}

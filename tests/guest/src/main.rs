@@ -2,8 +2,8 @@
 //! `vfio-guest-tests`: the guest half of the test suite, run as the only program of a QEMU guest.
 //!
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
-//!         [--device BDF=LABEL]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
-//!         [--no-exit]`
+//!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
+//!         [--config-trace LABEL]... [--no-exit]`
 //!
 //! Modules are loaded in the order given and unloaded in reverse. Every driver-dependent check
 //! runs once per `--driver`, named `<check>-<device>-<driver>`; with two or more drivers the
@@ -15,7 +15,9 @@
 //! "the guest ran to the end": the host decides from SUMMARY.
 
 mod binding;
+mod config;
 mod kmod;
+mod overlay;
 mod vfio;
 
 use pcibind::{Bdf, Sysfs};
@@ -41,6 +43,10 @@ struct Args {
     modules: Vec<PathBuf>,
     drivers: Vec<String>,
     devices: Vec<(Bdf, String)>,
+    /// The config space size each device label must have (`--device BDF=LABEL/SIZE`).
+    cfg_sizes: BTreeMap<String, u64>,
+    /// Device labels whose config sweep is printed access by access (`--config-trace LABEL`).
+    config_trace: Vec<String>,
     generic_ko: Option<PathBuf>,
     /// Our modules: what `cargo xtask match` would see on the host.
     catalog: Vec<PathBuf>,
@@ -53,7 +59,8 @@ fn usage(msg: &str) -> ! {
     eprintln!("vfio-guest-tests: {msg}");
     eprintln!(
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
-         [--device BDF=LABEL]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] [--no-exit]"
+         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
+         [--config-trace LABEL]... [--no-exit]"
     );
     std::process::exit(2)
 }
@@ -64,6 +71,8 @@ fn parse_args() -> Args {
         modules: vec![],
         drivers: vec![],
         devices: vec![],
+        cfg_sizes: BTreeMap::new(),
+        config_trace: vec![],
         generic_ko: None,
         catalog: vec![],
         new_variant_ko: None,
@@ -85,10 +94,19 @@ fn parse_args() -> Args {
             "--driver" => a.drivers.push(val("--driver")),
             "--device" => {
                 let v = val("--device");
-                let (b, l) = v.split_once('=').unwrap_or_else(|| usage("--device wants BDF=LABEL"));
+                let (b, l) = v.split_once('=').unwrap_or_else(|| usage("--device wants BDF=LABEL[/CFGSIZE]"));
                 let b = Bdf::parse(b).unwrap_or_else(|e| usage(&e.to_string()));
+                let l = match l.split_once('/') {
+                    Some((l, sz)) => {
+                        let sz = sz.parse().unwrap_or_else(|_| usage(&format!("bad config size in --device {v}")));
+                        a.cfg_sizes.insert(l.to_string(), sz);
+                        l
+                    }
+                    None => l,
+                };
                 a.devices.push((b, l.to_string()));
             }
+            "--config-trace" => a.config_trace.push(val("--config-trace")),
             "--generic-ko" => a.generic_ko = Some(val("--generic-ko").into()),
             "--catalog" => a.catalog.push(val("--catalog").into()),
             "--new-variant-ko" => a.new_variant_ko = Some(val("--new-variant-ko").into()),
@@ -225,6 +243,7 @@ impl Suite {
     fn environment(&mut self) {
         let mode = self.args.mode;
         let devices = self.args.devices.clone();
+        let cfg_sizes = self.args.cfg_sizes.clone();
         let sys = &self.sys;
         self.r.check("environment", || {
             if !Path::new("/dev/vfio/vfio").exists() {
@@ -235,6 +254,12 @@ impl Suite {
                 .unwrap_or(false);
             for (b, l) in &devices {
                 let info = sys.info(b).map_err(|e| format!("{l}: {e}"))?;
+                if let Some(&want) = cfg_sizes.get(l) {
+                    let got = std::fs::metadata(sys.device_dir(b).join("config")).map(|m| m.len()).unwrap_or(0);
+                    if got != want {
+                        return Err(format!("{l} ({b}) has {got} bytes of config space, expected {want}"));
+                    }
+                }
                 if info.driver.is_some() {
                     return Err(format!("{l} ({b}) already has driver {:?}", info.driver));
                 }
@@ -649,7 +674,9 @@ fn main() {
     suite.modinfo();
     suite.no_autobind();
     suite.per_driver();
+    suite.config_checks();
     suite.binding_checks();
+    suite.overlay_checks();
     suite.unload_while_open();
     suite.unload_modules();
     suite.dmesg();
