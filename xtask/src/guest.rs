@@ -140,7 +140,10 @@ pub struct Counts {
 /// Builds the static guest test binary and returns its path.
 pub fn build_guest_binary() -> Result<PathBuf> {
     step("building the static guest test binary (vfio-guest-tests)");
-    let target_dir = cache_root().join("guest-target");
+    // One target directory per checkout: two worktrees building at once must not overwrite
+    // each other's binary.
+    let checkout = sha256_hex(repo_root().display().to_string().as_bytes());
+    let target_dir = cache_root().join("guest-target").join(&checkout[..12]);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     run(Command::new(cargo)
         .current_dir(repo_root())
