@@ -29,6 +29,7 @@ fn from_errno(e: Errno) -> Error {
 
 /// The real device behind a device's virtual config space, and the variant's overlay hooks.
 pub(crate) struct HostConfig<'a> {
+    dev: &'a DeviceState,
     pub(crate) pdev: &'a PciDev,
     pub(crate) pm: &'a mut PmState,
     pub(crate) variant: &'a VariantOps,
@@ -38,7 +39,7 @@ pub(crate) struct HostConfig<'a> {
 
 impl<'a> HostConfig<'a> {
     pub(crate) fn new(dev: &'a DeviceState, pm: &'a mut PmState) -> Self {
-        Self { pdev: &dev.pdev, pm, variant: dev.variant_ops(), data: dev.variant_data() }
+        Self { dev, pdev: &dev.pdev, pm, variant: dev.variant_ops(), data: dev.variant_data() }
     }
 }
 
@@ -68,17 +69,28 @@ impl ConfigDevice for HostConfig<'_> {
         self.pdev.write_config(off.into(), size.into(), val).map_err(to_errno)
     }
 
-    // No BAR is mappable yet (regions come later), so there is nothing to zap or fence.
-    fn lock_memory(&mut self, _zap: bool) {}
+    // The state mutex, held around every emulated access, is the memory lock: only the zap
+    // is left to do (with the mutex held, faults wait and then see the new state).
+    fn lock_memory(&mut self, zap: bool) {
+        if zap {
+            crate::bar::zap(self.dev);
+        }
+    }
 
     fn unlock_memory(&mut self) {}
 
     fn reset_function(&mut self) {
+        crate::bar::zap(self.dev);
         // Upstream ignores the result of a user-triggered FLR.
         let _ = self.pdev.try_reset_function();
     }
 
     fn set_power_state(&mut self, state: u8) {
+        // Leaving D0 makes BARs inaccessible: drop the mappings first (upstream
+        // vfio_lock_and_set_power_state).
+        if state >= 3 {
+            crate::bar::zap(self.dev);
+        }
         let _ = crate::state::set_power_state(self.pdev, self.pm, state.into());
     }
 

@@ -91,6 +91,15 @@ impl DeviceState {
         unsafe { self.variant_data.variant.as_ref().ops.as_ref() }
     }
 
+    /// The `struct vfio_device` this state belongs to.
+    pub(crate) fn vfio_device(&self) -> *mut bindings::vfio_device {
+        let state = core::ptr::from_ref(self).cast::<u8>();
+        // SAFETY: a `DeviceState` only ever exists as the `state` field of a `CommonDevice`
+        // (see `register_device`), so stepping back by the field offset stays inside it.
+        let cdev = unsafe { state.sub(core::mem::offset_of!(CommonDevice, state)) };
+        cdev.cast::<CommonDevice>().cast_mut().cast::<bindings::vfio_device>()
+    }
+
     /// The variant's data pointer for its hooks (valid until the device is unregistered).
     pub(crate) fn variant_data(&self) -> *mut c_void {
         self.variant_data.data
@@ -180,10 +189,19 @@ fn region_rw(dev: &DeviceState, buf: usize, count: usize, pos: i64, is_write: bo
     match index {
         region::index::CONFIG if is_write => crate::config::write(dev, buf, count, offset),
         region::index::CONFIG => crate::config::read(dev, buf, count, offset),
-        // BAR, ROM and VGA access come with the regions work; until then nothing else is
-        // readable, and indexes past the fixed regions do not exist.
+        region::index::ROM if is_write => Err(EINVAL),
+        i @ region::index::BAR0..=region::index::ROM => {
+            crate::bar::rw(dev, i as usize, buf, count, offset, is_write)
+        }
+        // No VGA support (upstream: -EINVAL without VGA); no device-specific regions yet.
         _ => Err(EINVAL),
     }
+}
+
+unsafe extern "C" fn mmap(vdev: *mut bindings::vfio_device, vma: *mut bindings::vm_area_struct) -> c_int {
+    // SAFETY: the VFIO core only calls ops on registered devices.
+    let dev = unsafe { CommonDevice::from_vdev(vdev) };
+    from_result(|| crate::bar::mmap(dev, vma).map(|()| 0))
 }
 
 unsafe extern "C" fn ioctl(vdev: *mut bindings::vfio_device, cmd: c_uint, arg: c_ulong) -> c_long {
@@ -232,6 +250,7 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_variant_register(ops: *const Var
         read: Some(read),
         write: Some(write),
         ioctl: Some(ioctl),
+        mmap: Some(mmap),
         bind_iommufd: Some(bindings::vfio_iommufd_physical_bind),
         unbind_iommufd: Some(bindings::vfio_iommufd_physical_unbind),
         attach_ioas: Some(bindings::vfio_iommufd_physical_attach_ioas),

@@ -3,7 +3,7 @@
 //! way upstream `vfio_pci_core.c` answers them, with argument decoding in `logic::uapi`.
 
 use crate::device::DeviceState;
-use crate::logic::{errno::Errno, region, uapi};
+use crate::logic::{errno::Errno, region, region_info, uapi};
 use kernel::error::{code::*, Error, Result};
 use kernel::uaccess::UserSlice;
 
@@ -39,6 +39,7 @@ fn get_region_info(dev: &DeviceState, arg: usize) -> Result {
     UserSlice::new(arg, raw.len()).reader().read_slice(&mut raw)?;
     let mut info = uapi::RegionInfo::from_user(&raw).map_err(errno)?;
     let pdev = &dev.pdev;
+    let mut caps = region_info::Caps::default();
     match info.index {
         region::index::CONFIG => {
             info.offset = region::index_to_offset(info.index);
@@ -46,23 +47,47 @@ fn get_region_info(dev: &DeviceState, arg: usize) -> Result {
             info.flags = uapi::REGION_FLAG_READ | uapi::REGION_FLAG_WRITE;
         }
         i @ region::index::BAR0..=region::index::BAR5 => {
+            let bar = i as usize;
             info.offset = region::index_to_offset(i);
-            info.size = pdev.resource_len(i as usize);
-            info.flags = if info.size == 0 {
-                0
-            } else {
-                uapi::REGION_FLAG_READ | uapi::REGION_FLAG_WRITE
-            };
+            info.size = pdev.resource_len(bar);
+            info.flags = 0;
+            if info.size != 0 {
+                info.flags = uapi::REGION_FLAG_READ | uapi::REGION_FLAG_WRITE;
+                let inner = dev.inner.lock();
+                if inner.bars.mmap_ok.get(bar).copied().unwrap_or(false) {
+                    info.flags |= uapi::REGION_FLAG_MMAP;
+                    if inner.bars.msix.is_some_and(|(b, _, _)| b == bar) {
+                        caps.add(region_info::CAP_MSIX_MAPPABLE, 1, &[]);
+                    }
+                }
+            }
         }
         region::index::ROM => {
-            // The ROM is reported with the regions work (it needs pci_map_rom with memory
-            // decode enabled); until then it reads as absent.
             info.offset = region::index_to_offset(info.index);
-            info.size = 0;
             info.flags = 0;
+            // The BAR's size, not the ROM image's; shadow ROMs look like option ROMs.
+            info.size = pdev.resource_len(6);
+            if info.size == 0 && pdev.rom_is_shadow() {
+                info.size = 0x20000;
+            }
+            if info.size != 0 {
+                // Is it really there? pci_map_rom() needs memory decode on; the state mutex
+                // is the memory lock while we flip it.
+                let _inner = dev.inner.lock();
+                let cmd = pdev.enable_memory_decode();
+                if pdev.map_rom().is_some() {
+                    info.flags = uapi::REGION_FLAG_READ;
+                } else {
+                    info.size = 0;
+                }
+                let _ = pdev.write_config_word(4, cmd);
+            }
         }
         // No VGA support: upstream answers -EINVAL when the device has no VGA ranges.
         _ => return Err(EINVAL),
+    }
+    if let Some(bytes) = caps.finish(&mut info) {
+        UserSlice::new(arg + raw.len(), bytes.len()).writer().write_slice(bytes)?;
     }
     UserSlice::new(arg, raw.len()).writer().write_slice(&info.to_bytes())
 }

@@ -48,6 +48,9 @@ pub(crate) fn open(dev: &DeviceState) -> Result {
             crate::config::overlays(dev.variant_ops())
                 .try_for_each(|o| st.config.add_overlay(&mut host, &o))
         });
+        if built.is_ok() {
+            st.bars = crate::bar::BarState::open(pdev);
+        }
         if let Err(e) = built {
             drop(guard);
             crate::pci::dev_notice(pdev, format_args!("cannot build the virtual config space ({})\n", -e.0));
@@ -84,6 +87,8 @@ fn undo(dev: &DeviceState) {
     if !st.enabled {
         return;
     }
+    // BAR mappings and claims go first, as in upstream vfio_pci_core_disable.
+    st.bars = crate::bar::BarState::default();
     // Back to D0 first: a function reset through PM fails in other states, and a device
     // without NoSoftRst would lose the state we restore.
     if pdev.current_state() != 0 {

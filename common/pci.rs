@@ -308,6 +308,81 @@ impl PciDev {
     }
 }
 
+impl PciDev {
+    /// BAR `bar` (0..=6, 6 = ROM) as the host assigned it.
+    pub(crate) fn bar_resource(&self, bar: usize) -> crate::logic::bar_rw::BarResource {
+        const IORESOURCE_MEM: u64 = 0x200;
+        let len = self.resource_len(bar);
+        match self.raw().resource.get(bar) {
+            Some(r) if len != 0 => crate::logic::bar_rw::BarResource {
+                start: r.start,
+                len,
+                mem: r.flags as u64 & IORESOURCE_MEM != 0,
+            },
+            _ => crate::logic::bar_rw::BarResource::default(),
+        }
+    }
+
+    /// The ROM is a shadow copy in RAM (`IORESOURCE_ROM_SHADOW`).
+    pub(crate) fn rom_is_shadow(&self) -> bool {
+        self.raw().resource.get(6).is_some_and(|r| r.flags as u64 & (1 << 1) != 0)
+    }
+
+    /// BAR `bar`'s parent resource, start, end and flags, for reserving the rest of its page.
+    pub(crate) fn resource_parent(&self, bar: usize) -> Option<(*mut kernel::bindings::resource, u64, u64, kernel::ffi::c_ulong)> {
+        let r = self.raw().resource.get(bar)?;
+        (!r.parent.is_null()).then_some((r.parent, r.start, r.end, r.flags))
+    }
+
+    /// The MSI-X table: (BAR, offset, size in bytes), from the MSI-X capability.
+    pub(crate) fn msix_table(&self) -> Option<(usize, u64, u64)> {
+        const PCI_MSIX_FLAGS: u64 = 2;
+        const PCI_MSIX_TABLE: u64 = 4;
+        let pos = self.raw().msix_cap;
+        if pos == 0 {
+            return None;
+        }
+        let flags = self.read_config(u64::from(pos) + PCI_MSIX_FLAGS, 2).ok()?;
+        let table = self.read_config(u64::from(pos) + PCI_MSIX_TABLE, 4).ok()?;
+        Some(((table & 0x7) as usize, u64::from(table & !0x7), (u64::from(flags & 0x7ff) + 1) * 16))
+    }
+
+    /// Maps the expansion ROM (`pci_map_rom`) for the life of the returned value.
+    pub(crate) fn map_rom(&self) -> Option<RomMap<'_>> {
+        let mut size = 0usize;
+        // SAFETY: valid device; `size` is a live local.
+        let io = unsafe { bindings::pci_map_rom(self.as_raw(), &mut size) };
+        NonNull::new(io).map(|io| RomMap { pdev: self, io: io.as_ptr(), size: size as u64 })
+    }
+
+    /// Turns physical memory decode on if it is off and returns the COMMAND value to put
+    /// back (upstream `vfio_pci_memory_lock_and_enable`; the caller holds the state mutex).
+    pub(crate) fn enable_memory_decode(&self) -> u16 {
+        const PCI_COMMAND_MEMORY: u32 = 0x2;
+        let cmd = self.read_config(4, 2).unwrap_or(0);
+        if cmd & PCI_COMMAND_MEMORY == 0 {
+            let _ = self.write_config_word(4, (cmd | PCI_COMMAND_MEMORY) as u16);
+        }
+        cmd as u16
+    }
+}
+
+/// A mapped expansion ROM (see [`PciDev::map_rom`]); unmapped on drop.
+pub(crate) struct RomMap<'a> {
+    pdev: &'a PciDev,
+    /// The mapping.
+    pub(crate) io: *mut core::ffi::c_void,
+    /// Size of the ROM image (may be less than the BAR).
+    pub(crate) size: u64,
+}
+
+impl Drop for RomMap<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `io` came from `pci_map_rom` on this device.
+        unsafe { bindings::pci_unmap_rom(self.pdev.as_raw(), self.io) };
+    }
+}
+
 /// A copy of a function's config space taken by [`PciDev::save_state`].
 ///
 /// # Invariants

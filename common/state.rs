@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     pub(crate) config: KBox<ConfigSpace>,
     /// Power management.
     pub(crate) pm: PmState,
+    /// BAR mappings and mmap rules of the open device.
+    pub(crate) bars: crate::bar::BarState,
 }
 
 impl Inner {
@@ -50,7 +52,15 @@ impl Inner {
             enabled: false,
             config,
             pm: PmState { needs_pm_restore: needs_pm_restore(pdev), pm_save: None },
+            bars: crate::bar::BarState::default(),
         })
+    }
+
+    /// Whether user space may access memory BARs now (upstream `__vfio_pci_memory_enabled`):
+    /// the device is above D3hot and its virtual COMMAND has memory decode on (or it has no
+    /// memory-enable bit).
+    pub(crate) fn memory_enabled(&self, pdev: &PciDev) -> bool {
+        self.config.memory_enabled(pdev.current_state() < 3)
     }
 }
 

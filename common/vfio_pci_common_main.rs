@@ -11,6 +11,7 @@ use kernel::prelude::*;
 #[path = "logic/src"]
 #[allow(dead_code, unreachable_pub, missing_docs)]
 mod logic {
+    pub(crate) mod bar_rw;
     pub(crate) mod config_init;
     pub(crate) mod config_rw;
     pub(crate) mod config_space;
@@ -19,10 +20,12 @@ mod logic {
     pub(crate) mod pci_regs;
     pub(crate) mod perm;
     pub(crate) mod region;
+    pub(crate) mod region_info;
     pub(crate) mod uapi;
 }
 
 mod abi;
+mod bar;
 mod bindings;
 mod config;
 mod device;

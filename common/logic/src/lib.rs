@@ -12,6 +12,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod bar_rw;
 pub mod config_init;
 pub mod config_rw;
 pub mod config_space;
@@ -22,6 +23,7 @@ pub mod fake;
 pub mod pci_regs;
 pub mod perm;
 pub mod region;
+pub mod region_info;
 pub mod uapi;
 
 #[cfg(test)]

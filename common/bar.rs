@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: GPL-2.0
+//! BAR and ROM access from user space: `read`/`write` through the device fd (upstream
+//! `vfio_pci_bar_rw`) and `mmap` of memory BARs with a fault handler (upstream
+//! `vfio_pci_core_mmap` and `vfio_pci_mmap_huge_fault`, order 0 only).
+//!
+//! Memory safety and locking:
+//! - The device state mutex (`DeviceState::inner`) is also upstream's `memory_lock`: every
+//!   access to a memory BAR, every fault, and every change of memory decode (COMMAND writes,
+//!   resets, power state) happens under it, so no access or new mapping sees memory decode off.
+//!   Turning decode off zaps all user mappings while the mutex is held; faults then wait for it
+//!   and find decode off (SIGBUS) or back on (the page is mapped again).
+//! - Copies to and from user space never happen with the mutex held: a user buffer may itself be
+//!   a mapping of a BAR, whose fault takes the mutex.
+//! - [`BarMap`]s (requested region + `pci_iomap`) are made on first use and live until close;
+//!   mappings hold the device fd open, so no fault runs after close.
+
+use crate::bindings;
+use crate::device::DeviceState;
+use crate::logic::bar_rw::{self, IoStep, MmapKind};
+use crate::logic::region;
+use crate::pci::PciDev;
+use core::ffi::{c_int, c_void};
+use core::ptr::NonNull;
+use kernel::error::{code::*, to_result, Error, Result};
+use kernel::prelude::*;
+use kernel::uaccess::UserSlice;
+
+/// `PAGE_SIZE` on x86_64.
+pub(crate) const PAGE_SIZE: u64 = 4096;
+const PAGE_SHIFT: u32 = 12;
+/// `PCI_ROM_RESOURCE`.
+const ROM: usize = 6;
+/// Size a shadow ROM is reported with.
+const SHADOW_ROM_SIZE: u64 = 0x20000;
+/// `VM_FAULT_SIGBUS`.
+const VM_FAULT_SIGBUS: u32 = 0x2;
+
+// The vma, fault and VFIO structs hold opaque lock types bindgen cannot prove FFI-safe; we only
+// pass pointers to them.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn vfio_pci_common_ioread64(addr: *mut c_void) -> u64;
+    fn vfio_pci_common_iowrite64(val: u64, addr: *mut c_void);
+    fn vfio_pci_common_vma_get(vma: *mut bindings::vm_area_struct, out: *mut VmaInfo);
+    fn vfio_pci_common_vma_prepare(
+        vma: *mut bindings::vm_area_struct,
+        ops: *const bindings::vm_operations_struct,
+        private: *mut c_void,
+    );
+    fn vfio_pci_common_vmf_vma(
+        vmf: *mut bindings::vm_fault,
+        address: *mut usize,
+    ) -> *mut bindings::vm_area_struct;
+    fn vfio_pci_common_zap(vdev: *mut bindings::vfio_device, start: i64, len: i64);
+}
+
+/// `struct vfio_pci_common_vma` of `helpers.c`.
+#[repr(C)]
+#[derive(Default)]
+struct VmaInfo {
+    start: usize,
+    end: usize,
+    pgoff: usize,
+    shared: bool,
+}
+
+/// A BAR claimed for user access: its region requested from the PCI core and mapped.
+///
+/// # Invariants
+///
+/// `io` is the `pci_iomap` of BAR `bar` of `pdev`, whose region we requested; both are
+/// released on drop. `pdev` outlives this value (it lives in the open state of that device).
+pub(crate) struct BarMap {
+    pdev: NonNull<bindings::pci_dev>,
+    bar: usize,
+    io: NonNull<c_void>,
+}
+
+// SAFETY: the mapping is an address usable from any thread; release needs only the device.
+unsafe impl Send for BarMap {}
+
+impl BarMap {
+    /// `vfio_pci_core_setup_barmap`: request the region (named `name` in /proc/iomem) and map it.
+    fn new(pdev: &PciDev, bar: usize, name: &'static CStr) -> Result<Self> {
+        let dev = pdev.as_raw();
+        // SAFETY: valid device; `name` is a static string the PCI core keeps a pointer to.
+        to_result(unsafe { bindings::pci_request_selected_regions(dev, 1 << bar, name.as_char_ptr()) })?;
+        // SAFETY: the region is ours now; `max` 0 maps the whole BAR.
+        let io = unsafe { bindings::pci_iomap(dev.cast(), bar as c_int, 0) };
+        match (NonNull::new(io), NonNull::new(dev)) {
+            // INVARIANT: mapped and requested just above.
+            (Some(io), Some(pdev)) => Ok(Self { pdev, bar, io }),
+            _ => {
+                // SAFETY: undoing the request above.
+                unsafe { bindings::pci_release_selected_regions(dev, 1 << bar) };
+                Err(ENOMEM)
+            }
+        }
+    }
+}
+
+impl Drop for BarMap {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant we mapped and requested these; the device is alive.
+        unsafe {
+            bindings::pci_iounmap(self.pdev.as_ptr().cast(), self.io.as_ptr());
+            bindings::pci_release_selected_regions(self.pdev.as_ptr(), 1 << self.bar);
+        }
+    }
+}
+
+/// A reservation of the rest of the page after a sub-page BAR, so nothing else is put there
+/// while user space may map the whole page.
+///
+/// # Invariants
+///
+/// `res` is a heap `struct resource` successfully added with `request_resource`.
+pub(crate) struct PageReservation {
+    res: KBox<bindings::resource>,
+}
+
+// SAFETY: the resource is only touched through the resource tree's own locking.
+unsafe impl Send for PageReservation {}
+
+impl Drop for PageReservation {
+    fn drop(&mut self) {
+        // SAFETY: added by `request_resource` (type invariant), so it can be released.
+        unsafe { kernel::bindings::release_resource(&mut *self.res) };
+    }
+}
+
+/// What BAR access needs while the device is open (part of `Inner`).
+#[derive(Default)]
+pub(crate) struct BarState {
+    /// Claimed BARs, made on first access.
+    maps: [Option<BarMap>; 6],
+    /// Which BARs user space may mmap (`bar_mmap_supported`).
+    pub(crate) mmap_ok: [bool; 6],
+    /// Reservations for sub-page BARs.
+    reserved: KVec<PageReservation>,
+    /// The MSI-X table: (BAR, offset, size), excluded from BAR read/write.
+    pub(crate) msix: Option<(usize, u64, u64)>,
+}
+
+impl BarState {
+    /// Probes which BARs are mappable and where the MSI-X table is (at open; upstream
+    /// `vfio_pci_probe_mmaps` and the MSI-X part of `vfio_pci_core_enable`).
+    pub(crate) fn open(pdev: &PciDev) -> Self {
+        let mut st = Self::default();
+        for bar in 0..6 {
+            let r = pdev.bar_resource(bar);
+            st.mmap_ok[bar] = match bar_rw::mmap_kind(&r, PAGE_SIZE) {
+                MmapKind::No => false,
+                MmapKind::Yes => true,
+                MmapKind::ReserveRemainder => match reserve_rest_of_page(pdev, bar) {
+                    Some(res) => st.reserved.push(res, GFP_KERNEL).is_ok(),
+                    None => false,
+                },
+            };
+        }
+        st.msix = pdev.msix_table();
+        st
+    }
+
+    /// The claimed mapping of `bar`, claiming it first if needed.
+    fn map(&mut self, pdev: &PciDev, bar: usize, name: &'static CStr) -> Result<*mut c_void> {
+        let slot = self.maps.get_mut(bar).ok_or(EINVAL)?;
+        if slot.is_none() {
+            *slot = Some(BarMap::new(pdev, bar, name)?);
+        }
+        slot.as_ref().map(|m| m.io.as_ptr()).ok_or(EINVAL)
+    }
+}
+
+/// Reserves the page remainder after sub-page BAR `bar` (upstream's dummy resource).
+fn reserve_rest_of_page(pdev: &PciDev, bar: usize) -> Option<PageReservation> {
+    let (parent, start, end, flags) = pdev.resource_parent(bar)?;
+    let mut res = KBox::new(bindings::resource::default(), GFP_KERNEL).ok()?;
+    res.name = c"vfio sub-page reserved".as_ptr().cast();
+    res.start = end + 1;
+    res.end = start + PAGE_SIZE - 1;
+    res.flags = flags;
+    // SAFETY: `parent` is the live parent resource of the BAR; `res` is a heap resource that
+    // stays put until released in `PageReservation::drop`.
+    let ret = unsafe { kernel::bindings::request_resource(parent, &mut *res) };
+    // INVARIANT: added successfully.
+    (ret == 0).then_some(PageReservation { res })
+}
+
+/// `read`/`write` of BAR `bar` (0..=5) or the ROM (6) at `pos` inside the region.
+pub(crate) fn rw(dev: &DeviceState, bar: usize, buf: usize, count: usize, pos: u64, is_write: bool) -> Result<usize> {
+    let pdev = &dev.pdev;
+    let r = pdev.bar_resource(bar);
+    let end = if r.start != 0 {
+        r.len
+    } else if bar == ROM && pdev.rom_is_shadow() {
+        SHADOW_ROM_SIZE
+    } else {
+        return Err(EINVAL);
+    };
+    let count = bar_rw::clip(pos, count, end).map_err(|e| Error::from_errno(-e.0))?;
+    if bar == ROM {
+        return rom_read(dev, buf, count, pos, end);
+    }
+    let (io, x_start, x_end) = {
+        let mut inner = dev.inner.lock();
+        let io = inner.bars.map(pdev, bar, kernel::c_str!("vfio"))?;
+        let (xs, xe) = match inner.bars.msix {
+            Some((b, off, size)) if b == bar => (off, off + size),
+            _ => (0, 0),
+        };
+        (io, xs, xe)
+    };
+    do_io_rw(dev, r.mem, io, buf, pos, count, (x_start, x_end), is_write, bar_rw::MAX_WIDTH_BAR)
+}
+
+/// The ROM, read-only, mapped for the duration of the read (upstream maps it with
+/// `pci_map_rom` each time; reads past the ROM image inside the BAR give 0xff).
+fn rom_read(dev: &DeviceState, buf: usize, count: usize, pos: u64, end: u64) -> Result<usize> {
+    let rom = dev.pdev.map_rom().ok_or(ENOMEM)?;
+    let r = do_io_rw(dev, true, rom.io, buf, pos, count, (rom.size, end), false, bar_rw::MAX_WIDTH_ROM);
+    drop(rom);
+    r
+}
+
+/// The access loop (upstream `vfio_pci_core_do_io_rw`). `test_mem`: a memory BAR, whose
+/// accesses need memory decode on (checked under the state mutex, per access).
+#[allow(clippy::too_many_arguments)]
+fn do_io_rw(
+    dev: &DeviceState,
+    test_mem: bool,
+    io: *mut c_void,
+    buf: usize,
+    pos: u64,
+    count: usize,
+    (x_start, x_end): (u64, u64),
+    is_write: bool,
+    max_width: usize,
+) -> Result<usize> {
+    let (mut reader, mut writer) = UserSlice::new(buf, count).reader_writer();
+    let mut done = 0usize;
+    while done < count {
+        let off = pos + done as u64;
+        match bar_rw::next_step(off, count - done, x_start, x_end, max_width) {
+            IoStep::Access(n) => {
+                // SAFETY: `off + n <= end <= the BAR's length` (clipped by the caller), and
+                // `io` maps the whole BAR.
+                let addr = unsafe { io.cast::<u8>().add(off as usize) }.cast::<c_void>();
+                if is_write {
+                    let mut b = [0u8; 8];
+                    reader.read_slice(b.get_mut(..n).ok_or(EINVAL)?)?;
+                    io_access(dev, test_mem, || {
+                        // SAFETY: `addr` is inside the mapped BAR and `n`-aligned.
+                        unsafe { iowrite(addr, n, u64::from_le_bytes(b)) };
+                        0
+                    })?;
+                } else {
+                    // SAFETY: as above.
+                    let v = io_access(dev, test_mem, || unsafe { ioread(addr, n) })?;
+                    writer.write_slice(v.to_le_bytes().get(..n).ok_or(EINVAL)?)?;
+                }
+                done += n;
+            }
+            IoStep::Excluded(n) => {
+                if is_write {
+                    reader.skip(n)?;
+                } else {
+                    for _ in 0..n {
+                        writer.write_slice(&[0xff])?;
+                    }
+                }
+                done += n;
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// One device access, under the state mutex with memory decode checked for memory BARs
+/// (`-EIO` when off, like upstream).
+fn io_access(dev: &DeviceState, test_mem: bool, f: impl FnOnce() -> u64) -> Result<u64> {
+    if !test_mem {
+        return Ok(f());
+    }
+    let inner = dev.inner.lock();
+    if !inner.memory_enabled(&dev.pdev) {
+        return Err(EIO);
+    }
+    Ok(f())
+}
+
+/// # Safety
+///
+/// `addr` must be `n` bytes of a live iomap, `n`-aligned, `n` in 1, 2, 4, 8.
+unsafe fn ioread(addr: *mut c_void, n: usize) -> u64 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match n {
+            8 => vfio_pci_common_ioread64(addr),
+            4 => kernel::bindings::ioread32(addr).into(),
+            2 => kernel::bindings::ioread16(addr).into(),
+            _ => kernel::bindings::ioread8(addr).into(),
+        }
+    }
+}
+
+/// # Safety
+///
+/// As for [`ioread`].
+unsafe fn iowrite(addr: *mut c_void, n: usize, v: u64) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match n {
+            8 => vfio_pci_common_iowrite64(v, addr),
+            4 => kernel::bindings::iowrite32(v as u32, addr),
+            2 => kernel::bindings::iowrite16(v as u16, addr),
+            _ => kernel::bindings::iowrite8(v as u8, addr),
+        }
+    }
+}
+
+// ---- mmap ------------------------------------------------------------------------------------
+
+static MMAP_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+    fault: Some(fault),
+    ..zeroed_vm_ops()
+};
+
+const fn zeroed_vm_ops() -> bindings::vm_operations_struct {
+    // SAFETY: `vm_operations_struct` is a table of optional function pointers (and plain data);
+    // all-zero is "no callbacks", its C default.
+    unsafe { core::mem::zeroed() }
+}
+
+/// The `mmap` op: memory BARs only, shared mappings only; nothing is mapped until a fault.
+pub(crate) fn mmap(dev: &DeviceState, vma: *mut bindings::vm_area_struct) -> Result {
+    let mut v = VmaInfo::default();
+    // SAFETY: `vma` is the vma being set up by the mmap call that invoked us.
+    unsafe { vfio_pci_common_vma_get(vma, &mut v) };
+    let index = (v.pgoff as u64 >> (region::OFFSET_SHIFT - PAGE_SHIFT)) as u32;
+    if index >= region::NUM_REGIONS || v.end < v.start || !v.shared {
+        return Err(EINVAL);
+    }
+    if index >= region::index::ROM {
+        return Err(EINVAL);
+    }
+    let bar = index as usize;
+    let pgoff = v.pgoff as u64 & ((1u64 << (region::OFFSET_SHIFT - PAGE_SHIFT)) - 1);
+    {
+        let mut inner = dev.inner.lock();
+        if !inner.bars.mmap_ok.get(bar).copied().unwrap_or(false) {
+            return Err(EINVAL);
+        }
+        let len = dev.pdev.bar_resource(bar).len;
+        bar_rw::mmap_fits(pgoff, (v.end - v.start) as u64, len, PAGE_SIZE)
+            .map_err(|e| Error::from_errno(-e.0))?;
+        // The mapping does not use the iomap, but claiming the region is what keeps other
+        // drivers off the BAR.
+        inner.bars.map(&dev.pdev, bar, kernel::c_str!("vfio-pci"))?;
+    }
+    // SAFETY: as above; the device state outlives every mapping (a mapping holds the device fd
+    // open, and the state lives until the device is unregistered, after the last close).
+    unsafe {
+        vfio_pci_common_vma_prepare(vma, &MMAP_OPS, core::ptr::from_ref(dev).cast_mut().cast())
+    };
+    Ok(())
+}
+
+/// The fault handler: maps the page if memory decode is on, else SIGBUS.
+unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    let mut address = 0usize;
+    // SAFETY: the MM core calls us with a valid fault for one of our vmas.
+    let vma = unsafe { vfio_pci_common_vmf_vma(vmf, &mut address) };
+    let mut v = VmaInfo::default();
+    // SAFETY: `vma` is valid during the fault.
+    unsafe { vfio_pci_common_vma_get(vma, &mut v) };
+    // SAFETY: `vm_private_data` was set to the device state in `mmap`; it outlives the vma.
+    let dev = unsafe { &*(*vma).vm_private_data.cast::<DeviceState>() };
+    let bar = (v.pgoff as u64 >> (region::OFFSET_SHIFT - PAGE_SHIFT)) as usize;
+    let pgoff = v.pgoff as u64 & ((1u64 << (region::OFFSET_SHIFT - PAGE_SHIFT)) - 1);
+    let page = (address.wrapping_sub(v.start) as u64) >> PAGE_SHIFT;
+    let pfn = (dev.pdev.bar_resource(bar).start >> PAGE_SHIFT) + pgoff + page;
+    let inner = dev.inner.lock();
+    if !inner.memory_enabled(&dev.pdev) {
+        return VM_FAULT_SIGBUS;
+    }
+    // SAFETY: `vma` is a VM_PFNMAP mapping of ours and `pfn` lies in the BAR (checked at mmap:
+    // the vma fits the BAR's pages).
+    unsafe { bindings::vmf_insert_pfn(vma, address as _, pfn as _) }
+}
+
+/// Drops every user mapping of the BARs; they fault in again when allowed (upstream
+/// `vfio_pci_zap_bars`). Called with the state mutex held.
+pub(crate) fn zap(dev: &DeviceState) {
+    let start = region::index_to_offset(region::index::BAR0) as i64;
+    let len = region::index_to_offset(region::index::ROM) as i64 - start;
+    // SAFETY: the device is registered (we are called from its ops).
+    unsafe { vfio_pci_common_zap(dev.vfio_device(), start, len) };
+}
