@@ -13,6 +13,9 @@
 //! from `vfio_pci_common_device_register` on and released exactly once, through
 //! [`VariantOps::release`], when the device is unregistered (or registration fails).
 
+// Compiled into both sides, each of which uses only its half.
+#![allow(dead_code)]
+
 use core::ffi::{c_int, c_void};
 use kernel::ffi::c_char;
 
@@ -46,6 +49,71 @@ pub(crate) struct VariantOps {
     pub(crate) config_read: Option<unsafe extern "C" fn(data: *mut c_void, pos: u16, count: u32, val: u32) -> u32>,
     /// Optional: a user write changed an overlay to `val`. Same rules as `config_read`.
     pub(crate) config_write: Option<unsafe extern "C" fn(data: *mut c_void, pos: u16, count: u32, val: u32)>,
+    /// Optional: the device-specific regions of this open (at most `max`, written to `out`);
+    /// returns how many, or a negative errno to fail the open. Called at every open, after
+    /// `open_device`.
+    pub(crate) regions: Option<unsafe extern "C" fn(data: *mut c_void, out: *mut RegionDesc, max: u32) -> c_int>,
+    /// Optional (required with `regions`): a read or write of `count` bytes at `pos` of
+    /// device-specific region `index` (0-based among the variant's regions), to or from the
+    /// kernel buffer `buf`. `pos` and `count` are already inside the region, and writes only
+    /// reach writable regions. Returns the bytes done or a negative errno.
+    pub(crate) region_rw: Option<
+        unsafe extern "C" fn(data: *mut c_void, index: u32, pos: u64, buf: *mut u8, count: usize, is_write: bool) -> isize,
+    >,
+}
+
+/// Most device-specific regions a variant can add.
+pub(crate) const MAX_REGIONS: usize = 8;
+/// Most extra capabilities of one device-specific region.
+pub(crate) const MAX_REGION_CAPS: usize = 2;
+/// Largest body of one extra capability.
+pub(crate) const MAX_REGION_CAP_BODY: usize = 32;
+
+/// One extra `GET_REGION_INFO` capability of a device-specific region (after the type one).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RegionCapDesc {
+    /// `vfio_info_cap_header.id`.
+    pub(crate) id: u16,
+    /// `vfio_info_cap_header.version`.
+    pub(crate) version: u16,
+    /// Bytes of `body` used.
+    pub(crate) len: u16,
+    pub(crate) _pad: u16,
+    /// What follows the header.
+    pub(crate) body: [u8; MAX_REGION_CAP_BODY],
+}
+
+/// A device-specific region (index 9 and up), as `GET_REGION_INFO` describes it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RegionDesc {
+    /// `vfio_region_info_cap_type.type` (e.g. `VFIO_REGION_TYPE_PCI_VENDOR_TYPE | vendor`).
+    pub(crate) type_: u32,
+    /// `vfio_region_info_cap_type.subtype`.
+    pub(crate) subtype: u32,
+    /// Size in bytes.
+    pub(crate) size: u64,
+    /// `VFIO_REGION_INFO_FLAG_READ` / `_WRITE` (mmap of device regions is not offered).
+    pub(crate) flags: u32,
+    /// Entries of `caps` used.
+    pub(crate) n_caps: u32,
+    /// Extra capabilities.
+    pub(crate) caps: [RegionCapDesc; MAX_REGION_CAPS],
+}
+
+impl RegionDesc {
+    /// A region with no extra capability.
+    pub(crate) const fn new(type_: u32, subtype: u32, size: u64, flags: u32) -> Self {
+        Self {
+            type_,
+            subtype,
+            size,
+            flags,
+            n_caps: 0,
+            caps: [RegionCapDesc { id: 0, version: 0, len: 0, _pad: 0, body: [0; MAX_REGION_CAP_BODY] }; MAX_REGION_CAPS],
+        }
+    }
 }
 
 /// A virtual config register of a variant: 1 to 4 bytes at `offset` inside one dword; user

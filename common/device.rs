@@ -193,8 +193,9 @@ fn region_rw(dev: &DeviceState, buf: usize, count: usize, pos: i64, is_write: bo
         i @ region::index::BAR0..=region::index::ROM => {
             crate::bar::rw(dev, i as usize, buf, count, offset, is_write)
         }
-        // No VGA support (upstream: -EINVAL without VGA); no device-specific regions yet.
-        _ => Err(EINVAL),
+        // No VGA support (upstream: -EINVAL without VGA).
+        region::index::VGA => Err(EINVAL),
+        i => crate::regions::rw(dev, (i - region::NUM_REGIONS) as usize, buf, count, offset, is_write),
     }
 }
 

@@ -28,7 +28,7 @@ fn get_info(dev: &DeviceState, arg: usize) -> Result {
     if dev.inner.lock().reset_works {
         info.flags |= uapi::DEVICE_FLAGS_RESET;
     }
-    info.num_regions = region::NUM_REGIONS;
+    info.num_regions = region::NUM_REGIONS + dev.inner.lock().n_regions as u32;
     info.num_irqs = region::NUM_IRQS;
     let len = info.reply_len();
     UserSlice::new(arg, len).writer().write_slice(&info.to_bytes()[..len])
@@ -84,7 +84,24 @@ fn get_region_info(dev: &DeviceState, arg: usize) -> Result {
             }
         }
         // No VGA support: upstream answers -EINVAL when the device has no VGA ranges.
-        _ => return Err(EINVAL),
+        region::index::VGA => return Err(EINVAL),
+        i => {
+            let inner = dev.inner.lock();
+            let r = (i as usize)
+                .checked_sub(region::NUM_REGIONS as usize)
+                .and_then(|n| inner.region(n))
+                .ok_or(EINVAL)?;
+            info.offset = region::index_to_offset(i);
+            info.size = r.size;
+            info.flags = r.flags;
+            let mut ty = [0u8; 8];
+            ty[..4].copy_from_slice(&r.type_.to_ne_bytes());
+            ty[4..].copy_from_slice(&r.subtype.to_ne_bytes());
+            caps.add(region_info::CAP_TYPE, 1, &ty);
+            for c in r.caps.iter().take(r.n_caps as usize) {
+                caps.add(c.id, c.version, c.body.get(..c.len as usize).unwrap_or(&[]));
+            }
+        }
     }
     if let Some(bytes) = caps.finish(&mut info) {
         UserSlice::new(arg + raw.len(), bytes.len()).writer().write_slice(bytes)?;

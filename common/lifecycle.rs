@@ -15,7 +15,8 @@
 
 use crate::config::HostConfig;
 use crate::device::DeviceState;
-use kernel::error::{code::EAGAIN, Result};
+use crate::abi::MAX_REGIONS;
+use kernel::error::{code::{EAGAIN, EINVAL}, Result};
 use kernel::prelude::*;
 
 /// `PCI_COMMAND`.
@@ -67,6 +68,18 @@ pub(crate) fn open(dev: &DeviceState) -> Result {
             return Err(Error::from_errno(ret));
         }
     }
+    if let Some(hook) = dev.variant_ops().regions {
+        let mut guard = dev.inner.lock();
+        let st = &mut *guard;
+        // SAFETY: variant data as above; `regions` has room for `MAX_REGIONS` entries.
+        let n = unsafe { hook(dev.variant_data(), st.regions.as_mut_ptr(), MAX_REGIONS as u32) };
+        if n < 0 || n as usize > MAX_REGIONS || dev.variant_ops().region_rw.is_none() {
+            drop(guard);
+            close(dev);
+            return Err(if n < 0 { Error::from_errno(n) } else { EINVAL });
+        }
+        st.n_regions = n as usize;
+    }
     Ok(())
 }
 
@@ -87,7 +100,8 @@ fn undo(dev: &DeviceState) {
     if !st.enabled {
         return;
     }
-    // BAR mappings and claims go first, as in upstream vfio_pci_core_disable.
+    // Regions, BAR mappings and claims go first, as in upstream vfio_pci_core_disable.
+    st.n_regions = 0;
     st.bars = crate::bar::BarState::default();
     // Back to D0 first: a function reset through PM fails in other states, and a device
     // without NoSoftRst would lose the state we restore.

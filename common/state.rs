@@ -2,6 +2,7 @@
 //! [`Inner`]: every piece of per-device state that changes while the device is bound, kept
 //! behind the one mutex of [`crate::device::DeviceState`].
 
+use crate::abi::{RegionDesc, MAX_REGIONS};
 use crate::logic::config_space::ConfigSpace;
 use crate::pci::{PciDev, SavedState};
 use kernel::alloc::{flags, KBox};
@@ -36,6 +37,10 @@ pub(crate) struct Inner {
     pub(crate) pm: PmState,
     /// BAR mappings and mmap rules of the open device.
     pub(crate) bars: crate::bar::BarState,
+    /// The variant's device-specific regions of this open (`n_regions` used).
+    pub(crate) regions: [RegionDesc; MAX_REGIONS],
+    /// How many of `regions` are in use.
+    pub(crate) n_regions: usize,
 }
 
 impl Inner {
@@ -53,6 +58,8 @@ impl Inner {
             config,
             pm: PmState { needs_pm_restore: needs_pm_restore(pdev), pm_save: None },
             bars: crate::bar::BarState::default(),
+            regions: [RegionDesc::new(0, 0, 0, 0); MAX_REGIONS],
+            n_regions: 0,
         })
     }
 
@@ -61,6 +68,11 @@ impl Inner {
     /// memory-enable bit).
     pub(crate) fn memory_enabled(&self, pdev: &PciDev) -> bool {
         self.config.memory_enabled(pdev.current_state() < 3)
+    }
+
+    /// Device-specific region `index` (0-based among them) of this open.
+    pub(crate) fn region(&self, index: usize) -> Option<&RegionDesc> {
+        self.regions.get(..self.n_regions).and_then(|r| r.get(index))
     }
 }
 

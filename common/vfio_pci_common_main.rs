@@ -33,6 +33,7 @@ mod info;
 mod layout;
 mod lifecycle;
 mod pci;
+mod regions;
 mod state;
 
 module! {

@@ -24,7 +24,7 @@ pub(crate) use registration::{PciDevice, Registration};
 /// What a variant file needs, in one `use`.
 #[allow(unused_imports)]
 pub(crate) mod prelude {
-    pub(crate) use super::{ConfigOverlay, PciDevice, PciId, Variant};
+    pub(crate) use super::{ConfigOverlay, PciDevice, PciId, Regions, Variant};
     pub(crate) use core::pin::Pin;
     pub(crate) use kernel::prelude::*;
 }
@@ -75,6 +75,68 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
     /// A user write changed an overlay to `value`. Same rules as [`Variant::config_read`].
     fn config_write(self: Pin<&Self>, _offset: u16, _size: usize, _value: u32) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The device-specific regions of this open (indexes 9 and up, in the order added), asked
+    /// at every open after [`Variant::open`]. Implement [`Variant::region_read`] (and
+    /// [`Variant::region_write`] for writable regions) with it.
+    fn regions(self: Pin<&Self>, _regions: &mut Regions<'_>) -> Result {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Fills `buf` from device-specific region `index` (0-based among this variant's regions)
+    /// at `pos`; the common module has checked that `pos..pos + buf.len()` is inside the
+    /// region. Returns the bytes filled.
+    fn region_read(self: Pin<&Self>, _index: usize, _pos: u64, _buf: &mut [u8]) -> Result<usize> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Writes `buf` to a writable device-specific region at `pos` (inside the region).
+    fn region_write(self: Pin<&Self>, _index: usize, _pos: u64, _buf: &[u8]) -> Result<usize> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// `VFIO_REGION_TYPE_PCI_VENDOR_TYPE`: region types private to one PCI vendor.
+#[allow(dead_code)]
+pub(crate) const REGION_TYPE_PCI_VENDOR: u32 = 1 << 31;
+/// A readable region (`VFIO_REGION_INFO_FLAG_READ`).
+#[allow(dead_code)]
+pub(crate) const REGION_READ: u32 = 1 << 0;
+/// A writable region (`VFIO_REGION_INFO_FLAG_WRITE`).
+#[allow(dead_code)]
+pub(crate) const REGION_WRITE: u32 = 1 << 1;
+
+/// The device-specific regions a variant declares in [`Variant::regions`].
+pub(crate) struct Regions<'a> {
+    out: &'a mut [abi::RegionDesc],
+    n: usize,
+}
+
+#[allow(dead_code)]
+impl Regions<'_> {
+    /// Adds a region of `size` bytes with VFIO type and subtype and `REGION_READ` /
+    /// `REGION_WRITE` flags; returns its index among this variant's regions.
+    pub(crate) fn add(&mut self, type_: u32, subtype: u32, size: u64, flags: u32) -> Result<usize> {
+        let slot = self.out.get_mut(self.n).ok_or(kernel::error::code::ENOSPC)?;
+        *slot = abi::RegionDesc::new(type_, subtype, size, flags & (REGION_READ | REGION_WRITE));
+        self.n += 1;
+        Ok(self.n - 1)
+    }
+
+    /// Adds an extra `GET_REGION_INFO` capability (header `id`/`version`, then `body`) to the
+    /// region at `index`.
+    pub(crate) fn add_capability(&mut self, index: usize, id: u16, version: u16, body: &[u8]) -> Result {
+        use kernel::error::code::{EINVAL, ENOSPC};
+        let r = self.out.get_mut(..self.n).and_then(|r| r.get_mut(index)).ok_or(EINVAL)?;
+        let c = r.caps.get_mut(r.n_caps as usize).ok_or(ENOSPC)?;
+        let dst = c.body.get_mut(..body.len()).ok_or(ENOSPC)?;
+        dst.copy_from_slice(body);
+        c.id = id;
+        c.version = version;
+        c.len = body.len() as u16;
+        r.n_caps += 1;
+        Ok(())
     }
 }
 

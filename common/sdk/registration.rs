@@ -130,6 +130,8 @@ impl<T: Variant> Registration<T> {
             n_overlays: T::CONFIG_OVERLAYS.len(),
             config_read: if T::HAS_CONFIG_READ { Some(config_read::<T>) } else { None },
             config_write: if T::HAS_CONFIG_WRITE { Some(config_write::<T>) } else { None },
+            regions: if T::HAS_REGIONS { Some(regions::<T>) } else { None },
+            region_rw: if T::HAS_REGION_READ || T::HAS_REGION_WRITE { Some(region_rw::<T>) } else { None },
         }
     }
 
@@ -335,6 +337,44 @@ unsafe extern "C" fn config_write<T: Variant>(data: *mut c_void, pos: u16, count
     // SAFETY: as in `open_device`.
     let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
     T::config_write(this, pos, count as usize, val);
+}
+
+/// [`VariantOps::regions`] for a `T` that implements [`Variant::regions`].
+unsafe extern "C" fn regions<T: Variant>(data: *mut c_void, out: *mut super::abi::RegionDesc, max: u32) -> c_int {
+    // SAFETY: as in `open_device`.
+    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
+    // SAFETY: the common module passes room for `max` descriptors, exclusively ours for the
+    // duration of the call.
+    let out = unsafe { core::slice::from_raw_parts_mut(out, max as usize) };
+    let mut r = super::Regions { out, n: 0 };
+    match T::regions(this, &mut r) {
+        Ok(()) => r.n as c_int,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// [`VariantOps::region_rw`] for a `T` with [`Variant::region_read`] / `region_write`.
+unsafe extern "C" fn region_rw<T: Variant>(
+    data: *mut c_void,
+    index: u32,
+    pos: u64,
+    buf: *mut u8,
+    count: usize,
+    is_write: bool,
+) -> isize {
+    // SAFETY: as in `open_device`.
+    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
+    // SAFETY: the common module passes a kernel buffer of `count` bytes, ours for the call.
+    let buf = unsafe { core::slice::from_raw_parts_mut(buf, count) };
+    let r = match (is_write, T::HAS_REGION_READ, T::HAS_REGION_WRITE) {
+        (false, true, _) => T::region_read(this, index as usize, pos, buf),
+        (true, _, true) => T::region_write(this, index as usize, pos, buf),
+        _ => Err(EINVAL),
+    };
+    match r {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
 }
 
 /// [`VariantOps::release`] for `T`: drops the per-device state made in `probe::<T>`.

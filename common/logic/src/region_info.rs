@@ -6,7 +6,7 @@
 use super::uapi::RegionInfo;
 
 /// `VFIO_REGION_INFO_CAP_TYPE`.
-pub const CAP_TYPE: u16 = 1;
+pub const CAP_TYPE: u16 = 2;
 /// `VFIO_REGION_INFO_CAP_MSIX_MAPPABLE`.
 pub const CAP_MSIX_MAPPABLE: u16 = 3;
 /// `VFIO_REGION_INFO_FLAG_CAPS`.

@@ -6,6 +6,11 @@
 //! - `config-overlay-write-edu`: writes change only the writable bits, reach the variant's
 //!   write hook, and never the device (its real config space, read through sysfs, is as
 //!   before).
+//! - `device-region-info-edu`: GET_INFO counts the variant's two regions; GET_REGION_INFO of
+//!   index 9 and 10 gives their sizes, flags and capability chains (type, subtype, the extra
+//!   capability of the read-only one) byte for byte;
+//! - `device-region-rw-edu`: the scratch region keeps what is written, the read-only region
+//!   reads its pattern and refuses writes, accesses past the end and mmap are refused.
 
 use crate::{find_nodes, s, vfio, Suite};
 use pcibind::Bdf;
@@ -85,7 +90,109 @@ impl Suite {
                 Ok(())
             });
         }
+        if let Some(d) = dev.as_ref() {
+            let f = &d.file;
+            self.r.check("device-region-info-edu", || region_info_checks(f));
+            self.r.check("device-region-rw-edu", || region_rw_checks(f));
+        }
         drop(dev);
         let _ = self.sys.unbind(&edu);
     }
+}
+
+/// `VFIO_DEVICE_GET_REGION_INFO` with a 128-byte buffer pre-filled with 0xa5.
+fn region_info_raw(f: &std::fs::File, index: u32) -> Result<[u8; 128], String> {
+    use std::os::fd::AsRawFd;
+    let mut b = [0xa5u8; 128];
+    b[0..4].copy_from_slice(&128u32.to_ne_bytes());
+    b[8..12].copy_from_slice(&index.to_ne_bytes());
+    // SAFETY: a valid fd and a 128-byte buffer, larger than `argsz` says.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), 0x3b6c, b.as_mut_ptr()) };
+    if r < 0 {
+        return Err(format!("GET_REGION_INFO({index}): {}", std::io::Error::last_os_error()));
+    }
+    Ok(b)
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from(u32_at(b, at)) | (u64::from(u32_at(b, at + 4)) << 32)
+}
+
+fn region_info_checks(f: &std::fs::File) -> Result<(), String> {
+    let info = vfio::device_info(f, 24).map_err(|e| format!("GET_INFO: {e}"))?;
+    if info.num_regions != 11 {
+        return Err(format!("num_regions {} (expected 9 + 2)", info.num_regions));
+    }
+    // Index 9: 64 bytes, READ | WRITE | CAPS, one type capability (id 2) at 32.
+    let b = region_info_raw(f, 9)?;
+    let (flags, cap, size, off) = (u32_at(&b, 4), u32_at(&b, 12), u64_at(&b, 16), u64_at(&b, 24));
+    if (flags, cap, size, off) != (0b1011, 32, 64, 9 << 40) {
+        return Err(format!("region 9: flags {flags:#x} cap_offset {cap} size {size} offset {off:#x}"));
+    }
+    let t = &b[32..48];
+    let want: Vec<u8> = [2u16.to_ne_bytes(), 1u16.to_ne_bytes()].concat().into_iter()
+        .chain(0u32.to_ne_bytes()).chain(0x8000_1234u32.to_ne_bytes()).chain(1u32.to_ne_bytes()).collect();
+    if t != &want[..] {
+        return Err(format!("region 9 type capability {t:02x?}, expected {want:02x?}"));
+    }
+    // Index 10: read-only, type capability then the variant's own (id 0x7e57, "vfio-rs!").
+    let b = region_info_raw(f, 10)?;
+    let (flags, size) = (u32_at(&b, 4), u64_at(&b, 16));
+    if (flags, size) != (0b1001, 16) {
+        return Err(format!("region 10: flags {flags:#x} size {size}"));
+    }
+    let next = u32_at(&b, 32 + 4) as usize;
+    if next != 48 || u32_at(&b, 48) != 0x0001_7e57 || &b[56..64] != b"vfio-rs!" || u32_at(&b, 52) != 0 {
+        return Err(format!("region 10 capability chain {:02x?}", &b[32..64]));
+    }
+    // Index 11 does not exist.
+    if region_info_raw(f, 11).is_ok() {
+        return Err("region 11 answered".into());
+    }
+    Ok(())
+}
+
+fn region_rw_checks(f: &std::fs::File) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    let scratch = 9u64 << 40;
+    let ro = 10u64 << 40;
+    f.write_all_at(b"0123456789abcdef", scratch + 8).map_err(|e| format!("write scratch: {e}"))?;
+    let mut back = [0u8; 24];
+    f.read_exact_at(&mut back, scratch).map_err(|e| format!("read scratch: {e}"))?;
+    if &back[8..24] != b"0123456789abcdef" || back[..8] != [0; 8] {
+        return Err(format!("scratch reads {back:02x?}"));
+    }
+    let mut p = [0u8; 16];
+    f.read_exact_at(&mut p, ro).map_err(|e| format!("read ro: {e}"))?;
+    if &p != b"vfio-rs region!\0" {
+        return Err(format!("read-only region reads {p:02x?}"));
+    }
+    let einval = |r: std::io::Result<usize>, what: &str| -> Result<(), String> {
+        match r {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+            other => Err(format!("{what}: expected EINVAL, got {other:?}")),
+        }
+    };
+    einval(f.write_at(b"x", ro), "write to the read-only region")?;
+    einval(f.read_at(&mut [0u8; 4], scratch + 64), "read at the end of the scratch region")?;
+    // A read crossing the end is cut short.
+    let n = f.read_at(&mut [0u8; 8], scratch + 60).map_err(|e| e.to_string())?;
+    if n != 4 {
+        return Err(format!("read across the end returned {n} bytes, expected 4"));
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain mmap call; the result is checked and never dereferenced.
+    let m = unsafe {
+        libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), scratch as i64)
+    };
+    if m != libc::MAP_FAILED {
+        // SAFETY: unmapping what we just mapped.
+        unsafe { libc::munmap(m, 4096) };
+        return Err("mmap of a device-specific region succeeded".into());
+    }
+    Ok(())
 }
