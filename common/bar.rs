@@ -162,6 +162,11 @@ impl BarState {
         st
     }
 
+    /// The mapping of `bar` for in-kernel writers (ioeventfd), claiming it first if needed.
+    pub(crate) fn claim(&mut self, pdev: &PciDev, bar: usize) -> Result<*mut c_void> {
+        self.map(pdev, bar, kernel::c_str!("vfio"))
+    }
+
     /// The claimed mapping of `bar`, claiming it first if needed.
     fn map(&mut self, pdev: &PciDev, bar: usize, name: &'static CStr) -> Result<*mut c_void> {
         let slot = self.maps.get_mut(bar).ok_or(EINVAL)?;
@@ -307,7 +312,7 @@ unsafe fn ioread(addr: *mut c_void, n: usize) -> u64 {
 /// # Safety
 ///
 /// As for [`ioread`].
-unsafe fn iowrite(addr: *mut c_void, n: usize, v: u64) {
+pub(crate) unsafe fn iowrite(addr: *mut c_void, n: usize, v: u64) {
     // SAFETY: the caller's contract.
     unsafe {
         match n {

@@ -56,6 +56,10 @@ pub(crate) struct DeviceState {
     /// Everything that changes while the device is bound.
     #[pin]
     pub(crate) inner: Mutex<crate::state::Inner>,
+    /// The ioeventfds of the open device; never locked with `inner` held (see
+    /// `ioeventfd.rs`).
+    #[pin]
+    pub(crate) ioeventfds: Mutex<crate::ioeventfd::IoEventFds>,
 }
 
 /// The variant's per-device data, handed back to the variant exactly once.
@@ -341,6 +345,7 @@ unsafe fn register_device(
         pdev: pci,
         variant_data: VariantData { variant, data },
         inner <- new_mutex!(inner, "vfio_pci_common::inner"),
+        ioeventfds <- new_mutex!(crate::ioeventfd::IoEventFds::default(), "vfio_pci_common::ioeventfds"),
     });
     // SAFETY: `_vfio_alloc_device` returned a zeroed allocation of `size_of::<CommonDevice>()`
     // bytes with `vdev` initialised; `state` is memory we own that stays put until `release`,

@@ -95,6 +95,8 @@ pub(crate) fn close(dev: &DeviceState) {
 /// Puts the device back the way `open` found it.
 fn undo(dev: &DeviceState) {
     let pdev = &dev.pdev;
+    // Before the state mutex: disabling an ioeventfd waits for its write, which takes it.
+    dev.ioeventfds.lock().clear();
     let mut guard = dev.inner.lock();
     let st = &mut *guard;
     if !st.enabled {

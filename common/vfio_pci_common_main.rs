@@ -30,6 +30,7 @@ mod bindings;
 mod config;
 mod device;
 mod info;
+mod ioeventfd;
 mod layout;
 mod lifecycle;
 mod pci;

@@ -184,3 +184,103 @@ mod tests {
         assert_eq!(RegionInfo::from_user(&r.to_bytes()), Err(EINVAL));
     }
 }
+
+/// `VFIO_DEVICE_IOEVENTFD`.
+pub const VFIO_DEVICE_IOEVENTFD: u32 = vfio_ioctl(16);
+/// `VFIO_DEVICE_IOEVENTFD_SIZE_MASK`: the access size, one of 1, 2, 4, 8 bytes.
+pub const IOEVENTFD_SIZE_MASK: u32 = 0xf;
+/// Most ioeventfds one device may have (`VFIO_PCI_IOEVENTFD_MAX`).
+pub const IOEVENTFD_MAX: usize = 1000;
+
+/// `struct vfio_device_ioeventfd`, checked as upstream `vfio_pci_ioctl_ioeventfd` checks it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoEventFd {
+    /// Region offset (`index << 40 | offset`).
+    pub offset: u64,
+    /// The value to write.
+    pub data: u64,
+    /// Access size in bytes.
+    pub count: usize,
+    /// The eventfd, or -1 to remove a matching one.
+    pub fd: i32,
+}
+
+impl IoEventFd {
+    /// Bytes read from user space: up to and including `fd`.
+    pub const MINSZ: usize = 28;
+
+    /// Decodes and checks the user's argument (`-EINVAL` for a short `argsz`, unknown flags, a
+    /// size that is not one power of two, or an fd below -1).
+    pub fn from_user(b: &[u8; Self::MINSZ]) -> Result<Self, Errno> {
+        let argsz = u32_at(b, 0);
+        let flags = u32_at(b, 4);
+        if (argsz as usize) < Self::MINSZ || flags & !IOEVENTFD_SIZE_MASK != 0 {
+            return Err(EINVAL);
+        }
+        let count = flags & IOEVENTFD_SIZE_MASK;
+        let fd = u32_at(b, 24) as i32;
+        if count.count_ones() != 1 || fd < -1 {
+            return Err(EINVAL);
+        }
+        Ok(Self { offset: u64_at(b, 8), data: u64_at(b, 16), count: count as usize, fd })
+    }
+
+    /// Checks the target (upstream `vfio_pci_ioeventfd`): a BAR, inside it, and not touching
+    /// the MSI-X table (`msix`: (BAR, offset, size)). Returns (BAR, offset inside it).
+    pub fn target(&self, bar_len: impl Fn(usize) -> u64, msix: Option<(usize, u64, u64)>) -> Result<(usize, u64), Errno> {
+        let (index, pos) = super::region::split_offset(self.offset);
+        if index > super::region::index::BAR5 {
+            return Err(EINVAL);
+        }
+        let bar = index as usize;
+        let end = pos.checked_add(self.count as u64).ok_or(EINVAL)?;
+        if end > bar_len(bar) {
+            return Err(EINVAL);
+        }
+        if let Some((mbar, moff, msize)) = msix {
+            if mbar == bar && !(end <= moff || pos >= moff + msize) {
+                return Err(EINVAL);
+            }
+        }
+        Ok((bar, pos))
+    }
+}
+
+#[cfg(test)]
+mod ioeventfd_tests {
+    use super::*;
+
+    fn raw(argsz: u32, flags: u32, offset: u64, data: u64, fd: i32) -> [u8; 28] {
+        let mut b = [0u8; 28];
+        b[0..4].copy_from_slice(&argsz.to_ne_bytes());
+        b[4..8].copy_from_slice(&flags.to_ne_bytes());
+        b[8..16].copy_from_slice(&offset.to_ne_bytes());
+        b[16..24].copy_from_slice(&data.to_ne_bytes());
+        b[24..28].copy_from_slice(&fd.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn ioeventfd_arguments_are_checked_like_upstream() {
+        assert_eq!(IoEventFd::from_user(&raw(27, 4, 0, 0, 3)), Err(EINVAL));
+        assert_eq!(IoEventFd::from_user(&raw(32, 0x14, 0, 0, 3)), Err(EINVAL));
+        assert_eq!(IoEventFd::from_user(&raw(32, 3, 0, 0, 3)), Err(EINVAL));
+        assert_eq!(IoEventFd::from_user(&raw(32, 0, 0, 0, 3)), Err(EINVAL));
+        assert_eq!(IoEventFd::from_user(&raw(32, 4, 0, 0, -2)), Err(EINVAL));
+        let ok = IoEventFd::from_user(&raw(32, 8, 0x10, 7, -1));
+        assert_eq!(ok, Ok(IoEventFd { offset: 0x10, data: 7, count: 8, fd: -1 }));
+    }
+
+    #[test]
+    fn ioeventfd_targets_only_bars_outside_the_msix_table() {
+        let e = |offset: u64, count: usize| IoEventFd { offset, data: 0, count, fd: 3 };
+        let len = |_bar: usize| 0x4000u64;
+        let msix = Some((0usize, 0x2000u64, 0x100u64));
+        assert_eq!(e(0x10, 4).target(len, msix), Ok((0, 0x10)));
+        assert_eq!(e(0x1ffe, 4).target(len, msix), Err(EINVAL));
+        assert_eq!(e(0x2100, 4).target(len, msix), Ok((0, 0x2100)));
+        assert_eq!(e(0x3ffc, 8).target(len, msix), Err(EINVAL));
+        assert_eq!(e(6 << 40, 4).target(len, msix), Err(EINVAL));
+        assert_eq!(e((1 << 40) | 0x2000, 4).target(len, msix), Ok((1, 0x2000)));
+    }
+}

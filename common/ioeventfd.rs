@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `VFIO_DEVICE_IOEVENTFD`: writes of a fixed value to a BAR offset, triggered by an eventfd
+//! (upstream `vfio_pci_ioeventfd`), through the VFIO core's virqfd.
+//!
+//! Locking and lifetimes: the list lives in its own mutex (`DeviceState::ioeventfds`, upstream's
+//! `ioeventfds_lock`), never taken with the state mutex held. Removing an entry disables its
+//! virqfd, which waits for a running write to finish; the write takes the state mutex (memory
+//! decode check, the memory lock), so that must not be held while removing. Each entry is
+//! boxed, so the address the virqfd keeps stays valid until it is disabled in `Drop`.
+//!
+//! Difference from upstream: upstream tries the write in the eventfd's wake-up callback when
+//! the memory lock is free and defers to a thread otherwise; we always use the thread (a kernel
+//! mutex cannot be tried in atomic context). Observable only as latency.
+
+use crate::bindings;
+use crate::device::DeviceState;
+use crate::logic::uapi::{self, IoEventFd, IOEVENTFD_MAX};
+use core::ffi::c_void;
+use kernel::error::{code::*, to_result, Error, Result};
+use kernel::prelude::*;
+use kernel::uaccess::UserSlice;
+
+/// One registered ioeventfd.
+///
+/// # Invariants
+///
+/// While `virqfd` is non-null it was set up by `vfio_virqfd_enable` with `self` (at this
+/// boxed address) as its opaque pointer; `Drop` disables it before the memory goes away.
+/// `dev` outlives the entry (entries are removed at close, before the state is dropped).
+struct Entry {
+    dev: *const DeviceState,
+    bar: usize,
+    pos: u64,
+    data: u64,
+    count: usize,
+    test_mem: bool,
+    io: *mut c_void,
+    virqfd: *mut bindings::virqfd,
+}
+
+// SAFETY: the entry is only touched under the ioeventfd mutex and by its virqfd thread; the raw
+// pointers are to objects that outlive it (see the invariants).
+unsafe impl Send for Entry {}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if !self.virqfd.is_null() {
+            // SAFETY: set up by `vfio_virqfd_enable` (type invariant); this waits for a running
+            // write and frees the virqfd.
+            unsafe { bindings::vfio_virqfd_disable(&mut self.virqfd) };
+        }
+    }
+}
+
+/// The ioeventfds of an open device.
+#[derive(Default)]
+pub(crate) struct IoEventFds {
+    list: KVec<KBox<Entry>>,
+}
+
+impl IoEventFds {
+    /// Removes every ioeventfd (at close).
+    pub(crate) fn clear(&mut self) {
+        self.list = KVec::new();
+    }
+}
+
+/// The virqfd thread: the write itself, under the state mutex (the memory lock) when the
+/// BAR is memory, and only while memory decode is on.
+unsafe extern "C" fn write_thread(opaque: *mut c_void, _data: *mut c_void) {
+    // SAFETY: `opaque` is the boxed entry, valid until its virqfd is disabled (which waits for
+    // us).
+    let e = unsafe { &*opaque.cast::<Entry>() };
+    // SAFETY: the device state outlives the entry (type invariant).
+    let dev = unsafe { &*e.dev };
+    let inner = dev.inner.lock();
+    if e.test_mem && !inner.memory_enabled(&dev.pdev) {
+        return;
+    }
+    // SAFETY: `io` is inside the BAR mapping claimed at registration (bounds checked then),
+    // which lives until close, after every entry is gone.
+    unsafe { crate::bar::iowrite(e.io, e.count, e.data) };
+    drop(inner);
+}
+
+/// `VFIO_DEVICE_IOEVENTFD`.
+pub(crate) fn ioctl(dev: &DeviceState, arg: usize) -> Result {
+    let mut raw = [0u8; IoEventFd::MINSZ];
+    UserSlice::new(arg, raw.len()).reader().read_slice(&mut raw)?;
+    let req = IoEventFd::from_user(&raw).map_err(|e| Error::from_errno(-e.0))?;
+    let (bar, pos, io, test_mem) = {
+        let mut inner = dev.inner.lock();
+        let msix = inner.bars.msix;
+        let (bar, pos) = req
+            .target(|b| dev.pdev.resource_len(b), msix)
+            .map_err(|e| Error::from_errno(-e.0))?;
+        let base = inner.bars.claim(&dev.pdev, bar)?;
+        // SAFETY: `pos + count` is inside the BAR (checked by `target`), which `base` maps.
+        let io = unsafe { base.cast::<u8>().add(pos as usize) }.cast::<c_void>();
+        (bar, pos, io, dev.pdev.bar_resource(bar).mem)
+    };
+    let mut fds = dev.ioeventfds.lock();
+    let same = |e: &KBox<Entry>| e.pos == pos && e.bar == bar && e.data == req.data && e.count == req.count;
+    if let Some(i) = fds.list.iter().position(same) {
+        if req.fd != -1 {
+            return Err(EEXIST);
+        }
+        // Dropping the entry disables its virqfd.
+        let mut kept = KVec::with_capacity(fds.list.len(), GFP_KERNEL)?;
+        for (j, e) in core::mem::take(&mut fds.list).into_iter().enumerate() {
+            if j != i {
+                kept.push(e, GFP_KERNEL)?;
+            }
+        }
+        fds.list = kept;
+        return Ok(());
+    }
+    if req.fd < 0 {
+        return Err(ENODEV);
+    }
+    if fds.list.len() >= IOEVENTFD_MAX {
+        return Err(ENOSPC);
+    }
+    fds.list.reserve(1, GFP_KERNEL)?;
+    let mut e = KBox::new(
+        Entry {
+            dev: core::ptr::from_ref(dev),
+            bar,
+            pos,
+            data: req.data,
+            count: req.count,
+            test_mem,
+            io,
+            virqfd: core::ptr::null_mut(),
+        },
+        GFP_KERNEL,
+    )?;
+    let opaque = core::ptr::from_mut::<Entry>(&mut e).cast::<c_void>();
+    // SAFETY: `opaque` is the boxed entry, which stays at this address until it is dropped,
+    // and `Drop` disables the virqfd first (type invariant). No wake-up handler: every write
+    // goes through `write_thread`.
+    to_result(unsafe {
+        bindings::vfio_virqfd_enable(opaque, None, Some(write_thread), core::ptr::null_mut(), &mut e.virqfd, req.fd)
+    })?;
+    fds.list.push(e, GFP_KERNEL)?;
+    Ok(())
+}
+
+/// Keeps the ioctl number next to the handler for `info.rs`.
+pub(crate) const CMD: u32 = uapi::VFIO_DEVICE_IOEVENTFD;
