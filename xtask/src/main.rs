@@ -2,6 +2,7 @@
 //! `cargo xtask`: every build and test step of the project, each printed before it runs.
 
 mod bindcmd;
+mod fuzz;
 mod guest;
 mod kernel;
 mod modules;

@@ -198,6 +198,7 @@ pub fn test(kdir: Option<PathBuf>, modes: &[Mode], host: bool) -> Result<bool> {
     let mut total = Counts::default();
     if host {
         add(&mut total, host_tests());
+        add(&mut total, crate::fuzz::fuzz_check());
     }
     let guest_ready = crate::modules::build_modules(kdir.clone()).and_then(|kos| {
         let kdir = crate::modules::resolve_kdir(kdir)?;
