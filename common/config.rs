@@ -16,7 +16,7 @@ use core::ffi::c_void;
 use crate::logic::errno::{Errno, EFAULT};
 use crate::pci::PciDev;
 use crate::state::PmState;
-use kernel::error::{Error, Result};
+use kernel::error::{code::EINVAL, Error, Result};
 use kernel::uaccess::UserSlice;
 
 fn to_errno(e: Error) -> Errno {
@@ -188,31 +188,41 @@ pub(crate) fn read(dev: &DeviceState, buf: usize, count: usize, offset: u64) -> 
 }
 
 /// `write` of the config region: `offset` inside the region, `count` bytes from `buf`.
+///
+/// User bytes are copied before the state mutex is taken: the buffer may be a mapping of one
+/// of this device's BARs, whose fault handler takes that mutex. The common case needs one
+/// lock: the next (up to) 4 bytes are copied first; only when that copy fails is the write
+/// planned first, so a write to read-only bytes succeeds without reading the buffer, as
+/// upstream.
 pub(crate) fn write(dev: &DeviceState, buf: usize, count: usize, offset: u64) -> Result<usize> {
     let mut input = UserSlice::new(buf, count).reader();
     let mut done = 0usize;
     while done < count {
         let at = offset.checked_add(done as u64).ok_or(from_errno(EFAULT))?;
-        let mut fetched = false;
+        let left = count - done;
+        let mut bytes = [0u8; 4];
+        let want = left.min(4);
+        let prefetched = input.clone_reader().read_slice(bytes.get_mut(..want).ok_or(EINVAL)?).is_ok();
+        if !prefetched {
+            let (n, takes_data) = dev.inner.lock().config.write_plan(at, left).map_err(from_errno)?;
+            if takes_data {
+                input.clone_reader().read_slice(bytes.get_mut(..n).ok_or(EINVAL)?)?;
+            }
+        }
         let n = {
             let mut guard = dev.inner.lock();
             let inner = &mut *guard;
             let mut host = HostConfig::new(dev, &mut inner.pm);
             inner
                 .config
-                .write(&mut host, at, count - done, |n| {
+                .write(&mut host, at, left, |n| {
                     let mut b = [0u8; 4];
-                    let dst = b.get_mut(..n).ok_or(EFAULT)?;
-                    input.read_slice(dst).map_err(|_| EFAULT)?;
-                    fetched = true;
+                    b.get_mut(..n).ok_or(EFAULT)?.copy_from_slice(bytes.get(..n).ok_or(EFAULT)?);
                     Ok(u32::from_le_bytes(b))
                 })
                 .map_err(from_errno)?
         };
-        // Bytes the emulator did not ask for (read-only owner) are consumed all the same.
-        if !fetched {
-            input.skip(n)?;
-        }
+        input.skip(n)?;
         done += n;
     }
     Ok(done)

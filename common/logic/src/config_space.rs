@@ -360,6 +360,9 @@ impl ConfigSpace {
 
     /// `count` (≤ 4) image bytes at `pos`, little-endian; bytes past the array read 0.
     pub(super) fn vget(&self, pos: u16, count: usize) -> u32 {
+        if let Some(v) = perm::le_at(&self.vconfig, pos as usize, count) {
+            return v;
+        }
         let mut v = 0u32;
         for i in 0..count.min(4) {
             let b = self.vconfig.get(pos as usize + i).copied().unwrap_or(0);
@@ -370,6 +373,13 @@ impl ConfigSpace {
 
     /// Stores the low `count` (≤ 4) bytes of `val` at `pos`; bytes past the array are dropped.
     pub(super) fn vset(&mut self, pos: u16, count: usize, val: u32) {
+        let p = pos as usize;
+        if let Some(dst) = p.checked_add(count).and_then(|end| self.vconfig.get_mut(p..end)) {
+            if let Some(src) = val.to_le_bytes().get(..count) {
+                dst.copy_from_slice(src);
+                return;
+            }
+        }
         for i in 0..count.min(4) {
             if let Some(b) = self.vconfig.get_mut(pos as usize + i) {
                 *b = (val >> (8 * i)) as u8;
