@@ -60,6 +60,10 @@ pub(crate) struct VariantOps {
     pub(crate) region_rw: Option<
         unsafe extern "C" fn(data: *mut c_void, index: u32, pos: u64, buf: *mut u8, count: usize, is_write: bool) -> isize,
     >,
+    /// Optional: called before (`done` false) and after (`done` true, with the reset's result
+    /// in `ret`) a reset user space asked for (`VFIO_DEVICE_RESET`). Runs without the common
+    /// module's locks held.
+    pub(crate) reset_notify: Option<unsafe extern "C" fn(data: *mut c_void, done: bool, ret: c_int)>,
 }
 
 /// Most device-specific regions a variant can add.

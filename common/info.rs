@@ -17,6 +17,7 @@ pub(crate) fn ioctl(dev: &DeviceState, cmd: u32, arg: usize) -> Result<i64> {
         uapi::VFIO_DEVICE_GET_INFO => get_info(dev, arg).map(|_| 0),
         uapi::VFIO_DEVICE_GET_REGION_INFO => get_region_info(dev, arg).map(|_| 0),
         crate::ioeventfd::CMD => crate::ioeventfd::ioctl(dev, arg).map(|_| 0),
+        uapi::VFIO_DEVICE_RESET => crate::reset::ioctl(dev).map(|_| 0),
         _ => Err(ENOTTY),
     }
 }

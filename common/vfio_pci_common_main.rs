@@ -35,6 +35,7 @@ mod layout;
 mod lifecycle;
 mod pci;
 mod regions;
+mod reset;
 mod state;
 
 module! {

@@ -91,6 +91,16 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// User space asked for a device reset (`VFIO_DEVICE_RESET`); it is about to happen.
+    fn reset_prepare(self: Pin<&Self>) {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The reset [`Variant::reset_prepare`] announced is over (`result` is what user space gets).
+    fn reset_done(self: Pin<&Self>, _result: Result) {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Writes `buf` to a writable device-specific region at `pos` (inside the region).
     fn region_write(self: Pin<&Self>, _index: usize, _pos: u64, _buf: &[u8]) -> Result<usize> {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)

@@ -132,6 +132,7 @@ impl<T: Variant> Registration<T> {
             config_write: if T::HAS_CONFIG_WRITE { Some(config_write::<T>) } else { None },
             regions: if T::HAS_REGIONS { Some(regions::<T>) } else { None },
             region_rw: if T::HAS_REGION_READ || T::HAS_REGION_WRITE { Some(region_rw::<T>) } else { None },
+            reset_notify: if T::HAS_RESET_PREPARE || T::HAS_RESET_DONE { Some(reset_notify::<T>) } else { None },
         }
     }
 
@@ -374,6 +375,17 @@ unsafe extern "C" fn region_rw<T: Variant>(
     match r {
         Ok(n) => n as isize,
         Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// [`VariantOps::reset_notify`] for a `T` with `reset_prepare` / `reset_done`.
+unsafe extern "C" fn reset_notify<T: Variant>(data: *mut c_void, done: bool, ret: c_int) {
+    // SAFETY: as in `open_device`.
+    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
+    match (done, T::HAS_RESET_PREPARE, T::HAS_RESET_DONE) {
+        (false, true, _) => T::reset_prepare(this),
+        (true, _, true) => T::reset_done(this, kernel::error::to_result(ret)),
+        _ => {}
     }
 }
 
