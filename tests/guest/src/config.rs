@@ -85,6 +85,8 @@ pub fn errno_name(e: i32) -> String {
     let n = match e {
         libc::EPERM => "EPERM",
         libc::EIO => "EIO",
+        libc::EBADF => "EBADF",
+        libc::EEXIST => "EEXIST",
         libc::ENXIO => "ENXIO",
         libc::EAGAIN => "EAGAIN",
         libc::ENOMEM => "ENOMEM",
@@ -116,7 +118,7 @@ pub fn show_off(off: i64) -> String {
 }
 
 /// Up to 8 bytes as a little-endian number, longer data as its length and a checksum.
-fn show_bytes(b: &[u8]) -> String {
+pub(crate) fn show_bytes(b: &[u8]) -> String {
     match b.len() {
         0 => "-".into(),
         n @ 1..=8 => {
@@ -413,13 +415,13 @@ fn config_diffs(o: &ConfigAnswers, t: &ConfigAnswers, names: (&str, &str)) -> Ve
 }
 
 /// The device fd of `bdf` bound to `driver`, through its group.
-fn attach(suite: &Suite, bdf: &Bdf, driver: &str) -> Result<vfio::Device, String> {
+pub(crate) fn attach(suite: &Suite, bdf: &Bdf, driver: &str) -> Result<vfio::Device, String> {
     suite.sys.bind(bdf, driver).map_err(|e| format!("bind to {driver}: {e}"))?;
     let nodes = find_nodes(&suite.sys, suite.args.mode, bdf)?;
     vfio::open_via_group(&nodes.group, bdf.as_str(), suite.iommu_type())
 }
 
-fn detach(suite: &Suite, bdf: &Bdf, dev: Option<vfio::Device>) {
+pub(crate) fn detach(suite: &Suite, bdf: &Bdf, dev: Option<vfio::Device>) {
     drop(dev);
     let _ = suite.sys.unbind(bdf);
 }
@@ -438,7 +440,7 @@ fn all_ok(ops: &[Op]) -> Result<(), String> {
     }
 }
 
-fn first(v: &[String]) -> String {
+pub(crate) fn first(v: &[String]) -> String {
     let mut s = v.iter().take(SHOW_DIFFS).cloned().collect::<Vec<_>>().join("; ");
     if v.len() > SHOW_DIFFS {
         s.push_str(&format!("; ... {} more", v.len() - SHOW_DIFFS));
@@ -810,7 +812,7 @@ impl Bench {
 /// The per-batch samples (ns per call) of each round of one measurement.
 type Rounds = Vec<Vec<u64>>;
 
-fn median(v: &[u64]) -> u64 {
+pub(crate) fn median(v: &[u64]) -> u64 {
     let mut v = v.to_vec();
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)
@@ -827,7 +829,7 @@ const BENCH_MAX_OPS: usize = 4000;
 /// Per-batch times of `op` (ns per call, each the mean of [`BENCH_BATCH`] calls), after a short
 /// warm-up, within [`BENCH_BUDGET`] and [`BENCH_MAX_OPS`]. The first failure ends the
 /// measurement with its errno.
-fn measure(mut op: impl FnMut() -> Result<(), i32>) -> Result<Vec<u64>, String> {
+pub(crate) fn measure(mut op: impl FnMut() -> Result<(), i32>) -> Result<Vec<u64>, String> {
     for _ in 0..16 {
         op().map_err(errno_name)?;
     }

@@ -3,7 +3,7 @@
 //!
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
-//!         [--config-trace LABEL]... [--no-exit]`
+//!         [--config-trace LABEL]... [--regions-trace LABEL]... [--no-exit]`
 //!
 //! Modules are loaded in the order given and unloaded in reverse. Every driver-dependent check
 //! runs once per `--driver`, named `<check>-<device>-<driver>`; with two or more drivers the
@@ -18,6 +18,7 @@ mod binding;
 mod config;
 mod kmod;
 mod overlay;
+mod regions;
 mod vfio;
 
 use pcibind::{Bdf, Sysfs};
@@ -47,6 +48,8 @@ struct Args {
     cfg_sizes: BTreeMap<String, u64>,
     /// Device labels whose config sweep is printed access by access (`--config-trace LABEL`).
     config_trace: Vec<String>,
+    /// Device labels whose region checks are printed record by record (`--regions-trace LABEL`).
+    regions_trace: Vec<String>,
     generic_ko: Option<PathBuf>,
     /// Our modules: what `cargo xtask match` would see on the host.
     catalog: Vec<PathBuf>,
@@ -60,7 +63,7 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
-         [--config-trace LABEL]... [--no-exit]"
+         [--config-trace LABEL]... [--regions-trace LABEL]... [--no-exit]"
     );
     std::process::exit(2)
 }
@@ -73,6 +76,7 @@ fn parse_args() -> Args {
         devices: vec![],
         cfg_sizes: BTreeMap::new(),
         config_trace: vec![],
+        regions_trace: vec![],
         generic_ko: None,
         catalog: vec![],
         new_variant_ko: None,
@@ -107,6 +111,7 @@ fn parse_args() -> Args {
                 a.devices.push((b, l.to_string()));
             }
             "--config-trace" => a.config_trace.push(val("--config-trace")),
+            "--regions-trace" => a.regions_trace.push(val("--regions-trace")),
             "--generic-ko" => a.generic_ko = Some(val("--generic-ko").into()),
             "--catalog" => a.catalog.push(val("--catalog").into()),
             "--new-variant-ko" => a.new_variant_ko = Some(val("--new-variant-ko").into()),
@@ -675,6 +680,7 @@ fn main() {
     suite.no_autobind();
     suite.per_driver();
     suite.config_checks();
+    suite.region_checks();
     suite.binding_checks();
     suite.overlay_checks();
     suite.unload_while_open();

@@ -278,3 +278,175 @@ pub fn region_fields(b: &[u8; 32]) -> (u32, u64, u64) {
     a.copy_from_slice(&b[24..32]);
     (flags, size, u64::from_ne_bytes(a))
 }
+
+pub const VFIO_DEVICE_IOEVENTFD: u64 = io(VFIO_TYPE, VFIO_BASE + 16);
+/// `VFIO_REGION_INFO_FLAG_CAPS` and `_MMAP`, and the MSI-X-mappable capability id.
+pub const REGION_FLAG_MMAP: u32 = uapi::VFIO_REGION_INFO_FLAG_MMAP;
+pub const REGION_FLAG_CAPS: u32 = uapi::VFIO_REGION_INFO_FLAG_CAPS;
+pub const REGION_CAP_MSIX_MAPPABLE: u16 = uapi::VFIO_REGION_INFO_CAP_MSIX_MAPPABLE as u16;
+
+/// `VFIO_DEVICE_GET_REGION_INFO` on a raw buffer of `max(argsz, 32)` bytes: every byte is
+/// pre-filled with `0xa5`, then `argsz` and `index` are set. Returns the whole buffer as the
+/// kernel left it (so capability bytes and untouched tails are visible), or the errno.
+pub fn region_info_raw(f: &File, index: u32, argsz: u32) -> Result<Vec<u8>, i32> {
+    let len = (argsz as usize).max(32);
+    // u64 storage keeps the struct's alignment.
+    let mut words = vec![0xa5a5_a5a5_a5a5_a5a5u64; len.div_ceil(8)];
+    let p = words.as_mut_ptr().cast::<u8>();
+    // SAFETY: `words` holds at least 32 bytes; argsz and index are at offsets 0 and 8.
+    unsafe {
+        std::ptr::copy_nonoverlapping(argsz.to_ne_bytes().as_ptr(), p, 4);
+        std::ptr::copy_nonoverlapping(index.to_ne_bytes().as_ptr(), p.add(8), 4);
+    }
+    let r = ioctl_ptr(f, VFIO_DEVICE_GET_REGION_INFO, p);
+    // SAFETY: `words` holds at least `len` initialised bytes.
+    let out = unsafe { std::slice::from_raw_parts(p, len) }.to_vec();
+    r.map(|_| out).map_err(|e| errno(&e))
+}
+
+/// 6.12 `struct vfio_device_ioeventfd` (32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ioeventfd {
+    pub argsz: u32,
+    pub flags: u32,
+    pub offset: u64,
+    pub data: u64,
+    pub fd: i32,
+    pub reserved: u32,
+}
+
+/// `VFIO_DEVICE_IOEVENTFD`: 0 or the errno.
+pub fn ioeventfd(f: &File, mut a: Ioeventfd) -> i32 {
+    match ioctl_ptr(f, VFIO_DEVICE_IOEVENTFD, &mut a) {
+        Ok(_) => 0,
+        Err(e) => errno(&e),
+    }
+}
+
+/// A new eventfd (counter 0, close-on-exec).
+pub fn eventfd() -> Result<File, String> {
+    // SAFETY: plain syscall without pointers.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("eventfd: {}", io::Error::last_os_error()));
+    }
+    // SAFETY: a new descriptor nothing else owns.
+    Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Adds 1 to an eventfd's counter: 0 or the errno.
+pub fn signal(ev: &File) -> i32 {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64.
+    let r = unsafe { libc::write(ev.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    if r == 8 {
+        0
+    } else {
+        errno(&io::Error::last_os_error())
+    }
+}
+
+/// A `mmap` of part of a device fd, unmapped on drop.
+pub struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    /// `mmap(NULL, len, PROT_READ|PROT_WRITE, flags, fd, off)`: the mapping or the errno.
+    pub fn new(f: &File, off: i64, len: usize, flags: i32) -> Result<Mapping, i32> {
+        // SAFETY: a new mapping at an address the kernel chooses; nothing is aliased.
+        let p = unsafe {
+            libc::mmap64(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, f.as_raw_fd(), off)
+        };
+        if p == libc::MAP_FAILED {
+            return Err(errno(&io::Error::last_os_error()));
+        }
+        Ok(Mapping { ptr: p.cast(), len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// A volatile 4-byte read at `off` (faults the page in; SIGBUS if the driver refuses).
+    pub fn read32(&self, off: usize) -> u32 {
+        assert!(off + 4 <= self.len && off.is_multiple_of(4));
+        // SAFETY: inside the mapping and aligned; device memory is read with one access.
+        unsafe { std::ptr::read_volatile(self.ptr.add(off).cast::<u32>()) }
+    }
+
+    pub fn write32(&self, off: usize, v: u32) {
+        assert!(off + 4 <= self.len && off.is_multiple_of(4));
+        // SAFETY: as in `read32`.
+        unsafe { std::ptr::write_volatile(self.ptr.add(off).cast::<u32>(), v) }
+    }
+
+    pub fn read64(&self, off: usize) -> u64 {
+        assert!(off + 8 <= self.len && off.is_multiple_of(8));
+        // SAFETY: as in `read32`.
+        unsafe { std::ptr::read_volatile(self.ptr.add(off).cast::<u64>()) }
+    }
+
+    pub fn write64(&self, off: usize, v: u64) {
+        assert!(off + 8 <= self.len && off.is_multiple_of(8));
+        // SAFETY: as in `read32`.
+        unsafe { std::ptr::write_volatile(self.ptr.add(off).cast::<u64>(), v) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `new` mapped.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// How a forked child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildEnd {
+    Exit(i32),
+    Signal(i32),
+    /// fork or waitpid failed (errno).
+    Error(i32),
+}
+
+impl std::fmt::Display for ChildEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChildEnd::Exit(c) => write!(f, "child exit {c}"),
+            ChildEnd::Signal(libc::SIGBUS) => write!(f, "child SIGBUS"),
+            ChildEnd::Signal(s) => write!(f, "child signal {s}"),
+            ChildEnd::Error(e) => write!(f, "fork/wait errno {e}"),
+        }
+    }
+}
+
+/// Runs `body` in a forked child (which inherits every mapping) and reports how it ended; the
+/// child exits with `body`'s return value through `_exit`, so nothing of the parent's runs
+/// twice. Used to touch a mapping that may raise SIGBUS without risking the test binary.
+pub fn in_child(body: impl FnOnce() -> i32) -> ChildEnd {
+    // The guest binary is single-threaded; stdout is flushed after every line.
+    // SAFETY: fork in a single-threaded process; the child only runs `body` and `_exit`s.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return ChildEnd::Error(errno(&io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        let code = body();
+        // SAFETY: ends the child without running the parent's destructors or atexit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is a live int.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    if r < 0 {
+        return ChildEnd::Error(errno(&io::Error::last_os_error()));
+    }
+    if libc::WIFSIGNALED(status) {
+        ChildEnd::Signal(libc::WTERMSIG(status))
+    } else {
+        ChildEnd::Exit(libc::WEXITSTATUS(status))
+    }
+}
