@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     pub(crate) config: KBox<ConfigSpace>,
     /// Power management.
     pub(crate) pm: PmState,
+    /// Interrupts: the part only process context touches (see `crate::intrs`).
+    pub(crate) irqs: crate::intrs::IrqState,
 }
 
 impl Inner {
@@ -50,6 +52,7 @@ impl Inner {
             enabled: false,
             config,
             pm: PmState { needs_pm_restore: needs_pm_restore(pdev), pm_save: None },
+            irqs: crate::intrs::IrqState::default(),
         })
     }
 }

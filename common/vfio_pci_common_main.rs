@@ -15,6 +15,7 @@ mod logic {
     pub(crate) mod config_rw;
     pub(crate) mod config_space;
     pub(crate) mod errno;
+    pub(crate) mod irq;
     pub(crate) mod overlay;
     pub(crate) mod pci_regs;
     pub(crate) mod perm;
@@ -27,6 +28,7 @@ mod bindings;
 mod config;
 mod device;
 mod info;
+mod intrs;
 mod layout;
 mod lifecycle;
 mod pci;
