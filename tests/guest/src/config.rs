@@ -413,13 +413,13 @@ fn config_diffs(o: &ConfigAnswers, t: &ConfigAnswers, names: (&str, &str)) -> Ve
 }
 
 /// The device fd of `bdf` bound to `driver`, through its group.
-fn attach(suite: &Suite, bdf: &Bdf, driver: &str) -> Result<vfio::Device, String> {
+pub(crate) fn attach(suite: &Suite, bdf: &Bdf, driver: &str) -> Result<vfio::Device, String> {
     suite.sys.bind(bdf, driver).map_err(|e| format!("bind to {driver}: {e}"))?;
     let nodes = find_nodes(&suite.sys, suite.args.mode, bdf)?;
     vfio::open_via_group(&nodes.group, bdf.as_str(), suite.iommu_type())
 }
 
-fn detach(suite: &Suite, bdf: &Bdf, dev: Option<vfio::Device>) {
+pub(crate) fn detach(suite: &Suite, bdf: &Bdf, dev: Option<vfio::Device>) {
     drop(dev);
     let _ = suite.sys.unbind(bdf);
 }

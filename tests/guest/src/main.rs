@@ -16,6 +16,7 @@
 
 mod binding;
 mod config;
+mod irq;
 mod kmod;
 mod overlay;
 mod vfio;
@@ -675,6 +676,7 @@ fn main() {
     suite.no_autobind();
     suite.per_driver();
     suite.config_checks();
+    suite.irq_checks();
     suite.binding_checks();
     suite.overlay_checks();
     suite.unload_while_open();
