@@ -10,6 +10,8 @@
 
 use crate::abi::{ConfigOverlay, VariantOps};
 use crate::device::DeviceState;
+use crate::intrs::IrqShared;
+use crate::logic::irq::Mode;
 use crate::logic::config_space::{ConfigDevice, Notice};
 use crate::logic::overlay::{Overlay, OverlayInit};
 use core::ffi::c_void;
@@ -35,11 +37,13 @@ pub(crate) struct HostConfig<'a> {
     pub(crate) variant: &'a VariantOps,
     /// The variant's data, live while the device is registered.
     pub(crate) data: *mut c_void,
+    /// The interrupt state the INTx-disable bit and the MSI capability follow.
+    pub(crate) irq: &'a IrqShared,
 }
 
 impl<'a> HostConfig<'a> {
     pub(crate) fn new(dev: &'a DeviceState, pm: &'a mut PmState) -> Self {
-        Self { dev, pdev: &dev.pdev, pm, variant: dev.variant_ops(), data: dev.variant_data() }
+        Self { dev, pdev: &dev.pdev, pm, variant: dev.variant_ops(), data: dev.variant_data(), irq: &dev.irq }
     }
 }
 
@@ -94,17 +98,24 @@ impl ConfigDevice for HostConfig<'_> {
         let _ = crate::state::set_power_state(self.pdev, self.pm, state.into());
     }
 
-    // INTx is not offered yet (interrupts come later); the virtual bit is still kept.
-    fn intx_mask(&mut self) {}
+    // The emulator has just changed its `virq_disabled`; the mutex it runs under is upstream's
+    // `igate` for these calls.
+    fn intx_mask(&mut self) {
+        self.irq.set_virq_disabled(true);
+        self.irq.intx_mask(self.pdev);
+    }
 
-    fn intx_unmask(&mut self) {}
+    fn intx_unmask(&mut self) {
+        self.irq.set_virq_disabled(false);
+        self.irq.intx_unmask(self.pdev);
+    }
 
     fn msi_active(&self) -> bool {
-        false
+        self.irq.mode() == Mode::Msi
     }
 
     fn msi_qmax(&self) -> u8 {
-        0
+        self.irq.msi_qmax()
     }
 
     fn pcie_mps(&mut self) -> u32 {

@@ -60,6 +60,10 @@ pub(crate) struct DeviceState {
     /// `ioeventfd.rs`).
     #[pin]
     pub(crate) ioeventfds: Mutex<crate::ioeventfd::IoEventFds>,
+    /// What interrupt handlers may touch (see `crate::intrs`); its address is their `dev_id`,
+    /// stable because the VFIO core's allocation never moves.
+    #[pin]
+    pub(crate) irq: crate::intrs::IrqShared,
 }
 
 /// The variant's per-device data, handed back to the variant exactly once.
@@ -209,6 +213,13 @@ unsafe extern "C" fn mmap(vdev: *mut bindings::vfio_device, vma: *mut bindings::
     from_result(|| crate::bar::mmap(dev, vma).map(|()| 0))
 }
 
+unsafe extern "C" fn request(vdev: *mut bindings::vfio_device, count: c_uint) {
+    // SAFETY: the VFIO core only calls ops on registered devices (`request` from inside
+    // `vfio_unregister_group_dev`, before it returns).
+    let dev = unsafe { CommonDevice::from_vdev(vdev) };
+    crate::intrs::request(dev, count);
+}
+
 unsafe extern "C" fn ioctl(vdev: *mut bindings::vfio_device, cmd: c_uint, arg: c_ulong) -> c_long {
     // SAFETY: the VFIO core only calls ops on registered devices.
     let dev = unsafe { CommonDevice::from_vdev(vdev) };
@@ -256,6 +267,7 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_variant_register(ops: *const Var
         write: Some(write),
         ioctl: Some(ioctl),
         mmap: Some(mmap),
+        request: Some(request),
         bind_iommufd: Some(bindings::vfio_iommufd_physical_bind),
         unbind_iommufd: Some(bindings::vfio_iommufd_physical_unbind),
         attach_ioas: Some(bindings::vfio_iommufd_physical_attach_ioas),
@@ -346,6 +358,7 @@ unsafe fn register_device(
         variant_data: VariantData { variant, data },
         inner <- new_mutex!(inner, "vfio_pci_common::inner"),
         ioeventfds <- new_mutex!(crate::ioeventfd::IoEventFds::default(), "vfio_pci_common::ioeventfds"),
+        irq <- crate::intrs::IrqShared::new(),
     });
     // SAFETY: `_vfio_alloc_device` returned a zeroed allocation of `size_of::<CommonDevice>()`
     // bytes with `vdev` initialised; `state` is memory we own that stays put until `release`,
@@ -402,8 +415,8 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_device_unregister(device: *mut D
 const PCI_ERS_RESULT_CAN_RECOVER: c_uint = 2;
 
 /// See [`crate::abi`]: the AER `error_detected` handler of every variant. Like upstream, it
-/// only tells user space (through the ERR eventfd, once interrupts exist) and lets the
-/// recovery go on; the device stays with the user, who owns its recovery.
+/// only tells user space (through the ERR eventfd, if one is set) and lets the recovery go on;
+/// the device stays with the user, who owns its recovery.
 ///
 /// # Safety
 ///
@@ -415,9 +428,10 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_error_detected(
 ) -> c_uint {
     let cdev = device.cast::<CommonDevice>();
     if !cdev.is_null() {
-        // SAFETY: a registered device (caller); `pdev` is valid while it is bound.
-        let pdev = unsafe { &(*cdev).state.pdev };
-        crate::pci::dev_notice(pdev, format_args!("PCI error detected; the user owns recovery\n"));
+        // SAFETY: a registered device (caller): its state is initialised and alive.
+        let dev = unsafe { &(*cdev).state };
+        crate::pci::dev_notice(&dev.pdev, format_args!("PCI error detected; the user owns recovery\n"));
+        crate::intrs::error_detected(dev);
     }
     PCI_ERS_RESULT_CAN_RECOVER
 }

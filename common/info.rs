@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The device ioctls: `VFIO_DEVICE_GET_INFO` and `VFIO_DEVICE_GET_REGION_INFO`, answered the
-//! way upstream `vfio_pci_core.c` answers them, with argument decoding in `logic::uapi`.
+//! way upstream `vfio_pci_core.c` answers them, with argument decoding in `logic::uapi`; the
+//! interrupt ioctls (`GET_IRQ_INFO`, `SET_IRQS`) are dispatched to `crate::intrs`.
 
 use crate::device::DeviceState;
 use crate::logic::{errno::Errno, region, region_info, uapi};
@@ -18,6 +19,8 @@ pub(crate) fn ioctl(dev: &DeviceState, cmd: u32, arg: usize) -> Result<i64> {
         uapi::VFIO_DEVICE_GET_REGION_INFO => get_region_info(dev, arg).map(|_| 0),
         crate::ioeventfd::CMD => crate::ioeventfd::ioctl(dev, arg).map(|_| 0),
         uapi::VFIO_DEVICE_RESET => crate::reset::ioctl(dev).map(|_| 0),
+        uapi::VFIO_DEVICE_GET_IRQ_INFO => crate::intrs::get_irq_info(dev, arg),
+        uapi::VFIO_DEVICE_SET_IRQS => crate::intrs::set_irqs(dev, arg),
         _ => Err(ENOTTY),
     }
 }

@@ -10,8 +10,11 @@
 //!
 //! The virtual config space is rebuilt at every open from the device as the reset left it.
 //!
-//! Not yet here (later issues): runtime PM and idle D3, INTx masking support probe, interrupt
-//! and ioeventfd teardown, BAR mappings, the dev_set bus reset on last close.
+//! Interrupts (`crate::intrs`): open probes how INTx can be masked; close turns off whatever
+//! mode is active right after stopping DMA, and drops the ERR and REQ eventfds last.
+//!
+//! Not yet here (later issues): runtime PM and idle D3, ioeventfd teardown, BAR mappings, the
+//! dev_set bus reset on last close.
 
 use crate::config::HostConfig;
 use crate::device::DeviceState;
@@ -43,7 +46,9 @@ pub(crate) fn open(dev: &DeviceState) -> Result {
         }
         st.saved = pdev.save_state();
         st.enabled = true;
-        let info = pdev.config_info();
+        crate::intrs::open(dev, &mut st.irqs);
+        let mut info = pdev.config_info();
+        info.nointx = st.irqs.nointx;
         let mut host = HostConfig::new(dev, &mut st.pm);
         let built = st.config.init(&mut host, &info).and_then(|()| {
             crate::config::overlays(dev.variant_ops())
@@ -90,6 +95,7 @@ pub(crate) fn close(dev: &DeviceState) {
         unsafe { hook(dev.variant_data()) };
     }
     undo(dev);
+    crate::intrs::release_triggers(&mut dev.inner.lock().irqs);
 }
 
 /// Puts the device back the way `open` found it.
@@ -111,6 +117,8 @@ fn undo(dev: &DeviceState) {
         let _ = crate::state::set_power_state(pdev, &mut st.pm, 0);
     }
     pdev.clear_master();
+    // No interrupt may fire into user space after close, nor stay requested.
+    crate::intrs::disable(dev, st);
     // Put the config space saved at open into the save area (with nothing stored, the save
     // area still holds what open saved). If that fails, resetting with the current state is
     // better than nothing, but saving and restoring the current state without a reset is

@@ -402,3 +402,111 @@ impl Drop for SavedState {
         unsafe { kernel::bindings::kfree(self.p.as_ptr().cast()) };
     }
 }
+
+/// Interrupt-related access (`intrs.rs` is the only user).
+impl PciDev {
+    /// The legacy interrupt line (`pdev->irq`): 0 or `IRQ_NOTCONNECTED` when there is none.
+    pub(crate) fn irq(&self) -> u32 {
+        self.raw().irq
+    }
+
+    /// Offset of the MSI capability (`pdev->msi_cap`), 0 if none.
+    pub(crate) fn msi_cap(&self) -> u8 {
+        self.raw().msi_cap
+    }
+
+    /// Offset of the MSI-X capability (`pdev->msix_cap`), 0 if none.
+    pub(crate) fn msix_cap(&self) -> u8 {
+        self.raw().msix_cap
+    }
+
+    /// `pci_is_pcie`.
+    pub(crate) fn is_pcie(&self) -> bool {
+        self.raw().pcie_cap != 0
+    }
+
+    /// `(vendor, device)` of the function.
+    pub(crate) fn ids(&self) -> (u16, u16) {
+        (self.raw().vendor, self.raw().device)
+    }
+
+    /// `pci_intx_mask_supported`: COMMAND.INTX_DISABLE works and STATUS.INTERRUPT is reliable.
+    pub(crate) fn intx_mask_supported(&self) -> bool {
+        extern "C" {
+            fn vfio_pci_common_intx_mask_supported(pdev: *mut core::ffi::c_void) -> bool;
+        }
+        // SAFETY: valid device (type invariant); the helper reads one bit field.
+        unsafe { vfio_pci_common_intx_mask_supported(self.as_raw().cast()) }
+    }
+
+    /// `pci_read_config_word` as the host; 0xffff if the read fails (like upstream, which
+    /// uses whatever the read left).
+    pub(crate) fn read_config_word(&self, offset: i32) -> u16 {
+        let mut v: u16 = 0xffff;
+        // SAFETY: valid device; `v` is a live local; the PCI core bounds-checks `offset`.
+        unsafe { bindings::pci_read_config_word(self.as_raw(), offset, &mut v) };
+        v
+    }
+
+    /// `pci_intx`: sets or clears COMMAND.INTX_DISABLE (`enable` clears it). Takes no sleeping
+    /// lock: callable with interrupts off.
+    pub(crate) fn intx(&self, enable: bool) {
+        // SAFETY: valid device (type invariant).
+        unsafe { bindings::pci_intx(self.as_raw(), enable.into()) }
+    }
+
+    /// `pci_check_and_mask_intx`: masks INTx if the function is asserting it; whether it was.
+    /// Safe in hard-IRQ context (it takes the PCI core's `pci_lock` spinlock).
+    pub(crate) fn check_and_mask_intx(&self) -> bool {
+        // SAFETY: valid device (type invariant).
+        unsafe { bindings::pci_check_and_mask_intx(self.as_raw()) }
+    }
+
+    /// `pci_check_and_unmask_intx`: unmasks INTx unless an interrupt is pending; whether it
+    /// unmasked. Safe with interrupts off.
+    pub(crate) fn check_and_unmask_intx(&self) -> bool {
+        // SAFETY: valid device (type invariant).
+        unsafe { bindings::pci_check_and_unmask_intx(self.as_raw()) }
+    }
+
+    /// `pci_alloc_irq_vectors(pdev, 1, nvec, MSI or MSI-X)`: the number allocated or a negative
+    /// errno, as is (upstream passes a short count back to user space).
+    pub(crate) fn alloc_irq_vectors(&self, nvec: u32, msix: bool) -> i32 {
+        let flag = if msix { bindings::PCI_IRQ_MSIX } else { bindings::PCI_IRQ_MSI };
+        // SAFETY: valid device (type invariant); no vectors are allocated (the caller's mode is
+        // none).
+        unsafe { bindings::pci_alloc_irq_vectors(self.as_raw(), 1, nvec, flag) }
+    }
+
+    /// `pci_free_irq_vectors`: disables MSI/MSI-X and frees every vector (none may still have
+    /// a handler).
+    pub(crate) fn free_irq_vectors(&self) {
+        // SAFETY: valid device (type invariant).
+        unsafe { bindings::pci_free_irq_vectors(self.as_raw()) }
+    }
+
+    /// `pci_irq_vector`: the Linux interrupt of vector `nr`, or a negative errno if it is not
+    /// allocated.
+    pub(crate) fn irq_vector(&self, nr: u32) -> i32 {
+        // SAFETY: valid device (type invariant).
+        unsafe { bindings::pci_irq_vector(self.as_raw(), nr) }
+    }
+
+    /// `pci_msix_can_alloc_dyn`: vectors can be added while MSI-X is enabled.
+    pub(crate) fn msix_can_alloc_dyn(&self) -> bool {
+        // SAFETY: valid device (type invariant).
+        unsafe { bindings::pci_msix_can_alloc_dyn(self.as_raw()) }
+    }
+
+    /// `pci_msix_alloc_irq_at(pdev, index, NULL)`: the new vector's Linux interrupt or a
+    /// negative errno.
+    pub(crate) fn msix_alloc_irq_at(&self, index: u32) -> i32 {
+        // SAFETY: valid device with MSI-X enabled (the caller's mode is MSI-X); no affinity.
+        let map = unsafe { bindings::pci_msix_alloc_irq_at(self.as_raw(), index, core::ptr::null()) };
+        if map.index < 0 {
+            map.index
+        } else {
+            map.virq
+        }
+    }
+}

@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) regions: [RegionDesc; MAX_REGIONS],
     /// How many of `regions` are in use.
     pub(crate) n_regions: usize,
+    /// Interrupts: the part only process context touches (see `crate::intrs`).
+    pub(crate) irqs: crate::intrs::IrqState,
 }
 
 impl Inner {
@@ -60,6 +62,7 @@ impl Inner {
             bars: crate::bar::BarState::default(),
             regions: [RegionDesc::new(0, 0, 0, 0); MAX_REGIONS],
             n_regions: 0,
+            irqs: crate::intrs::IrqState::default(),
         })
     }
 

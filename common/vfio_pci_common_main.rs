@@ -16,6 +16,7 @@ mod logic {
     pub(crate) mod config_rw;
     pub(crate) mod config_space;
     pub(crate) mod errno;
+    pub(crate) mod irq;
     pub(crate) mod overlay;
     pub(crate) mod pci_regs;
     pub(crate) mod perm;
@@ -31,6 +32,7 @@ mod config;
 mod device;
 mod info;
 mod ioeventfd;
+mod intrs;
 mod layout;
 mod lifecycle;
 mod pci;

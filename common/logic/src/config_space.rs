@@ -12,7 +12,6 @@
 //! `cfg_size` 0, so every access fails with `EFAULT`): the kernel allocates it zeroed on the
 //! heap, once per device, and calls `init` in place at every open, like upstream's `vdev`.
 
-use super::config_rw;
 use super::errno::{Errno, EFAULT, EINVAL};
 use super::overlay::{self, Overlay, OverlayInit, MAX_OVERLAYS};
 use super::pci_regs::{self as r, ext_cap_id};
@@ -424,10 +423,19 @@ impl ConfigSpace {
     /// owner's run.
     pub fn next_access(&self, pos: u64, remaining: usize) -> Result<usize, Errno> {
         let cfg = self.cfg_size as u64;
-        config_rw::next_access(pos, remaining, cfg)?;
-        // In range now, so `pos` < cfg_size ≤ 4096.
-        let run = self.remaining_in_dword(pos as u16);
-        config_rw::next_access(pos, remaining.min(run), cfg)
+        let end = pos.checked_add(remaining as u64).ok_or(EFAULT)?;
+        if pos >= cfg || end > cfg {
+            return Err(EFAULT);
+        }
+        // In range now, so `pos` < cfg_size ≤ 4096; the width rule is `config_rw`'s.
+        let n = remaining.min(self.remaining_in_dword(pos as u16));
+        Ok(if n >= 4 && pos % 4 == 0 {
+            4
+        } else if n >= 2 && pos % 2 == 0 {
+            2
+        } else {
+            1
+        })
     }
 
     /// The table that owns `pos` and the start of its capability (upstream's dispatch in

@@ -17,6 +17,7 @@ pub mod config_init;
 pub mod config_rw;
 pub mod config_space;
 pub mod errno;
+pub mod irq;
 pub mod overlay;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
@@ -30,3 +31,5 @@ pub mod uapi;
 mod config_prop_tests;
 #[cfg(test)]
 mod config_spec_tests;
+#[cfg(test)]
+mod irq_tests;

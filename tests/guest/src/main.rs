@@ -16,6 +16,7 @@
 
 mod binding;
 mod config;
+mod irq;
 mod kmod;
 mod overlay;
 mod regions;
@@ -681,6 +682,7 @@ fn main() {
     suite.per_driver();
     suite.config_checks();
     suite.region_checks();
+    suite.irq_checks();
     suite.binding_checks();
     suite.overlay_checks();
     suite.unload_while_open();
