@@ -64,6 +64,11 @@ pub(crate) struct VariantOps {
     /// in `ret`) a reset user space asked for (`VFIO_DEVICE_RESET`). Runs without the common
     /// module's locks held.
     pub(crate) reset_notify: Option<unsafe extern "C" fn(data: *mut c_void, done: bool, ret: c_int)>,
+    /// Optional: the page frame number behind page `page` of device-specific region `index`,
+    /// for regions flagged `VFIO_REGION_INFO_FLAG_MMAP`; called from the fault handler of a
+    /// user mapping (process context, no common-module lock held). Returns 0 or a negative
+    /// errno (the fault then raises SIGBUS).
+    pub(crate) region_mmap_pfn: Option<unsafe extern "C" fn(data: *mut c_void, index: u32, page: u64, pfn: *mut u64) -> c_int>,
 }
 
 /// Most device-specific regions a variant can add.

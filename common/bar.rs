@@ -343,14 +343,18 @@ pub(crate) fn mmap(dev: &DeviceState, vma: *mut bindings::vm_area_struct) -> Res
     // SAFETY: `vma` is the vma being set up by the mmap call that invoked us.
     unsafe { vfio_pci_common_vma_get(vma, &mut v) };
     let index = (v.pgoff as u64 >> (region::OFFSET_SHIFT - PAGE_SHIFT)) as u32;
-    if index >= region::NUM_REGIONS || v.end < v.start || !v.shared {
+    let n_regions = dev.inner.lock().n_regions as u32;
+    if index >= region::NUM_REGIONS + n_regions || v.end < v.start || !v.shared {
         return Err(EINVAL);
+    }
+    let pgoff = v.pgoff as u64 & ((1u64 << (region::OFFSET_SHIFT - PAGE_SHIFT)) - 1);
+    if index >= region::NUM_REGIONS {
+        return mmap_device_region(dev, vma, (index - region::NUM_REGIONS) as usize, pgoff, &v);
     }
     if index >= region::index::ROM {
         return Err(EINVAL);
     }
     let bar = index as usize;
-    let pgoff = v.pgoff as u64 & ((1u64 << (region::OFFSET_SHIFT - PAGE_SHIFT)) - 1);
     {
         let mut inner = dev.inner.lock();
         if !inner.bars.mmap_ok.get(bar).copied().unwrap_or(false) {
@@ -391,6 +395,61 @@ unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t
     }
     // SAFETY: `vma` is a VM_PFNMAP mapping of ours and `pfn` lies in the BAR (checked at mmap:
     // the vma fits the BAR's pages).
+    unsafe { bindings::vmf_insert_pfn(vma, address as _, pfn as _) }
+}
+
+static REGION_MMAP_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+    fault: Some(region_fault),
+    ..zeroed_vm_ops()
+};
+
+/// mmap of a device-specific region the variant flagged mappable; its pages come from the
+/// variant's `region_mmap_pfn` hook at fault time.
+fn mmap_device_region(
+    dev: &DeviceState,
+    vma: *mut bindings::vm_area_struct,
+    n: usize,
+    pgoff: u64,
+    v: &VmaInfo,
+) -> Result {
+    const REGION_FLAG_MMAP: u32 = 1 << 2;
+    let desc = *dev.inner.lock().region(n).ok_or(EINVAL)?;
+    if desc.flags & REGION_FLAG_MMAP == 0 || dev.variant_ops().region_mmap_pfn.is_none() {
+        return Err(EINVAL);
+    }
+    bar_rw::mmap_fits(pgoff, (v.end - v.start) as u64, desc.size, PAGE_SIZE).map_err(|e| Error::from_errno(-e.0))?;
+    // SAFETY: as in `mmap`: the state outlives every mapping of the device fd.
+    unsafe {
+        vfio_pci_common_vma_prepare(vma, &REGION_MMAP_OPS, core::ptr::from_ref(dev).cast_mut().cast())
+    };
+    Ok(())
+}
+
+/// Fault handler of device-specific region mappings: asks the variant for the frame.
+unsafe extern "C" fn region_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    let mut address = 0usize;
+    // SAFETY: the MM core calls us with a valid fault for one of our vmas.
+    let vma = unsafe { vfio_pci_common_vmf_vma(vmf, &mut address) };
+    let mut v = VmaInfo::default();
+    // SAFETY: `vma` is valid during the fault.
+    unsafe { vfio_pci_common_vma_get(vma, &mut v) };
+    // SAFETY: set to the device state in `mmap_device_region`; it outlives the vma.
+    let dev = unsafe { &*(*vma).vm_private_data.cast::<DeviceState>() };
+    let index = (v.pgoff as u64 >> (region::OFFSET_SHIFT - PAGE_SHIFT)) as u32;
+    let pgoff = v.pgoff as u64 & ((1u64 << (region::OFFSET_SHIFT - PAGE_SHIFT)) - 1);
+    let page = pgoff + ((address.wrapping_sub(v.start) as u64) >> PAGE_SHIFT);
+    let Some(hook) = dev.variant_ops().region_mmap_pfn else {
+        return VM_FAULT_SIGBUS;
+    };
+    let mut pfn = 0u64;
+    // SAFETY: the variant data is live while a mapping exists (the device is registered);
+    // `pfn` is a live local.
+    let ret = unsafe { hook(dev.variant_data(), index.wrapping_sub(region::NUM_REGIONS), page, &mut pfn) };
+    if ret != 0 {
+        return VM_FAULT_SIGBUS;
+    }
+    // SAFETY: a VM_PFNMAP vma of ours; the frame is one the variant vouches for (its contract
+    // in abi.rs).
     unsafe { bindings::vmf_insert_pfn(vma, address as _, pfn as _) }
 }
 

@@ -105,6 +105,14 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
     fn region_write(self: Pin<&Self>, _index: usize, _pos: u64, _buf: &[u8]) -> Result<usize> {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
+
+    /// The page frame number behind page `page` of a device-specific region added with
+    /// `REGION_MMAP`, when user space touches its mapping (the common module checked that the
+    /// mapping fits the region). Only return frames this device owns (its BARs, memory the
+    /// variant allocated): the user gets them mapped uncached.
+    fn region_mmap(self: Pin<&Self>, _index: usize, _page: u64) -> Result<u64> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// `VFIO_REGION_TYPE_PCI_VENDOR_TYPE`: region types private to one PCI vendor.
@@ -116,6 +124,9 @@ pub(crate) const REGION_READ: u32 = 1 << 0;
 /// A writable region (`VFIO_REGION_INFO_FLAG_WRITE`).
 #[allow(dead_code)]
 pub(crate) const REGION_WRITE: u32 = 1 << 1;
+/// A region user space may mmap (`VFIO_REGION_INFO_FLAG_MMAP`); needs `Variant::region_mmap`.
+#[allow(dead_code)]
+pub(crate) const REGION_MMAP: u32 = 1 << 2;
 
 /// The device-specific regions a variant declares in [`Variant::regions`].
 pub(crate) struct Regions<'a> {
@@ -129,7 +140,7 @@ impl Regions<'_> {
     /// `REGION_WRITE` flags; returns its index among this variant's regions.
     pub(crate) fn add(&mut self, type_: u32, subtype: u32, size: u64, flags: u32) -> Result<usize> {
         let slot = self.out.get_mut(self.n).ok_or(kernel::error::code::ENOSPC)?;
-        *slot = abi::RegionDesc::new(type_, subtype, size, flags & (REGION_READ | REGION_WRITE));
+        *slot = abi::RegionDesc::new(type_, subtype, size, flags & (REGION_READ | REGION_WRITE | REGION_MMAP));
         self.n += 1;
         Ok(self.n - 1)
     }

@@ -73,6 +73,13 @@ impl PciDevice<'_> {
     pub(crate) fn revision(&self) -> u8 {
         self.pdev.revision
     }
+    /// Physical start and length of BAR `bar` (0..=5; 0 and 0 when absent).
+    pub(crate) fn bar(&self, bar: usize) -> (u64, u64) {
+        match self.pdev.resource.get(bar) {
+            Some(r) if r.end != 0 => (r.start, r.end - r.start + 1),
+            _ => (0, 0),
+        }
+    }
     fn device(&self) -> *mut kernel::bindings::device {
         ptr::addr_of!(self.pdev.dev).cast_mut()
     }
@@ -133,6 +140,7 @@ impl<T: Variant> Registration<T> {
             regions: if T::HAS_REGIONS { Some(regions::<T>) } else { None },
             region_rw: if T::HAS_REGION_READ || T::HAS_REGION_WRITE { Some(region_rw::<T>) } else { None },
             reset_notify: if T::HAS_RESET_PREPARE || T::HAS_RESET_DONE { Some(reset_notify::<T>) } else { None },
+            region_mmap_pfn: if T::HAS_REGION_MMAP { Some(region_mmap_pfn::<T>) } else { None },
         }
     }
 
@@ -386,6 +394,20 @@ unsafe extern "C" fn reset_notify<T: Variant>(data: *mut c_void, done: bool, ret
         (false, true, _) => T::reset_prepare(this),
         (true, _, true) => T::reset_done(this, kernel::error::to_result(ret)),
         _ => {}
+    }
+}
+
+/// [`VariantOps::region_mmap_pfn`] for a `T` that implements [`Variant::region_mmap`].
+unsafe extern "C" fn region_mmap_pfn<T: Variant>(data: *mut c_void, index: u32, page: u64, pfn: *mut u64) -> c_int {
+    // SAFETY: as in `open_device`.
+    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
+    match T::region_mmap(this, index as usize, page) {
+        Ok(p) => {
+            // SAFETY: the common module passes a valid out-pointer for this call.
+            unsafe { *pfn = p };
+            0
+        }
+        Err(e) => e.to_errno(),
     }
 }
 

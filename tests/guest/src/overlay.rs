@@ -124,8 +124,8 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 fn region_info_checks(f: &std::fs::File) -> Result<(), String> {
     let info = vfio::device_info(f, 24).map_err(|e| format!("GET_INFO: {e}"))?;
-    if info.num_regions != 11 {
-        return Err(format!("num_regions {} (expected 9 + 2)", info.num_regions));
+    if info.num_regions != 12 {
+        return Err(format!("num_regions {} (expected 9 + 3)", info.num_regions));
     }
     // Index 9: 64 bytes, READ | WRITE | CAPS, one type capability (id 2) at 32.
     let b = region_info_raw(f, 9)?;
@@ -149,9 +149,15 @@ fn region_info_checks(f: &std::fs::File) -> Result<(), String> {
     if next != 48 || u32_at(&b, 48) != 0x0001_7e57 || &b[56..64] != b"vfio-rs!" || u32_at(&b, 52) != 0 {
         return Err(format!("region 10 capability chain {:02x?}", &b[32..64]));
     }
-    // Index 11 does not exist.
-    if region_info_raw(f, 11).is_ok() {
-        return Err("region 11 answered".into());
+    // Index 11: one page, READ | MMAP | CAPS.
+    let b = region_info_raw(f, 11)?;
+    let (flags, size) = (u32_at(&b, 4), u64_at(&b, 16));
+    if (flags, size) != (0b1101, 4096) {
+        return Err(format!("region 11: flags {flags:#x} size {size}"));
+    }
+    // Index 12 does not exist.
+    if region_info_raw(f, 12).is_ok() {
+        return Err("region 12 answered".into());
     }
     Ok(())
 }
@@ -192,7 +198,39 @@ fn region_rw_checks(f: &std::fs::File) -> Result<(), String> {
     if m != libc::MAP_FAILED {
         // SAFETY: unmapping what we just mapped.
         unsafe { libc::munmap(m, 4096) };
-        return Err("mmap of a device-specific region succeeded".into());
+        return Err("mmap of a region not flagged MMAP succeeded".into());
+    }
+    // The mappable region (index 11) shows edu's BAR0 page 0: its ident register equals a read
+    // of BAR0 through the fd (memory decode on first).
+    let mut cmd = [0u8; 2];
+    f.read_exact_at(&mut cmd, CONFIG + 4).map_err(|e| format!("read COMMAND: {e}"))?;
+    let on = (u16::from_le_bytes(cmd) | 0x2).to_le_bytes();
+    f.write_all_at(&on, CONFIG + 4).map_err(|e| format!("write COMMAND: {e}"))?;
+    let mut ident = [0u8; 4];
+    f.read_exact_at(&mut ident, 0).map_err(|e| format!("read BAR0: {e}"))?;
+    let mapped = 11u64 << 40;
+    // SAFETY: as above.
+    let m = unsafe {
+        libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), mapped as i64)
+    };
+    if m == libc::MAP_FAILED {
+        return Err(format!("mmap of the mappable region: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `m` maps a readable page; the fault handler maps edu's BAR0 page there.
+    let seen = unsafe { std::ptr::read_volatile(m.cast::<u32>()) };
+    // SAFETY: unmapping what we just mapped.
+    unsafe { libc::munmap(m, 4096) };
+    if seen != u32::from_le_bytes(ident) {
+        return Err(format!("mapped region reads {seen:#x}, BAR0 ident is {:#x}", u32::from_le_bytes(ident)));
+    }
+    let too_big = unsafe {
+        // SAFETY: as above.
+        libc::mmap(std::ptr::null_mut(), 8192, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), mapped as i64)
+    };
+    if too_big != libc::MAP_FAILED {
+        // SAFETY: unmapping what we just mapped.
+        unsafe { libc::munmap(too_big, 8192) };
+        return Err("mmap larger than the region succeeded".into());
     }
     Ok(())
 }

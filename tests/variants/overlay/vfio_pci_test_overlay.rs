@@ -7,7 +7,9 @@
 //!
 //! Regions (indexes 9 and 10): a 64-byte read-write scratch region (vendor type 0x1234,
 //! subtype 1) backed by memory, and a 16-byte read-only region (subtype 2) holding a fixed
-//! pattern, carrying an extra capability (id 0x7e57, version 1, body "vfio-rs!").
+//! pattern, carrying an extra capability (id 0x7e57, version 1, body "vfio-rs!"); index 11,
+//! one page (subtype 3), mappable only: its page is page 0 of edu's BAR0 (reads through the fd
+//! give zeros).
 //!
 //! The guest checks `config-overlay-*` and `device-region-*` bind it to edu and compare what
 //! user space sees with what this file defines. It is never shipped: it lives under `tests/`.
@@ -24,6 +26,8 @@ const PATTERN: [u8; 16] = *b"vfio-rs region!\0";
 
 #[pin_data]
 struct OverlayTest {
+    /// Page frame of edu's BAR0, served by the mappable region.
+    bar0_pfn: u64,
     writes: AtomicU32,
     #[pin]
     scratch: Mutex<[u8; 64]>,
@@ -38,8 +42,9 @@ impl Variant for OverlayTest {
         ConfigOverlay::value(0xf8, 2, 0xab00, 0x00ff),
     ];
 
-    fn probe(_dev: &PciDevice<'_>, _id: &'static ()) -> impl PinInit<Self, Error> {
+    fn probe(dev: &PciDevice<'_>, _id: &'static ()) -> impl PinInit<Self, Error> {
         try_pin_init!(OverlayTest {
+            bar0_pfn: dev.bar(0).0 >> 12,
             writes: AtomicU32::new(0),
             scratch <- new_mutex!([0u8; 64]),
         })
@@ -61,14 +66,24 @@ impl Variant for OverlayTest {
         let vendor = sdk::REGION_TYPE_PCI_VENDOR | 0x1234;
         regions.add(vendor, 1, 64, sdk::REGION_READ | sdk::REGION_WRITE)?;
         let ro = regions.add(vendor, 2, PATTERN.len() as u64, sdk::REGION_READ)?;
-        regions.add_capability(ro, 0x7e57, 1, b"vfio-rs!")
+        regions.add_capability(ro, 0x7e57, 1, b"vfio-rs!")?;
+        regions.add(vendor, 3, 4096, sdk::REGION_READ | sdk::REGION_MMAP)?;
+        Ok(())
+    }
+
+    fn region_mmap(self: Pin<&Self>, index: usize, page: u64) -> Result<u64> {
+        match (index, page) {
+            (2, 0) if self.bar0_pfn != 0 => Ok(self.bar0_pfn),
+            _ => Err(EINVAL),
+        }
     }
 
     fn region_read(self: Pin<&Self>, index: usize, pos: u64, buf: &mut [u8]) -> Result<usize> {
         let pos = pos as usize;
         match index {
             0 => buf.copy_from_slice(self.scratch.lock().get(pos..pos + buf.len()).ok_or(EINVAL)?),
-            _ => buf.copy_from_slice(PATTERN.get(pos..pos + buf.len()).ok_or(EINVAL)?),
+            1 => buf.copy_from_slice(PATTERN.get(pos..pos + buf.len()).ok_or(EINVAL)?),
+            _ => buf.fill(0),
         }
         Ok(buf.len())
     }
