@@ -158,15 +158,8 @@ unsafe extern "C" fn read(
     count: usize,
     ppos: *mut bindings::loff_t,
 ) -> isize {
-    // SAFETY: the VFIO core only calls ops on registered devices.
-    let dev = unsafe { CommonDevice::from_vdev(vdev) };
-    from_result(|| {
-        // SAFETY: `ppos` is the file position the VFS passes in, valid for this call.
-        let pos = unsafe { &mut *ppos };
-        let done = region_rw(dev, buf as usize, count, *pos, false)?;
-        *pos += done as bindings::loff_t;
-        Ok(done as isize)
-    })
+    // SAFETY: forwarding our caller's guarantees.
+    unsafe { rw_op(vdev, buf as usize, count, ppos, false) }
 }
 
 unsafe extern "C" fn write(
@@ -175,12 +168,22 @@ unsafe extern "C" fn write(
     count: usize,
     ppos: *mut bindings::loff_t,
 ) -> isize {
+    // SAFETY: forwarding our caller's guarantees.
+    unsafe { rw_op(vdev, buf as usize, count, ppos, true) }
+}
+
+/// The body of the `read` and `write` ops: the access, then the file position moves on.
+///
+/// # Safety
+///
+/// `vdev` is a registered device of ours and `ppos` the file position the VFS passes in.
+unsafe fn rw_op(vdev: *mut bindings::vfio_device, buf: usize, count: usize, ppos: *mut bindings::loff_t, is_write: bool) -> isize {
     // SAFETY: the VFIO core only calls ops on registered devices.
     let dev = unsafe { CommonDevice::from_vdev(vdev) };
     from_result(|| {
-        // SAFETY: `ppos` is the file position the VFS passes in, valid for this call.
+        // SAFETY: `ppos` is valid for this call (the caller's contract).
         let pos = unsafe { &mut *ppos };
-        let done = region_rw(dev, buf as usize, count, *pos, true)?;
+        let done = region_rw(dev, buf, count, *pos, is_write)?;
         *pos += done as bindings::loff_t;
         Ok(done as isize)
     })

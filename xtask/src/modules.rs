@@ -136,33 +136,25 @@ pub fn kbuild_at(kdir: &Path, m: &Path) -> Command {
     c
 }
 
+/// The words after `obj-m +=` / `obj-m :=` on every line of a Kbuild file (comments dropped).
+fn obj_m_words(kbuild: &str) -> impl Iterator<Item = &str> {
+    kbuild.lines().flat_map(|line| {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let rest = line.strip_prefix("obj-m").map(str::trim_start);
+        let rest = rest.and_then(|r| r.strip_prefix("+=").or_else(|| r.strip_prefix(":=")));
+        rest.unwrap_or("").split_whitespace()
+    })
+}
+
 /// The directories the top-level Kbuild builds (`obj-m += dir/ [dir/...]` lines, in order;
 /// comments and other lines are ignored).
 pub fn kbuild_dirs(kbuild: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in kbuild.lines() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        let Some(rest) = line.strip_prefix("obj-m") else { continue };
-        let Some(rest) = rest.trim_start().strip_prefix("+=").or_else(|| rest.trim_start().strip_prefix(":=")) else {
-            continue;
-        };
-        out.extend(rest.split_whitespace().filter(|w| w.ends_with('/')).map(|w| w.trim_end_matches('/').to_string()));
-    }
-    out
+    obj_m_words(kbuild).filter(|w| w.ends_with('/')).map(|w| w.trim_end_matches('/').to_string()).collect()
 }
 
 /// The module objects one directory's Kbuild builds (`obj-m += name.o` -> `name`).
 pub fn kbuild_objects(kbuild: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in kbuild.lines() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        let Some(rest) = line.strip_prefix("obj-m") else { continue };
-        let Some(rest) = rest.trim_start().strip_prefix("+=").or_else(|| rest.trim_start().strip_prefix(":=")) else {
-            continue;
-        };
-        out.extend(rest.split_whitespace().filter_map(|w| w.strip_suffix(".o")).map(String::from));
-    }
-    out
+    obj_m_words(kbuild).filter_map(|w| w.strip_suffix(".o")).map(String::from).collect()
 }
 
 /// The modules a tree at `root` builds, discovered from its Kbuild files: for every

@@ -35,12 +35,13 @@
 //! oracle's answers and reports the first differences (offset, size, values or errnos).
 //!
 //! The benchmark (not a pass/fail check) runs inside the same sessions, so it costs no extra
-//! binds: in each of the two phases, the oracle and then `vfio-pci-generic` measure, on the
+//! binds: in each of the two phases, the oracle and then `vfio-pci-generic` measure (and once
+//! more in a third, short phase in the other order), on the
 //! same device in the same boot, 4-byte config reads at offset 0, 4-byte reads at a capability
 //! (the PCIe one if present, else the first; none for a device without capabilities) and
 //! 2-byte writes of `COMMAND` with its current value, in batches of [`BENCH_BATCH`] for at most
 //! [`BENCH_BUDGET`] or [`BENCH_MAX_OPS`] per measurement. The drivers take turns, and for each
-//! the lower of its two rounds' medians is kept (TCG slows down with the host's load, which only
+//! the lowest of its three rounds' medians is kept (TCG slows down with the host's load, which only
 //! ever makes a round slower, so the better round is the less disturbed one); printed as
 //! `INFO bench <config-read|config-read-cap|config-write> <label> vfio-pci=NNNns
 //! vfio-pci-generic=NNNns ratio=X.XX off=0xNN n=N/N rounds=A,B/C,D` (ratio = ours / upstream,
@@ -558,6 +559,19 @@ impl Suite {
                     }
                 }
             }
+            // Phase 3: one more benchmark round with the drivers in the other order, so neither
+            // is always measured second (a guest that slows down over a phase would otherwise
+            // always penalise the same one).
+            for d in drivers.iter().rev() {
+                let Some(i) = bench_index(d) else { continue };
+                if let Ok(dev) = attach(self, &bdf, d) {
+                    let img = all.get(d).and_then(|a| image(&a.pre));
+                    bench.round(&dev.file, i, img.as_deref());
+                    detach(self, &bdf, Some(dev));
+                } else {
+                    detach(self, &bdf, None);
+                }
+            }
             let t_sweep = t0.elapsed() - t_reads;
             for d in &drivers {
                 let a = all.get(d).cloned().unwrap_or_default();
@@ -736,38 +750,13 @@ impl Suite {
     /// Prints the benchmark lines of one device: see the module documentation.
     fn report_bench(&mut self, label: &str, drivers: &[String], b: &mut Bench) {
         for &(what, off) in &b.plan {
-            // Every round's median, per driver, for the `rounds=` field.
-            let mut per_round: Vec<String> = Vec::new();
-            let res: Vec<Measured> = (0..drivers.len())
-                .map(|i| match b.got.remove(&(what, i)) {
-                    Some(Ok(rounds)) if rounds.iter().any(|r| !r.is_empty()) => {
-                        let meds: Vec<u64> = rounds.iter().filter(|r| !r.is_empty()).map(|r| median(r)).collect();
-                        per_round.push(meds.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
-                        // The best round's median: host load only ever slows a round down.
-                        let best = meds.iter().copied().min().unwrap_or(0);
-                        Ok((best, rounds.iter().map(Vec::len).sum::<usize>() * BENCH_BATCH))
-                    }
-                    Some(Err(e)) => Err(e),
-                    _ => Err("not measured".into()),
-                })
+            let rounds: Vec<Result<Rounds, String>> = (0..drivers.len())
+                .map(|i| b.got.remove(&(what, i)).unwrap_or_else(|| Err("not measured".into())))
                 .collect();
-            let cols: Vec<String> = drivers
-                .iter()
-                .zip(&res)
-                .map(|(d, r)| match r {
-                    Ok((ns, _)) => format!("{d}={ns}ns"),
-                    Err(e) => format!("{d}=error({})", e.replace(' ', "_")),
-                })
-                .collect();
-            let ratio = match (res.first(), res.get(1)) {
-                (Some(Ok((a, _))), Some(Ok((b, _)))) if *a > 0 => format!("{:.2}", *b as f64 / *a as f64),
-                _ => "n/a".into(),
-            };
-            let n = res.iter().filter_map(|r| r.as_ref().ok()).map(|r| r.1.to_string()).collect::<Vec<_>>().join("/");
+            let names: Vec<&str> = drivers.iter().map(String::as_str).collect();
             self.r.info(format!(
-                "bench {what} {label} {} ratio={ratio} off={off:#x} n={n} rounds={}",
-                cols.join(" "),
-                per_round.join("/")
+                "bench {what} {label} {} off={off:#x}",
+                crate::bench::summary(&names, &rounds, BENCH_BATCH)
             ));
         }
     }
@@ -812,14 +801,7 @@ impl Bench {
 /// The per-batch samples (ns per call) of each round of one measurement.
 type Rounds = Vec<Vec<u64>>;
 
-pub(crate) fn median(v: &[u64]) -> u64 {
-    let mut v = v.to_vec();
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(0)
-}
 
-/// A benchmark result: the median ns per call and the number of calls, or why not.
-type Measured = Result<(u64, usize), String>;
 
 const BENCH_BATCH: usize = 8;
 /// Per measurement and round: at most this much wall time and this many calls.

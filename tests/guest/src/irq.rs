@@ -570,11 +570,6 @@ fn bench(f: &File, edu: &Edu, intx: bool) -> Result<Vec<u64>, String> {
     }
 }
 
-fn median(v: &[u64]) -> u64 {
-    let mut v = v.to_vec();
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(0)
-}
 
 impl Suite {
     pub(crate) fn irq_checks(&mut self) {
@@ -697,33 +692,16 @@ impl Suite {
         let bench_drivers: Vec<String> =
             drivers.iter().take(1).chain(drivers.iter().skip(1).filter(|d| d.as_str() == GENERIC_DRIVER)).cloned().collect();
         for what in ["irq-msi", "irq-intx"] {
-            let mut per_round: Vec<String> = Vec::new();
-            let res: Vec<Result<(u64, usize), String>> = bench_drivers
+            let rounds: Vec<Result<Vec<Vec<u64>>, String>> = bench_drivers
                 .iter()
                 .map(|d| match benches.get(&(what, d.clone())) {
-                    Some(Ok(v)) if !v.is_empty() => {
-                        let meds: Vec<u64> = v.chunks(BENCH_SAMPLES / BENCH_ROUNDS).map(median).collect();
-                        per_round.push(meds.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
-                        Ok((meds.iter().copied().min().unwrap_or(0), v.len()))
-                    }
+                    Some(Ok(v)) => Ok(v.chunks(BENCH_SAMPLES / BENCH_ROUNDS).map(<[u64]>::to_vec).collect()),
                     Some(Err(e)) => Err(e.clone()),
-                    _ => Err("not measured".into()),
+                    None => Err("not measured".into()),
                 })
                 .collect();
-            let cols: Vec<String> = bench_drivers
-                .iter()
-                .zip(&res)
-                .map(|(d, r)| match r {
-                    Ok((ns, _)) => format!("{d}={ns}ns"),
-                    Err(e) => format!("{d}=error({})", e.replace(' ', "_")),
-                })
-                .collect();
-            let ratio = match (res.first(), res.get(1)) {
-                (Some(Ok((a, _))), Some(Ok((b, _)))) if *a > 0 => format!("{:.2}", *b as f64 / *a as f64),
-                _ => "n/a".into(),
-            };
-            let n = res.iter().filter_map(|r| r.as_ref().ok()).map(|r| r.1.to_string()).collect::<Vec<_>>().join("/");
-            self.r.info(format!("bench {what} edu {} ratio={ratio} n={n} rounds={}", cols.join(" "), per_round.join("/")));
+            let names: Vec<&str> = bench_drivers.iter().map(String::as_str).collect();
+            self.r.info(format!("bench {what} edu {}", crate::bench::summary(&names, &rounds, 1)));
         }
     }
 }

@@ -14,6 +14,7 @@
 //! stops the run. At the end the program writes [`PASS_EXIT`] to isa-debug-exit, meaning only
 //! "the guest ran to the end": the host decides from SUMMARY.
 
+mod bench;
 mod binding;
 mod config;
 mod irq;

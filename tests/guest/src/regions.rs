@@ -1393,38 +1393,19 @@ impl Suite {
         // The oracle against our generic driver, as the config benchmark.
         let ds: Vec<&String> = drivers.iter().take(1).chain(drivers.iter().skip(1).filter(|d| d.as_str() == GENERIC_DRIVER)).collect();
         for &(what, off) in BENCHES {
-            let mut cols = Vec::new();
-            let mut rounds = Vec::new();
-            let mut meds = Vec::new();
-            let mut ns = Vec::new();
-            for d in &ds {
-                match runs.get(*d).and_then(|r| r.bench.get(what)) {
-                    Some(Ok(rs)) if rs.iter().any(|r| !r.is_empty()) => {
-                        let m: Vec<u64> = rs.iter().filter(|r| !r.is_empty()).map(|r| config::median(r)).collect();
-                        let best = m.iter().copied().min().unwrap_or(0);
-                        cols.push(format!("{d}={best}ns"));
-                        rounds.push(m.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
-                        ns.push((rs.iter().map(Vec::len).sum::<usize>() * 8).to_string());
-                        meds.push(Some(best));
-                    }
-                    Some(Err(e)) => {
-                        cols.push(format!("{d}=error({})", e.replace(' ', "_")));
-                        meds.push(None);
-                    }
-                    _ => {
-                        if label != "edu" {
-                            return;
-                        }
-                        cols.push(format!("{d}=error(not_measured)"));
-                        meds.push(None);
-                    }
-                }
+            let rounds: Vec<Result<Vec<Vec<u64>>, String>> = ds
+                .iter()
+                .map(|d| match runs.get(*d).and_then(|r| r.bench.get(what)) {
+                    Some(Ok(rs)) => Ok(rs.clone()),
+                    Some(Err(e)) => Err(e.clone()),
+                    None => Err("not measured".into()),
+                })
+                .collect();
+            if label != "edu" && rounds.iter().any(|r| matches!(r, Err(e) if e == "not measured")) {
+                return;
             }
-            let ratio = match (meds.first(), meds.get(1)) {
-                (Some(Some(a)), Some(Some(b))) if *a > 0 => format!("{:.2}", *b as f64 / *a as f64),
-                _ => "n/a".into(),
-            };
-            self.r.info(format!("bench {what} {label} {} ratio={ratio} off={off:#x} n={} rounds={}", cols.join(" "), ns.join("/"), rounds.join("/")));
+            let names: Vec<&str> = ds.iter().map(|d| d.as_ref()).collect();
+            self.r.info(format!("bench {what} {label} {} off={off:#x}", crate::bench::summary(&names, &rounds, 8)));
         }
     }
 }
