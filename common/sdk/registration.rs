@@ -73,6 +73,11 @@ impl PciDevice<'_> {
     pub(crate) fn revision(&self) -> u8 {
         self.pdev.revision
     }
+    /// A counted reference to this function, for per-device state that needs the device after
+    /// `probe` (config reads at open, printing).
+    pub(crate) fn function(&self) -> super::PciFunction {
+        super::PciFunction::get(self.pdev)
+    }
     fn device(&self) -> *mut kernel::bindings::device {
         ptr::addr_of!(self.pdev.dev).cast_mut()
     }
