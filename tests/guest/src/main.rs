@@ -16,6 +16,7 @@
 
 mod binding;
 mod config;
+mod igd;
 mod kmod;
 mod overlay;
 mod vfio;
@@ -677,6 +678,7 @@ fn main() {
     suite.config_checks();
     suite.binding_checks();
     suite.overlay_checks();
+    suite.igd_checks();
     suite.unload_while_open();
     suite.unload_modules();
     suite.dmesg();
