@@ -445,6 +445,13 @@ impl Suite {
     /// The checks of one driver's answers against what the layout and the platform define.
     fn igd_expectations(&mut self, l: &Layout, driver: &str, a: &IgdAnswers) {
         let name = |check: &str| format!("igd-{}-{check}-{driver}", l.name);
+        let listed: Vec<String> = a
+            .regions
+            .iter()
+            .filter(|(i, _)| *i >= vfio::NUM_REGIONS)
+            .filter_map(|(i, r)| r.as_ref().ok().map(|b| format!("{i}: subtype {} size {:#x} flags {:#x}", u32_at(b, 44), u64_at(b, 16), u32_at(b, 4))))
+            .collect();
+        self.r.info(format!("igd {} {driver}: device regions [{}]", l.name, listed.join(", ")));
         let host = sysfs_config(HOST_BRIDGE);
         let lpc = sysfs_config(LPC_BRIDGE);
         let want: Vec<(u32, u32, u64)> = if l.has_regions() {
