@@ -15,7 +15,7 @@
 //!   ran to the end, so QEMU exits with 33; anything else (panic: 0 with `panic=-1
 //!   -no-reboot`, the init fallback: 3, a QEMU error, a timeout) is a failure.
 
-use crate::util::{cache_root, repo_root, run, sha256_hex, show, step};
+use crate::util::{repo_root, run, sha256_hex, show, step};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -146,8 +146,7 @@ pub fn build_guest_binary() -> Result<PathBuf> {
     step("building the static guest test binary (vfio-guest-tests)");
     // One target directory per checkout: two worktrees building at once must not overwrite
     // each other's binary.
-    let checkout = sha256_hex(repo_root().display().to_string().as_bytes());
-    let target_dir = cache_root().join("guest-target").join(&checkout[..12]);
+    let target_dir = crate::util::checkout_cache("guest-target");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     run(Command::new(cargo)
         .current_dir(repo_root())
@@ -398,7 +397,9 @@ pub fn build_initramfs(kernel_build: &Path, our_modules: &[PathBuf], extra: Opti
         key.extend_from_slice(sha256_hex(b).as_bytes());
     }
     let hash = &sha256_hex(&key)[..16];
-    let dir = cache_root().join("initramfs");
+    // Per checkout: the clean-up below must not delete another worktree's image before its
+    // QEMU starts.
+    let dir = crate::util::checkout_cache("initramfs");
     let out = dir.join(format!("initramfs-{hash}.cpio"));
     if out.exists() {
         step(format!("initramfs up to date: {}", out.display()));
