@@ -71,30 +71,33 @@ struct OpRegion {
 impl OpRegion {
     /// Maps and checks the OpRegion at `asls`. Returns it with the value upstream leaves in the
     /// virtual ASLS: the OpRegion's address, or with an extended VBT, the VBT's address.
-    fn map(asls: u32) -> Result<(Self, u32), &'static str> {
-        let map = MemMap::new(asls.into(), OPREGION_SIZE as usize).map_err(|_| "cannot map the OpRegion")?;
-        let field = |e| move |_| e;
-        let sig: [u8; 16] = map.read_array(0).map_err(field("cannot read the OpRegion"))?;
+    /// Errors are upstream's: `ENOMEM` when a mapping fails, `EINVAL` for a bad header.
+    fn map(asls: u32) -> Result<(Self, u32), Missing> {
+        let map = MemMap::new(asls.into(), OPREGION_SIZE as usize).map_err(|e| Missing::Fail(e, "cannot map the OpRegion"))?;
+        // Reads inside the 8 KiB mapping; they cannot fail, but say so if they did.
+        let unreadable = |e| Missing::Fail(e, "cannot read the OpRegion header");
+        let sig: [u8; 16] = map.read_array(0).map_err(unreadable)?;
         if &sig != SIGNATURE {
-            return Err("no IntelGraphicsMem signature at ASLS");
+            return Err(Missing::Fail(EINVAL, "no IntelGraphicsMem signature at ASLS"));
         }
-        let kib = u32::from_le_bytes(map.read_array(OFF_SIZE).map_err(field("cannot read the OpRegion"))?);
+        let kib = u32::from_le_bytes(map.read_array(OFF_SIZE).map_err(unreadable)?);
         if kib == 0 {
-            return Err("the OpRegion's size is 0");
+            return Err(Missing::Fail(EINVAL, "the OpRegion's size is 0"));
         }
         let mut size = kib.wrapping_mul(1024);
-        let version = u16::from_le_bytes(map.read_array(OFF_VERSION).map_err(field("cannot read the OpRegion"))?);
+        let version = u16::from_le_bytes(map.read_array(OFF_VERSION).map_err(unreadable)?);
         let mut addr = asls;
         let mut vbt = None;
         if version >= 0x0200 {
-            let rvda = u64::from_le_bytes(map.read_array(OFF_RVDA).map_err(field("cannot read RVDA"))?);
-            let rvds = u32::from_le_bytes(map.read_array(OFF_RVDS).map_err(field("cannot read RVDS"))?);
+            let rvda = u64::from_le_bytes(map.read_array(OFF_RVDA).map_err(unreadable)?);
+            let rvds = u32::from_le_bytes(map.read_array(OFF_RVDS).map_err(unreadable)?);
             if rvda != 0 && rvds != 0 {
                 size = size.wrapping_add(rvds);
                 // 2.0: absolute address; 2.1+: relative to the OpRegion. Upstream keeps
                 // addresses in 32 bits.
                 addr = if version == 0x0200 { rvda as u32 } else { addr.wrapping_add(rvda as u32) };
-                vbt = Some(MemMap::new(addr.into(), rvds as usize).map_err(|_| "cannot map the extended VBT")?);
+                let m = MemMap::new(addr.into(), rvds as usize).map_err(|e| Missing::Fail(e, "cannot map the extended VBT"))?;
+                vbt = Some(m);
             }
         }
         Ok((Self { map, vbt, size }, addr))
@@ -202,7 +205,7 @@ impl Igd {
         if asls == 0 || asls == !0 {
             return Err(Missing::Off("no OpRegion (ASLS is 0 or all ones): OpRegion, host bridge and LPC bridge regions off"));
         }
-        let (op, virt) = OpRegion::map(asls).map_err(|why| Missing::Fail(EINVAL, why))?;
+        let (op, virt) = OpRegion::map(asls)?;
         self.asls.store(virt, Ordering::Relaxed);
         ex.opregion = Some(op);
         ex.host = Some(bridge(
