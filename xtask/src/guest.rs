@@ -15,7 +15,7 @@
 //!   ran to the end, so QEMU exits with 33; anything else (panic: 0 with `panic=-1
 //!   -no-reboot`, the init fallback: 3, a QEMU error, a timeout) is a failure.
 
-use crate::util::{repo_root, run, sha256_hex, show, step};
+use crate::util::{cache_root, repo_root, run, sha256_hex, show, step};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -146,7 +146,8 @@ pub fn build_guest_binary() -> Result<PathBuf> {
     step("building the static guest test binary (vfio-guest-tests)");
     // One target directory per checkout: two worktrees building at once must not overwrite
     // each other's binary.
-    let target_dir = crate::util::checkout_cache("guest-target");
+    let checkout = sha256_hex(repo_root().display().to_string().as_bytes());
+    let target_dir = cache_root().join("guest-target").join(&checkout[..12]);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     run(Command::new(cargo)
         .current_dir(repo_root())
