@@ -15,10 +15,16 @@ pub(crate) mod abi;
 #[path = "../bindings.rs"]
 pub(crate) mod bindings;
 mod id;
+mod memmap;
+mod pci;
 mod registration;
 
 pub(crate) use abi::ConfigOverlay;
 pub(crate) use id::PciId;
+#[allow(unused_imports)]
+pub(crate) use memmap::MemMap;
+#[allow(unused_imports)]
+pub(crate) use pci::{devfn, PciFunction};
 pub(crate) use registration::{PciDevice, Registration};
 
 /// What a variant file needs, in one `use`.

@@ -80,6 +80,12 @@ impl PciDevice<'_> {
             _ => (0, 0),
         }
     }
+
+    /// A counted reference to this function, for per-device state that needs the device after
+    /// `probe` (config reads at open, printing).
+    pub(crate) fn function(&self) -> super::PciFunction {
+        super::PciFunction::get(self.pdev)
+    }
     fn device(&self) -> *mut kernel::bindings::device {
         ptr::addr_of!(self.pdev.dev).cast_mut()
     }

@@ -33,6 +33,10 @@ const BUSYBOX: &str = "/bin/busybox";
 /// Where modules live inside the guest.
 const GUEST_MODDIR: &str = "/lib/modules/vfio-test";
 const GENERIC_KO: &str = "vfio_pci_generic.ko";
+/// Guest RAM reserved with `memmap=` for the fake PCI devices of `tests/fixtures/fakepci`
+/// (16 MiB at 128 MiB: clear of the kernel image, the initramfs at the top of RAM and the
+/// firmware's tables).
+pub const FAKEPCI_MEMMAP: &str = "16M$0x8000000";
 /// One emulated device of the test machine: the label the guest checks use in their names, its
 /// fixed address in the guest, and the QEMU arguments that create it (its backend or its
 /// `pcie-root-port` first). Bus numbers behind root ports are the ones the firmware assigns in
@@ -394,7 +398,9 @@ pub fn build_initramfs(kernel_build: &Path, our_modules: &[PathBuf], extra: Opti
         key.extend_from_slice(sha256_hex(b).as_bytes());
     }
     let hash = &sha256_hex(&key)[..16];
-    let dir = cache_root().join("initramfs");
+    // Per checkout: the clean-up below must not delete another worktree's image before its
+    // QEMU starts.
+    let dir = crate::util::checkout_cache("initramfs");
     let out = dir.join(format!("initramfs-{hash}.cpio"));
     if out.exists() {
         step(format!("initramfs up to date: {}", out.display()));
@@ -439,6 +445,9 @@ fn qemu_command(kernel_build: &Path, initramfs: &Path, mode: Mode, extra_append:
         bail!("{} missing: run `cargo xtask kernel`", bz.display());
     }
     let mut append = String::from("console=ttyS0 panic=-1 oops=panic loglevel=5 ");
+    // RAM the kernel leaves alone, for the fake IGD of tests/fixtures/fakepci: its OpRegion
+    // area and BAR memory (the layout is in that module's documentation).
+    append.push_str(&format!("memmap={FAKEPCI_MEMMAP} "));
     let mut c = Command::new("qemu-system-x86_64");
     c.args(["-machine", "q35", "-accel", "tcg", "-m", "512M", "-smp", "1"]);
     c.args(["-nodefaults", "-display", "none", "-no-reboot"]);

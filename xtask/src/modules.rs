@@ -13,8 +13,9 @@ const HEADER: &str = "common/bindings/vfio_pci_common.h";
 const GENERATED: &str = "common/bindings/generated/vfio_pci_bindings.rs";
 /// The kernel headers we take declarations from; everything else they mention must already be
 /// in `kernel::bindings`, so the types shared with the kernel crate are the kernel's own.
-const ALLOWLIST_FILE: &str =
-    r".*/include/(uapi/)?linux/(pci|pci_regs|pci_ids|vfio|eventfd|iova_bitmap|msi_api|poll|cdev)\.h";
+/// x86's `asm/pci.h` gives `struct pci_sysdata`, which the test fixture that creates a software
+/// PCI root bus (tests/fixtures/fakepci) hands to the PCI core.
+const ALLOWLIST_FILE: &str = r".*/include/(uapi/)?linux/(pci|pci_regs|pci_ids|vfio|eventfd|iova_bitmap|msi_api|poll|cdev)\.h|.*/arch/x86/include/asm/pci\.h";
 
 /// The kernel build directory to use: the one given, or the cached test kernel (built first
 /// if needed, after installing what the build needs).

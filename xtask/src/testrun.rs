@@ -4,7 +4,7 @@
 //! not finish) is a failure, never a skip.
 
 use crate::guest::{self, Counts, Mode};
-use crate::util::{cache_root, repo_root, run, show, step};
+use crate::util::{repo_root, run, show, step};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -94,7 +94,9 @@ fn xtask(args: &[&str]) -> Result<(Option<i32>, String)> {
 /// through VFIO.
 fn new_variant_step(kdir: &Path) -> Result<PathBuf> {
     use crate::variant;
-    let tree = cache_root().join("new-variant-test");
+    // Per checkout: another worktree's run must not rebuild the scratch tree (with its own
+    // `common/`) under this one.
+    let tree = crate::util::checkout_cache("new-variant-test");
     step(format!("new-variant {NEW_VARIANT} for edu in a scratch tree {}", tree.display()));
     if tree.exists() {
         std::fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))?;

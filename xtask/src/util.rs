@@ -157,6 +157,14 @@ pub fn repo_root() -> PathBuf {
 
 /// Where caches live: `$VFIO_RS_CACHE`, else `$XDG_CACHE_HOME/vfio-pci-rs`, else
 /// `~/.cache/vfio-pci-rs`. Always outside the repository, so a fresh clone reuses them.
+/// A directory of the cache that belongs to this checkout only
+/// (`<cache>/checkouts/<12 hex digits of the checkout's path>/<what>`), for outputs that
+/// worktrees testing side by side must not share or clean up under each other.
+pub fn checkout_cache(what: &str) -> PathBuf {
+    let checkout = sha256_hex(repo_root().display().to_string().as_bytes());
+    cache_root().join("checkouts").join(&checkout[..12]).join(what)
+}
+
 pub fn cache_root() -> PathBuf {
     if let Some(p) = std::env::var_os("VFIO_RS_CACHE") {
         return PathBuf::from(p);

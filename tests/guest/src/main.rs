@@ -17,6 +17,7 @@
 mod bench;
 mod binding;
 mod config;
+mod igd;
 mod irq;
 mod kmod;
 mod overlay;
@@ -686,6 +687,7 @@ fn main() {
     suite.irq_checks();
     suite.binding_checks();
     suite.overlay_checks();
+    suite.igd_checks();
     suite.unload_while_open();
     suite.unload_modules();
     suite.dmesg();

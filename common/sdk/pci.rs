@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0
+//! [`PciFunction`]: a counted reference to a PCI function, the variant's own device or another
+//! one on the platform (IGD reads its host bridge and LPC bridge), with read-only config access
+//! and dev_* printing.
+//!
+//! Variants never write another device's config space through this: the type offers reads only.
+
+use super::bindings;
+use core::ffi::c_void;
+use core::ptr::{self, NonNull};
+use kernel::error::{code::*, Result};
+
+/// `PCI_DEVFN(slot, func)`.
+#[allow(dead_code)]
+pub(crate) const fn devfn(slot: u8, func: u8) -> u8 {
+    ((slot & 0x1f) << 3) | (func & 0x07)
+}
+
+/// A reference to a `struct pci_dev`, dropped with `pci_dev_put`.
+///
+/// # Invariants
+///
+/// `ptr` is a valid `struct pci_dev` on which this value holds one reference
+/// (`pci_dev_get` or the reference `pci_get_domain_bus_and_slot` returns).
+pub(crate) struct PciFunction {
+    ptr: NonNull<bindings::pci_dev>,
+}
+
+// SAFETY: a counted `pci_dev` may be used and put from any thread; config accessors lock
+// inside the PCI core, and the fields we read (IDs, class, cfg_size) do not change while the
+// reference is held.
+unsafe impl Send for PciFunction {}
+// SAFETY: as for `Send`: `&PciFunction` only allows reads and locking PCI core calls.
+unsafe impl Sync for PciFunction {}
+
+#[allow(dead_code)]
+impl PciFunction {
+    /// Takes a new reference on `pdev` (the variant's own device, from `probe`).
+    pub(super) fn get(pdev: &bindings::pci_dev) -> Self {
+        let p = ptr::from_ref(pdev).cast_mut();
+        // SAFETY: `pdev` is a valid device (a live reference); `pci_dev_get` takes a reference
+        // and returns its argument.
+        unsafe { bindings::pci_dev_get(p) };
+        // INVARIANT: we now hold the reference `pci_dev_get` took on `p`, which is not NULL.
+        Self { ptr: NonNull::from(pdev) }
+    }
+
+    /// The function at `domain:bus:devfn`, if the PCI core knows one
+    /// (`pci_get_domain_bus_and_slot`).
+    pub(crate) fn lookup(domain: u32, bus: u8, devfn: u8) -> Option<Self> {
+        // SAFETY: a plain lookup; it returns a counted reference or NULL.
+        let p = unsafe { bindings::pci_get_domain_bus_and_slot(domain as i32, bus.into(), devfn.into()) };
+        // INVARIANT: a non-NULL result carries the reference the lookup took.
+        NonNull::new(p).map(|ptr| Self { ptr })
+    }
+
+    fn raw(&self) -> &bindings::pci_dev {
+        // SAFETY: valid while we hold our reference (type invariant).
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// Vendor ID.
+    pub(crate) fn vendor_id(&self) -> u16 {
+        self.raw().vendor
+    }
+
+    /// Device ID.
+    pub(crate) fn device_id(&self) -> u16 {
+        self.raw().device
+    }
+
+    /// 24-bit class code (class, subclass, programming interface).
+    pub(crate) fn class(&self) -> u32 {
+        self.raw().class
+    }
+
+    /// Size of its config space (256 or 4096).
+    pub(crate) fn cfg_size(&self) -> u64 {
+        self.raw().cfg_size.max(0) as u64
+    }
+
+    /// Reads a config dword the way a driver does (`pci_read_config_dword`): no waiting for a
+    /// blocked config space. A failed read is `EIO`.
+    pub(crate) fn read_config_dword(&self, offset: u16) -> Result<u32> {
+        let mut v = 0u32;
+        // SAFETY: valid device (type invariant); `v` is a live local.
+        let r = unsafe { bindings::pci_read_config_dword(self.ptr.as_ptr(), offset.into(), &mut v) };
+        if r != 0 {
+            return Err(EIO);
+        }
+        Ok(v)
+    }
+
+    /// Reads `size` (1, 2 or 4) config bytes at `offset` as user space does through sysfs
+    /// (`pci_user_read_config_*`: waits while config access is blocked, e.g. during a reset).
+    pub(crate) fn user_read_config(&self, offset: u16, size: usize) -> Result<u32> {
+        let p = self.ptr.as_ptr();
+        let off = i32::from(offset);
+        // SAFETY (all three): valid device (type invariant); the out-pointers are live locals.
+        let r = match size {
+            1 => {
+                let mut v = 0u8;
+                let r = unsafe { bindings::pci_user_read_config_byte(p, off, &mut v) };
+                (r, u32::from(v))
+            }
+            2 => {
+                let mut v = 0u16;
+                let r = unsafe { bindings::pci_user_read_config_word(p, off, &mut v) };
+                (r, u32::from(v))
+            }
+            4 => {
+                let mut v = 0u32;
+                let r = unsafe { bindings::pci_user_read_config_dword(p, off, &mut v) };
+                (r, v)
+            }
+            _ => return Err(EINVAL),
+        };
+        kernel::error::to_result(r.0)?;
+        Ok(r.1)
+    }
+
+    /// Prints one line about this function at info level (`dev_info`).
+    pub(crate) fn info(&self, args: core::fmt::Arguments<'_>) {
+        // SAFETY: `%pA` formats a `core::fmt::Arguments` through the kernel's Rust printing
+        // hook; the pointer is to a live local for the call; the device is valid.
+        unsafe { kernel::bindings::_dev_info(self.device(), c"%pA".as_ptr().cast(), ptr::from_ref(&args).cast::<c_void>()) };
+    }
+
+    /// Prints one line about this function at warning level (`dev_warn`).
+    pub(crate) fn warn(&self, args: core::fmt::Arguments<'_>) {
+        // SAFETY: as in `info`.
+        unsafe { kernel::bindings::_dev_warn(self.device(), c"%pA".as_ptr().cast(), ptr::from_ref(&args).cast::<c_void>()) };
+    }
+
+    fn device(&self) -> *mut kernel::bindings::device {
+        // SAFETY: valid device (type invariant); taking a field address reads nothing.
+        unsafe { ptr::addr_of_mut!((*self.ptr.as_ptr()).dev) }
+    }
+}
+
+impl Drop for PciFunction {
+    fn drop(&mut self) {
+        // SAFETY: we hold one reference (type invariant) and give it back exactly once.
+        unsafe { bindings::pci_dev_put(self.ptr.as_ptr()) };
+    }
+}
