@@ -191,8 +191,13 @@ pub(crate) fn read(dev: &DeviceState, buf: usize, count: usize, offset: u64) -> 
             let mut host = HostConfig::new(dev, &mut inner.pm);
             inner.config.read(&mut host, at, count - done).map_err(from_errno)?
         };
-        // Config space is little-endian; user space gets the bytes in bus order.
-        out.write_slice(v.to_le_bytes().get(..n).unwrap_or(&[]))?;
+        // Config space is little-endian; user space gets the bytes in bus order. Typed writes
+        // copy straight to user space (no slice helper on this hot path).
+        match n {
+            4 => out.write(&v.to_le())?,
+            2 => out.write(&(v as u16).to_le())?,
+            _ => out.write(&(v as u8))?,
+        }
         done += n;
     }
     Ok(done)
