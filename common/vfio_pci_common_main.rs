@@ -17,6 +17,7 @@ mod logic {
     pub(crate) mod config_space;
     pub(crate) mod errno;
     pub(crate) mod irq;
+    pub(crate) mod lifecycle;
     pub(crate) mod overlay;
     pub(crate) mod pci_regs;
     pub(crate) mod perm;
