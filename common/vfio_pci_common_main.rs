@@ -31,14 +31,17 @@ mod bar;
 mod bindings;
 mod config;
 mod device;
+mod hot_reset;
 mod info;
 mod ioeventfd;
 mod intrs;
 mod layout;
 mod lifecycle;
+mod params;
 mod pci;
 mod regions;
 mod reset;
+mod sriov;
 mod state;
 
 module! {
