@@ -18,6 +18,7 @@ mod binding;
 mod config;
 mod irq;
 mod kmod;
+mod lifecycle;
 mod overlay;
 mod vfio;
 
@@ -674,13 +675,18 @@ fn main() {
     suite.load_modules();
     suite.modinfo();
     suite.no_autobind();
+    // Every device's config before any binding (and after the rescan, which moves BARs),
+    // compared with the state after the suite.
+    let pristine = suite.snapshot_configs();
     suite.per_driver();
     suite.config_checks();
     suite.irq_checks();
     suite.binding_checks();
     suite.overlay_checks();
+    suite.lifecycle_checks();
     suite.unload_while_open();
     suite.unload_modules();
+    suite.config_restored(&pristine);
     suite.dmesg();
     let r = &suite.r;
     r.line(&format!("SUMMARY passed={} failed={} ({} ms)", r.passed, r.failed, r.start.elapsed().as_millis()));
