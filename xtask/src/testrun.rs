@@ -94,7 +94,10 @@ fn xtask(args: &[&str]) -> Result<(Option<i32>, String)> {
 /// through VFIO.
 fn new_variant_step(kdir: &Path) -> Result<PathBuf> {
     use crate::variant;
-    let tree = cache_root().join("new-variant-test");
+    // One scratch tree per checkout (as for the guest binary): a worktree testing at the same
+    // time must not rebuild it against another common module (and ABI) under our feet.
+    let checkout = crate::util::sha256_hex(repo_root().display().to_string().as_bytes());
+    let tree = cache_root().join("new-variant-test").join(&checkout[..12]);
     step(format!("new-variant {NEW_VARIANT} for edu in a scratch tree {}", tree.display()));
     if tree.exists() {
         std::fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))?;

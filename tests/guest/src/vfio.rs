@@ -321,7 +321,10 @@ pub fn reset(f: &File) -> i32 {
 
 /// `GET_PCI_HOT_RESET_INFO` with room for `room` entries: the header (argsz, flags, count) and
 /// the entries (id, segment, bus, devfn), or the errno with the header as written back.
-pub fn hot_reset_info(f: &File, room: usize) -> (Result<(), i32>, [u32; 3], Vec<(u32, u16, u8, u8)>) {
+/// One `vfio_pci_dependent_device`: (group or device ID, segment, bus, devfn).
+pub type Dependent = (u32, u16, u8, u8);
+
+pub fn hot_reset_info(f: &File, room: usize) -> (Result<(), i32>, [u32; 3], Vec<Dependent>) {
     let mut buf = vec![0u32; 3 + room * 2];
     buf[0] = (12 + room * 8) as u32;
     buf[1] = 0xa5a5_a5a5;
