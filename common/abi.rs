@@ -21,7 +21,7 @@ use kernel::ffi::c_char;
 
 
 /// Bumped on any incompatible change of the types or functions in this file.
-pub(crate) const ABI_VERSION: u32 = 1;
+pub(crate) const ABI_VERSION: u32 = 2;
 
 /// What a variant tells the common module about itself (one `static` per variant driver).
 #[repr(C)]
@@ -69,6 +69,13 @@ pub(crate) struct VariantOps {
     /// user mapping (process context, no common-module lock held). Returns 0 or a negative
     /// errno (the fault then raises SIGBUS).
     pub(crate) region_mmap_pfn: Option<unsafe extern "C" fn(data: *mut c_void, index: u32, page: u64, pfn: *mut u64) -> c_int>,
+    /// Optional: called before (`done` false) and after (`done` true, with the result in
+    /// `ret`) a slot or bus reset that resets this device: `VFIO_DEVICE_PCI_HOT_RESET` from
+    /// user space (on this device or another one of its dev_set) or the reset the common
+    /// module does when the last device of a dev_set that needs one closes. Runs with the
+    /// dev_set's lock held (no device of the set can be opened or closed meanwhile) and
+    /// without the common module's per-device locks.
+    pub(crate) bus_reset_notify: Option<unsafe extern "C" fn(data: *mut c_void, done: bool, ret: c_int)>,
 }
 
 /// Most device-specific regions a variant can add.
@@ -184,5 +191,9 @@ pub(crate) struct DeviceHandle {
 //   closed the device, releases the variant data, drops the common module's reference;
 // - `unsigned int vfio_pci_common_error_detected(DeviceHandle *, unsigned int state)`: the PCI
 //   error handler (AER) of every variant; returns a `pci_ers_result_t`;
+// - `int vfio_pci_common_sriov_configure(DeviceHandle *, int nr_virtfn)`: the `sriov_configure`
+//   of every variant (called by the PCI core with the PF's device lock held);
+// - `const struct dev_pm_ops *vfio_pci_common_pm_ops(void)`: the PM ops of every variant's
+//   `pci_driver` (runtime PM for idle D3; in `devset.c`);
 // - `bool vfio_pci_common_bound_by_override(struct pci_dev *)`: whether the device's
 //   `driver_override` names the driver probing it (in `helpers.c`).

@@ -23,6 +23,7 @@ use core::ffi::{c_int, c_uint, c_void};
 use kernel::ffi::{c_char, c_long, c_ulong};
 use core::mem::size_of;
 use core::ptr::{self, addr_of_mut, NonNull};
+use core::sync::atomic::AtomicBool;
 use kernel::error::{code::*, from_err_ptr, from_result, to_result, Error, Result};
 use kernel::prelude::*;
 use kernel::{new_mutex, sync::Mutex};
@@ -64,6 +65,15 @@ pub(crate) struct DeviceState {
     /// stable because the VFIO core's allocation never moves.
     #[pin]
     pub(crate) irq: crate::intrs::IrqShared,
+    /// Closed without a function reset: a slot or bus reset of its dev_set is due when the
+    /// set is idle (upstream `needs_reset`).
+    pub(crate) needs_reset: AtomicBool,
+    /// The `disable_idle_d3` parameter as it was at registration (upstream keeps it per
+    /// device, so a change affects devices bound later).
+    pub(crate) disable_idle_d3: bool,
+    /// SR-IOV: VF token, VF capture, the PF of a VF.
+    #[pin]
+    pub(crate) sriov: crate::sriov::Sriov,
 }
 
 /// The variant's per-device data, handed back to the variant exactly once.
@@ -124,8 +134,9 @@ impl CommonDevice {
     /// # Safety
     ///
     /// `vdev` must be the `vdev` field of a live [`CommonDevice`] whose `state` is initialised
-    /// (true for every device the VFIO core passes to our ops after registration).
-    unsafe fn from_vdev<'a>(vdev: *mut bindings::vfio_device) -> &'a DeviceState {
+    /// (true for every device the VFIO core passes to our ops after registration, and for
+    /// every member of one of our dev_sets).
+    pub(crate) unsafe fn from_vdev<'a>(vdev: *mut bindings::vfio_device) -> &'a DeviceState {
         // SAFETY: `vdev` is the first field of the `repr(C)` `CommonDevice`, so the pointers
         // are equal; the caller guarantees `state` is initialised and alive.
         unsafe { &(*vdev.cast::<CommonDevice>()).state }
@@ -223,6 +234,21 @@ unsafe extern "C" fn request(vdev: *mut bindings::vfio_device, count: c_uint) {
     crate::intrs::request(dev, count);
 }
 
+unsafe extern "C" fn match_name(vdev: *mut bindings::vfio_device, buf: *mut c_char) -> c_int {
+    // SAFETY: the VFIO core only calls ops on registered devices.
+    let dev = unsafe { CommonDevice::from_vdev(vdev) };
+    // SAFETY: the VFIO core passes the NUL-terminated name user space gave
+    // (`VFIO_GROUP_GET_DEVICE_FD`), copied into kernel memory, valid for this call.
+    let buf = unsafe { kernel::str::CStr::from_char_ptr(buf) };
+    from_result(|| crate::sriov::match_name(dev, buf.as_bytes()).map(c_int::from))
+}
+
+unsafe extern "C" fn device_feature(vdev: *mut bindings::vfio_device, flags: u32, arg: *mut c_void, argsz: usize) -> c_int {
+    // SAFETY: the VFIO core only calls ops on registered devices.
+    let dev = unsafe { CommonDevice::from_vdev(vdev) };
+    from_result(|| crate::sriov::device_feature(dev, flags, arg as usize, argsz))
+}
+
 unsafe extern "C" fn ioctl(vdev: *mut bindings::vfio_device, cmd: c_uint, arg: c_ulong) -> c_long {
     // SAFETY: the VFIO core only calls ops on registered devices.
     let dev = unsafe { CommonDevice::from_vdev(vdev) };
@@ -271,6 +297,8 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_variant_register(ops: *const Var
         ioctl: Some(ioctl),
         mmap: Some(mmap),
         request: Some(request),
+        match_: Some(match_name),
+        device_feature: Some(device_feature),
         bind_iommufd: Some(bindings::vfio_iommufd_physical_bind),
         unbind_iommufd: Some(bindings::vfio_iommufd_physical_unbind),
         attach_ioas: Some(bindings::vfio_iommufd_physical_attach_ioas),
@@ -330,6 +358,18 @@ unsafe fn register_device(
 ) -> Result<*mut CommonDevice> {
     // SAFETY: `pdev` is bound to the variant's driver for the life of this registration.
     let pci = unsafe { PciDev::from_raw(pdev) };
+    // Bridges and CardBus functions are not for user space (upstream: -EINVAL).
+    if pci.hdr_type() & 0x7f != 0 {
+        drop(VariantData { variant, data });
+        return Err(EINVAL);
+    }
+    // A PF whose VFs already exist: we could neither capture nor track them, and disabling
+    // SR-IOV here could block on a VF user. Let the administrator sort it out (upstream).
+    if pci.num_vf() > 0 {
+        crate::pci::dev_warn(&pci, format_args!("Cannot bind to PF with SR-IOV enabled\n"));
+        drop(VariantData { variant, data });
+        return Err(EBUSY);
+    }
     // Allocated before the VFIO device, so no failure path has a half-built device.
     let inner = match crate::state::Inner::new(&pci) {
         Ok(i) => i,
@@ -338,6 +378,8 @@ unsafe fn register_device(
             return Err(e);
         }
     };
+    let disable_idle_d3 = crate::params::disable_idle_d3();
+    let sriov = crate::sriov::Sriov::new(&pci);
     // SAFETY: `variant` is live (caller); `vfio_ops` lives as long as the variant, which
     // outlives all its devices (invariant of `Variant`). The size covers our whole struct.
     let vdev = from_err_ptr(unsafe {
@@ -362,23 +404,71 @@ unsafe fn register_device(
         inner <- new_mutex!(inner, "vfio_pci_common::inner"),
         ioeventfds <- new_mutex!(crate::ioeventfd::IoEventFds::default(), "vfio_pci_common::ioeventfds"),
         irq <- crate::intrs::IrqShared::new(),
+        needs_reset: AtomicBool::new(false),
+        disable_idle_d3,
+        sriov <- sriov,
     });
     // SAFETY: `_vfio_alloc_device` returned a zeroed allocation of `size_of::<CommonDevice>()`
     // bytes with `vdev` initialised; `state` is memory we own that stays put until `release`,
     // initialised once here (infallibly) before anything can call `release`.
     let Ok(()) = unsafe { init.__pinned_init(addr_of_mut!((*cdev).state)) };
-    // SAFETY: `vdev` is a fully initialised, unregistered VFIO device.
-    let ret = unsafe { bindings::vfio_register_group_dev(vdev) };
-    if let Err(e) = to_result(ret) {
-        // SAFETY: the state is initialised; release the variant data now, then drop our only
-        // reference, which frees the allocation through `release`.
+    // SAFETY: the state is initialised and stays so until the final put.
+    let state = unsafe { &(*cdev).state };
+    // The dev_set (see `hot_reset.rs`): joined now that the state a member must have exists.
+    // SAFETY: `vdev` is initialised and not registered; `pdev` is its device.
+    let mut ret = to_result(unsafe { vfio_pci_common_assign_dev_set(vdev, pdev.as_ptr()) });
+    if ret.is_ok() {
+        // SAFETY: `variant` is live (caller) and its ops name is a static string.
+        ret = crate::sriov::register(state, unsafe { variant.as_ref().ops.as_ref().name });
+    }
+    if ret.is_ok() {
+        // pci-core leaves a released device in an unknown power state from which only D0 is
+        // allowed; go there before runtime PM may take the idle device to D3hot.
+        let _ = crate::state::set_power_state(&state.pdev, &mut state.inner.lock().pm, 0);
+        state.pdev.pm_probe(!disable_idle_d3);
+        // SAFETY: `vdev` is a fully initialised, unregistered VFIO device.
+        ret = to_result(unsafe { bindings::vfio_register_group_dev(vdev) });
+        if ret.is_err() {
+            state.pdev.pm_remove(!disable_idle_d3);
+        }
+    }
+    if let Err(e) = ret {
+        crate::sriov::unregister(state);
+        // SAFETY: the state is initialised; release the variant data now (with the set's
+        // lock, if it joined one, as `hot_reset.rs` expects), then drop our only reference,
+        // which frees the allocation (and leaves the set) through the VFIO core's release.
         unsafe {
-            (*cdev).state.variant_data.release();
+            release_variant_data(cdev);
             put_vfio_device(vdev);
         }
         return Err(e);
     }
     Ok(cdev)
+}
+
+// The structs hold opaque lock types bindgen cannot prove FFI-safe; we only pass pointers.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn vfio_pci_common_assign_dev_set(vdev: *mut bindings::vfio_device, pdev: *mut bindings::pci_dev) -> c_int;
+}
+
+/// Hands the variant data back, with the device's dev_set lock held if it has a set (hook
+/// callers in `hot_reset.rs` read the data pointer under that lock).
+///
+/// # Safety
+///
+/// `cdev` is a live device whose state is initialised.
+unsafe fn release_variant_data(cdev: *mut CommonDevice) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let vdev = addr_of_mut!((*cdev).vdev);
+        if (*vdev).dev_set.is_null() {
+            (*cdev).state.variant_data.release();
+        } else {
+            let _set = crate::hot_reset::SetLock::new(vdev);
+            (*cdev).state.variant_data.release();
+        }
+    }
 }
 
 /// `vfio_put_device` is a static inline around `put_device(&vdev->device)`.
@@ -408,10 +498,31 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_device_unregister(device: *mut D
     // data goes back to the variant while its module is loaded, and our reference is dropped.
     unsafe {
         let vdev = addr_of_mut!((*cdev).vdev);
+        let state = &(*cdev).state;
+        // VFs go first (their drivers unbind), as upstream's unregister does.
+        let _ = crate::sriov::configure(state, 0);
         bindings::vfio_unregister_group_dev(vdev);
-        (*cdev).state.variant_data.release();
+        crate::sriov::unregister(state);
+        state.pdev.pm_remove(!state.disable_idle_d3);
+        release_variant_data(cdev);
         put_vfio_device(vdev);
     }
+}
+
+/// See [`crate::abi`]: the `sriov_configure` of every variant (PCI core, PF device lock held).
+///
+/// # Safety
+///
+/// `device` must be a registered device handle.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_sriov_configure(device: *mut DeviceHandle, nr: c_int) -> c_int {
+    let cdev = device.cast::<CommonDevice>();
+    if cdev.is_null() {
+        return ENODEV.to_errno();
+    }
+    // SAFETY: a registered device (caller): its state is initialised and alive.
+    let dev = unsafe { &(*cdev).state };
+    from_result(|| crate::sriov::configure(dev, nr))
 }
 
 /// `pci_ers_result_t` value meaning "the driver can recover" (`PCI_ERS_RESULT_CAN_RECOVER`).

@@ -14,3 +14,4 @@ EXPORT_RUST_GPL(vfio_pci_common_variant_unregister);
 EXPORT_RUST_GPL(vfio_pci_common_device_register);
 EXPORT_RUST_GPL(vfio_pci_common_device_unregister);
 EXPORT_RUST_GPL(vfio_pci_common_error_detected);
+EXPORT_RUST_GPL(vfio_pci_common_sriov_configure);

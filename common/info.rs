@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The device ioctls: `VFIO_DEVICE_GET_INFO` and `VFIO_DEVICE_GET_REGION_INFO`, answered the
 //! way upstream `vfio_pci_core.c` answers them, with argument decoding in `logic::uapi`; the
-//! interrupt ioctls (`GET_IRQ_INFO`, `SET_IRQS`) are dispatched to `crate::intrs`.
+//! interrupt ioctls (`GET_IRQ_INFO`, `SET_IRQS`) are dispatched to `crate::intrs`, the reset
+//! ones to `crate::reset` and `crate::hot_reset`.
 
 use crate::device::DeviceState;
 use crate::logic::{errno::Errno, region, region_info, uapi};
@@ -21,6 +22,8 @@ pub(crate) fn ioctl(dev: &DeviceState, cmd: u32, arg: usize) -> Result<i64> {
         uapi::VFIO_DEVICE_RESET => crate::reset::ioctl(dev).map(|_| 0),
         uapi::VFIO_DEVICE_GET_IRQ_INFO => crate::intrs::get_irq_info(dev, arg),
         uapi::VFIO_DEVICE_SET_IRQS => crate::intrs::set_irqs(dev, arg),
+        crate::logic::lifecycle::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => crate::hot_reset::get_info(dev, arg).map(|_| 0),
+        crate::logic::lifecycle::VFIO_DEVICE_PCI_HOT_RESET => crate::hot_reset::hot_reset(dev, arg).map(|_| 0),
         _ => Err(ENOTTY),
     }
 }

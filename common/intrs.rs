@@ -393,8 +393,13 @@ pub(crate) struct IrqState {
 pub(crate) fn open(dev: &DeviceState, st: &mut IrqState) {
     let pdev = &dev.pdev;
     let (vendor, device) = pdev.ids();
-    st.nointx = l::nointx_quirk(vendor, device);
-    let pci_2_3 = if st.nointx {
+    // With `nointxmask`, neither the quirk list nor PCI 2.3 masking: INTx is masked at the
+    // interrupt controller (upstream skips both the same way).
+    let nointxmask = crate::params::nointxmask();
+    st.nointx = !nointxmask && l::nointx_quirk(vendor, device);
+    let pci_2_3 = if nointxmask {
+        false
+    } else if st.nointx {
         crate::pci::dev_notice(pdev, format_args!("Masking broken INTx support\n"));
         pdev.intx(false);
         false

@@ -13,14 +13,19 @@
 //! Interrupts (`crate::intrs`): open probes how INTx can be masked; close turns off whatever
 //! mode is active right after stopping DMA, and drops the ERR and REQ eventfds last.
 //!
-//! Not yet here (later issues): runtime PM and idle D3, ioeventfd teardown, BAR mappings, the
-//! dev_set bus reset on last close.
+//! Power: open holds a runtime-PM reference (so the device is in D0 while open) and close drops
+//! it, unless `disable_idle_d3`; without CONFIG_PM both are no-ops, as for upstream.
+//!
+//! dev_set: a device closed without a function reset is marked `needs_reset`; when the last
+//! open device of its set closes, a slot or bus reset of the set is tried
+//! (`crate::hot_reset::try_reset`).
 
 use crate::config::HostConfig;
 use crate::device::DeviceState;
 use crate::abi::MAX_REGIONS;
 use kernel::error::{code::{EAGAIN, EINVAL}, Result};
 use kernel::prelude::*;
+use core::sync::atomic::Ordering;
 
 /// `PCI_COMMAND`.
 const PCI_COMMAND: i32 = 0x04;
@@ -29,6 +34,22 @@ const PCI_COMMAND_INTX_DISABLE: u16 = 0x400;
 
 /// `open_device`: called by the VFIO core on the first open, under `dev_set->lock`.
 pub(crate) fn open(dev: &DeviceState) -> Result {
+    let pdev = &dev.pdev;
+    // Awake while open: runtime PM may have put the idle device in D3hot.
+    if !dev.disable_idle_d3 {
+        pdev.pm_get()?;
+    }
+    if let Err(e) = enable(dev) {
+        if !dev.disable_idle_d3 {
+            pdev.pm_put();
+        }
+        return Err(e);
+    }
+    finish(dev)
+}
+
+/// `vfio_pci_core_enable` up to the variant's hook; on failure nothing is left enabled.
+fn enable(dev: &DeviceState) -> Result {
     let pdev = &dev.pdev;
     {
         let mut guard = dev.inner.lock();
@@ -64,12 +85,19 @@ pub(crate) fn open(dev: &DeviceState) -> Result {
             return Err(Error::from_errno(-e.0));
         }
     }
+    Ok(())
+}
+
+/// The variant's part of open, then `vfio_pci_core_finish_enable`; on failure the device is
+/// closed again (including the runtime-PM reference `open` took).
+fn finish(dev: &DeviceState) -> Result {
     if let Some(hook) = dev.variant_ops().open_device {
         // SAFETY: the variant data is live until the device is unregistered, and no op runs
         // after that.
         let ret = unsafe { hook(dev.variant_data()) };
         if ret != 0 {
             undo(dev);
+            put_pm(dev);
             return Err(Error::from_errno(ret));
         }
     }
@@ -80,22 +108,37 @@ pub(crate) fn open(dev: &DeviceState) -> Result {
         let n = unsafe { hook(dev.variant_data(), st.regions.as_mut_ptr(), MAX_REGIONS as u32) };
         if n < 0 || n as usize > MAX_REGIONS || dev.variant_ops().region_rw.is_none() {
             drop(guard);
-            close(dev);
+            close_common(dev);
             return Err(if n < 0 { Error::from_errno(n) } else { EINVAL });
         }
         st.n_regions = n as usize;
     }
+    crate::sriov::vf_opened(dev);
     Ok(())
+}
+
+fn put_pm(dev: &DeviceState) {
+    if !dev.disable_idle_d3 {
+        dev.pdev.pm_put();
+    }
 }
 
 /// `close_device`: called by the VFIO core on the last close, under `dev_set->lock`.
 pub(crate) fn close(dev: &DeviceState) {
+    crate::sriov::vf_closed(dev);
+    close_common(dev);
+}
+
+/// Close without the VF token bookkeeping (also the failure path of `finish`, before the VF
+/// counted as a user).
+fn close_common(dev: &DeviceState) {
     if let Some(hook) = dev.variant_ops().close_device {
         // SAFETY: as in `open`.
         unsafe { hook(dev.variant_data()) };
     }
     undo(dev);
     crate::intrs::release_triggers(&mut dev.inner.lock().irqs);
+    put_pm(dev);
 }
 
 /// Puts the device back the way `open` found it.
@@ -136,15 +179,20 @@ fn undo(dev: &DeviceState) {
         }
         st.reset_works
     };
+    // Dirty until a function reset below says otherwise: then the dev_set's slot or bus
+    // reset is due once the whole set is idle.
+    dev.needs_reset.store(true, Ordering::Relaxed);
     if restore {
         // INTx and MSI off during the reset, as pci_reset_function() does.
         let _ = pdev.write_config_word(PCI_COMMAND, PCI_COMMAND_INTX_DISABLE);
-        if st.reset_works {
-            let _ = pdev.reset_if_unlocked();
+        if st.reset_works && pdev.reset_if_unlocked() {
+            dev.needs_reset.store(false, Ordering::Relaxed);
         }
         pdev.restore_state();
     }
     pdev.disable();
     st.enabled = false;
     st.reset_works = false;
+    drop(guard);
+    crate::hot_reset::try_reset(dev);
 }

@@ -128,23 +128,6 @@ impl PciDev {
         to_result(unsafe { bindings::pci_try_reset_function(self.as_raw()) })
     }
 
-    /// A function reset with the device lock taken here if it is free
-    /// (`pci_dev_trylock` + `__pci_reset_function_locked`), which does not save and restore
-    /// config space around the reset: the caller restores its own saved state afterwards.
-    /// Returns whether the reset happened.
-    pub(crate) fn reset_if_unlocked(&self) -> bool {
-        let dev = self.as_raw();
-        // SAFETY: valid device; the lock is released on every path below.
-        unsafe {
-            if bindings::pci_dev_trylock(dev) == 0 {
-                return false;
-            }
-            let ok = bindings::__pci_reset_function_locked(dev) == 0;
-            bindings::pci_dev_unlock(dev);
-            ok
-        }
-    }
-
     /// Saves config space into the device and takes a copy of it ([`SavedState`]).
     pub(crate) fn save_state(&self) -> Option<SavedState> {
         let dev = self.as_raw();
@@ -508,5 +491,123 @@ impl PciDev {
         } else {
             map.virq
         }
+    }
+}
+
+// C helpers of `devset.c` that take a `struct pci_dev`.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn vfio_pci_common_reset_scope(pdev: *mut bindings::pci_dev) -> core::ffi::c_int;
+    fn vfio_pci_common_count_devs(pdev: *mut bindings::pci_dev, slot: bool, count: *mut u32) -> core::ffi::c_int;
+    fn vfio_pci_common_reset_if_unlocked(pdev: *mut bindings::pci_dev) -> core::ffi::c_int;
+    fn vfio_pci_common_pm_get(pdev: *mut bindings::pci_dev) -> core::ffi::c_int;
+    fn vfio_pci_common_pm_put(pdev: *mut bindings::pci_dev);
+    fn vfio_pci_common_pm_probe(pdev: *mut bindings::pci_dev, idle_d3: bool);
+    fn vfio_pci_common_pm_remove(pdev: *mut bindings::pci_dev, idle_d3: bool);
+    fn vfio_pci_common_pci_name(pdev: *mut bindings::pci_dev) -> *const core::ffi::c_char;
+}
+
+/// Prints one line about `pdev` at warning level, prefixed like `dev_warn`.
+pub(crate) fn dev_warn(pdev: &PciDev, args: core::fmt::Arguments<'_>) {
+    // SAFETY: as in `dev_notice`.
+    unsafe {
+        kernel::bindings::_dev_warn(
+            pdev.as_device(),
+            c"%pA".as_ptr().cast(),
+            core::ptr::from_ref(&args).cast::<core::ffi::c_void>(),
+        )
+    };
+}
+
+/// Lifecycle: resets, power management, SR-IOV.
+impl PciDev {
+    /// `pdev->hdr_type`: 0 for a normal function, 1 for a bridge, 2 for CardBus.
+    pub(crate) fn hdr_type(&self) -> u8 {
+        self.raw().hdr_type
+    }
+
+    /// An SR-IOV physical function (`pdev->is_physfn`).
+    pub(crate) fn is_physfn(&self) -> bool {
+        self.raw().is_physfn() != 0
+    }
+
+    /// An SR-IOV virtual function (`pdev->is_virtfn`).
+    pub(crate) fn is_virtfn(&self) -> bool {
+        self.raw().is_virtfn() != 0
+    }
+
+    /// `pci_name`: the device's `DDDD:BB:DD.F` name.
+    pub(crate) fn name(&self) -> &kernel::str::CStr {
+        // SAFETY: valid device; the name is a NUL-terminated string owned by the device,
+        // which outlives `self` (type invariant).
+        unsafe { kernel::str::CStr::from_char_ptr(vfio_pci_common_pci_name(self.as_raw()).cast()) }
+    }
+
+    /// Which reset a hot reset of this function would be: `Ok(true)` a slot reset,
+    /// `Ok(false)` a bus reset, `ENODEV` neither (upstream probes in this order).
+    pub(crate) fn reset_scope(&self) -> Result<bool> {
+        // SAFETY: valid device (type invariant).
+        let r = unsafe { vfio_pci_common_reset_scope(self.as_raw()) };
+        to_result(r.min(0)).map(|()| r == 1)
+    }
+
+    /// How many functions a slot (`slot`) or bus reset of this function affects.
+    pub(crate) fn count_reset_devs(&self, slot: bool) -> Result<u32> {
+        let mut n = 0;
+        // SAFETY: valid device; `n` is a live local.
+        to_result(unsafe { vfio_pci_common_count_devs(self.as_raw(), slot, &mut n) })?;
+        Ok(n)
+    }
+
+    /// A function reset at close: the upstream bridge's and the device's locks taken here if
+    /// free, without the save/restore around it (the caller restores its own saved state).
+    /// Whether the reset happened.
+    pub(crate) fn reset_if_unlocked(&self) -> bool {
+        // SAFETY: valid device (type invariant); the helper releases what it locks.
+        unsafe { vfio_pci_common_reset_if_unlocked(self.as_raw()) == 0 }
+    }
+
+    /// `pci_reset_bus` of the slot or bus this function is on (every function there is saved,
+    /// reset and restored by the PCI core).
+    pub(crate) fn reset_bus(&self) -> Result {
+        // SAFETY: valid device (type invariant).
+        to_result(unsafe { bindings::pci_reset_bus(self.as_raw()) })
+    }
+
+    /// `pm_runtime_resume_and_get`: wakes the function and holds it awake.
+    pub(crate) fn pm_get(&self) -> Result {
+        // SAFETY: valid device (type invariant).
+        to_result(unsafe { vfio_pci_common_pm_get(self.as_raw()) })
+    }
+
+    /// `pm_runtime_put`: balances one [`PciDev::pm_get`].
+    pub(crate) fn pm_put(&self) {
+        // SAFETY: valid device; called only after a successful `pm_get`.
+        unsafe { vfio_pci_common_pm_put(self.as_raw()) }
+    }
+
+    /// At registration: allow runtime PM, and let the idle device suspend unless
+    /// `disable_idle_d3`.
+    pub(crate) fn pm_probe(&self, idle_d3: bool) {
+        // SAFETY: valid device (type invariant).
+        unsafe { vfio_pci_common_pm_probe(self.as_raw(), idle_d3) }
+    }
+
+    /// Undoes [`PciDev::pm_probe`] at unregistration.
+    pub(crate) fn pm_remove(&self, idle_d3: bool) {
+        // SAFETY: valid device (type invariant).
+        unsafe { vfio_pci_common_pm_remove(self.as_raw(), idle_d3) }
+    }
+
+    /// `pci_enable_sriov`.
+    pub(crate) fn enable_sriov(&self, nr: i32) -> Result {
+        // SAFETY: valid device; the caller holds the device lock (sriov_configure).
+        to_result(unsafe { bindings::pci_enable_sriov(self.as_raw(), nr) })
+    }
+
+    /// `pci_disable_sriov`: removes the VFs (unbinding their drivers first).
+    pub(crate) fn disable_sriov(&self) {
+        // SAFETY: valid device; the caller holds the device lock.
+        unsafe { bindings::pci_disable_sriov(self.as_raw()) }
     }
 }

@@ -17,6 +17,7 @@ mod logic {
     pub(crate) mod config_space;
     pub(crate) mod errno;
     pub(crate) mod irq;
+    pub(crate) mod lifecycle;
     pub(crate) mod overlay;
     pub(crate) mod pci_regs;
     pub(crate) mod perm;
@@ -30,14 +31,17 @@ mod bar;
 mod bindings;
 mod config;
 mod device;
+mod hot_reset;
 mod info;
 mod ioeventfd;
 mod intrs;
 mod layout;
 mod lifecycle;
+mod params;
 mod pci;
 mod regions;
 mod reset;
+mod sriov;
 mod state;
 
 module! {

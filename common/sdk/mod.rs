@@ -107,6 +107,19 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// A slot or bus reset that resets this device is about to happen: a
+    /// `VFIO_DEVICE_PCI_HOT_RESET` (on this device or another one sharing the reset), or the
+    /// reset the common module does when the last open device sharing it closes. No device
+    /// sharing the reset can be opened or closed until [`Variant::bus_reset_done`].
+    fn bus_reset_prepare(self: Pin<&Self>) {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The reset [`Variant::bus_reset_prepare`] announced is over, with its result.
+    fn bus_reset_done(self: Pin<&Self>, _result: Result) {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Writes `buf` to a writable device-specific region at `pos` (inside the region).
     fn region_write(self: Pin<&Self>, _index: usize, _pos: u64, _buf: &[u8]) -> Result<usize> {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)

@@ -29,6 +29,8 @@ extern "C" {
     fn vfio_pci_common_device_unregister(device: *mut DeviceHandle);
     fn vfio_pci_common_error_detected(device: *mut DeviceHandle, state: u32) -> u32;
     fn vfio_pci_common_bound_by_override(pdev: *mut bindings::pci_dev) -> bool;
+    fn vfio_pci_common_sriov_configure(device: *mut DeviceHandle, nr: c_int) -> c_int;
+    fn vfio_pci_common_pm_ops() -> *const kernel::bindings::dev_pm_ops;
 }
 
 /// The PCI error handlers of every variant: all of them end in the common module.
@@ -147,6 +149,11 @@ impl<T: Variant> Registration<T> {
             region_rw: if T::HAS_REGION_READ || T::HAS_REGION_WRITE { Some(region_rw::<T>) } else { None },
             reset_notify: if T::HAS_RESET_PREPARE || T::HAS_RESET_DONE { Some(reset_notify::<T>) } else { None },
             region_mmap_pfn: if T::HAS_REGION_MMAP { Some(region_mmap_pfn::<T>) } else { None },
+            bus_reset_notify: if T::HAS_BUS_RESET_PREPARE || T::HAS_BUS_RESET_DONE {
+                Some(bus_reset_notify::<T>)
+            } else {
+                None
+            },
         }
     }
 
@@ -195,6 +202,9 @@ impl<T: Variant> Registration<T> {
                     (*drv).probe = Some(probe::<T>);
                     (*drv).remove = Some(remove::<T>);
                     (*drv).err_handler = &ERROR_HANDLERS;
+                    (*drv).sriov_configure = Some(sriov_configure);
+                    // Runtime PM of idle devices (idle D3), handled by the common module.
+                    (*drv).driver.pm = vfio_pci_common_pm_ops();
                     (*drv).driver_managed_dma = true;
                     kernel::error::to_result(bindings::__pci_register_driver(
                         drv,
@@ -325,6 +335,16 @@ unsafe extern "C" fn error_detected(pdev: *mut bindings::pci_dev, state: binding
     }
 }
 
+/// `pci_driver.sriov_configure`: handled by the common module for every variant (the PCI core
+/// calls it for a bound PF, with its device lock held).
+unsafe extern "C" fn sriov_configure(pdev: *mut bindings::pci_dev, nr: c_int) -> c_int {
+    // SAFETY: called only for a bound device, whose `driver_data` our probe set.
+    unsafe {
+        let handle = (*pdev).dev.driver_data.cast::<DeviceHandle>();
+        vfio_pci_common_sriov_configure(handle, nr)
+    }
+}
+
 /// [`VariantOps::open_device`] for a `T` that implements [`Variant::open`].
 unsafe extern "C" fn open_device<T: Variant>(data: *mut c_void) -> c_int {
     // SAFETY: `data` is the live `Pin<KBox<T>>` of this device (the common module passes it
@@ -414,6 +434,17 @@ unsafe extern "C" fn region_mmap_pfn<T: Variant>(data: *mut c_void, index: u32, 
             0
         }
         Err(e) => e.to_errno(),
+    }
+}
+
+/// [`VariantOps::bus_reset_notify`] for a `T` with `bus_reset_prepare` / `bus_reset_done`.
+unsafe extern "C" fn bus_reset_notify<T: Variant>(data: *mut c_void, done: bool, ret: c_int) {
+    // SAFETY: as in `open_device`.
+    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
+    match (done, T::HAS_BUS_RESET_PREPARE, T::HAS_BUS_RESET_DONE) {
+        (false, true, _) => T::bus_reset_prepare(this),
+        (true, _, true) => T::bus_reset_done(this, kernel::error::to_result(ret)),
+        _ => {}
     }
 }
 

@@ -111,6 +111,28 @@ pub const DEVICES: &[GuestDevice] = &[
             "virtio-rng-pci,bus=rp-virtio,addr=00.0,disable-legacy=on",
         ],
     },
+    // Two functions sharing one conventional PCI bus behind a `pci-bridge` (bus 3, after the
+    // two root ports): neither has a function reset of its own (a bus reset would hit the
+    // other), so they share a bus dev_set; the bridge's secondary bus reset is the hot reset.
+    // Under intel-iommu they also share an IOMMU group (the bridge aliases their requester
+    // IDs); in noiommu mode each has its own group.
+    GuestDevice {
+        label: "pair-a",
+        bdf: "0000:03:01.0",
+        cfg_size: 256,
+        qemu: &[
+            "-device",
+            "pci-bridge,id=pair-bridge,bus=pcie.0,addr=09.0,chassis_nr=3,shpc=off",
+            "-device",
+            "pci-testdev,bus=pair-bridge,addr=01.0",
+        ],
+    },
+    GuestDevice {
+        label: "pair-b",
+        bdf: "0000:03:02.0",
+        cfg_size: 256,
+        qemu: &["-device", "pci-testdev,bus=pair-bridge,addr=02.0"],
+    },
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

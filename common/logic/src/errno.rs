@@ -16,3 +16,11 @@ pub const EFAULT: Errno = Errno(14);
 pub const EINVAL: Errno = Errno(22);
 /// Inappropriate ioctl for device.
 pub const ENOTTY: Errno = Errno(25);
+/// Permission denied.
+pub const EACCES: Errno = Errno(13);
+/// Device or resource busy.
+pub const EBUSY: Errno = Errno(16);
+/// No such device.
+pub const ENODEV: Errno = Errno(19);
+/// No space left on device (upstream's "the array is too small").
+pub const ENOSPC: Errno = Errno(28);

@@ -18,6 +18,7 @@ pub mod config_rw;
 pub mod config_space;
 pub mod errno;
 pub mod irq;
+pub mod lifecycle;
 pub mod overlay;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;

@@ -80,7 +80,7 @@ fn irq_info(f: &File, index: u32, argsz: u32) -> Result<[u32; 4], i32> {
 }
 
 /// `SET_IRQS`: the ioctl's return value or the errno. `argsz` defaults to header plus data.
-fn set_irqs(f: &File, flags: u32, index: u32, start: u32, count: u32, data: &[u8], argsz: Option<u32>) -> Result<i32, i32> {
+pub(crate) fn set_irqs(f: &File, flags: u32, index: u32, start: u32, count: u32, data: &[u8], argsz: Option<u32>) -> Result<i32, i32> {
     let mut buf = Vec::with_capacity(20 + data.len());
     let argsz = argsz.unwrap_or(20 + data.len() as u32);
     for v in [argsz, flags, index, start, count] {
@@ -98,15 +98,15 @@ fn set_irqs(f: &File, flags: u32, index: u32, start: u32, count: u32, data: &[u8
     }
 }
 
-fn fds(v: &[i32]) -> Vec<u8> {
+pub(crate) fn fds(v: &[i32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_ne_bytes()).collect()
 }
 
 /// A non-blocking eventfd.
-struct EventFd(OwnedFd);
+pub(crate) struct EventFd(OwnedFd);
 
 impl EventFd {
-    fn new() -> Result<Self, String> {
+    pub(crate) fn new() -> Result<Self, String> {
         // SAFETY: plain syscall; a non-negative result is a new descriptor we own.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -116,7 +116,7 @@ impl EventFd {
         Ok(Self(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    fn fd(&self) -> i32 {
+    pub(crate) fn fd(&self) -> i32 {
         self.0.as_raw_fd()
     }
 
@@ -200,7 +200,7 @@ impl Drop for Edu {
 }
 
 /// Sets COMMAND bits (memory decode 0x2, bus master 0x4) through the VFIO config region.
-fn command_set(f: &File, bits: u16) -> Result<(), String> {
+pub(crate) fn command_set(f: &File, bits: u16) -> Result<(), String> {
     let mut b = [0u8; 2];
     // SAFETY: 2-byte buffers.
     let r = unsafe { libc::pread64(f.as_raw_fd(), b.as_mut_ptr().cast(), 2, CONFIG_BASE + 4) };
@@ -217,7 +217,7 @@ fn command_set(f: &File, bits: u16) -> Result<(), String> {
 }
 
 /// The `/proc/interrupts` lines naming `vfio-` interrupts (of `bdf` if given).
-fn proc_vfio(bdf: Option<&Bdf>) -> Vec<String> {
+pub(crate) fn proc_vfio(bdf: Option<&Bdf>) -> Vec<String> {
     std::fs::read_to_string("/proc/interrupts")
         .unwrap_or_default()
         .lines()

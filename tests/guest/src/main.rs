@@ -20,6 +20,7 @@ mod config;
 mod igd;
 mod irq;
 mod kmod;
+mod lifecycle;
 mod overlay;
 mod regions;
 mod vfio;
@@ -681,6 +682,9 @@ fn main() {
     suite.load_modules();
     suite.modinfo();
     suite.no_autobind();
+    // Every device's config before any binding (and after the rescan, which moves BARs),
+    // compared with the state after the suite.
+    let pristine = suite.snapshot_configs();
     suite.per_driver();
     suite.config_checks();
     suite.region_checks();
@@ -688,8 +692,10 @@ fn main() {
     suite.binding_checks();
     suite.overlay_checks();
     suite.igd_checks();
+    suite.lifecycle_checks();
     suite.unload_while_open();
     suite.unload_modules();
+    suite.config_restored(&pristine);
     suite.dmesg();
     let r = &suite.r;
     r.line(&format!("SUMMARY passed={} failed={} ({} ms)", r.passed, r.failed, r.start.elapsed().as_millis()));

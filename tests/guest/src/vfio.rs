@@ -450,3 +450,87 @@ pub fn in_child(body: impl FnOnce() -> i32) -> ChildEnd {
         ChildEnd::Exit(libc::WEXITSTATUS(status))
     }
 }
+
+/// A group attached to its own container, from which device fds can be taken again and again
+/// (the open/close loop and the benchmark).
+pub struct Group {
+    pub group: File,
+    _container: File,
+}
+
+impl Group {
+    pub fn open(group_node: &str, iommu_type: u32) -> Result<Self, String> {
+        let container = ctx(open_rw("/dev/vfio/vfio"), "open /dev/vfio/vfio")?;
+        let group = ctx(open_rw(group_node), &format!("open {group_node}"))?;
+        let mut cfd: i32 = container.as_raw_fd();
+        ctx(ioctl_ptr(&group, VFIO_GROUP_SET_CONTAINER, &mut cfd), "VFIO_GROUP_SET_CONTAINER")?;
+        ctx(ioctl_val(&container, VFIO_SET_IOMMU, iommu_type as _), &format!("VFIO_SET_IOMMU({iommu_type})"))?;
+        Ok(Self { group, _container: container })
+    }
+
+    /// `VFIO_GROUP_GET_DEVICE_FD` with `name` as given (a BDF, possibly with options).
+    pub fn device(&self, name: &str) -> io::Result<File> {
+        let name = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let fd = ioctl_ptr(&self.group, VFIO_GROUP_GET_DEVICE_FD, name.as_ptr() as *mut libc::c_char)?;
+        // SAFETY: the ioctl returned a new file descriptor that nothing else owns.
+        Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    }
+}
+
+pub const VFIO_DEVICE_RESET: u64 = io(VFIO_TYPE, VFIO_BASE + 11);
+pub const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: u64 = io(VFIO_TYPE, VFIO_BASE + 12);
+pub const VFIO_DEVICE_PCI_HOT_RESET: u64 = io(VFIO_TYPE, VFIO_BASE + 13);
+pub const VFIO_DEVICE_FEATURE: u64 = io(VFIO_TYPE, VFIO_BASE + 17);
+pub const VFIO_DEVICE_FLAGS_RESET: u32 = 1;
+
+/// `VFIO_DEVICE_RESET`: 0 or the errno.
+pub fn reset(f: &File) -> i32 {
+    match ioctl_val(f, VFIO_DEVICE_RESET, 0) {
+        Ok(_) => 0,
+        Err(e) => errno(&e),
+    }
+}
+
+/// `GET_PCI_HOT_RESET_INFO` with room for `room` entries: the header (argsz, flags, count) and
+/// the entries (id, segment, bus, devfn), or the errno with the header as written back.
+/// One `vfio_pci_dependent_device`: (group or device ID, segment, bus, devfn).
+pub type Dependent = (u32, u16, u8, u8);
+
+pub fn hot_reset_info(f: &File, room: usize) -> (Result<(), i32>, [u32; 3], Vec<Dependent>) {
+    let mut buf = vec![0u32; 3 + room * 2];
+    buf[0] = (12 + room * 8) as u32;
+    buf[1] = 0xa5a5_a5a5;
+    buf[2] = 0xa5a5_a5a5;
+    let r = ioctl_ptr(f, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, buf.as_mut_ptr()).map(|_| ()).map_err(|e| errno(&e));
+    let hdr = [buf[0], buf[1], buf[2]];
+    let n = if r.is_ok() { (hdr[2] as usize).min(room) } else { 0 };
+    let devs = (0..n)
+        .map(|i| {
+            let (id, rest) = (buf[3 + 2 * i], buf[4 + 2 * i]);
+            (id, rest as u16, (rest >> 16) as u8, (rest >> 24) as u8)
+        })
+        .collect();
+    (r, hdr, devs)
+}
+
+/// `PCI_HOT_RESET` with `flags` and the group fds `fds` (`count` overrides their number).
+pub fn hot_reset(f: &File, flags: u32, fds: &[i32], count: Option<u32>) -> i32 {
+    let mut buf: Vec<u32> = vec![(12 + fds.len() * 4) as u32, flags, count.unwrap_or(fds.len() as u32)];
+    buf.extend(fds.iter().map(|&x| x as u32));
+    match ioctl_ptr(f, VFIO_DEVICE_PCI_HOT_RESET, buf.as_mut_ptr()) {
+        Ok(_) => 0,
+        Err(e) => errno(&e),
+    }
+}
+
+/// `VFIO_DEVICE_FEATURE` with `flags` and `data`: 0 or the errno.
+pub fn feature(f: &File, flags: u32, data: &[u8]) -> i32 {
+    let mut buf: Vec<u8> = Vec::new();
+    buf.extend_from_slice(&((8 + data.len()) as u32).to_ne_bytes());
+    buf.extend_from_slice(&flags.to_ne_bytes());
+    buf.extend_from_slice(data);
+    match ioctl_ptr(f, VFIO_DEVICE_FEATURE, buf.as_mut_ptr()) {
+        Ok(_) => 0,
+        Err(e) => errno(&e),
+    }
+}
