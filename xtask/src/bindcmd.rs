@@ -20,13 +20,22 @@ fn installed_modules_alias() -> Option<PathBuf> {
 
 /// Our built modules (those that exist; or only `only`, when given), then `modules_alias` (or
 /// the installed one unless `no_installed`).
-pub fn catalog(modules_alias: Option<&Path>, no_installed: bool, only: &[PathBuf]) -> Result<Catalog> {
+pub fn catalog(
+    modules_alias: Option<&Path>,
+    no_installed: bool,
+    only: &[PathBuf],
+) -> Result<Catalog> {
     let mut c = Catalog::new();
     let mut built = 0;
-    let kos = if only.is_empty() { crate::modules::module_paths()? } else { only.to_vec() };
+    let kos = if only.is_empty() {
+        crate::modules::module_paths()?
+    } else {
+        only.to_vec()
+    };
     for ko in kos {
         if ko.exists() || !only.is_empty() {
-            c.add_ko(&ko).with_context(|| format!("reading {}", ko.display()))?;
+            c.add_ko(&ko)
+                .with_context(|| format!("reading {}", ko.display()))?;
             built += 1;
         }
     }
@@ -59,7 +68,12 @@ fn modalias_of(arg: &str) -> Result<String> {
 /// `cargo xtask match`: prints the selection; returns the exit status ([`Outcome::exit_status`]).
 ///
 /// [`Outcome::exit_status`]: pcibind::select::Outcome::exit_status
-pub fn match_cmd(arg: &str, modules_alias: Option<&Path>, no_installed: bool, only: &[PathBuf]) -> Result<i32> {
+pub fn match_cmd(
+    arg: &str,
+    modules_alias: Option<&Path>,
+    no_installed: bool,
+    only: &[PathBuf],
+) -> Result<i32> {
     let modalias = modalias_of(arg)?;
     let c = catalog(modules_alias, no_installed, only)?;
     let sel: Selection = c.select(&modalias)?;
@@ -72,7 +86,9 @@ struct HostLoader;
 
 fn run_quiet(cmd: &mut Command) -> Result<(), String> {
     println!("    $ {}", crate::util::show(cmd));
-    let out = cmd.output().map_err(|e| format!("cannot run {}: {e}", crate::util::show(cmd)))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", crate::util::show(cmd)))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -94,7 +110,10 @@ pub fn bind_cmd(bdf: &str, driver: Option<&str>, modules_alias: Option<&Path>) -
     let bdf = Bdf::parse(bdf)?;
     let c = catalog(modules_alias, false, &[])?;
     let sys = Sysfs::system();
-    step(format!("binding {bdf} to {}", driver.unwrap_or("the driver `match` selects")));
+    step(format!(
+        "binding {bdf} to {}",
+        driver.unwrap_or("the driver `match` selects")
+    ));
     match binder::bind(&sys, &c, &HostLoader, &bdf, driver) {
         Ok(b) => {
             if let Some(sel) = &b.selection {
@@ -133,10 +152,20 @@ pub fn new_variant_cmd(
     build: bool,
 ) -> Result<()> {
     let root = root.unwrap_or_else(repo_root);
-    step(format!("creating variants/{} from {} in {}", spec.name, crate::variant::TEMPLATE_DIR, root.display()));
+    step(format!(
+        "creating variants/{} from {} in {}",
+        spec.name,
+        crate::variant::TEMPLATE_DIR,
+        root.display()
+    ));
     let c = crate::variant::create(&root, spec)?;
     println!("    {} (in {})", c.source.display(), c.dir.display());
-    println!("    module {}, driver {}, alias {}", spec.module(), spec.driver(), spec.alias());
+    println!(
+        "    module {}, driver {}, alias {}",
+        spec.module(),
+        spec.driver(),
+        spec.alias()
+    );
     println!("    added `obj-m += variants/{}/` to Kbuild", spec.name);
     if build {
         let kos = crate::modules::build_modules(kdir)?;

@@ -21,13 +21,23 @@ fn fail(c: &mut Counts, why: String) {
 /// Runs the fuzz target; one check.
 pub fn fuzz_check() -> Counts {
     let mut c = Counts::default();
-    step(format!("fuzzing the config-space emulator for {} s (cargo +nightly fuzz)", FUZZ_TIME.as_secs()));
+    step(format!(
+        "fuzzing the config-space emulator for {} s (cargo +nightly fuzz)",
+        FUZZ_TIME.as_secs()
+    ));
     let toolchains = Command::new("rustup").args(["toolchain", "list"]).output();
     let has_nightly = toolchains
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with("nightly")))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.starts_with("nightly"))
+        })
         .unwrap_or(false);
     if !has_nightly {
-        fail(&mut c, "no nightly Rust toolchain (rustup toolchain list); cargo-fuzz needs one".into());
+        fail(
+            &mut c,
+            "no nightly Rust toolchain (rustup toolchain list); cargo-fuzz needs one".into(),
+        );
         return c;
     }
     if which("cargo-fuzz").is_none() {
@@ -50,7 +60,12 @@ pub fn fuzz_check() -> Counts {
     match run.output() {
         Ok(o) if o.status.success() => {
             let err = String::from_utf8_lossy(&o.stderr);
-            let runs = err.lines().rev().find(|l| l.starts_with("Done ")).unwrap_or("done").to_string();
+            let runs = err
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("Done "))
+                .unwrap_or("done")
+                .to_string();
             println!("PASS fuzz-config-space ({runs})");
             c.passed += 1;
         }
@@ -60,7 +75,10 @@ pub fn fuzz_check() -> Counts {
             for l in tail.iter().rev() {
                 println!("    {l}");
             }
-            fail(&mut c, format!("libFuzzer found a problem or could not run ({})", o.status));
+            fail(
+                &mut c,
+                format!("libFuzzer found a problem or could not run ({})", o.status),
+            );
         }
         Err(e) => fail(&mut c, format!("cannot run cargo fuzz: {e}")),
     }

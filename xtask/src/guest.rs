@@ -55,9 +55,19 @@ pub struct GuestDevice {
 /// driver), so they stay driverless until a test binds them.
 pub const DEVICES: &[GuestDevice] = &[
     // Conventional PCI, MSI capability.
-    GuestDevice { label: "edu", bdf: "0000:00:03.0", cfg_size: 256, qemu: &["-device", "edu,addr=03.0"] },
+    GuestDevice {
+        label: "edu",
+        bdf: "0000:00:03.0",
+        cfg_size: 256,
+        qemu: &["-device", "edu,addr=03.0"],
+    },
     // Conventional PCI, no capabilities.
-    GuestDevice { label: "pci-testdev", bdf: "0000:00:04.0", cfg_size: 256, qemu: &["-device", "pci-testdev,addr=04.0"] },
+    GuestDevice {
+        label: "pci-testdev",
+        bdf: "0000:00:04.0",
+        cfg_size: 256,
+        qemu: &["-device", "pci-testdev,addr=04.0"],
+    },
     // Conventional PCI, two BARs (registers, 1 MiB shared memory), no capabilities.
     GuestDevice {
         label: "ivshmem",
@@ -173,13 +183,26 @@ pub fn build_guest_binary() -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     run(Command::new(cargo)
         .current_dir(repo_root())
-        .args(["build", "--release", "--quiet", "-p", "vfio-guest-tests", "--target", GUEST_TARGET])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "vfio-guest-tests",
+            "--target",
+            GUEST_TARGET,
+        ])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static"))?;
-    let bin = target_dir.join(GUEST_TARGET).join("release/vfio-guest-tests");
+    let bin = target_dir
+        .join(GUEST_TARGET)
+        .join("release/vfio-guest-tests");
     let data = std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))?;
     if elf_has_interp(&data) {
-        bail!("{} is dynamically linked (PT_INTERP present); the guest has no libc", bin.display());
+        bail!(
+            "{} is dynamically linked (PT_INTERP present); the guest has no libc",
+            bin.display()
+        );
     }
     Ok(bin)
 }
@@ -187,7 +210,9 @@ pub fn build_guest_binary() -> Result<PathBuf> {
 /// Whether an ELF64 file has a program interpreter (i.e. is dynamically linked).
 fn elf_has_interp(d: &[u8]) -> bool {
     let rd = |o: usize, n: usize| -> usize {
-        d.get(o..o + n).map(|b| b.iter().rev().fold(0usize, |a, &x| (a << 8) | x as usize)).unwrap_or(0)
+        d.get(o..o + n)
+            .map(|b| b.iter().rev().fold(0usize, |a, &x| (a << 8) | x as usize))
+            .unwrap_or(0)
     };
     let (phoff, phentsize, phnum) = (rd(0x20, 8), rd(0x36, 2), rd(0x38, 2));
     (0..phnum).any(|i| rd(phoff + i * phentsize, 4) == 3 /* PT_INTERP */)
@@ -203,7 +228,11 @@ fn mod_name(path: &Path) -> Result<String> {
         .into_iter()
         .find(|(k, _)| k == "name")
         .map(|(_, v)| v)
-        .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().replace('-', "_")).unwrap_or_default()))
+        .unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().replace('-', "_"))
+                .unwrap_or_default()
+        }))
 }
 
 /// The upstream C reference driver's module and every module of ours, with all their
@@ -259,7 +288,10 @@ pub fn modules_in_load_order(kernel_build: &Path, our_modules: &[PathBuf]) -> Re
         Ok(())
     }
     // modinfo `name`s use underscores; so do the keys.
-    let by_name: BTreeMap<String, PathBuf> = by_name.into_iter().map(|(k, v)| (k.replace('-', "_"), v)).collect();
+    let by_name: BTreeMap<String, PathBuf> = by_name
+        .into_iter()
+        .map(|(k, v)| (k.replace('-', "_"), v))
+        .collect();
     let mut out = Vec::new();
     for w in &wanted {
         visit(w, &by_name, &mut out, &mut vec![])?;
@@ -305,7 +337,10 @@ struct Cpio {
 
 impl Cpio {
     fn new() -> Self {
-        Cpio { out: Vec::new(), ino: 1 }
+        Cpio {
+            out: Vec::new(),
+            ino: 1,
+        }
     }
 
     fn entry(&mut self, name: &str, mode: u32, data: &[u8], rdev: (u32, u32)) {
@@ -389,30 +424,48 @@ fn guest_args(modules: &[PathBuf], our_modules: &[PathBuf], extra: Option<&Path>
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Builds (or reuses) the initramfs and returns its path.
-pub fn build_initramfs(kernel_build: &Path, our_modules: &[PathBuf], extra: Option<&Path>) -> Result<PathBuf> {
+pub fn build_initramfs(
+    kernel_build: &Path,
+    our_modules: &[PathBuf],
+    extra: Option<&Path>,
+) -> Result<PathBuf> {
     let bin = build_guest_binary()?;
     let modules = modules_in_load_order(kernel_build, our_modules)?;
     let args = guest_args(&modules, our_modules, extra);
-    let busybox = std::fs::read(BUSYBOX).with_context(|| format!("reading {BUSYBOX} (install busybox-static)"))?;
+    let busybox = std::fs::read(BUSYBOX)
+        .with_context(|| format!("reading {BUSYBOX} (install busybox-static)"))?;
     if elf_has_interp(&busybox) {
         bail!("{BUSYBOX} is not statically linked: install Debian's busybox-static");
     }
-    let applets = String::from_utf8_lossy(&crate::util::output(Command::new(BUSYBOX).arg("--list"))?.into_bytes())
-        .lines()
-        .map(str::to_string)
-        .collect::<Vec<_>>();
+    let applets = String::from_utf8_lossy(
+        &crate::util::output(Command::new(BUSYBOX).arg("--list"))?.into_bytes(),
+    )
+    .lines()
+    .map(str::to_string)
+    .collect::<Vec<_>>();
     let guest_bin = std::fs::read(&bin)?;
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
     for m in modules.iter().map(PathBuf::as_path).chain(extra) {
-        blobs.push((file_name(m), std::fs::read(m).with_context(|| format!("reading {}", m.display()))?));
+        blobs.push((
+            file_name(m),
+            std::fs::read(m).with_context(|| format!("reading {}", m.display()))?,
+        ));
     }
     // The key: every input's bytes.
     let mut key = Vec::new();
-    for part in [INIT.as_bytes(), args.as_bytes(), &busybox, &guest_bin, applets.join(",").as_bytes()] {
+    for part in [
+        INIT.as_bytes(),
+        args.as_bytes(),
+        &busybox,
+        &guest_bin,
+        applets.join(",").as_bytes(),
+    ] {
         key.extend_from_slice(sha256_hex(part).as_bytes());
     }
     for (n, b) in &blobs {
@@ -428,12 +481,26 @@ pub fn build_initramfs(kernel_build: &Path, our_modules: &[PathBuf], extra: Opti
         step(format!("initramfs up to date: {}", out.display()));
         return Ok(out);
     }
-    step(format!("writing initramfs {} ({} modules)", out.display(), modules.len()));
+    step(format!(
+        "writing initramfs {} ({} modules)",
+        out.display(),
+        modules.len()
+    ));
     for m in &modules {
         println!("    module {}", m.display());
     }
     let mut c = Cpio::new();
-    for d in ["bin", "dev", "etc", "proc", "sys", "tmp", "lib", "lib/modules", &GUEST_MODDIR[1..]] {
+    for d in [
+        "bin",
+        "dev",
+        "etc",
+        "proc",
+        "sys",
+        "tmp",
+        "lib",
+        "lib/modules",
+        &GUEST_MODDIR[1..],
+    ] {
         c.dir(d);
     }
     c.chardev("dev/console", 5, 1);
@@ -444,7 +511,11 @@ pub fn build_initramfs(kernel_build: &Path, our_modules: &[PathBuf], extra: Opti
     }
     c.file("init", 0o755, INIT.as_bytes());
     c.file("bin/vfio-guest-tests", 0o755, &guest_bin);
-    c.file("etc/vfio-guest-tests.args", 0o644, format!("{args}\n").as_bytes());
+    c.file(
+        "etc/vfio-guest-tests.args",
+        0o644,
+        format!("{args}\n").as_bytes(),
+    );
     for (n, b) in &blobs {
         c.file(&format!("{}/{n}", &GUEST_MODDIR[1..]), 0o644, b);
     }
@@ -461,7 +532,12 @@ pub fn build_initramfs(kernel_build: &Path, our_modules: &[PathBuf], extra: Opti
     Ok(out)
 }
 
-fn qemu_command(kernel_build: &Path, initramfs: &Path, mode: Mode, extra_append: &str) -> Result<Command> {
+fn qemu_command(
+    kernel_build: &Path,
+    initramfs: &Path,
+    mode: Mode,
+    extra_append: &str,
+) -> Result<Command> {
     let bz = kernel_build.join("arch/x86/boot/bzImage");
     if !bz.exists() {
         bail!("{} missing: run `cargo xtask kernel`", bz.display());
@@ -471,7 +547,9 @@ fn qemu_command(kernel_build: &Path, initramfs: &Path, mode: Mode, extra_append:
     // area and BAR memory (the layout is in that module's documentation).
     append.push_str(&format!("memmap={FAKEPCI_MEMMAP} "));
     let mut c = Command::new("qemu-system-x86_64");
-    c.args(["-machine", "q35", "-accel", "tcg", "-m", "512M", "-smp", "1"]);
+    c.args([
+        "-machine", "q35", "-accel", "tcg", "-m", "512M", "-smp", "1",
+    ]);
     c.args(["-nodefaults", "-display", "none", "-no-reboot"]);
     match mode {
         Mode::Iommu => {
@@ -492,7 +570,12 @@ fn qemu_command(kernel_build: &Path, initramfs: &Path, mode: Mode, extra_append:
         append.push(' ');
         append.push_str(&extra);
     }
-    c.arg("-kernel").arg(bz).arg("-initrd").arg(initramfs).arg("-append").arg(append.trim());
+    c.arg("-kernel")
+        .arg(bz)
+        .arg("-initrd")
+        .arg(initramfs)
+        .arg("-append")
+        .arg(append.trim());
     Ok(c)
 }
 
@@ -524,7 +607,9 @@ impl Parsed {
             self.bench.push(b.to_string());
         } else if let Some(s) = line.strip_prefix("SUMMARY ") {
             let num = |k: &str| {
-                s.split_whitespace().find_map(|w| w.strip_prefix(k)).and_then(|v| v.parse::<usize>().ok())
+                s.split_whitespace()
+                    .find_map(|w| w.strip_prefix(k))
+                    .and_then(|v| v.parse::<usize>().ok())
             };
             if let (Some(p), Some(f)) = (num("passed="), num("failed=")) {
                 self.summary = Some((p, f));
@@ -547,19 +632,33 @@ pub fn run_guest_suite(
 ) -> Result<Counts> {
     let initramfs = build_initramfs(kernel_build, our_modules, extra)?;
     let mut cmd = qemu_command(kernel_build, &initramfs, mode, "")?;
-    cmd.args(["-serial", "stdio"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(["-serial", "stdio"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let limit = timeout();
-    step(format!("guest tests, mode {} (QEMU TCG, timeout {}s)", mode.name(), limit.as_secs()));
+    step(format!(
+        "guest tests, mode {} (QEMU TCG, timeout {}s)",
+        mode.name(),
+        limit.as_secs()
+    ));
     println!("    $ {}", show(&cmd));
     let start = Instant::now();
-    let mut child = cmd.spawn().context("cannot start qemu-system-x86_64 (run `cargo xtask setup`)")?;
+    let mut child = cmd
+        .spawn()
+        .context("cannot start qemu-system-x86_64 (run `cargo xtask setup`)")?;
     let (tx, rx) = std::sync::mpsc::channel::<(bool, String)>();
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
         let tx = tx.clone();
         readers.push(std::thread::spawn(move || {
             for l in BufReader::new(out).split(b'\n').map_while(|l| l.ok()) {
-                let _ = tx.send((false, String::from_utf8_lossy(&l).trim_end_matches('\r').to_string()));
+                let _ = tx.send((
+                    false,
+                    String::from_utf8_lossy(&l)
+                        .trim_end_matches('\r')
+                        .to_string(),
+                ));
             }
         }));
     }
@@ -581,7 +680,11 @@ pub fn run_guest_suite(
         let left = limit.saturating_sub(start.elapsed());
         match rx.recv_timeout(left.min(Duration::from_millis(500))) {
             Ok((is_err, line)) => {
-                let shown = if is_err { format!("{prefix} qemu: {line}") } else { format!("{prefix} {line}") };
+                let shown = if is_err {
+                    format!("{prefix} qemu: {line}")
+                } else {
+                    format!("{prefix} {line}")
+                };
                 println!("{shown}");
                 let _ = std::io::stdout().flush();
                 if first_test.is_none() && line.starts_with("TEST ") {
@@ -616,14 +719,18 @@ pub fn run_guest_suite(
     } else if code != Some(PASS_STATUS) {
         problem = Some(match code {
             Some(0) => "QEMU exited with 0 (a guest panic or poweroff before the end)".to_string(),
-            Some(3) => "the guest test binary died before the end (init fallback, status 3)".to_string(),
+            Some(3) => {
+                "the guest test binary died before the end (init fallback, status 3)".to_string()
+            }
             Some(c) => format!("QEMU exited with status {c}, expected {PASS_STATUS}"),
             None => format!("QEMU killed by {status}"),
         });
     } else if parsed.summary.is_none() {
         problem = Some("no SUMMARY line on the console".to_string());
     }
-    let (passed, mut failed) = parsed.summary.unwrap_or((parsed.passes, parsed.fails.len()));
+    let (passed, mut failed) = parsed
+        .summary
+        .unwrap_or((parsed.passes, parsed.fails.len()));
     if let Some((p, f)) = parsed.summary {
         if p != parsed.passes || f != parsed.fails.len() {
             println!(
@@ -633,11 +740,19 @@ pub fn run_guest_suite(
             );
         }
     }
-    let mut failures: Vec<String> = parsed.fails.iter().map(|f| format!("[{}] {f}", mode.name())).collect();
+    let mut failures: Vec<String> = parsed
+        .fails
+        .iter()
+        .map(|f| format!("[{}] {f}", mode.name()))
+        .collect();
     if let Some(p) = &problem {
         failed += 1;
         failures.push(format!("[{}] guest run: {p}", mode.name()));
-        println!("---- guest {}: {p}; last {} console lines ----", mode.name(), tail.len());
+        println!(
+            "---- guest {}: {p}; last {} console lines ----",
+            mode.name(),
+            tail.len()
+        );
         for l in &tail {
             println!("{l}");
         }
@@ -647,10 +762,21 @@ pub fn run_guest_suite(
         "    guest {}: {passed} passed, {failed} failed in {:.1}s (first test at {})",
         mode.name(),
         elapsed.as_secs_f64(),
-        first_test.map(|t| format!("{:.1}s", t.as_secs_f64())).unwrap_or_else(|| "never".into())
+        first_test
+            .map(|t| format!("{:.1}s", t.as_secs_f64()))
+            .unwrap_or_else(|| "never".into())
     );
-    let bench = parsed.bench.iter().map(|b| format!("[{}] {b}", mode.name())).collect();
-    Ok(Counts { passed, failed, failures, bench })
+    let bench = parsed
+        .bench
+        .iter()
+        .map(|b| format!("[{}] {b}", mode.name()))
+        .collect();
+    Ok(Counts {
+        passed,
+        failed,
+        failures,
+        bench,
+    })
 }
 
 /// Boots the same guest with a shell on the terminal instead of the tests (Ctrl-A X quits).
@@ -659,7 +785,10 @@ pub fn qemu_shell(kernel_build: &Path, our_modules: &[PathBuf], mode: Mode) -> R
     let initramfs = build_initramfs(kernel_build, our_modules, None)?;
     let mut cmd = qemu_command(kernel_build, &initramfs, mode, "vfiotest.shell=1")?;
     cmd.args(["-serial", "mon:stdio"]);
-    step(format!("interactive guest, mode {} (Ctrl-A X quits QEMU)", mode.name()));
+    step(format!(
+        "interactive guest, mode {} (Ctrl-A X quits QEMU)",
+        mode.name()
+    ));
     println!("    $ {}", show(&cmd));
     let _ = cmd.status().context("cannot start qemu-system-x86_64")?;
     Ok(())
@@ -689,7 +818,9 @@ mod tests {
 
     #[test]
     fn cpio_round_trips_through_the_cpio_tool() {
-        let Some(cpio) = crate::util::which("cpio") else { return };
+        let Some(cpio) = crate::util::which("cpio") else {
+            return;
+        };
         let mut c = Cpio::new();
         c.dir("d");
         c.file("d/f", 0o644, b"hello\n");
@@ -698,7 +829,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let arc = dir.join("a.cpio");
         std::fs::write(&arc, c.finish()).unwrap();
-        let list = std::process::Command::new(cpio).arg("-t").stdin(std::fs::File::open(&arc).unwrap()).output().unwrap();
+        let list = std::process::Command::new(cpio)
+            .arg("-t")
+            .stdin(std::fs::File::open(&arc).unwrap())
+            .output()
+            .unwrap();
         let names = String::from_utf8_lossy(&list.stdout);
         assert_eq!(names.lines().collect::<Vec<_>>(), vec!["d", "d/f", "d/l"]);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -718,7 +853,10 @@ mod tests {
         ] {
             p.feed(l);
         }
-        assert_eq!(p.bench, vec!["config-read edu vfio-pci=900ns vfio-pci-generic=950ns ratio=1.06".to_string()]);
+        assert_eq!(
+            p.bench,
+            vec!["config-read edu vfio-pci=900ns vfio-pci-generic=950ns ratio=1.06".to_string()]
+        );
         assert_eq!(p.passes, 1);
         assert_eq!(p.fails, vec!["b: why".to_string()]);
         assert_eq!(p.summary, Some((1, 1)));

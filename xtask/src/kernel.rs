@@ -32,8 +32,19 @@ fn package_version() -> Result<String> {
 pub fn extract_source() -> Result<PathBuf> {
     let ver = package_version()?;
     // Kbuild dislikes unusual characters in paths; Debian versions contain `~` and `+`.
-    let safe: String = ver.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
-    let dir = cache_root().join("src").join(format!("linux-source-6.12_{safe}"));
+    let safe: String = ver
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let dir = cache_root()
+        .join("src")
+        .join(format!("linux-source-6.12_{safe}"));
     let stamp = dir.join(".vfio-rs-extracted");
     if stamp.exists() {
         return Ok(dir);
@@ -60,7 +71,8 @@ pub struct KernelKey {
 }
 
 pub fn key() -> Result<KernelKey> {
-    let frag = std::fs::read(repo_root().join(FRAGMENT)).with_context(|| format!("reading {FRAGMENT}"))?;
+    let frag =
+        std::fs::read(repo_root().join(FRAGMENT)).with_context(|| format!("reading {FRAGMENT}"))?;
     let rustc = output(Command::new(KERNEL_RUSTC).arg("--version"))?;
     let bg = output(Command::new(bindgen()?).arg("--version"))?;
     let text = format!(
@@ -96,7 +108,9 @@ fn build_dir(k: &KernelKey) -> Result<PathBuf> {
     let ver = package_version()?;
     // "6.12.117-1~deb12u1" -> "6.12.117"
     let kver = ver.split('-').next().unwrap_or(&ver).to_string();
-    Ok(cache_root().join("kernel").join(format!("{kver}-{}", k.hash)))
+    Ok(cache_root()
+        .join("kernel")
+        .join(format!("{kver}-{}", k.hash)))
 }
 
 /// Symbols of the fragment with the value they must end up with (`n` for "is not set").
@@ -104,7 +118,10 @@ fn fragment_expectations(frag: &str) -> Vec<(String, String)> {
     frag.lines()
         .map(str::trim)
         .filter(|l| l.starts_with("CONFIG_"))
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect()
 }
 
@@ -125,11 +142,16 @@ fn check_config(build: &Path, frag: &str) -> Result<()> {
             })
             .unwrap_or_else(|| "n".to_string());
         if got != want {
-            wrong.push(format!("{k}: wanted {want}, got {got} (a dependency is missing)"));
+            wrong.push(format!(
+                "{k}: wanted {want}, got {got} (a dependency is missing)"
+            ));
         }
     }
     if !wrong.is_empty() {
-        bail!("the config fragment did not apply:\n    {}", wrong.join("\n    "));
+        bail!(
+            "the config fragment did not apply:\n    {}",
+            wrong.join("\n    ")
+        );
     }
     Ok(())
 }
@@ -148,8 +170,14 @@ pub fn kernel(force: bool) -> Result<PathBuf> {
     let frag_path = repo_root().join(FRAGMENT);
     let frag = std::fs::read_to_string(&frag_path)?;
 
-    step(format!("configuring the test kernel: allnoconfig + {FRAGMENT}"));
-    println!("    cache key {} from:\n      {}", k.hash, k.text.trim_end().replace('\n', "\n      "));
+    step(format!(
+        "configuring the test kernel: allnoconfig + {FRAGMENT}"
+    ));
+    println!(
+        "    cache key {} from:\n      {}",
+        k.hash,
+        k.text.trim_end().replace('\n', "\n      ")
+    );
     run(make(&src, &build)?
         .arg("-s")
         .arg(format!("KCONFIG_ALLCONFIG={}", frag_path.display()))
@@ -162,7 +190,10 @@ pub fn kernel(force: bool) -> Result<PathBuf> {
     ));
     let log = build.join("build.log");
     run_logged(
-        make(&src, &build)?.arg(format!("-j{jobs}")).arg("bzImage").arg("modules"),
+        make(&src, &build)?
+            .arg(format!("-j{jobs}"))
+            .arg("bzImage")
+            .arg("modules"),
         &log,
         "kernel",
         Duration::from_secs(20),
@@ -177,7 +208,10 @@ pub fn kernel(force: bool) -> Result<PathBuf> {
     if !bz.exists() {
         bail!("the kernel build finished but {} is missing", bz.display());
     }
-    if !build.join("rust/bindings/.bindings_generated.rs.cmd").exists() {
+    if !build
+        .join("rust/bindings/.bindings_generated.rs.cmd")
+        .exists()
+    {
         bail!("the kernel has no Rust bindings command file: is CONFIG_RUST set?");
     }
     std::fs::write(build.join(COMPLETE), &k.text)?;

@@ -16,7 +16,10 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build and test the Rust VFIO PCI variant framework")]
+#[command(
+    name = "cargo xtask",
+    about = "Build and test the Rust VFIO PCI variant framework"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -146,12 +149,18 @@ fn main() {
     let cli = Cli::parse();
     let r: Result<()> = match cli.cmd {
         Cmd::Setup => setup::setup(),
-        Cmd::Kernel { force } => setup::setup().and_then(|_| kernel::kernel(force)).map(|_| ()),
+        Cmd::Kernel { force } => setup::setup()
+            .and_then(|_| kernel::kernel(force))
+            .map(|_| ()),
         Cmd::BuildModules { kdir } => modules::build_modules(kdir).map(|_| ()),
         Cmd::Bindings { kdir } => modules::resolve_kdir(kdir)
             .and_then(|k| modules::generate_bindings(&k))
             .map(|_| ()),
-        Cmd::Test { kdir, mode, no_host } => {
+        Cmd::Test {
+            kdir,
+            mode,
+            no_host,
+        } => {
             let modes: Vec<guest::Mode> = match mode.as_deref() {
                 Some(m) => vec![parse_mode(m)],
                 None => vec![guest::Mode::Iommu, guest::Mode::NoIommu],
@@ -171,24 +180,44 @@ fn main() {
                 println!("{}", k.display());
                 Ok(())
             }
-            None => Err(anyhow::anyhow!("the test kernel is not built yet: run `cargo xtask kernel`")),
+            None => Err(anyhow::anyhow!(
+                "the test kernel is not built yet: run `cargo xtask kernel`"
+            )),
         }),
-        Cmd::Match { device, modules_alias, no_installed, modules } => {
-            match bindcmd::match_cmd(&device, modules_alias.as_deref(), no_installed, &modules) {
-                Ok(0) => Ok(()),
-                Ok(code) => std::process::exit(code),
-                Err(e) => Err(e),
-            }
-        }
-        Cmd::Bind { bdf, driver, modules_alias } => {
-            bindcmd::bind_cmd(&bdf, driver.as_deref(), modules_alias.as_deref())
-        }
+        Cmd::Match {
+            device,
+            modules_alias,
+            no_installed,
+            modules,
+        } => match bindcmd::match_cmd(&device, modules_alias.as_deref(), no_installed, &modules) {
+            Ok(0) => Ok(()),
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
+        Cmd::Bind {
+            bdf,
+            driver,
+            modules_alias,
+        } => bindcmd::bind_cmd(&bdf, driver.as_deref(), modules_alias.as_deref()),
         Cmd::Unbind { bdf } => bindcmd::unbind_cmd(&bdf),
-        Cmd::NewVariant { name, vendor, device, subsystem, class, no_build, kdir, root } => {
-            new_variant_spec(&name, &vendor, &device, subsystem.as_deref(), class.as_deref())
-                .map_err(anyhow::Error::from)
-                .and_then(|spec| bindcmd::new_variant_cmd(&spec, root, kdir, !no_build))
-        }
+        Cmd::NewVariant {
+            name,
+            vendor,
+            device,
+            subsystem,
+            class,
+            no_build,
+            kdir,
+            root,
+        } => new_variant_spec(
+            &name,
+            &vendor,
+            &device,
+            subsystem.as_deref(),
+            class.as_deref(),
+        )
+        .map_err(anyhow::Error::from)
+        .and_then(|spec| bindcmd::new_variant_cmd(&spec, root, kdir, !no_build)),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

@@ -22,7 +22,9 @@ const ALLOWLIST_FILE: &str = r".*/include/(uapi/)?linux/(pci|pci_regs|pci_ids|vf
 pub fn resolve_kdir(kdir: Option<PathBuf>) -> Result<PathBuf> {
     match kdir {
         Some(k) => {
-            let k = k.canonicalize().with_context(|| format!("KDIR {} does not exist", k.display()))?;
+            let k = k
+                .canonicalize()
+                .with_context(|| format!("KDIR {} does not exist", k.display()))?;
             if !k.join("rust/bindings/.bindings_generated.rs.cmd").exists() {
                 bail!(
                     "{} is not a prepared Rust-enabled kernel build: it has no \
@@ -49,19 +51,32 @@ pub fn resolve_kdir(kdir: Option<PathBuf>) -> Result<PathBuf> {
 /// post-processing applied to our output.
 pub fn rewrite_bindgen_command(saved: &str, header: &Path, out: &Path) -> Result<String> {
     let first = saved.lines().next().unwrap_or_default();
-    let cmd = first.split_once(":= ").map(|(_, c)| c).context("no `:= ` in the saved command")?;
+    let cmd = first
+        .split_once(":= ")
+        .map(|(_, c)| c)
+        .context("no `:= ` in the saved command")?;
     // The saved line is `bindgen <kernel header> <flags> -o <out> -- <clang flags> ; sed ...`.
     let (bindgen_part, post) = cmd.split_once(" ; ").unwrap_or((cmd, ""));
-    let (bindgen_args, clang_args) =
-        bindgen_part.split_once(" -- ").context("no ` -- ` before the clang flags")?;
-    let mut words: Vec<String> =
-        bindgen_args.split(' ').filter(|w| !w.is_empty()).map(String::from).collect();
+    let (bindgen_args, clang_args) = bindgen_part
+        .split_once(" -- ")
+        .context("no ` -- ` before the clang flags")?;
+    let mut words: Vec<String> = bindgen_args
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect();
     // words[0] is bindgen, words[1] the kernel's header.
     if words.len() < 2 || !words[1].ends_with("bindings_helper.h") {
-        bail!("unexpected bindgen command: {}", &bindgen_args[..bindgen_args.len().min(200)]);
+        bail!(
+            "unexpected bindgen command: {}",
+            &bindgen_args[..bindgen_args.len().min(200)]
+        );
     }
     words[1] = header.display().to_string();
-    let o = words.iter().position(|w| w == "-o").context("no `-o` in the bindgen command")?;
+    let o = words
+        .iter()
+        .position(|w| w == "-o")
+        .context("no `-o` in the bindgen command")?;
     if o + 1 >= words.len() {
         bail!("`-o` without a file in the bindgen command");
     }
@@ -75,8 +90,10 @@ pub fn rewrite_bindgen_command(saved: &str, header: &Path, out: &Path) -> Result
         "--raw-line".to_string(),
         "'use kernel::ffi;'".to_string(),
     ]);
-    let clang: Vec<&str> =
-        clang_args.split(' ').filter(|w| !w.is_empty() && !w.starts_with("-Wp,-MMD")).collect();
+    let clang: Vec<&str> = clang_args
+        .split(' ')
+        .filter(|w| !w.is_empty() && !w.starts_with("-Wp,-MMD"))
+        .collect();
     let mut script = format!("{} -- {}", words.join(" "), clang.join(" "));
     if !post.trim().is_empty() {
         script.push_str(" && ");
@@ -97,8 +114,14 @@ pub fn generate_bindings(kdir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out.parent().unwrap_or(&root))?;
     let script = rewrite_bindgen_command(&saved, &root.join(HEADER), &tmp)
         .with_context(|| format!("reading the bindgen command in {}", cmd_file.display()))?;
-    step(format!("generating bindings for {HEADER} with the kernel's bindgen command"));
-    println!("    (from {}; output {})", cmd_file.display(), out.display());
+    step(format!(
+        "generating bindings for {HEADER} with the kernel's bindgen command"
+    ));
+    println!(
+        "    (from {}; output {})",
+        cmd_file.display(),
+        out.display()
+    );
     let status = Command::new("sh")
         .arg("-c")
         .arg(&script)
@@ -150,12 +173,18 @@ fn obj_m_words(kbuild: &str) -> impl Iterator<Item = &str> {
 /// The directories the top-level Kbuild builds (`obj-m += dir/ [dir/...]` lines, in order;
 /// comments and other lines are ignored).
 pub fn kbuild_dirs(kbuild: &str) -> Vec<String> {
-    obj_m_words(kbuild).filter(|w| w.ends_with('/')).map(|w| w.trim_end_matches('/').to_string()).collect()
+    obj_m_words(kbuild)
+        .filter(|w| w.ends_with('/'))
+        .map(|w| w.trim_end_matches('/').to_string())
+        .collect()
 }
 
 /// The module objects one directory's Kbuild builds (`obj-m += name.o` -> `name`).
 pub fn kbuild_objects(kbuild: &str) -> Vec<String> {
-    obj_m_words(kbuild).filter_map(|w| w.strip_suffix(".o")).map(String::from).collect()
+    obj_m_words(kbuild)
+        .filter_map(|w| w.strip_suffix(".o"))
+        .map(String::from)
+        .collect()
 }
 
 /// The modules a tree at `root` builds, discovered from its Kbuild files: for every
@@ -163,7 +192,8 @@ pub fn kbuild_objects(kbuild: &str) -> Vec<String> {
 /// `root/dir/name.ko`, in Kbuild order (the common module first).
 pub fn module_paths_in(root: &Path) -> Result<Vec<PathBuf>> {
     let top = root.join("Kbuild");
-    let text = std::fs::read_to_string(&top).with_context(|| format!("reading {}", top.display()))?;
+    let text =
+        std::fs::read_to_string(&top).with_context(|| format!("reading {}", top.display()))?;
     let mut out = Vec::new();
     for dir in kbuild_dirs(&text) {
         let kb = root.join(&dir).join("Kbuild");
@@ -171,7 +201,10 @@ pub fn module_paths_in(root: &Path) -> Result<Vec<PathBuf>> {
             .with_context(|| format!("reading {} (listed in {})", kb.display(), top.display()))?;
         let objs = kbuild_objects(&sub);
         if objs.is_empty() {
-            bail!("{} builds no module (no `obj-m += name.o` line)", kb.display());
+            bail!(
+                "{} builds no module (no `obj-m += name.o` line)",
+                kb.display()
+            );
         }
         out.extend(objs.iter().map(|o| root.join(&dir).join(format!("{o}.ko"))));
     }
@@ -186,7 +219,10 @@ pub fn module_paths() -> Result<Vec<PathBuf>> {
 pub fn build_modules(kdir: Option<PathBuf>) -> Result<Vec<PathBuf>> {
     let kdir = resolve_kdir(kdir)?;
     generate_bindings(&kdir)?;
-    step(format!("building all modules against {} (warnings are errors)", kdir.display()));
+    step(format!(
+        "building all modules against {} (warnings are errors)",
+        kdir.display()
+    ));
     run(kbuild(&kdir)
         .arg(format!("-j{}", nproc()))
         // Warnings are errors for our code even when the kernel was configured without
@@ -221,7 +257,8 @@ mod tests {
 
     #[test]
     fn bindgen_command_uses_our_header_output_and_allowlist() {
-        let s = rewrite_bindgen_command(SAVED, Path::new("/r/h.h"), Path::new("/r/out.rs")).unwrap();
+        let s =
+            rewrite_bindgen_command(SAVED, Path::new("/r/h.h"), Path::new("/r/out.rs")).unwrap();
         assert!(s.starts_with("/b/bindgen /r/h.h --blocklist-type"));
         assert!(s.contains(" -o /r/out.rs "));
         assert!(s.contains("--allowlist-file"));
@@ -229,7 +266,10 @@ mod tests {
         assert!(s.contains("'pub use kernel::bindings::*;'"));
         assert!(!s.contains("-Wp,-MMD"));
         assert!(s.contains(" -- -nostdinc -I./include -DMODULE"));
-        assert!(s.ends_with("/g' /r/out.rs"), "post-processing runs on our output: {s}");
+        assert!(
+            s.ends_with("/g' /r/out.rs"),
+            "post-processing runs on our output: {s}"
+        );
         assert!(!s.contains("rust/bindings/bindings_generated.rs"));
     }
 
@@ -237,7 +277,16 @@ mod tests {
     fn kbuild_parsing() {
         let top = "# SPDX\n# comment obj-m += nope/\nobj-m += common/\nobj-m += variants/generic/ variants/igd/\n\
                    obj-y += builtin/\nobj-m += samples/skeleton/ # trailing comment\nobj-m:=x/\n";
-        assert_eq!(kbuild_dirs(top), ["common", "variants/generic", "variants/igd", "samples/skeleton", "x"]);
+        assert_eq!(
+            kbuild_dirs(top),
+            [
+                "common",
+                "variants/generic",
+                "variants/igd",
+                "samples/skeleton",
+                "x"
+            ]
+        );
         let sub = "obj-m += vfio_pci_common.o\nvfio_pci_common-y := a.o b.o\n";
         assert_eq!(kbuild_objects(sub), ["vfio_pci_common"]);
     }
@@ -245,9 +294,14 @@ mod tests {
     #[test]
     fn this_trees_modules() {
         let kos = module_paths().unwrap();
-        let rel: Vec<String> =
-            kos.iter().map(|k| k.strip_prefix(repo_root()).unwrap().display().to_string()).collect();
-        assert_eq!(rel.first().map(String::as_str), Some("common/vfio_pci_common.ko"));
+        let rel: Vec<String> = kos
+            .iter()
+            .map(|k| k.strip_prefix(repo_root()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            rel.first().map(String::as_str),
+            Some("common/vfio_pci_common.ko")
+        );
         assert!(rel.contains(&"variants/generic/vfio_pci_generic.ko".to_string()));
         assert!(rel.contains(&"samples/skeleton/vfio_pci_skeleton.ko".to_string()));
     }

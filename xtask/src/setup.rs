@@ -9,9 +9,18 @@ use std::process::Command;
 
 /// Debian packages, with what each is for (printed when something is missing).
 pub const PACKAGES: &[(&str, &str)] = &[
-    ("linux-source-6.12", "the kernel source our modules build against"),
-    ("rustc-web", "rustc 1.96 in /usr/bin: the kernel's Rust compiler"),
-    ("rust-web-src", "the Rust standard library source the kernel build needs"),
+    (
+        "linux-source-6.12",
+        "the kernel source our modules build against",
+    ),
+    (
+        "rustc-web",
+        "rustc 1.96 in /usr/bin: the kernel's Rust compiler",
+    ),
+    (
+        "rust-web-src",
+        "the Rust standard library source the kernel build needs",
+    ),
     ("libclang-dev", "libclang for bindgen"),
     ("qemu-system-x86", "the guest the module tests run in"),
     ("busybox-static", "the guest's userland"),
@@ -49,7 +58,9 @@ pub fn bindgen() -> Result<PathBuf> {
         }
         println!("    {} is `{v}`, need {BINDGEN_VERSION}", p.display());
     }
-    step(format!("installing bindgen-cli {BINDGEN_VERSION} with cargo (takes about two minutes)"));
+    step(format!(
+        "installing bindgen-cli {BINDGEN_VERSION} with cargo (takes about two minutes)"
+    ));
     run(Command::new("cargo").args([
         "install",
         "--locked",

@@ -26,7 +26,9 @@ fn host_tests() -> Counts {
         Ok(c) => c,
         Err(e) => {
             counts.failed += 1;
-            counts.failures.push(format!("host: cannot run cargo test: {e}"));
+            counts
+                .failures
+                .push(format!("host: cannot run cargo test: {e}"));
             return counts;
         }
     };
@@ -36,14 +38,24 @@ fn host_tests() -> Counts {
             if let Some(rest) = line.strip_prefix("test result: ") {
                 let num = |key: &str| -> usize {
                     rest.split(';')
-                        .find_map(|p| p.trim().strip_suffix(key).map(|n| n.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").to_string()))
+                        .find_map(|p| {
+                            p.trim().strip_suffix(key).map(|n| {
+                                n.trim()
+                                    .trim_start_matches("ok. ")
+                                    .trim_start_matches("FAILED. ")
+                                    .to_string()
+                            })
+                        })
                         .and_then(|n| n.parse().ok())
                         .unwrap_or(0)
                 };
                 counts.passed += num(" passed");
                 counts.failed += num(" failed");
             }
-            if let Some(name) = line.strip_prefix("test ").and_then(|l| l.strip_suffix(" ... FAILED")) {
+            if let Some(name) = line
+                .strip_prefix("test ")
+                .and_then(|l| l.strip_suffix(" ... FAILED"))
+            {
                 counts.failures.push(format!("host: {name}"));
             }
         }
@@ -53,7 +65,9 @@ fn host_tests() -> Counts {
         Ok(s) => {
             if counts.failures.is_empty() {
                 counts.failed += 1;
-                counts.failures.push(format!("host: cargo test exited with {s} (build failure?)"));
+                counts
+                    .failures
+                    .push(format!("host: cargo test exited with {s} (build failure?)"));
             }
         }
         Err(e) => {
@@ -79,8 +93,14 @@ fn xtask(args: &[&str]) -> Result<(Option<i32>, String)> {
     let mut cmd = Command::new(exe);
     cmd.args(args);
     println!("    $ cargo xtask {}", args.join(" "));
-    let out = cmd.output().with_context(|| format!("running {}", show(&cmd)))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", show(&cmd)))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     for l in text.lines() {
         println!("    | {l}");
     }
@@ -97,27 +117,51 @@ fn new_variant_step(kdir: &Path) -> Result<PathBuf> {
     // Per checkout: another worktree's run must not rebuild the scratch tree (with its own
     // `common/`) under this one.
     let tree = crate::util::checkout_cache("new-variant-test");
-    step(format!("new-variant {NEW_VARIANT} for edu in a scratch tree {}", tree.display()));
+    step(format!(
+        "new-variant {NEW_VARIANT} for edu in a scratch tree {}",
+        tree.display()
+    ));
     if tree.exists() {
         std::fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))?;
     }
     variant::copy_tree_skeleton(&repo_root(), &tree).context("copying the tree")?;
     let root = tree.display().to_string();
-    let args = ["new-variant", NEW_VARIANT, "--vendor", "1234", "--device", "11e8", "--no-build", "--root", &root];
+    let args = [
+        "new-variant",
+        NEW_VARIANT,
+        "--vendor",
+        "1234",
+        "--device",
+        "11e8",
+        "--no-build",
+        "--root",
+        &root,
+    ];
     match xtask(&args)? {
         (Some(0), _) => {}
         (c, t) => bail!("new-variant exited with {c:?}: {t}"),
     }
     match xtask(&args)? {
         (Some(1), t) if t.contains("already exists") => {}
-        (c, _) => bail!("a second new-variant {NEW_VARIANT} exited with {c:?}; expected a refusal to overwrite"),
+        (c, _) => bail!(
+            "a second new-variant {NEW_VARIANT} exited with {c:?}; expected a refusal to overwrite"
+        ),
     }
-    let spec = variant::Spec { name: NEW_VARIANT.into(), vendor: 0x1234, device: 0x11e8, subsystem: None, class: None };
+    let spec = variant::Spec {
+        name: NEW_VARIANT.into(),
+        vendor: 0x1234,
+        device: 0x11e8,
+        subsystem: None,
+        class: None,
+    };
     let dir = tree.join("variants").join(NEW_VARIANT);
     let ko = dir.join(format!("{}.ko", spec.module()));
     let listed = crate::modules::module_paths_in(&tree)?;
     if !listed.contains(&ko) {
-        bail!("{} is not among the modules the scratch Kbuild builds: {listed:?}", ko.display());
+        bail!(
+            "{} is not among the modules the scratch Kbuild builds: {listed:?}",
+            ko.display()
+        );
     }
     let symvers = repo_root().join("Module.symvers");
     run(crate::modules::kbuild_at(kdir, &dir)
@@ -126,7 +170,10 @@ fn new_variant_step(kdir: &Path) -> Result<PathBuf> {
         .arg(format!("-j{}", crate::util::nproc()))
         .arg("modules"))?;
     let info = pcibind::modinfo::ModuleInfo::read(&ko)?;
-    if info.name != spec.module() || info.aliases != [spec.alias()] || info.depends != ["vfio_pci_common"] {
+    if info.name != spec.module()
+        || info.aliases != [spec.alias()]
+        || info.depends != ["vfio_pci_common"]
+    {
         bail!(
             "{}: name {}, aliases {:?}, depends {:?}; expected {}, [{}], [vfio_pci_common]",
             ko.display(),
@@ -155,7 +202,9 @@ fn cli_checks() -> Counts {
             }
             Ok((code, _)) => {
                 c.failed += 1;
-                c.failures.push(format!("host: {name}: exit {code:?} (want {want:?}) or no `{text}` in the output"));
+                c.failures.push(format!(
+                    "host: {name}: exit {code:?} (want {want:?}) or no `{text}` in the output"
+                ));
             }
             Err(e) => {
                 c.failed += 1;
@@ -166,21 +215,86 @@ fn cli_checks() -> Counts {
     // Restricted to the skeleton and the generic driver, so a variant someone adds to the tree
     // does not change the expectation.
     let root = repo_root();
-    let skel = root.join("samples/skeleton/vfio_pci_skeleton.ko").display().to_string();
-    let generic = root.join("variants/generic/vfio_pci_generic.ko").display().to_string();
+    let skel = root
+        .join("samples/skeleton/vfio_pci_skeleton.ko")
+        .display()
+        .to_string();
+    let generic = root
+        .join("variants/generic/vfio_pci_generic.ko")
+        .display()
+        .to_string();
     let only = ["--no-installed", "--module", &skel, "--module", &generic];
-    let edu: Vec<&str> = ["match", EDU_MODALIAS].iter().chain(&only).copied().collect();
-    let testdev: Vec<&str> = ["match", TESTDEV_MODALIAS].iter().chain(&only).copied().collect();
-    check("xtask-match-edu", &edu, Some(0), "selected:     vfio_pci_skeleton (5 wildcards)");
-    check("xtask-match-pci-testdev", &testdev, Some(3), "GENERIC FALLBACK");
-    check("xtask-match-bad-modalias", &["match", "pci:v1234", "--no-installed"], Some(1), "is not a PCI modalias");
-    check("xtask-bind-wrong-bdf", &["bind", NOWHERE, "vfio-pci-generic"], Some(1), &format!("no PCI device {NOWHERE}"));
-    check("xtask-unbind-wrong-bdf", &["unbind", NOWHERE], Some(1), &format!("no PCI device {NOWHERE}"));
-    check("xtask-bind-bad-bdf", &["bind", "03.0"], Some(1), "is not a PCI address");
-    check("xtask-new-variant-bad-name", &["new-variant", "Edu-1", "--vendor", "1234", "--device", "11e8"], Some(1), "invalid variant name");
+    let edu: Vec<&str> = ["match", EDU_MODALIAS]
+        .iter()
+        .chain(&only)
+        .copied()
+        .collect();
+    let testdev: Vec<&str> = ["match", TESTDEV_MODALIAS]
+        .iter()
+        .chain(&only)
+        .copied()
+        .collect();
+    check(
+        "xtask-match-edu",
+        &edu,
+        Some(0),
+        "selected:     vfio_pci_skeleton (5 wildcards)",
+    );
+    check(
+        "xtask-match-pci-testdev",
+        &testdev,
+        Some(3),
+        "GENERIC FALLBACK",
+    );
+    check(
+        "xtask-match-bad-modalias",
+        &["match", "pci:v1234", "--no-installed"],
+        Some(1),
+        "is not a PCI modalias",
+    );
+    check(
+        "xtask-bind-wrong-bdf",
+        &["bind", NOWHERE, "vfio-pci-generic"],
+        Some(1),
+        &format!("no PCI device {NOWHERE}"),
+    );
+    check(
+        "xtask-unbind-wrong-bdf",
+        &["unbind", NOWHERE],
+        Some(1),
+        &format!("no PCI device {NOWHERE}"),
+    );
+    check(
+        "xtask-bind-bad-bdf",
+        &["bind", "03.0"],
+        Some(1),
+        "is not a PCI address",
+    );
+    check(
+        "xtask-new-variant-bad-name",
+        &[
+            "new-variant",
+            "Edu-1",
+            "--vendor",
+            "1234",
+            "--device",
+            "11e8",
+        ],
+        Some(1),
+        "invalid variant name",
+    );
     check(
         "xtask-new-variant-bad-class",
-        &["new-variant", "x", "--vendor", "1234", "--device", "11e8", "--class", "030000/f00000"],
+        &[
+            "new-variant",
+            "x",
+            "--vendor",
+            "1234",
+            "--device",
+            "11e8",
+            "--class",
+            "030000/f00000",
+        ],
         Some(1),
         "each mask byte must be 00 or ff",
     );
@@ -217,7 +331,9 @@ pub fn test(kdir: Option<PathBuf>, modes: &[Mode], host: bool) -> Result<bool> {
                 }
                 Err(e) => {
                     total.failed += 1;
-                    total.failures.push(format!("host: new-variant-{NEW_VARIANT}-build: {e:#}"));
+                    total
+                        .failures
+                        .push(format!("host: new-variant-{NEW_VARIANT}-build: {e:#}"));
                     None
                 }
             };
@@ -227,7 +343,9 @@ pub fn test(kdir: Option<PathBuf>, modes: &[Mode], host: bool) -> Result<bool> {
                     Ok(c) => add(&mut total, c),
                     Err(e) => {
                         total.failed += 1;
-                        total.failures.push(format!("guest ({}): {e:#}", mode.name()));
+                        total
+                            .failures
+                            .push(format!("guest ({}): {e:#}", mode.name()));
                     }
                 }
             }

@@ -71,7 +71,8 @@ pub fn run_logged(
     count: impl Fn(&str) -> bool,
 ) -> Result<()> {
     println!("    $ {}  (log: {})", show(cmd), log.display());
-    let mut file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let mut file =
+        std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     // stderr is merged into the same pipe by a shell-free trick: spawn with both piped and drain
     // stderr on a thread, so warnings appear in the log in roughly the order they happened.
     let mut child = cmd
@@ -162,7 +163,10 @@ pub fn repo_root() -> PathBuf {
 /// worktrees testing side by side must not share or clean up under each other.
 pub fn checkout_cache(what: &str) -> PathBuf {
     let checkout = sha256_hex(repo_root().display().to_string().as_bytes());
-    cache_root().join("checkouts").join(&checkout[..12]).join(what)
+    cache_root()
+        .join("checkouts")
+        .join(&checkout[..12])
+        .join(what)
 }
 
 pub fn cache_root() -> PathBuf {
@@ -172,7 +176,9 @@ pub fn cache_root() -> PathBuf {
     if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(p).join("vfio-pci-rs");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root".into());
     home.join(".cache/vfio-pci-rs")
 }
 
@@ -206,5 +212,7 @@ pub fn is_root() -> bool {
 }
 
 pub fn nproc() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

@@ -43,7 +43,9 @@ impl Spec {
             .filter(|p| !p.is_empty())
             .map(|p| {
                 let mut c = p.chars();
-                c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
             })
             .collect();
         // A suffix keeps it clear of the SDK prelude's names (`Variant`, `PciDevice`, ...).
@@ -51,7 +53,10 @@ impl Spec {
     }
     /// The `PciId` expression of the single ID table entry.
     pub fn id_expr(&self) -> String {
-        let mut e = format!("PciId::vendor_device({:#06x}, {:#06x})", self.vendor, self.device);
+        let mut e = format!(
+            "PciId::vendor_device({:#06x}, {:#06x})",
+            self.vendor, self.device
+        );
         if let Some((sv, sd)) = self.subsystem {
             e.push_str(&format!(".subsystem({sv:#06x}, {sd:#06x})"));
         }
@@ -87,15 +92,34 @@ impl Spec {
 
 #[derive(Debug)]
 pub enum Error {
-    InvalidName { name: String, why: &'static str },
-    InvalidId { what: &'static str, value: String, why: &'static str },
+    InvalidName {
+        name: String,
+        why: &'static str,
+    },
+    InvalidId {
+        what: &'static str,
+        value: String,
+        why: &'static str,
+    },
     /// `variants/NAME` exists.
-    Exists { path: PathBuf },
+    Exists {
+        path: PathBuf,
+    },
     /// Another module of the tree already has the module name.
-    ModuleTaken { module: String, path: PathBuf },
+    ModuleTaken {
+        module: String,
+        path: PathBuf,
+    },
     /// The template no longer has a piece new-variant rewrites.
-    Template { path: PathBuf, missing: String },
-    Io { path: PathBuf, op: &'static str, source: std::io::Error },
+    Template {
+        path: PathBuf,
+        missing: String,
+    },
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: std::io::Error,
+    },
     /// The tree's Kbuild files could not be read.
     Tree(String),
 }
@@ -128,7 +152,12 @@ impl std::error::Error for Error {}
 
 /// Checks a variant name.
 pub fn validate_name(name: &str) -> Result<(), Error> {
-    let bad = |why| Err(Error::InvalidName { name: name.to_string(), why });
+    let bad = |why| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            why,
+        })
+    };
     if name.is_empty() {
         return bad("it is empty");
     }
@@ -138,7 +167,10 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         return bad("it must start with a lower-case letter");
     }
-    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
         return bad("only lower-case letters, digits and `_` are allowed");
     }
     if name.ends_with('_') || name.contains("__") {
@@ -152,7 +184,11 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
 
 /// Parses a 16-bit hex ID (`1234`, `0x1234`).
 pub fn parse_id16(what: &'static str, s: &str) -> Result<u16, Error> {
-    let bad = |why| Error::InvalidId { what, value: s.to_string(), why };
+    let bad = |why| Error::InvalidId {
+        what,
+        value: s.to_string(),
+        why,
+    };
     let h = s.trim().trim_start_matches("0x").trim_start_matches("0X");
     if h.is_empty() || h.len() > 4 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(bad("expected 1 to 4 hex digits"));
@@ -171,13 +207,20 @@ pub fn parse_subsystem(s: &str) -> Result<(u16, u16), Error> {
         value: s.to_string(),
         why: "expected SUBVENDOR:SUBDEVICE in hex",
     })?;
-    Ok((parse_id16("subsystem vendor", a)?, parse_id16("subsystem device", b)?))
+    Ok((
+        parse_id16("subsystem vendor", a)?,
+        parse_id16("subsystem device", b)?,
+    ))
 }
 
 /// Parses `C/MASK` (or `C`, mask `ffffff`): 24-bit hex class code and mask; each mask byte
 /// must be `00` or `ff` (modpost drops entries with other masks from the aliases).
 pub fn parse_class(s: &str) -> Result<(u32, u32), Error> {
-    let bad = |why| Error::InvalidId { what: "class", value: s.to_string(), why };
+    let bad = |why| Error::InvalidId {
+        what: "class",
+        value: s.to_string(),
+        why,
+    };
     let (c, m) = s.split_once('/').unwrap_or((s, "ffffff"));
     let hex24 = |x: &str| -> Option<u32> {
         let h = x.trim().trim_start_matches("0x");
@@ -192,7 +235,9 @@ pub fn parse_class(s: &str) -> Result<(u32, u32), Error> {
         return Err(bad("a zero mask matches every class: leave --class out"));
     }
     if (0..3).any(|i| !matches!((m >> (8 * i)) & 0xff, 0 | 0xff)) {
-        return Err(bad("each mask byte must be 00 or ff (modpost cannot publish other masks)"));
+        return Err(bad(
+            "each mask byte must be 00 or ff (modpost cannot publish other masks)",
+        ));
     }
     if c & !m != 0 {
         return Err(bad("the class has bits outside the mask"));
@@ -221,7 +266,10 @@ fn replace_word(text: &str, word: &str, with: &str) -> String {
 
 /// The variant's Rust source, from the template's.
 pub fn render_source(template: &str, template_path: &Path, spec: &Spec) -> Result<String, Error> {
-    let missing = |what: &str| Error::Template { path: template_path.to_path_buf(), missing: what.to_string() };
+    let missing = |what: &str| Error::Template {
+        path: template_path.to_path_buf(),
+        missing: what.to_string(),
+    };
     let mut lines: Vec<String> = Vec::new();
     let mut doc_done = false;
     let mut saw = (false, false, false, false);
@@ -319,11 +367,19 @@ pub struct Created {
 }
 
 fn read(p: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(p).map_err(|source| Error::Io { path: p.to_path_buf(), op: "reading", source })
+    std::fs::read_to_string(p).map_err(|source| Error::Io {
+        path: p.to_path_buf(),
+        op: "reading",
+        source,
+    })
 }
 
 fn write(p: &Path, data: &str) -> Result<(), Error> {
-    std::fs::write(p, data).map_err(|source| Error::Io { path: p.to_path_buf(), op: "writing", source })
+    std::fs::write(p, data).map_err(|source| Error::Io {
+        path: p.to_path_buf(),
+        op: "writing",
+        source,
+    })
 }
 
 /// Creates `variants/NAME/` in the tree at `root` and adds it to the top-level Kbuild.
@@ -334,9 +390,16 @@ pub fn create(root: &Path, spec: &Spec) -> Result<Created, Error> {
         return Err(Error::Exists { path: dir });
     }
     let module = spec.module();
-    let existing = crate::modules::module_paths_in(root).map_err(|e| Error::Tree(format!("{e:#}")))?;
-    if let Some(p) = existing.iter().find(|p| p.file_stem().is_some_and(|s| s.to_string_lossy() == module)) {
-        return Err(Error::ModuleTaken { module, path: p.clone() });
+    let existing =
+        crate::modules::module_paths_in(root).map_err(|e| Error::Tree(format!("{e:#}")))?;
+    if let Some(p) = existing
+        .iter()
+        .find(|p| p.file_stem().is_some_and(|s| s.to_string_lossy() == module))
+    {
+        return Err(Error::ModuleTaken {
+            module,
+            path: p.clone(),
+        });
     }
     let tdir = root.join(TEMPLATE_DIR);
     let tsrc = tdir.join(format!("{TEMPLATE_MODULE}.rs"));
@@ -344,24 +407,41 @@ pub fn create(root: &Path, spec: &Spec) -> Result<Created, Error> {
     let tkb = tdir.join("Kbuild");
     let kbuild_t = read(&tkb)?;
     if !kbuild_t.contains(&format!("{TEMPLATE_MODULE}.o")) {
-        return Err(Error::Template { path: tkb, missing: format!("{TEMPLATE_MODULE}.o") });
+        return Err(Error::Template {
+            path: tkb,
+            missing: format!("{TEMPLATE_MODULE}.o"),
+        });
     }
     let kbuild = kbuild_t.replace(TEMPLATE_MODULE, &module);
     let top_path = root.join("Kbuild");
     let top = add_to_kbuild(&read(&top_path)?, &spec.name);
 
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), op: "creating", source })?;
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+        path: dir.clone(),
+        op: "creating",
+        source,
+    })?;
     let src_path = dir.join(format!("{module}.rs"));
-    let r = write(&src_path, &source).and_then(|_| write(&dir.join("Kbuild"), &kbuild)).and_then(|_| {
-        let tmp = top_path.with_extension("new-variant.tmp");
-        write(&tmp, &top)?;
-        std::fs::rename(&tmp, &top_path).map_err(|source| Error::Io { path: top_path.clone(), op: "replacing", source })
-    });
+    let r = write(&src_path, &source)
+        .and_then(|_| write(&dir.join("Kbuild"), &kbuild))
+        .and_then(|_| {
+            let tmp = top_path.with_extension("new-variant.tmp");
+            write(&tmp, &top)?;
+            std::fs::rename(&tmp, &top_path).map_err(|source| Error::Io {
+                path: top_path.clone(),
+                op: "replacing",
+                source,
+            })
+        });
     if let Err(e) = r {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e);
     }
-    Ok(Created { ko: dir.join(format!("{module}.ko")), dir, source: src_path })
+    Ok(Created {
+        ko: dir.join(format!("{module}.ko")),
+        dir,
+        source: src_path,
+    })
 }
 
 /// Copies what `new-variant` and a variant build need from `from` to `to`: the top-level
@@ -393,15 +473,21 @@ mod tests {
     use super::*;
     use crate::util::repo_root;
 
-
     fn spec(name: &str) -> Spec {
-        Spec { name: name.into(), vendor: 0x1234, device: 0x11e8, subsystem: None, class: None }
+        Spec {
+            name: name.into(),
+            vendor: 0x1234,
+            device: 0x11e8,
+            subsystem: None,
+            class: None,
+        }
     }
 
     /// A scratch tree: the top-level Kbuild and the Kbuild files (and sources) of its
     /// directories, copied from this repository.
     fn scratch(tag: &str) -> PathBuf {
-        let t = std::env::temp_dir().join(format!("xtask-new-variant-{tag}-{}", std::process::id()));
+        let t =
+            std::env::temp_dir().join(format!("xtask-new-variant-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&t);
         copy_tree_skeleton(&repo_root(), &t).unwrap();
         t
@@ -412,11 +498,32 @@ mod tests {
         for ok in ["edu", "edu_test", "igd2", "a"] {
             validate_name(ok).unwrap();
         }
-        for bad in ["", "Edu", "1edu", "edu-test", "edu.test", "../x", "edu_", "a__b", "vfio_pci_x", &"x".repeat(41)] {
-            assert!(matches!(validate_name(bad), Err(Error::InvalidName { .. })), "{bad}");
+        for bad in [
+            "",
+            "Edu",
+            "1edu",
+            "edu-test",
+            "edu.test",
+            "../x",
+            "edu_",
+            "a__b",
+            "vfio_pci_x",
+            &"x".repeat(41),
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(Error::InvalidName { .. })),
+                "{bad}"
+            );
         }
         let s = spec("edu_test");
-        assert_eq!((s.module(), s.driver(), s.type_name()), ("vfio_pci_edu_test".into(), "vfio-pci-edu-test".into(), "EduTestVariant".into()));
+        assert_eq!(
+            (s.module(), s.driver(), s.type_name()),
+            (
+                "vfio_pci_edu_test".into(),
+                "vfio-pci-edu-test".into(),
+                "EduTestVariant".into()
+            )
+        );
     }
 
     #[test]
@@ -429,32 +536,70 @@ mod tests {
         assert_eq!(parse_class("030000/ff0000").unwrap(), (0x030000, 0xff0000));
         assert_eq!(parse_class("030200/ffff00").unwrap(), (0x030200, 0xffff00));
         assert_eq!(parse_class("010802").unwrap(), (0x010802, 0xffffff));
-        for bad in ["03/0", "030000/f00000", "030001/ffff00", "zz", "1000000/ffffff"] {
+        for bad in [
+            "03/0",
+            "030000/f00000",
+            "030001/ffff00",
+            "zz",
+            "1000000/ffffff",
+        ] {
             assert!(parse_class(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_subsystem("10de:12a2").unwrap(), (0x10de, 0x12a2));
         assert!(parse_subsystem("10de").is_err());
-        assert_eq!(spec("edu").alias(), "vfio_pci:v00001234d000011E8sv*sd*bc*sc*i*");
-        let igd = Spec { name: "igd".into(), vendor: 0x8086, device: 0x3e92, subsystem: None, class: Some((0x030000, 0xff0000)) };
+        assert_eq!(
+            spec("edu").alias(),
+            "vfio_pci:v00001234d000011E8sv*sd*bc*sc*i*"
+        );
+        let igd = Spec {
+            name: "igd".into(),
+            vendor: 0x8086,
+            device: 0x3e92,
+            subsystem: None,
+            class: Some((0x030000, 0xff0000)),
+        };
         assert_eq!(igd.alias(), "vfio_pci:v00008086d00003E92sv*sd*bc03sc*i*");
-        assert_eq!(igd.id_expr(), "PciId::vendor_device(0x8086, 0x3e92).class(0x030000, 0xff0000)");
-        let t4 = Spec { subsystem: Some((0x10de, 0x12a2)), class: Some((0x030200, 0xffffff)), ..spec("t4") };
-        assert_eq!(t4.alias(), "vfio_pci:v00001234d000011E8sv000010DEsd000012A2bc03sc02i00*");
+        assert_eq!(
+            igd.id_expr(),
+            "PciId::vendor_device(0x8086, 0x3e92).class(0x030000, 0xff0000)"
+        );
+        let t4 = Spec {
+            subsystem: Some((0x10de, 0x12a2)),
+            class: Some((0x030200, 0xffffff)),
+            ..spec("t4")
+        };
+        assert_eq!(
+            t4.alias(),
+            "vfio_pci:v00001234d000011E8sv000010DEsd000012A2bc03sc02i00*"
+        );
         assert_eq!(pcibind::select::wildcards(&t4.alias()).0, 0);
     }
 
     #[test]
     fn renders_the_real_skeleton() {
-        let p = repo_root().join(TEMPLATE_DIR).join(format!("{TEMPLATE_MODULE}.rs"));
+        let p = repo_root()
+            .join(TEMPLATE_DIR)
+            .join(format!("{TEMPLATE_MODULE}.rs"));
         let t = std::fs::read_to_string(&p).unwrap();
-        let s = Spec { class: Some((0x00ff00, 0xffff00)), ..spec("edu_test") };
+        let s = Spec {
+            class: Some((0x00ff00, 0xffff00)),
+            ..spec("edu_test")
+        };
         let out = render_source(&t, &p, &s).unwrap();
-        assert!(out.starts_with("// SPDX-License-Identifier: GPL-2.0\n"), "{out}");
+        assert!(
+            out.starts_with("// SPDX-License-Identifier: GPL-2.0\n"),
+            "{out}"
+        );
         assert!(out.contains("name: \"vfio_pci_edu_test\","));
         assert!(out.contains("driver: \"vfio-pci-edu-test\","));
-        assert!(out.contains("ids: [(PciId::vendor_device(0x1234, 0x11e8).class(0x00ff00, 0xffff00), ())],"));
+        assert!(out.contains(
+            "ids: [(PciId::vendor_device(0x1234, 0x11e8).class(0x00ff00, 0xffff00), ())],"
+        ));
         assert!(out.contains("struct EduTestVariant;"));
-        assert!(!out.contains("Skeleton") && !out.contains("skeleton\""), "{out}");
+        assert!(
+            !out.contains("Skeleton") && !out.contains("skeleton\""),
+            "{out}"
+        );
         assert!(!out.contains("unsafe"));
         assert_eq!(out.matches("//!").count(), 2);
         // A multi-line ID table is replaced as a whole.
@@ -462,24 +607,44 @@ mod tests {
             "    ids: [(PciId::vendor_device(0x1234, 0x11e8), ())],",
             "    ids: [\n        (PciId::vendor_device(0x1234, 0x11e8), ()),\n        (PciId::vendor(0x1b36), ()),\n    ],",
         );
-        assert_ne!(multi, t, "the skeleton's ids line changed; update this test");
+        assert_ne!(
+            multi, t,
+            "the skeleton's ids line changed; update this test"
+        );
         let out2 = render_source(&multi, &p, &s).unwrap();
-        assert!(!out2.contains("0x1b36") && out2.contains("ids: [(PciId::vendor_device(0x1234, 0x11e8).class("), "{out2}");
-        assert!(out2.trim_end().ends_with("}") && out2.contains("license:"), "the rest is kept: {out2}");
+        assert!(
+            !out2.contains("0x1b36")
+                && out2.contains("ids: [(PciId::vendor_device(0x1234, 0x11e8).class("),
+            "{out2}"
+        );
+        assert!(
+            out2.trim_end().ends_with("}") && out2.contains("license:"),
+            "the rest is kept: {out2}"
+        );
         // The template without a piece we rewrite is refused.
         let broken = t.replace("driver:", "drv:");
-        assert!(matches!(render_source(&broken, &p, &s), Err(Error::Template { .. })));
+        assert!(matches!(
+            render_source(&broken, &p, &s),
+            Err(Error::Template { .. })
+        ));
     }
 
     #[test]
     fn kbuild_insertion() {
-        let k = "# SPDX\nobj-m += common/\nobj-m += variants/generic/\nobj-m += samples/skeleton/\n";
+        let k =
+            "# SPDX\nobj-m += common/\nobj-m += variants/generic/\nobj-m += samples/skeleton/\n";
         assert_eq!(
             add_to_kbuild(k, "edu"),
             "# SPDX\nobj-m += common/\nobj-m += variants/generic/\nobj-m += variants/edu/\nobj-m += samples/skeleton/\n"
         );
-        assert_eq!(add_to_kbuild("obj-m += common/\nobj-m += samples/x/\n", "e"), "obj-m += common/\nobj-m += variants/e/\nobj-m += samples/x/\n");
-        assert_eq!(add_to_kbuild("obj-m += common/", "e"), "obj-m += common/\nobj-m += variants/e/\n");
+        assert_eq!(
+            add_to_kbuild("obj-m += common/\nobj-m += samples/x/\n", "e"),
+            "obj-m += common/\nobj-m += variants/e/\nobj-m += samples/x/\n"
+        );
+        assert_eq!(
+            add_to_kbuild("obj-m += common/", "e"),
+            "obj-m += common/\nobj-m += variants/e/\n"
+        );
     }
 
     #[test]
@@ -488,19 +653,33 @@ mod tests {
         let c = create(&t, &spec("edu")).unwrap();
         assert!(c.source.ends_with("variants/edu/vfio_pci_edu.rs"));
         let kos = crate::modules::module_paths_in(&t).unwrap();
-        assert!(kos.contains(&t.join("variants/edu/vfio_pci_edu.ko")), "{kos:?}");
+        assert!(
+            kos.contains(&t.join("variants/edu/vfio_pci_edu.ko")),
+            "{kos:?}"
+        );
         assert_eq!(kos.first(), Some(&t.join("common/vfio_pci_common.ko")));
         let kb = std::fs::read_to_string(t.join("variants/edu/Kbuild")).unwrap();
-        assert!(kb.contains("obj-m += vfio_pci_edu.o") && kb.starts_with("# SPDX-License-Identifier: GPL-2.0"));
+        assert!(
+            kb.contains("obj-m += vfio_pci_edu.o")
+                && kb.starts_with("# SPDX-License-Identifier: GPL-2.0")
+        );
         let before = std::fs::read_to_string(t.join("Kbuild")).unwrap();
         // Again: refused, nothing changes.
-        assert!(matches!(create(&t, &spec("edu")), Err(Error::Exists { .. })));
+        assert!(matches!(
+            create(&t, &spec("edu")),
+            Err(Error::Exists { .. })
+        ));
         // A name whose module exists elsewhere (samples/skeleton) is refused too.
-        assert!(matches!(create(&t, &spec("skeleton")), Err(Error::ModuleTaken { .. })));
+        assert!(matches!(
+            create(&t, &spec("skeleton")),
+            Err(Error::ModuleTaken { .. })
+        ));
         assert!(!t.join("variants/skeleton").exists());
-        assert!(matches!(create(&t, &spec("Bad")), Err(Error::InvalidName { .. })));
+        assert!(matches!(
+            create(&t, &spec("Bad")),
+            Err(Error::InvalidName { .. })
+        ));
         assert_eq!(std::fs::read_to_string(t.join("Kbuild")).unwrap(), before);
         std::fs::remove_dir_all(&t).unwrap();
     }
 }
-

@@ -134,7 +134,10 @@ mod tests {
 
     #[test]
     fn unaligned_requests_split_like_upstream() {
-        assert_eq!(plan(1, 7, 0, 0, 8), [IoStep::Access(1), IoStep::Access(2), IoStep::Access(4)]);
+        assert_eq!(
+            plan(1, 7, 0, 0, 8),
+            [IoStep::Access(1), IoStep::Access(2), IoStep::Access(4)]
+        );
         assert_eq!(plan(6, 4, 0, 0, 8), [IoStep::Access(2), IoStep::Access(2)]);
     }
 
@@ -157,13 +160,29 @@ mod tests {
     #[test]
     fn mmap_rules_follow_upstream() {
         let page = 4096;
-        let big = BarResource { start: 0xfe00_0000, len: 0x10_0000, mem: true };
+        let big = BarResource {
+            start: 0xfe00_0000,
+            len: 0x10_0000,
+            mem: true,
+        };
         assert_eq!(mmap_kind(&big, page), MmapKind::Yes);
-        let io = BarResource { start: 0xc000, len: 0x100, mem: false };
+        let io = BarResource {
+            start: 0xc000,
+            len: 0x100,
+            mem: false,
+        };
         assert_eq!(mmap_kind(&io, page), MmapKind::No);
-        let small_aligned = BarResource { start: 0xfe10_0000, len: 0x100, mem: true };
+        let small_aligned = BarResource {
+            start: 0xfe10_0000,
+            len: 0x100,
+            mem: true,
+        };
         assert_eq!(mmap_kind(&small_aligned, page), MmapKind::ReserveRemainder);
-        let small_unaligned = BarResource { start: 0xfe10_0100, len: 0x100, mem: true };
+        let small_unaligned = BarResource {
+            start: 0xfe10_0100,
+            len: 0x100,
+            mem: true,
+        };
         assert_eq!(mmap_kind(&small_unaligned, page), MmapKind::No);
         assert_eq!(mmap_fits(0, 4096, 0x100, page), Ok(()));
         assert_eq!(mmap_fits(0, 8192, 0x1000, page), Err(EINVAL));

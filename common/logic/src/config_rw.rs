@@ -29,7 +29,11 @@ pub fn next_access(offset: u64, remaining: usize, cfg_size: u64) -> Result<usize
 /// All accesses of a request, in order, as (offset, size); `Err` if the request fails before
 /// its first access. Used by host tests and documentation; the kernel calls [`next_access`] in
 /// its copy loop so it never needs storage for the plan.
-pub fn plan(offset: u64, count: usize, cfg_size: u64) -> impl Iterator<Item = Result<(u64, usize), Errno>> {
+pub fn plan(
+    offset: u64,
+    count: usize,
+    cfg_size: u64,
+) -> impl Iterator<Item = Result<(u64, usize), Errno>> {
     let mut pos = offset;
     let mut left = count;
     let mut failed = false;

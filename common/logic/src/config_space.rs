@@ -243,7 +243,12 @@ impl ConfigSpace {
             extended_caps: false,
             msi_layout: 0,
             virq_disabled: false,
-            overlays: [Overlay { offset: 0, size: 0, writable: 0, init: OverlayInit::Device }; MAX_OVERLAYS],
+            overlays: [Overlay {
+                offset: 0,
+                size: 0,
+                writable: 0,
+                init: OverlayInit::Device,
+            }; MAX_OVERLAYS],
             n_overlays: 0,
         }
     }
@@ -373,7 +378,10 @@ impl ConfigSpace {
     /// Stores the low `count` (≤ 4) bytes of `val` at `pos`; bytes past the array are dropped.
     pub(super) fn vset(&mut self, pos: u16, count: usize, val: u32) {
         let p = pos as usize;
-        if let Some(dst) = p.checked_add(count).and_then(|end| self.vconfig.get_mut(p..end)) {
+        if let Some(dst) = p
+            .checked_add(count)
+            .and_then(|end| self.vconfig.get_mut(p..end))
+        {
             if let Some(src) = val.to_le_bytes().get(..count) {
                 dst.copy_from_slice(src);
                 return;
@@ -534,7 +542,8 @@ impl ConfigSpace {
             WriteKind::Msi => self.msi_write(dev, perm, pos, count, offset, val)?,
             WriteKind::Raw => dev.write(pos, count as u8, val)?,
             WriteKind::Virt if self.touches_overlay(pos, count) => {
-                let new = overlay::merge(self.vget(pos, count), val, self.virt_write_mask(pos, count));
+                let new =
+                    overlay::merge(self.vget(pos, count), val, self.virt_write_mask(pos, count));
                 self.vset(pos, count, new);
                 dev.overlay_write(pos, count, new);
             }

@@ -853,7 +853,12 @@ fn writes_to_read_only_bytes_do_not_fetch_user_data() {
 use super::overlay::{Overlay, OverlayInit};
 
 fn asls() -> Overlay {
-    Overlay { offset: 0xfc, size: 4, writable: 0xffff_0000, init: OverlayInit::Device }
+    Overlay {
+        offset: 0xfc,
+        size: 4,
+        writable: 0xffff_0000,
+        init: OverlayInit::Device,
+    }
 }
 
 #[test]
@@ -872,13 +877,22 @@ fn overlay_writes_change_only_writable_bits_and_never_reach_the_device() {
     assert_eq!(rd(&mut cs, &mut dev, 0xfc, 4), 0xffff_5678);
     wr(&mut cs, &mut dev, 0xfe, 1, 0);
     assert_eq!(rd(&mut cs, &mut dev, 0xfc, 4), 0xff00_5678);
-    assert_eq!(hw32(&dev, 0xfc), 0x1234_5678, "the device never sees an overlay write");
+    assert_eq!(
+        hw32(&dev, 0xfc),
+        0x1234_5678,
+        "the device never sees an overlay write"
+    );
 }
 
 #[test]
 fn overlay_with_a_fixed_value_ignores_the_device() {
     let (mut cs, mut dev) = Img::new(256).d(0xf8, 0x1111_1111).open();
-    let o = Overlay { offset: 0xf8, size: 2, writable: 0, init: OverlayInit::Value(0xabcd) };
+    let o = Overlay {
+        offset: 0xf8,
+        size: 2,
+        writable: 0,
+        init: OverlayInit::Value(0xabcd),
+    };
     cs.add_overlay(&mut dev, &o).expect("overlay");
     assert_eq!(rd(&mut cs, &mut dev, 0xf8, 4), 0x1111_abcd);
 }
@@ -887,9 +901,17 @@ fn overlay_with_a_fixed_value_ignores_the_device() {
 fn overlapping_or_misshapen_overlays_are_refused() {
     let (mut cs, mut dev) = Img::new(256).open();
     cs.add_overlay(&mut dev, &asls()).expect("overlay");
-    let overlap = Overlay { offset: 0xfe, size: 2, ..asls() };
+    let overlap = Overlay {
+        offset: 0xfe,
+        size: 2,
+        ..asls()
+    };
     assert_eq!(cs.add_overlay(&mut dev, &overlap), Err(EINVAL));
-    let straddle = Overlay { offset: 0xf6, size: 4, ..asls() };
+    let straddle = Overlay {
+        offset: 0xf6,
+        size: 4,
+        ..asls()
+    };
     assert_eq!(cs.add_overlay(&mut dev, &straddle), Err(EINVAL));
 }
 
@@ -901,7 +923,11 @@ fn reopening_drops_the_previous_overlays() {
     cs.add_overlay(&mut dev, &asls()).expect("overlay");
     cs.init(&mut dev, &info).expect("init");
     wr(&mut cs, &mut dev, 0xfc, 4, 0);
-    assert_eq!(hw32(&dev, 0xfc), 0, "without the overlay, unassigned bytes are raw again");
+    assert_eq!(
+        hw32(&dev, 0xfc),
+        0,
+        "without the overlay, unassigned bytes are raw again"
+    );
 }
 
 #[test]

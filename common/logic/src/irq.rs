@@ -85,8 +85,12 @@ impl IrqCaps {
     pub fn count(&self, index: u32) -> u32 {
         match index {
             INTX => u32::from(self.intx_pin != 0),
-            MSI => self.msi_flags.map_or(0, |f| 1 << ((f & MSI_FLAGS_QMASK) >> 1)),
-            MSIX => self.msix_flags.map_or(0, |f| u32::from(f & MSIX_FLAGS_QSIZE) + 1),
+            MSI => self
+                .msi_flags
+                .map_or(0, |f| 1 << ((f & MSI_FLAGS_QMASK) >> 1)),
+            MSIX => self
+                .msix_flags
+                .map_or(0, |f| u32::from(f & MSIX_FLAGS_QSIZE) + 1),
             ERR => u32::from(self.pcie),
             REQ => 1,
             _ => 0,
@@ -113,7 +117,12 @@ impl IrqInfo {
 
     /// Decodes the bytes read from user space.
     pub fn from_user(b: &[u8; Self::MINSZ]) -> Self {
-        Self { argsz: u32_at(b, 0), flags: u32_at(b, 4), index: u32_at(b, 8), count: u32_at(b, 12) }
+        Self {
+            argsz: u32_at(b, 0),
+            flags: u32_at(b, 4),
+            index: u32_at(b, 8),
+            count: u32_at(b, 12),
+        }
     }
 
     /// Upstream's answer: `-EINVAL` for a short `argsz`, an index past the last, or ERR on a
@@ -131,13 +140,20 @@ impl IrqInfo {
         } else if self.index != MSIX || !caps.dyn_msix {
             flags |= INFO_NORESIZE;
         }
-        Ok(Self { flags, count: caps.count(self.index), ..self })
+        Ok(Self {
+            flags,
+            count: caps.count(self.index),
+            ..self
+        })
     }
 
     /// The structure as user space sees it.
     pub fn to_bytes(&self) -> [u8; Self::MINSZ] {
         let mut b = [0u8; Self::MINSZ];
-        for (i, v) in [self.argsz, self.flags, self.index, self.count].iter().enumerate() {
+        for (i, v) in [self.argsz, self.flags, self.index, self.count]
+            .iter()
+            .enumerate()
+        {
             b[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
         }
         b
@@ -178,7 +194,10 @@ impl IrqSet {
     /// The header as user space writes it (for tests and the guest suite).
     pub fn to_bytes(&self) -> [u8; Self::MINSZ] {
         let mut b = [0u8; Self::MINSZ];
-        for (i, v) in [self.argsz, self.flags, self.index, self.start, self.count].iter().enumerate() {
+        for (i, v) in [self.argsz, self.flags, self.index, self.start, self.count]
+            .iter()
+            .enumerate()
+        {
             b[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
         }
         b
@@ -355,7 +374,12 @@ pub fn plan<'a>(hdr: &IrqSet, data: &'a [u8], st: &IrqStatus) -> Result<Command<
     }
 }
 
-fn intx_mask<'a>(hdr: &IrqSet, dtype: u32, data: &'a [u8], st: &IrqStatus) -> Result<Command<'a>, Errno> {
+fn intx_mask<'a>(
+    hdr: &IrqSet,
+    dtype: u32,
+    data: &'a [u8],
+    st: &IrqStatus,
+) -> Result<Command<'a>, Errno> {
     if st.mode != Mode::Intx || hdr.start != 0 || hdr.count != 1 {
         return Err(EINVAL);
     }
@@ -368,7 +392,12 @@ fn intx_mask<'a>(hdr: &IrqSet, dtype: u32, data: &'a [u8], st: &IrqStatus) -> Re
     }
 }
 
-fn intx_unmask<'a>(hdr: &IrqSet, dtype: u32, data: &'a [u8], st: &IrqStatus) -> Result<Command<'a>, Errno> {
+fn intx_unmask<'a>(
+    hdr: &IrqSet,
+    dtype: u32,
+    data: &'a [u8],
+    st: &IrqStatus,
+) -> Result<Command<'a>, Errno> {
     if st.mode != Mode::Intx || hdr.start != 0 || hdr.count != 1 {
         return Err(EINVAL);
     }
@@ -383,7 +412,12 @@ fn intx_unmask<'a>(hdr: &IrqSet, dtype: u32, data: &'a [u8], st: &IrqStatus) -> 
     }
 }
 
-fn intx_trigger<'a>(hdr: &IrqSet, dtype: u32, data: &'a [u8], st: &IrqStatus) -> Result<Command<'a>, Errno> {
+fn intx_trigger<'a>(
+    hdr: &IrqSet,
+    dtype: u32,
+    data: &'a [u8],
+    st: &IrqStatus,
+) -> Result<Command<'a>, Errno> {
     let intx = st.mode == Mode::Intx;
     if intx && hdr.count == 0 && dtype == SET_DATA_NONE {
         return Ok(Command::IntxDisable);
@@ -393,7 +427,11 @@ fn intx_trigger<'a>(hdr: &IrqSet, dtype: u32, data: &'a [u8], st: &IrqStatus) ->
     }
     if dtype == SET_DATA_EVENTFD {
         let fd = Some(fd_at(data, 0)).filter(|&fd| fd >= 0);
-        return Ok(if intx { Command::IntxSetTrigger(fd) } else { Command::IntxEnable(fd) });
+        return Ok(if intx {
+            Command::IntxSetTrigger(fd)
+        } else {
+            Command::IntxEnable(fd)
+        });
     }
     if !intx {
         return Err(EINVAL);
@@ -404,7 +442,12 @@ fn intx_trigger<'a>(hdr: &IrqSet, dtype: u32, data: &'a [u8], st: &IrqStatus) ->
     }
 }
 
-fn msi_trigger<'a>(hdr: &IrqSet, dtype: u32, data: &'a [u8], st: &IrqStatus) -> Result<Command<'a>, Errno> {
+fn msi_trigger<'a>(
+    hdr: &IrqSet,
+    dtype: u32,
+    data: &'a [u8],
+    st: &IrqStatus,
+) -> Result<Command<'a>, Errno> {
     let msix = hdr.index == MSIX;
     let active = st.mode.index() == hdr.index;
     if active && hdr.count == 0 && dtype == SET_DATA_NONE {
@@ -414,18 +457,34 @@ fn msi_trigger<'a>(hdr: &IrqSet, dtype: u32, data: &'a [u8], st: &IrqStatus) -> 
         return Err(EINVAL);
     }
     if dtype == SET_DATA_EVENTFD {
-        return Ok(Command::MsiSetBlock { msix, enable: !active, start: hdr.start, count: hdr.count, fds: data });
+        return Ok(Command::MsiSetBlock {
+            msix,
+            enable: !active,
+            start: hdr.start,
+            count: hdr.count,
+            fds: data,
+        });
     }
     if !active {
         return Err(EINVAL);
     }
     let bools = (dtype == SET_DATA_BOOL).then_some(data);
-    Ok(Command::MsiSignal { start: hdr.start, count: hdr.count, bools })
+    Ok(Command::MsiSignal {
+        start: hdr.start,
+        count: hdr.count,
+        bools,
+    })
 }
 
 /// `vfio_pci_set_err_trigger` / `vfio_pci_set_req_trigger` and
 /// `vfio_pci_set_ctx_trigger_single`.
-fn single<'a>(which: Single, hdr: &IrqSet, dtype: u32, data: &'a [u8], set: bool) -> Result<Command<'a>, Errno> {
+fn single<'a>(
+    which: Single,
+    hdr: &IrqSet,
+    dtype: u32,
+    data: &'a [u8],
+    set: bool,
+) -> Result<Command<'a>, Errno> {
     if hdr.start != 0 || hdr.count > 1 {
         return Err(EINVAL);
     }

@@ -17,11 +17,11 @@ pub mod config_init;
 pub mod config_rw;
 pub mod config_space;
 pub mod errno;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 pub mod irq;
 pub mod lifecycle;
 pub mod overlay;
-#[cfg(any(test, feature = "fake"))]
-pub mod fake;
 pub mod pci_regs;
 pub mod perm;
 pub mod region;

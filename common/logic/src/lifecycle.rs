@@ -51,7 +51,11 @@ pub struct HotResetHdr {
 impl HotResetHdr {
     /// Decodes the `HDR_MINSZ` bytes read from user space.
     pub fn decode(b: &[u8; HDR_MINSZ]) -> Self {
-        Self { argsz: u32_at(b, 0), flags: u32_at(b, 4), count: u32_at(b, 8) }
+        Self {
+            argsz: u32_at(b, 0),
+            flags: u32_at(b, 4),
+            count: u32_at(b, 8),
+        }
     }
 
     /// The header as user space sees it.
@@ -88,7 +92,11 @@ pub fn info_plan(hdr: &HotResetHdr, count: u32) -> InfoPlan {
     // Upstream divides (argsz - sizeof(hdr)) by the entry size; argsz >= minsz was checked.
     let room = (hdr.argsz as usize).saturating_sub(HDR_MINSZ) / DEPENDENT_SIZE;
     if count as usize > room {
-        InfoPlan::TooSmall(HotResetHdr { argsz: hdr.argsz, flags: 0, count })
+        InfoPlan::TooSmall(HotResetHdr {
+            argsz: hdr.argsz,
+            flags: 0,
+            count,
+        })
     } else {
         InfoPlan::Fill(count)
     }
@@ -143,7 +151,11 @@ pub fn reset_form(hdr: &HotResetHdr, cdev_opened: bool) -> Result<ResetForm, Err
     if (hdr.count != 0) == cdev_opened {
         return Err(EINVAL);
     }
-    Ok(if hdr.count == 0 { ResetForm::Iommufd } else { ResetForm::Groups(hdr.count) })
+    Ok(if hdr.count == 0 {
+        ResetForm::Iommufd
+    } else {
+        ResetForm::Groups(hdr.count)
+    })
 }
 
 /// `PCI_HOT_RESET` with group fds, once the affected devices are counted: one group per device
@@ -186,7 +198,12 @@ pub enum FeatureOp {
 }
 
 /// `vfio_check_feature`: the rules of a driver's `device_feature` op.
-pub fn check_feature(flags: u32, argsz: usize, supported: u32, minsz: usize) -> Result<FeatureOp, Errno> {
+pub fn check_feature(
+    flags: u32,
+    argsz: usize,
+    supported: u32,
+    minsz: usize,
+) -> Result<FeatureOp, Errno> {
     if flags & (FEATURE_GET | FEATURE_SET) & !supported != 0 {
         return Err(EINVAL);
     }
@@ -338,7 +355,10 @@ impl TokenRefusal {
 
 /// `vfio_pci_validate_vf_token`: the trust between a PF and its VFs is opted into with a
 /// shared UUID.
-pub fn validate_vf_token(role: SriovRole, given: Option<[u8; UUID_SIZE]>) -> Result<TokenDecision, TokenRefusal> {
+pub fn validate_vf_token(
+    role: SriovRole,
+    given: Option<[u8; UUID_SIZE]>,
+) -> Result<TokenDecision, TokenRefusal> {
     match (role, given) {
         (SriovRole::Vf { pf_token: None }, None) => Ok(TokenDecision::Allow),
         (SriovRole::Vf { pf_token: None }, Some(_)) => Err(TokenRefusal::PfNotOurs),
@@ -384,7 +404,8 @@ mod tests {
     const NAME: &[u8] = b"0000:03:00.0";
     const U: &[u8] = b"bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3";
     const UB: [u8; 16] = [
-        0xbd, 0x8d, 0x9d, 0x2b, 0x5a, 0x5f, 0x4f, 0x5a, 0xa2, 0x11, 0xf5, 0x91, 0x51, 0x4b, 0xa1, 0xf3,
+        0xbd, 0x8d, 0x9d, 0x2b, 0x5a, 0x5f, 0x4f, 0x5a, 0xa2, 0x11, 0xf5, 0x91, 0x51, 0x4b, 0xa1,
+        0xf3,
     ];
 
     fn cat(a: &[u8], b: &[u8]) -> std::vec::Vec<u8> {
@@ -402,25 +423,80 @@ mod tests {
     #[test]
     fn info_refuses_argsz_below_the_header() {
         for argsz in 0..12 {
-            assert_eq!(info_check(&HotResetHdr { argsz, flags: 7, count: 9 }), Err(EINVAL));
+            assert_eq!(
+                info_check(&HotResetHdr {
+                    argsz,
+                    flags: 7,
+                    count: 9
+                }),
+                Err(EINVAL)
+            );
         }
-        assert_eq!(info_check(&HotResetHdr { argsz: 12, flags: 0, count: 0 }), Ok(()));
+        assert_eq!(
+            info_check(&HotResetHdr {
+                argsz: 12,
+                flags: 0,
+                count: 0
+            }),
+            Ok(())
+        );
     }
 
     #[test]
     fn info_without_room_reports_the_count_and_clears_flags() {
-        let h = HotResetHdr { argsz: 12, flags: 0xa5, count: 0 };
-        assert_eq!(info_plan(&h, 1), InfoPlan::TooSmall(HotResetHdr { argsz: 12, flags: 0, count: 1 }));
-        let h = HotResetHdr { argsz: 12 + 8 * 2 - 1, flags: 0, count: 0 };
-        assert_eq!(info_plan(&h, 2), InfoPlan::TooSmall(HotResetHdr { argsz: h.argsz, flags: 0, count: 2 }));
-        let h = HotResetHdr { argsz: 12 + 8 * 2, flags: 0, count: 0 };
+        let h = HotResetHdr {
+            argsz: 12,
+            flags: 0xa5,
+            count: 0,
+        };
+        assert_eq!(
+            info_plan(&h, 1),
+            InfoPlan::TooSmall(HotResetHdr {
+                argsz: 12,
+                flags: 0,
+                count: 1
+            })
+        );
+        let h = HotResetHdr {
+            argsz: 12 + 8 * 2 - 1,
+            flags: 0,
+            count: 0,
+        };
+        assert_eq!(
+            info_plan(&h, 2),
+            InfoPlan::TooSmall(HotResetHdr {
+                argsz: h.argsz,
+                flags: 0,
+                count: 2
+            })
+        );
+        let h = HotResetHdr {
+            argsz: 12 + 8 * 2,
+            flags: 0,
+            count: 0,
+        };
         assert_eq!(info_plan(&h, 2), InfoPlan::Fill(2));
-        assert_eq!(info_plan(&HotResetHdr { argsz: u32::MAX, flags: 0, count: 0 }, 3), InfoPlan::Fill(3));
+        assert_eq!(
+            info_plan(
+                &HotResetHdr {
+                    argsz: u32::MAX,
+                    flags: 0,
+                    count: 0
+                },
+                3
+            ),
+            InfoPlan::Fill(3)
+        );
     }
 
     #[test]
     fn dependent_layout_is_id_segment_bus_devfn() {
-        let d = Dependent { id: 0x0102_0304, segment: 0x0506, bus: 7, devfn: 8 };
+        let d = Dependent {
+            id: 0x0102_0304,
+            segment: 0x0506,
+            bus: 7,
+            devfn: 8,
+        };
         let mut want = [0u8; 8];
         want[..4].copy_from_slice(&0x0102_0304u32.to_ne_bytes());
         want[4..6].copy_from_slice(&0x0506u16.to_ne_bytes());
@@ -432,15 +508,49 @@ mod tests {
     #[test]
     fn hot_reset_refuses_short_argsz_and_any_flag() {
         for cdev in [false, true] {
-            assert_eq!(reset_form(&HotResetHdr { argsz: 11, flags: 0, count: 1 }, cdev), Err(EINVAL));
-            assert_eq!(reset_form(&HotResetHdr { argsz: 16, flags: 1, count: 1 }, cdev), Err(EINVAL));
-            assert_eq!(reset_form(&HotResetHdr { argsz: 16, flags: 1 << 31, count: 0 }, cdev), Err(EINVAL));
+            assert_eq!(
+                reset_form(
+                    &HotResetHdr {
+                        argsz: 11,
+                        flags: 0,
+                        count: 1
+                    },
+                    cdev
+                ),
+                Err(EINVAL)
+            );
+            assert_eq!(
+                reset_form(
+                    &HotResetHdr {
+                        argsz: 16,
+                        flags: 1,
+                        count: 1
+                    },
+                    cdev
+                ),
+                Err(EINVAL)
+            );
+            assert_eq!(
+                reset_form(
+                    &HotResetHdr {
+                        argsz: 16,
+                        flags: 1 << 31,
+                        count: 0
+                    },
+                    cdev
+                ),
+                Err(EINVAL)
+            );
         }
     }
 
     #[test]
     fn group_fds_only_for_group_opened_and_empty_array_only_for_cdev() {
-        let h = |count| HotResetHdr { argsz: 16, flags: 0, count };
+        let h = |count| HotResetHdr {
+            argsz: 16,
+            flags: 0,
+            count,
+        };
         assert_eq!(reset_form(&h(0), false), Err(EINVAL));
         assert_eq!(reset_form(&h(1), true), Err(EINVAL));
         assert_eq!(reset_form(&h(2), false), Ok(ResetForm::Groups(2)));
@@ -466,11 +576,20 @@ mod tests {
     #[test]
     fn check_feature_follows_vfio_check_feature() {
         assert_eq!(check_feature(FEATURE_GET, 16, FEATURE_SET, 16), Err(EINVAL));
-        assert_eq!(check_feature(FEATURE_SET | FEATURE_PROBE, 0, FEATURE_SET, 16), Ok(FeatureOp::Probe));
-        assert_eq!(check_feature(FEATURE_PROBE, 0, FEATURE_SET, 16), Ok(FeatureOp::Probe));
+        assert_eq!(
+            check_feature(FEATURE_SET | FEATURE_PROBE, 0, FEATURE_SET, 16),
+            Ok(FeatureOp::Probe)
+        );
+        assert_eq!(
+            check_feature(FEATURE_PROBE, 0, FEATURE_SET, 16),
+            Ok(FeatureOp::Probe)
+        );
         assert_eq!(check_feature(0, 16, FEATURE_SET, 16), Err(EINVAL));
         assert_eq!(check_feature(FEATURE_SET, 15, FEATURE_SET, 16), Err(EINVAL));
-        assert_eq!(check_feature(FEATURE_SET, 16, FEATURE_SET, 16), Ok(FeatureOp::Do));
+        assert_eq!(
+            check_feature(FEATURE_SET, 16, FEATURE_SET, 16),
+            Ok(FeatureOp::Do)
+        );
     }
 
     #[test]
@@ -478,7 +597,10 @@ mod tests {
         assert_eq!(vf_token_feature(FEATURE_SET, 16, false), Err(ENOTTY));
         assert_eq!(vf_token_feature(FEATURE_GET, 16, true), Err(EINVAL));
         assert_eq!(vf_token_feature(FEATURE_SET, 16, true), Ok(FeatureOp::Do));
-        assert_eq!(vf_token_feature(FEATURE_SET | FEATURE_PROBE, 0, true), Ok(FeatureOp::Probe));
+        assert_eq!(
+            vf_token_feature(FEATURE_SET | FEATURE_PROBE, 0, true),
+            Ok(FeatureOp::Probe)
+        );
     }
 
     #[test]
@@ -486,8 +608,14 @@ mod tests {
         assert_eq!(parse_uuid(U), Ok(UB));
         assert_eq!(parse_uuid(b"BD8D9D2B-5A5F-4F5A-A211-F591514BA1F3"), Ok(UB));
         assert_eq!(parse_uuid(&U[..35]), Err(EINVAL));
-        assert_eq!(parse_uuid(b"bd8d9d2b_5a5f-4f5a-a211-f591514ba1f3"), Err(EINVAL));
-        assert_eq!(parse_uuid(b"bd8d9d2g-5a5f-4f5a-a211-f591514ba1f3"), Err(EINVAL));
+        assert_eq!(
+            parse_uuid(b"bd8d9d2b_5a5f-4f5a-a211-f591514ba1f3"),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            parse_uuid(b"bd8d9d2g-5a5f-4f5a-a211-f591514ba1f3"),
+            Err(EINVAL)
+        );
     }
 
     #[test]
@@ -495,7 +623,10 @@ mod tests {
         assert_eq!(match_name(NAME, NAME), Ok(NameMatch::Yes(None)));
         assert_eq!(match_name(NAME, b"0000:03:00.1"), Ok(NameMatch::No));
         assert_eq!(match_name(NAME, b"0000:03:00.0x"), Ok(NameMatch::No));
-        assert_eq!(match_name(NAME, b"0000:03:00.0   "), Ok(NameMatch::Yes(None)));
+        assert_eq!(
+            match_name(NAME, b"0000:03:00.0   "),
+            Ok(NameMatch::Yes(None))
+        );
         assert_eq!(match_name(NAME, b"0000:03"), Ok(NameMatch::No));
     }
 
@@ -503,11 +634,17 @@ mod tests {
     fn match_takes_one_vf_token_and_refuses_anything_else() {
         let with = cat(b"0000:03:00.0 vf_token=", U);
         assert_eq!(match_name(NAME, &with), Ok(NameMatch::Yes(Some(UB))));
-        assert_eq!(match_name(NAME, &cat(&with, b"  ")), Ok(NameMatch::Yes(Some(UB))));
+        assert_eq!(
+            match_name(NAME, &cat(&with, b"  ")),
+            Ok(NameMatch::Yes(Some(UB)))
+        );
         assert_eq!(match_name(NAME, &cat(&with, b" x")), Err(EINVAL));
         let twice = cat(&cat(&with, b" vf_token="), U);
         assert_eq!(match_name(NAME, &twice), Err(EINVAL));
-        assert_eq!(match_name(NAME, b"0000:03:00.0 vf_token=short"), Err(EINVAL));
+        assert_eq!(
+            match_name(NAME, b"0000:03:00.0 vf_token=short"),
+            Err(EINVAL)
+        );
         assert_eq!(match_name(NAME, b"0000:03:00.0 foo=bar"), Err(EINVAL));
         // A token glued to trailing text: the UUID is parsed, then the rest is an option.
         assert_eq!(match_name(NAME, &cat(&with, b"x")), Err(EINVAL));
@@ -517,24 +654,55 @@ mod tests {
     fn vf_token_rules() {
         let other = [0u8; 16];
         // A VF whose PF is not ours: no token, or -EINVAL.
-        assert_eq!(validate_vf_token(SriovRole::Vf { pf_token: None }, None), Ok(TokenDecision::Allow));
-        assert_eq!(validate_vf_token(SriovRole::Vf { pf_token: None }, Some(UB)).map_err(TokenRefusal::errno), Err(EINVAL));
+        assert_eq!(
+            validate_vf_token(SriovRole::Vf { pf_token: None }, None),
+            Ok(TokenDecision::Allow)
+        );
+        assert_eq!(
+            validate_vf_token(SriovRole::Vf { pf_token: None }, Some(UB))
+                .map_err(TokenRefusal::errno),
+            Err(EINVAL)
+        );
         // A VF of ours: the PF's token, exactly.
         let vf = SriovRole::Vf { pf_token: Some(UB) };
-        assert_eq!(validate_vf_token(vf, None).map_err(TokenRefusal::errno), Err(EACCES));
-        assert_eq!(validate_vf_token(vf, Some(other)), Err(TokenRefusal::Incorrect));
+        assert_eq!(
+            validate_vf_token(vf, None).map_err(TokenRefusal::errno),
+            Err(EACCES)
+        );
+        assert_eq!(
+            validate_vf_token(vf, Some(other)),
+            Err(TokenRefusal::Incorrect)
+        );
         assert_eq!(validate_vf_token(vf, Some(UB)), Ok(TokenDecision::Allow));
         // A PF without VF users: a token sets it; with users it must match.
-        let idle = SriovRole::Pf { token: UB, vf_users: 0 };
+        let idle = SriovRole::Pf {
+            token: UB,
+            vf_users: 0,
+        };
         assert_eq!(validate_vf_token(idle, None), Ok(TokenDecision::Allow));
-        assert_eq!(validate_vf_token(idle, Some(other)), Ok(TokenDecision::AllowAndSet(other)));
-        let busy = SriovRole::Pf { token: UB, vf_users: 2 };
+        assert_eq!(
+            validate_vf_token(idle, Some(other)),
+            Ok(TokenDecision::AllowAndSet(other))
+        );
+        let busy = SriovRole::Pf {
+            token: UB,
+            vf_users: 2,
+        };
         assert_eq!(validate_vf_token(busy, None), Err(TokenRefusal::Required));
-        assert_eq!(validate_vf_token(busy, Some(other)), Err(TokenRefusal::Incorrect));
+        assert_eq!(
+            validate_vf_token(busy, Some(other)),
+            Err(TokenRefusal::Incorrect)
+        );
         assert_eq!(validate_vf_token(busy, Some(UB)), Ok(TokenDecision::Allow));
         // Anything else: a token is a mistake.
-        assert_eq!(validate_vf_token(SriovRole::Other, None), Ok(TokenDecision::Allow));
-        assert_eq!(validate_vf_token(SriovRole::Other, Some(UB)).map_err(TokenRefusal::errno), Err(EINVAL));
+        assert_eq!(
+            validate_vf_token(SriovRole::Other, None),
+            Ok(TokenDecision::Allow)
+        );
+        assert_eq!(
+            validate_vf_token(SriovRole::Other, Some(UB)).map_err(TokenRefusal::errno),
+            Err(EINVAL)
+        );
     }
 
     #[test]

@@ -71,22 +71,59 @@ mod tests {
 
     #[test]
     fn overlay_may_not_cross_a_dword() {
-        let o = Overlay { offset: 0xfe, size: 4, ..Overlay::default() };
+        let o = Overlay {
+            offset: 0xfe,
+            size: 4,
+            ..Overlay::default()
+        };
         assert_eq!(o.validate(256), Err(EINVAL));
-        let o = Overlay { offset: 0xfc, size: 4, ..Overlay::default() };
+        let o = Overlay {
+            offset: 0xfc,
+            size: 4,
+            ..Overlay::default()
+        };
         assert_eq!(o.validate(256), Ok(()));
     }
 
     #[test]
     fn overlay_must_fit_config_space_and_have_a_size() {
-        assert_eq!(Overlay { offset: 0x100, size: 1, ..Overlay::default() }.validate(256), Err(EINVAL));
-        assert_eq!(Overlay { offset: 0x10, size: 0, ..Overlay::default() }.validate(256), Err(EINVAL));
-        assert_eq!(Overlay { offset: 0x10, size: 5, ..Overlay::default() }.validate(256), Err(EINVAL));
+        assert_eq!(
+            Overlay {
+                offset: 0x100,
+                size: 1,
+                ..Overlay::default()
+            }
+            .validate(256),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            Overlay {
+                offset: 0x10,
+                size: 0,
+                ..Overlay::default()
+            }
+            .validate(256),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            Overlay {
+                offset: 0x10,
+                size: 5,
+                ..Overlay::default()
+            }
+            .validate(256),
+            Err(EINVAL)
+        );
     }
 
     #[test]
     fn writable_bits_are_per_byte() {
-        let o = Overlay { offset: 0xfc, size: 4, writable: 0xffff_0000, ..Overlay::default() };
+        let o = Overlay {
+            offset: 0xfc,
+            size: 4,
+            writable: 0xffff_0000,
+            ..Overlay::default()
+        };
         assert_eq!(o.writable_byte(0xfc), 0);
         assert_eq!(o.writable_byte(0xfe), 0xff);
         assert_eq!(o.writable_byte(0xfb), 0);

@@ -25,7 +25,11 @@ pub struct Caps {
 
 impl Default for Caps {
     fn default() -> Self {
-        Self { buf: [0; MAX_CAPS_LEN], len: 0, last: None }
+        Self {
+            buf: [0; MAX_CAPS_LEN],
+            len: 0,
+            last: None,
+        }
     }
 }
 
@@ -121,7 +125,10 @@ mod tests {
     fn msix_mappable_is_a_bare_header() {
         let mut c = Caps::default();
         assert!(c.add(CAP_MSIX_MAPPABLE, 1, &[]));
-        let mut info = RegionInfo { argsz: 40, ..RegionInfo::default() };
+        let mut info = RegionInfo {
+            argsz: 40,
+            ..RegionInfo::default()
+        };
         let bytes = c.finish(&mut info).map(|b| b.to_vec());
         assert_eq!(bytes.as_deref(), Some(&[3, 0, 1, 0, 0, 0, 0, 0][..]));
         assert_eq!((info.flags & FLAG_CAPS, info.cap_offset), (FLAG_CAPS, 32));
@@ -131,9 +138,16 @@ mod tests {
     fn too_small_a_buffer_gets_the_needed_size() {
         let mut c = Caps::default();
         c.add(CAP_TYPE, 1, &[0u8; 8]);
-        let mut info = RegionInfo { argsz: 32, cap_offset: 0x55, ..RegionInfo::default() };
+        let mut info = RegionInfo {
+            argsz: 32,
+            cap_offset: 0x55,
+            ..RegionInfo::default()
+        };
         assert!(c.finish(&mut info).is_none());
-        assert_eq!((info.argsz, info.cap_offset, info.flags), (48, 0, FLAG_CAPS));
+        assert_eq!(
+            (info.argsz, info.cap_offset, info.flags),
+            (48, 0, FLAG_CAPS)
+        );
     }
 
     #[test]
@@ -141,7 +155,10 @@ mod tests {
         let mut c = Caps::default();
         c.add(CAP_TYPE, 1, &[1, 0, 0, 0, 2, 0, 0, 0]);
         c.add(CAP_MSIX_MAPPABLE, 1, &[]);
-        let mut info = RegionInfo { argsz: 64, ..RegionInfo::default() };
+        let mut info = RegionInfo {
+            argsz: 64,
+            ..RegionInfo::default()
+        };
         let b = c.finish(&mut info).map(|b| b.to_vec()).unwrap_or_default();
         assert_eq!(b.len(), 24);
         assert_eq!(u32::from_ne_bytes([b[4], b[5], b[6], b[7]]), 32 + 16);

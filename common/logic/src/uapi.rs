@@ -73,7 +73,10 @@ impl DeviceInfo {
         if (argsz as usize) < Self::MINSZ {
             return Err(EINVAL);
         }
-        Ok(Self { argsz, ..Self::default() })
+        Ok(Self {
+            argsz,
+            ..Self::default()
+        })
     }
 
     /// How many bytes go back to user space: `min(argsz, sizeof)`.
@@ -84,9 +87,15 @@ impl DeviceInfo {
     /// The structure as user space sees it.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut b = [0u8; Self::SIZE];
-        for (i, v) in [self.argsz, self.flags, self.num_regions, self.num_irqs, self.cap_offset]
-            .iter()
-            .enumerate()
+        for (i, v) in [
+            self.argsz,
+            self.flags,
+            self.num_regions,
+            self.num_irqs,
+            self.cap_offset,
+        ]
+        .iter()
+        .enumerate()
         {
             b[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
         }
@@ -174,13 +183,23 @@ mod tests {
 
     #[test]
     fn region_info_round_trips_and_keeps_user_fields() {
-        let r = RegionInfo { argsz: 32, flags: 3, index: 7, cap_offset: 0xdead, size: 256, offset: 7 << 40 };
+        let r = RegionInfo {
+            argsz: 32,
+            flags: 3,
+            index: 7,
+            cap_offset: 0xdead,
+            size: 256,
+            offset: 7 << 40,
+        };
         assert_eq!(RegionInfo::from_user(&r.to_bytes()), Ok(r));
     }
 
     #[test]
     fn region_info_rejects_short_argsz() {
-        let r = RegionInfo { argsz: 31, ..RegionInfo::default() };
+        let r = RegionInfo {
+            argsz: 31,
+            ..RegionInfo::default()
+        };
         assert_eq!(RegionInfo::from_user(&r.to_bytes()), Err(EINVAL));
     }
 }
@@ -222,12 +241,21 @@ impl IoEventFd {
         if count.count_ones() != 1 || fd < -1 {
             return Err(EINVAL);
         }
-        Ok(Self { offset: u64_at(b, 8), data: u64_at(b, 16), count: count as usize, fd })
+        Ok(Self {
+            offset: u64_at(b, 8),
+            data: u64_at(b, 16),
+            count: count as usize,
+            fd,
+        })
     }
 
     /// Checks the target (upstream `vfio_pci_ioeventfd`): a BAR, inside it, and not touching
     /// the MSI-X table (`msix`: (BAR, offset, size)). Returns (BAR, offset inside it).
-    pub fn target(&self, bar_len: impl Fn(usize) -> u64, msix: Option<(usize, u64, u64)>) -> Result<(usize, u64), Errno> {
+    pub fn target(
+        &self,
+        bar_len: impl Fn(usize) -> u64,
+        msix: Option<(usize, u64, u64)>,
+    ) -> Result<(usize, u64), Errno> {
         let (index, pos) = super::region::split_offset(self.offset);
         if index > super::region::index::BAR5 {
             return Err(EINVAL);
@@ -268,12 +296,25 @@ mod ioeventfd_tests {
         assert_eq!(IoEventFd::from_user(&raw(32, 0, 0, 0, 3)), Err(EINVAL));
         assert_eq!(IoEventFd::from_user(&raw(32, 4, 0, 0, -2)), Err(EINVAL));
         let ok = IoEventFd::from_user(&raw(32, 8, 0x10, 7, -1));
-        assert_eq!(ok, Ok(IoEventFd { offset: 0x10, data: 7, count: 8, fd: -1 }));
+        assert_eq!(
+            ok,
+            Ok(IoEventFd {
+                offset: 0x10,
+                data: 7,
+                count: 8,
+                fd: -1
+            })
+        );
     }
 
     #[test]
     fn ioeventfd_targets_only_bars_outside_the_msix_table() {
-        let e = |offset: u64, count: usize| IoEventFd { offset, data: 0, count, fd: 3 };
+        let e = |offset: u64, count: usize| IoEventFd {
+            offset,
+            data: 0,
+            count,
+            fd: 3,
+        };
         let len = |_bar: usize| 0x4000u64;
         let msix = Some((0usize, 0x2000u64, 0x100u64));
         assert_eq!(e(0x10, 4).target(len, msix), Ok((0, 0x10)));

@@ -40,7 +40,9 @@ impl ModuleLoader for GuestLoader {
         kmod::load(ko).map_err(|e| format!("finit_module: {e}"))
     }
     fn modprobe(&self, module: &str) -> Result<(), String> {
-        Err(format!("modprobe: FATAL: Module {module} not found (no module file given for it)"))
+        Err(format!(
+            "modprobe: FATAL: Module {module} not found (no module file given for it)"
+        ))
     }
 }
 
@@ -50,21 +52,35 @@ fn kmsg_len() -> usize {
 
 /// The refusal lines logged since `from`.
 fn refusals_since(from: usize) -> Vec<String> {
-    kmod::kmsg().unwrap_or_default().into_iter().skip(from).filter(|l| l.contains(REFUSAL)).collect()
+    kmod::kmsg()
+        .unwrap_or_default()
+        .into_iter()
+        .skip(from)
+        .filter(|l| l.contains(REFUSAL))
+        .collect()
 }
 
 /// Exactly one refusal line, naming the device, its IDs and the driver.
 fn one_refusal(lines: &[String], bdf: &Bdf, ids: &str, driver: &str) -> Result<(), String> {
     match lines {
         [l] if l.contains(bdf.as_str()) && l.contains(driver) && l.contains(ids) => Ok(()),
-        [l] => Err(format!("the refusal line does not name {bdf}, {ids} and {driver}: {l}")),
-        v => Err(format!("{} refusal lines, expected exactly one: {v:?}", v.len())),
+        [l] => Err(format!(
+            "the refusal line does not name {bdf}, {ids} and {driver}: {l}"
+        )),
+        v => Err(format!(
+            "{} refusal lines, expected exactly one: {v:?}",
+            v.len()
+        )),
     }
 }
 
 impl Suite {
     fn device(&self, label: &str) -> Option<Bdf> {
-        self.args.devices.iter().find(|(_, l)| l == label).map(|(b, _)| b.clone())
+        self.args
+            .devices
+            .iter()
+            .find(|(_, l)| l == label)
+            .map(|(b, _)| b.clone())
     }
 
     /// The catalog for the selection checks: the modules `cargo xtask match` would see for
@@ -96,7 +112,9 @@ impl Suite {
     pub(crate) fn binding_checks(&mut self) {
         self.modinfo_aliases();
         let (Some(edu), Some(testdev)) = (self.device("edu"), self.device("pci-testdev")) else {
-            self.r.check("binding-devices", || Err("needs --device ...=edu and --device ...=pci-testdev".into()));
+            self.r.check("binding-devices", || {
+                Err("needs --device ...=edu and --device ...=pci-testdev".into())
+            });
             return;
         };
         self.clean(&edu);
@@ -113,22 +131,38 @@ impl Suite {
     }
 
     fn modinfo_aliases(&mut self) {
-        let kos: Vec<_> = self.args.catalog.iter().chain(&self.args.new_variant_ko).cloned().collect();
+        let kos: Vec<_> = self
+            .args
+            .catalog
+            .iter()
+            .chain(&self.args.new_variant_ko)
+            .cloned()
+            .collect();
         for ko in kos {
             let info = ModuleInfo::read(&ko);
-            let name = info.as_ref().map(|i| i.name.clone()).unwrap_or_else(|_| ko.display().to_string());
-            self.r.check(&format!("modinfo-only-vfio-aliases-{name}"), || {
-                let info = info.map_err(s)?;
-                let other: Vec<&String> = info.aliases.iter().filter(|a| !a.starts_with("vfio_pci:")).collect();
-                if !other.is_empty() {
-                    return Err(format!("aliases other than vfio_pci: {other:?}"));
-                }
-                // The common module and the test fixture (a fake PCI bus) register no driver.
-                if info.aliases.is_empty() && !["vfio_pci_common", "vfio_test_fakepci"].contains(&info.name.as_str()) {
-                    return Err("no alias at all: is the ID table exported to modpost?".into());
-                }
-                Ok(())
-            });
+            let name = info
+                .as_ref()
+                .map(|i| i.name.clone())
+                .unwrap_or_else(|_| ko.display().to_string());
+            self.r
+                .check(&format!("modinfo-only-vfio-aliases-{name}"), || {
+                    let info = info.map_err(s)?;
+                    let other: Vec<&String> = info
+                        .aliases
+                        .iter()
+                        .filter(|a| !a.starts_with("vfio_pci:"))
+                        .collect();
+                    if !other.is_empty() {
+                        return Err(format!("aliases other than vfio_pci: {other:?}"));
+                    }
+                    // The common module and the test fixture (a fake PCI bus) register no driver.
+                    if info.aliases.is_empty()
+                        && !["vfio_pci_common", "vfio_test_fakepci"].contains(&info.name.as_str())
+                    {
+                        return Err("no alias at all: is the ID table exported to modpost?".into());
+                    }
+                    Ok(())
+                });
         }
     }
 
@@ -158,25 +192,39 @@ impl Suite {
     /// `driver_override`; the SDK must still refuse: only an explicit override binds a variant.
     fn no_bind_by_new_id(&mut self, edu: &Bdf) {
         let sys = &self.sys;
-        self.r.check(&format!("no-bind-by-new-id-edu-{SKELETON}"), || {
-            let drv = sys.root().join("bus/pci/drivers").join(SKELETON);
-            let from = kmsg_len();
-            std::fs::write(drv.join("new_id"), "1234 11e8").map_err(|e| format!("new_id: {e}"))?;
-            std::thread::sleep(Duration::from_millis(200));
-            let bound = sys.driver(edu).map_err(s)?;
-            let _ = std::fs::write(drv.join("remove_id"), "1234 11e8");
-            if let Some(d) = bound {
-                let _ = sys.unbind(edu);
-                return Err(format!("{edu} bound to {d} through new_id without an override"));
-            }
-            let lines: Vec<String> = kmod::kmsg()
-                .map(|l| l.into_iter().skip(from).filter(|l| l.contains("not bound through driver_override")).collect())
-                .unwrap_or_default();
-            if lines.len() != 1 || !lines[0].contains(&edu.to_string()) || !lines[0].contains(SKELETON) {
-                return Err(format!("expected one refusal line naming {edu} and {SKELETON}, got {lines:?}"));
-            }
-            Ok(())
-        });
+        self.r
+            .check(&format!("no-bind-by-new-id-edu-{SKELETON}"), || {
+                let drv = sys.root().join("bus/pci/drivers").join(SKELETON);
+                let from = kmsg_len();
+                std::fs::write(drv.join("new_id"), "1234 11e8")
+                    .map_err(|e| format!("new_id: {e}"))?;
+                std::thread::sleep(Duration::from_millis(200));
+                let bound = sys.driver(edu).map_err(s)?;
+                let _ = std::fs::write(drv.join("remove_id"), "1234 11e8");
+                if let Some(d) = bound {
+                    let _ = sys.unbind(edu);
+                    return Err(format!(
+                        "{edu} bound to {d} through new_id without an override"
+                    ));
+                }
+                let lines: Vec<String> = kmod::kmsg()
+                    .map(|l| {
+                        l.into_iter()
+                            .skip(from)
+                            .filter(|l| l.contains("not bound through driver_override"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if lines.len() != 1
+                    || !lines[0].contains(&edu.to_string())
+                    || !lines[0].contains(SKELETON)
+                {
+                    return Err(format!(
+                        "expected one refusal line naming {edu} and {SKELETON}, got {lines:?}"
+                    ));
+                }
+                Ok(())
+            });
     }
 
     fn selection(&mut self, edu: &Bdf, testdev: &Bdf) {
@@ -184,24 +232,36 @@ impl Suite {
         let sys = &self.sys;
         let mut lines = Vec::new();
         self.r.check(&format!("match-edu-selects-{SKELETON}"), || {
-            let sel = cat.as_ref()?.select(&sys.modalias(edu).map_err(s)?).map_err(s)?;
+            let sel = cat
+                .as_ref()?
+                .select(&sys.modalias(edu).map_err(s)?)
+                .map_err(s)?;
             lines.push(sel.to_string());
             match &sel.outcome {
                 Outcome::Specific(c) if c.module == SKELETON_MODULE => {}
                 o => return Err(format!("expected {SKELETON_MODULE}, got {o:?}")),
             }
             // The generic driver matched too, and lost.
-            if !sel.candidates.iter().any(|c| c.module == "vfio_pci_generic" && c.is_generic()) {
+            if !sel
+                .candidates
+                .iter()
+                .any(|c| c.module == "vfio_pci_generic" && c.is_generic())
+            {
                 return Err("vfio_pci_generic is not among the (less specific) candidates".into());
             }
             let drivers = sys.module_pci_drivers(SKELETON_MODULE).map_err(s)?;
             if drivers != [SKELETON] {
-                return Err(format!("{SKELETON_MODULE} registers {drivers:?}, expected [{SKELETON}]"));
+                return Err(format!(
+                    "{SKELETON_MODULE} registers {drivers:?}, expected [{SKELETON}]"
+                ));
             }
             Ok(())
         });
         self.r.check("match-pci-testdev-generic-fallback", || {
-            let sel = cat.as_ref()?.select(&sys.modalias(testdev).map_err(s)?).map_err(s)?;
+            let sel = cat
+                .as_ref()?
+                .select(&sys.modalias(testdev).map_err(s)?)
+                .map_err(s)?;
             lines.push(sel.to_string());
             match &sel.outcome {
                 Outcome::GenericFallback(v) if v.iter().any(|c| c.module == "vfio_pci_generic") => {
@@ -216,11 +276,20 @@ impl Suite {
         if self.args.new_variant_ko.is_some() {
             let cat = self.catalog(true);
             self.r.check("match-edu-tie-with-new-variant", || {
-                let sel = cat.as_ref()?.select(&sys.modalias(edu).map_err(s)?).map_err(s)?;
+                let sel = cat
+                    .as_ref()?
+                    .select(&sys.modalias(edu).map_err(s)?)
+                    .map_err(s)?;
                 lines.push(sel.to_string());
                 match &sel.outcome {
-                    Outcome::Tie(v) if v.len() == 2 && v.iter().any(|c| c.module == SKELETON_MODULE) => Ok(()),
-                    o => Err(format!("two variants with the same entry must tie, got {o:?}")),
+                    Outcome::Tie(v)
+                        if v.len() == 2 && v.iter().any(|c| c.module == SKELETON_MODULE) =>
+                    {
+                        Ok(())
+                    }
+                    o => Err(format!(
+                        "two variants with the same entry must tie, got {o:?}"
+                    )),
                 }
             });
         }
@@ -243,20 +312,25 @@ impl Suite {
             }
             let i = sys.info(testdev).map_err(s)?;
             if i.driver.is_some() || i.driver_override.is_some() {
-                return Err(format!("after the refusal: driver {:?}, override {:?}", i.driver, i.driver_override));
+                return Err(format!(
+                    "after the refusal: driver {:?}, override {:?}",
+                    i.driver, i.driver_override
+                ));
             }
             one_refusal(&refusals_since(from), testdev, ids, SKELETON)
         });
         if refused {
-            self.r.check(&format!("bind-after-refusal-pci-testdev-{GENERIC}"), || {
-                let b = binder::bind(sys, cat.as_ref()?, &GuestLoader, testdev, Some(GENERIC)).map_err(s)?;
-                log.push(b.to_string());
-                if sys.driver(testdev).map_err(s)?.as_deref() != Some(GENERIC) {
-                    return Err(format!("not on {GENERIC}"));
-                }
-                sys.unbind(testdev).map_err(s)?;
-                Ok(())
-            });
+            self.r
+                .check(&format!("bind-after-refusal-pci-testdev-{GENERIC}"), || {
+                    let b = binder::bind(sys, cat.as_ref()?, &GuestLoader, testdev, Some(GENERIC))
+                        .map_err(s)?;
+                    log.push(b.to_string());
+                    if sys.driver(testdev).map_err(s)?.as_deref() != Some(GENERIC) {
+                        return Err(format!("not on {GENERIC}"));
+                    }
+                    sys.unbind(testdev).map_err(s)?;
+                    Ok(())
+                });
         }
         self.r.check("refuse-restores-pci-testdev-vfio-pci", || {
             let cat = cat.as_ref()?;
@@ -267,7 +341,9 @@ impl Suite {
                 other => return Err(format!("expected a refusal, got {other:?}")),
             }
             let i = sys.info(testdev).map_err(s)?;
-            if i.driver.as_deref() != Some("vfio-pci") || i.driver_override.as_deref() != Some("vfio-pci") {
+            if i.driver.as_deref() != Some("vfio-pci")
+                || i.driver_override.as_deref() != Some("vfio-pci")
+            {
                 return Err(format!(
                     "after the refusal: driver {:?}, override {:?}; expected vfio-pci for both",
                     i.driver, i.driver_override
@@ -295,11 +371,24 @@ impl Suite {
             }
         };
         self.open_and_check(bdf, label, driver, &nodes);
-        let hows: &[&'static str] = if mode == Mode::Iommu { &["group", "cdev"] } else { &["group"] };
+        let hows: &[&'static str] = if mode == Mode::Iommu {
+            &["group", "cdev"]
+        } else {
+            &["group"]
+        };
         for how in hows {
-            let o = self.answers.get(&(label.to_string(), "vfio-pci".to_string(), *how)).cloned();
-            let t = self.answers.get(&(label.to_string(), driver.to_string(), *how)).cloned();
-            self.r.check(&format!("differential-{label}-{driver}-{how}"), || crate::compare(o.as_ref(), t.as_ref()));
+            let o = self
+                .answers
+                .get(&(label.to_string(), "vfio-pci".to_string(), *how))
+                .cloned();
+            let t = self
+                .answers
+                .get(&(label.to_string(), driver.to_string(), *how))
+                .cloned();
+            self.r
+                .check(&format!("differential-{label}-{driver}-{how}"), || {
+                    crate::compare(o.as_ref(), t.as_ref())
+                });
         }
         self.unbind(bdf, label, driver);
     }
@@ -311,12 +400,19 @@ impl Suite {
         let ok = self.r.check(&format!("bind-auto-edu-{SKELETON}"), || {
             let b = binder::bind(sys, cat.as_ref()?, &GuestLoader, edu, None).map_err(s)?;
             msg = b.to_string();
-            if !matches!(&b.choice, Choice::Specific(c) if c.module == SKELETON_MODULE) || b.driver != SKELETON {
+            if !matches!(&b.choice, Choice::Specific(c) if c.module == SKELETON_MODULE)
+                || b.driver != SKELETON
+            {
                 return Err(format!("unexpected result: {b}"));
             }
             let i = sys.info(edu).map_err(s)?;
-            if i.driver.as_deref() != Some(SKELETON) || i.driver_override.as_deref() != Some(SKELETON) {
-                return Err(format!("driver {:?}, override {:?}", i.driver, i.driver_override));
+            if i.driver.as_deref() != Some(SKELETON)
+                || i.driver_override.as_deref() != Some(SKELETON)
+            {
+                return Err(format!(
+                    "driver {:?}, override {:?}",
+                    i.driver, i.driver_override
+                ));
             }
             Ok(())
         });
@@ -342,15 +438,26 @@ impl Suite {
             }
         });
         self.r.check("bind-errors-missing-module", || {
-            match binder::bind(sys, cat.as_ref()?, &GuestLoader, edu, Some("vfio-pci-nonesuch")) {
-                Err(e @ BindError::MissingModule { .. }) if e.to_string().contains("vfio_pci_nonesuch") => {
+            match binder::bind(
+                sys,
+                cat.as_ref()?,
+                &GuestLoader,
+                edu,
+                Some("vfio-pci-nonesuch"),
+            ) {
+                Err(e @ BindError::MissingModule { .. })
+                    if e.to_string().contains("vfio_pci_nonesuch") =>
+                {
                     log.push(e.to_string());
                 }
                 other => return Err(format!("expected MissingModule, got {other:?}")),
             }
             match sys.info(edu).map_err(s)? {
                 i if i.driver.is_none() && i.driver_override.is_none() => Ok(()),
-                i => Err(format!("the failed bind changed the device: {:?}/{:?}", i.driver, i.driver_override)),
+                i => Err(format!(
+                    "the failed bind changed the device: {:?}/{:?}",
+                    i.driver, i.driver_override
+                )),
             }
         });
         let mode = self.args.mode;
@@ -361,7 +468,10 @@ impl Suite {
             // Another process holds the group open.
             let mut child = std::process::Command::new("/bin/sh")
                 .arg("-c")
-                .arg(format!("exec 3<>{} && echo ready && exec sleep 30", nodes.group))
+                .arg(format!(
+                    "exec 3<>{} && echo ready && exec sleep 30",
+                    nodes.group
+                ))
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .map_err(|e| format!("spawning sh: {e}"))?;
@@ -373,11 +483,16 @@ impl Suite {
                 Err(format!("the holder could not open {}", nodes.group))
             } else {
                 match binder::bind(sys, cat, &GuestLoader, edu, Some("vfio-pci")) {
-                    Err(BindError::Sysfs(e @ Error::InUse { .. })) if e.to_string().contains(&child.id().to_string()) => {
+                    Err(BindError::Sysfs(e @ Error::InUse { .. }))
+                        if e.to_string().contains(&child.id().to_string()) =>
+                    {
                         log.push(e.to_string());
                         Ok(())
                     }
-                    other => Err(format!("expected InUse naming pid {}, got {other:?}", child.id())),
+                    other => Err(format!(
+                        "expected InUse naming pid {}, got {other:?}",
+                        child.id()
+                    )),
                 }
             };
             let _ = child.kill();
@@ -397,25 +512,33 @@ impl Suite {
     }
 
     fn new_variant(&mut self, edu: &Bdf) {
-        let Some(ko) = self.args.new_variant_ko.clone() else { return };
+        let Some(ko) = self.args.new_variant_ko.clone() else {
+            return;
+        };
         let cat = self.catalog(true);
         let sys = &self.sys;
         let info = ModuleInfo::read(&ko);
         let module = info.as_ref().map(|i| i.name.clone()).unwrap_or_default();
         let driver = module.replace('_', "-");
         let mut msg = String::new();
-        let ok = self.r.check(&format!("newvariant-load-bind-edu-{driver}"), || {
-            let info = info.as_ref().map_err(s)?;
-            if kmod::loaded(&info.name) {
-                return Err(format!("{} is loaded already; the bind should load it", info.name));
-            }
-            let b = binder::bind(sys, cat.as_ref()?, &GuestLoader, edu, Some(&driver)).map_err(s)?;
-            msg = b.to_string();
-            if !b.loaded_module || b.driver != driver {
-                return Err(format!("unexpected result: {b}"));
-            }
-            Ok(())
-        });
+        let ok = self
+            .r
+            .check(&format!("newvariant-load-bind-edu-{driver}"), || {
+                let info = info.as_ref().map_err(s)?;
+                if kmod::loaded(&info.name) {
+                    return Err(format!(
+                        "{} is loaded already; the bind should load it",
+                        info.name
+                    ));
+                }
+                let b = binder::bind(sys, cat.as_ref()?, &GuestLoader, edu, Some(&driver))
+                    .map_err(s)?;
+                msg = b.to_string();
+                if !b.loaded_module || b.driver != driver {
+                    return Err(format!("unexpected result: {b}"));
+                }
+                Ok(())
+            });
         self.r.info(msg);
         if ok {
             self.drive(edu, "edu", &driver);
@@ -428,7 +551,10 @@ impl Suite {
                 std::thread::sleep(Duration::from_millis(100));
                 match sys.info(edu).map_err(s)? {
                     i if i.driver.is_none() && i.driver_override.is_none() => Ok(()),
-                    i => Err(format!("after drivers_probe: driver {:?}, override {:?}", i.driver, i.driver_override)),
+                    i => Err(format!(
+                        "after drivers_probe: driver {:?}, override {:?}",
+                        i.driver, i.driver_override
+                    )),
                 }
             });
         }

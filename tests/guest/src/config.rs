@@ -131,13 +131,21 @@ pub(crate) fn show_bytes(b: &[u8]) -> String {
 }
 
 fn fnv(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100_0000_01b3))
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ x as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 impl Op {
     /// `w4 cfg+0x10 [w-ones]`.
     pub fn key(&self) -> String {
-        format!("{}{} {} [{}]", if self.write { 'w' } else { 'r' }, self.len, show_off(self.off), self.what)
+        format!(
+            "{}{} {} [{}]",
+            if self.write { 'w' } else { 'r' },
+            self.len,
+            show_off(self.off),
+            self.what
+        )
     }
 
     /// The answer: `-> 4 0xfffff000`, `-> EFAULT(14)`.
@@ -167,27 +175,54 @@ pub fn read(f: &File, what: &'static str, off: i64, len: usize) -> Op {
     let mut buf = vec![0u8; len];
     // SAFETY: `buf` is valid for `len` bytes of writes for the duration of the call.
     let r = unsafe { libc::pread64(f.as_raw_fd(), buf.as_mut_ptr().cast(), len, off) };
-    let ret = if r < 0 { Err(last_errno()) } else { Ok(r as usize) };
+    let ret = if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(r as usize)
+    };
     buf.truncate(ret.unwrap_or(0));
-    Op { what, write: false, off, len, data: buf, ret }
+    Op {
+        what,
+        write: false,
+        off,
+        len,
+        data: buf,
+        ret,
+    }
 }
 
 /// One `pwrite64` of `data`.
 pub fn write(f: &File, what: &'static str, off: i64, data: &[u8]) -> Op {
     // SAFETY: `data` is valid for `data.len()` bytes of reads for the duration of the call.
     let r = unsafe { libc::pwrite64(f.as_raw_fd(), data.as_ptr().cast(), data.len(), off) };
-    let ret = if r < 0 { Err(last_errno()) } else { Ok(r as usize) };
-    Op { what, write: true, off, len: data.len(), data: data.to_vec(), ret }
+    let ret = if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(r as usize)
+    };
+    Op {
+        what,
+        write: true,
+        off,
+        len: data.len(),
+        data: data.to_vec(),
+        ret,
+    }
 }
 
 /// The config image from dword reads, if every read returned its 4 bytes.
 fn image(ops: &[Op]) -> Option<Vec<u8>> {
-    ops.iter().all(Op::ok_full).then(|| ops.iter().flat_map(|o| o.data.iter().copied()).collect())
+    ops.iter()
+        .all(Op::ok_full)
+        .then(|| ops.iter().flat_map(|o| o.data.iter().copied()).collect())
 }
 
 /// The config region as dwords.
 fn dump(f: &File, size: usize) -> Vec<Op> {
-    (0..size).step_by(4).map(|o| read(f, "dword", CONFIG_BASE + o as i64, 4)).collect()
+    (0..size)
+        .step_by(4)
+        .map(|o| read(f, "dword", CONFIG_BASE + o as i64, 4))
+        .collect()
 }
 
 /// Reads of 1, 2 and 3 bytes at every offset of the first 256 bytes, and of 4 bytes at every
@@ -195,7 +230,12 @@ fn dump(f: &File, size: usize) -> Vec<Op> {
 fn split_reads(f: &File, size: usize) -> Vec<Op> {
     let span = SPLIT_SPAN.min(size);
     let mut out = Vec::new();
-    for (len, what) in [(1usize, "split1"), (2, "split2"), (3, "split3"), (4, "split4")] {
+    for (len, what) in [
+        (1usize, "split1"),
+        (2, "split2"),
+        (3, "split3"),
+        (4, "split4"),
+    ] {
         for off in 0..=span.saturating_sub(len) {
             if len == 4 && off % 4 == 0 {
                 continue;
@@ -224,30 +264,90 @@ struct Case {
 fn errno_cases(size: usize) -> Vec<Case> {
     use libc::{EFAULT, EINVAL};
     let sz = size as i64;
-    let c = |what, write, off: i64, len: usize, want| Case { what, write, off, len, want };
+    let c = |what, write, off: i64, len: usize, want| Case {
+        what,
+        write,
+        off,
+        len,
+        want,
+    };
     vec![
         c("read-0-bytes", false, CONFIG_BASE, 0, Ok(0)),
         c("write-0-bytes", true, CONFIG_BASE, 0, Ok(0)),
-        c("read-0-bytes-past-end", false, CONFIG_BASE + sz + 0x100, 0, Ok(0)),
+        c(
+            "read-0-bytes-past-end",
+            false,
+            CONFIG_BASE + sz + 0x100,
+            0,
+            Ok(0),
+        ),
         c("read-last-byte", false, CONFIG_BASE + sz - 1, 1, Ok(1)),
         c("read-last-dword", false, CONFIG_BASE + sz - 4, 4, Ok(4)),
         c("read-whole", false, CONFIG_BASE, size, Ok(size)),
         c("read-8-aligned", false, CONFIG_BASE, 8, Ok(8)),
         c("read-at-end", false, CONFIG_BASE + sz, 4, Err(EFAULT)),
         c("read-1-at-end", false, CONFIG_BASE + sz, 1, Err(EFAULT)),
-        c("read-straddle-2", false, CONFIG_BASE + sz - 1, 2, Err(EFAULT)),
-        c("read-straddle-4", false, CONFIG_BASE + sz - 2, 4, Err(EFAULT)),
-        c("read-straddle-8", false, CONFIG_BASE + sz - 4, 8, Err(EFAULT)),
-        c("read-whole-plus-1", false, CONFIG_BASE, size + 1, Err(EFAULT)),
+        c(
+            "read-straddle-2",
+            false,
+            CONFIG_BASE + sz - 1,
+            2,
+            Err(EFAULT),
+        ),
+        c(
+            "read-straddle-4",
+            false,
+            CONFIG_BASE + sz - 2,
+            4,
+            Err(EFAULT),
+        ),
+        c(
+            "read-straddle-8",
+            false,
+            CONFIG_BASE + sz - 4,
+            8,
+            Err(EFAULT),
+        ),
+        c(
+            "read-whole-plus-1",
+            false,
+            CONFIG_BASE,
+            size + 1,
+            Err(EFAULT),
+        ),
         c("read-4097", false, CONFIG_BASE, 4097, Err(EFAULT)),
         c("read-8192", false, CONFIG_BASE, 8192, Err(EFAULT)),
         c("read-past-4k", false, CONFIG_BASE + 0x1000, 4, Err(EFAULT)),
         c("read-far", false, CONFIG_BASE + 0x10_0000, 4, Err(EFAULT)),
-        c("read-region-top", false, CONFIG_BASE + (1i64 << REGION_SHIFT) - 4, 4, Err(EFAULT)),
+        c(
+            "read-region-top",
+            false,
+            CONFIG_BASE + (1i64 << REGION_SHIFT) - 4,
+            4,
+            Err(EFAULT),
+        ),
         c("write-at-end", true, CONFIG_BASE + sz, 4, Err(EFAULT)),
-        c("write-straddle-2", true, CONFIG_BASE + sz - 1, 2, Err(EFAULT)),
-        c("write-straddle-8", true, CONFIG_BASE + sz - 4, 8, Err(EFAULT)),
-        c("write-whole-plus-1", true, CONFIG_BASE, size + 1, Err(EFAULT)),
+        c(
+            "write-straddle-2",
+            true,
+            CONFIG_BASE + sz - 1,
+            2,
+            Err(EFAULT),
+        ),
+        c(
+            "write-straddle-8",
+            true,
+            CONFIG_BASE + sz - 4,
+            8,
+            Err(EFAULT),
+        ),
+        c(
+            "write-whole-plus-1",
+            true,
+            CONFIG_BASE,
+            size + 1,
+            Err(EFAULT),
+        ),
         c("write-4097", true, CONFIG_BASE, 4097, Err(EFAULT)),
         c("write-far", true, CONFIG_BASE + 0x10_0000, 4, Err(EFAULT)),
         c("read-vga", false, VGA_INDEX << REGION_SHIFT, 4, Err(EINVAL)),
@@ -255,9 +355,27 @@ fn errno_cases(size: usize) -> Vec<Case> {
         c("write-rom", true, ROM_INDEX << REGION_SHIFT, 4, Err(EINVAL)),
         c("read-index-9", false, 9i64 << REGION_SHIFT, 4, Err(EINVAL)),
         c("write-index-9", true, 9i64 << REGION_SHIFT, 4, Err(EINVAL)),
-        c("read-index-255", false, 255i64 << REGION_SHIFT, 4, Err(EINVAL)),
-        c("read-index-max", false, 0x7f_ffffi64 << REGION_SHIFT, 4, Err(EINVAL)),
-        c("write-index-max", true, 0x7f_ffffi64 << REGION_SHIFT, 4, Err(EINVAL)),
+        c(
+            "read-index-255",
+            false,
+            255i64 << REGION_SHIFT,
+            4,
+            Err(EINVAL),
+        ),
+        c(
+            "read-index-max",
+            false,
+            0x7f_ffffi64 << REGION_SHIFT,
+            4,
+            Err(EINVAL),
+        ),
+        c(
+            "write-index-max",
+            true,
+            0x7f_ffffi64 << REGION_SHIFT,
+            4,
+            Err(EINVAL),
+        ),
         c("read-negative", false, -4, 4, Err(EINVAL)),
         c("write-negative", true, -4, 4, Err(EINVAL)),
     ]
@@ -271,7 +389,9 @@ fn errno_ops(f: &File, size: usize, img: &[u8]) -> Vec<Op> {
         .map(|c| {
             if c.write {
                 let start = (c.off - CONFIG_BASE).max(0) as usize;
-                let data: Vec<u8> = (0..c.len).map(|i| img.get(start + i).copied().unwrap_or(0)).collect();
+                let data: Vec<u8> = (0..c.len)
+                    .map(|i| img.get(start + i).copied().unwrap_or(0))
+                    .collect();
                 write(f, c.what, c.off, &data)
             } else {
                 read(f, c.what, c.off, c.len)
@@ -379,7 +499,14 @@ fn op_diffs(a: &[Op], b: &[Op], names: (&str, &str)) -> Vec<String> {
             return out;
         }
         if x != y {
-            out.push(format!("{}: {} {} | {} {}", x.key(), names.0, x.answer(), names.1, y.answer()));
+            out.push(format!(
+                "{}: {} {} | {} {}",
+                x.key(),
+                names.0,
+                x.answer(),
+                names.1,
+                y.answer()
+            ));
         }
     }
     if a.len() != b.len() {
@@ -390,10 +517,20 @@ fn op_diffs(a: &[Op], b: &[Op], names: (&str, &str)) -> Vec<String> {
 
 /// All differences between the oracle's answers and another driver's, by category, each with
 /// the total count and the first ones.
-fn config_diffs(o: &ConfigAnswers, t: &ConfigAnswers, names: (&str, &str)) -> Vec<(String, usize, Vec<String>)> {
+fn config_diffs(
+    o: &ConfigAnswers,
+    t: &ConfigAnswers,
+    names: (&str, &str),
+) -> Vec<(String, usize, Vec<String>)> {
     let mut cats: Vec<(String, Vec<String>)> = Vec::new();
     if o.region != t.region {
-        cats.push(("region".into(), vec![format!("GET_REGION_INFO(config) {:?} vs {:?}", o.region, t.region)]));
+        cats.push((
+            "region".into(),
+            vec![format!(
+                "GET_REGION_INFO(config) {:?} vs {:?}",
+                o.region, t.region
+            )],
+        ));
     }
     match (image(&o.dump), image(&t.dump)) {
         (Some(a), Some(b)) => {
@@ -412,12 +549,18 @@ fn config_diffs(o: &ConfigAnswers, t: &ConfigAnswers, names: (&str, &str)) -> Ve
     ] {
         cats.push((cat.into(), op_diffs(a, b, names)));
     }
-    cats.into_iter().filter(|(_, v)| !v.is_empty()).map(|(c, v)| (c, v.len(), v)).collect()
+    cats.into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(c, v)| (c, v.len(), v))
+        .collect()
 }
 
 /// The device fd of `bdf` bound to `driver`, through its group.
 pub(crate) fn attach(suite: &Suite, bdf: &Bdf, driver: &str) -> Result<vfio::Device, String> {
-    suite.sys.bind(bdf, driver).map_err(|e| format!("bind to {driver}: {e}"))?;
+    suite
+        .sys
+        .bind(bdf, driver)
+        .map_err(|e| format!("bind to {driver}: {e}"))?;
     let nodes = find_nodes(&suite.sys, suite.args.mode, bdf)?;
     vfio::open_via_group(&nodes.group, bdf.as_str(), suite.iommu_type())
 }
@@ -428,7 +571,9 @@ pub(crate) fn detach(suite: &Suite, bdf: &Bdf, dev: Option<vfio::Device>) {
 }
 
 fn region_of(f: &File) -> Result<(u32, u64, u64), i32> {
-    vfio::region_info(f, vfio::CONFIG_INDEX).map(|r| (r.flags, r.size, r.offset)).map_err(|e| vfio::errno(&e))
+    vfio::region_info(f, vfio::CONFIG_INDEX)
+        .map(|r| (r.flags, r.size, r.offset))
+        .map_err(|e| vfio::errno(&e))
 }
 
 /// Every access must have moved all its bytes.
@@ -437,12 +582,22 @@ fn all_ok(ops: &[Op]) -> Result<(), String> {
     if bad.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} of {} accesses failed, first: {}", bad.len(), ops.len(), first(&bad)))
+        Err(format!(
+            "{} of {} accesses failed, first: {}",
+            bad.len(),
+            ops.len(),
+            first(&bad)
+        ))
     }
 }
 
 pub(crate) fn first(v: &[String]) -> String {
-    let mut s = v.iter().take(SHOW_DIFFS).cloned().collect::<Vec<_>>().join("; ");
+    let mut s = v
+        .iter()
+        .take(SHOW_DIFFS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
     if v.len() > SHOW_DIFFS {
         s.push_str(&format!("; ... {} more", v.len() - SHOW_DIFFS));
     }
@@ -488,7 +643,9 @@ fn cap_name(id: u16, ext: bool) -> String {
 impl Suite {
     fn expected_cfg_size(&self, label: &str, bdf: &Bdf) -> u64 {
         self.args.cfg_sizes.get(label).copied().unwrap_or_else(|| {
-            std::fs::metadata(self.sys.device_dir(bdf).join("config")).map(|m| m.len()).unwrap_or(0)
+            std::fs::metadata(self.sys.device_dir(bdf).join("config"))
+                .map(|m| m.len())
+                .unwrap_or(0)
         })
     }
 
@@ -499,7 +656,12 @@ impl Suite {
         let bench_drivers: Vec<String> = drivers
             .iter()
             .take(1)
-            .chain(drivers.iter().skip(1).filter(|d| d.as_str() == GENERIC_DRIVER))
+            .chain(
+                drivers
+                    .iter()
+                    .skip(1)
+                    .filter(|d| d.as_str() == GENERIC_DRIVER),
+            )
             .cloned()
             .collect();
         let bench_index = |d: &str| bench_drivers.iter().position(|b| b == d);
@@ -544,7 +706,11 @@ impl Suite {
                     Ok(dev) => {
                         let f = &dev.file;
                         // The size phase 1 read (the expected size if phase 1 could not run).
-                        let size = if a.dump.is_empty() { want as usize } else { a.dump.len() * 4 };
+                        let size = if a.dump.is_empty() {
+                            want as usize
+                        } else {
+                            a.dump.len() * 4
+                        };
                         a.pre = dump(f, size);
                         if let Some(i) = bench_index(d) {
                             bench.round(f, i, image(&a.pre).as_deref());
@@ -577,15 +743,18 @@ impl Suite {
                 let a = all.get(d).cloned().unwrap_or_default();
                 if self.args.config_trace.contains(&label) {
                     for o in a.dump.iter().chain(&a.errno).chain(&a.sweep) {
-                        self.r.info(format!("config-trace {label} {d}: {}", o.show()));
+                        self.r
+                            .info(format!("config-trace {label} {d}: {}", o.show()));
                     }
                 }
                 self.report_driver(&label, d, want, ids, &a);
             }
             if let Some(oracle) = drivers.first() {
                 if let Some(img) = all.get(oracle).and_then(|a| image(&a.dump)) {
-                    let caps: Vec<String> =
-                        capabilities(&img).iter().map(|&(o, id, x)| format!("{o:#x} {}", cap_name(id, x))).collect();
+                    let caps: Vec<String> = capabilities(&img)
+                        .iter()
+                        .map(|&(o, id, x)| format!("{o:#x} {}", cap_name(id, x)))
+                        .collect();
                     self.r.info(format!(
                         "config {label} ({want} bytes, via {oracle}): capabilities [{}]; \
                          reads+errno+bench {} ms, bench+sweeps {} ms",
@@ -595,7 +764,10 @@ impl Suite {
                     ));
                 }
                 for d in drivers.iter().skip(1) {
-                    let (o, t) = (all.get(oracle).cloned().unwrap_or_default(), all.get(d).cloned().unwrap_or_default());
+                    let (o, t) = (
+                        all.get(oracle).cloned().unwrap_or_default(),
+                        all.get(d).cloned().unwrap_or_default(),
+                    );
                     self.differential_config(&label, oracle, d, &o, &t);
                 }
             }
@@ -603,7 +775,14 @@ impl Suite {
         }
     }
 
-    fn report_driver(&mut self, label: &str, d: &str, want: u64, ids: Option<(u16, u16)>, a: &ConfigAnswers) {
+    fn report_driver(
+        &mut self,
+        label: &str,
+        d: &str,
+        want: u64,
+        ids: Option<(u16, u16)>,
+        a: &ConfigAnswers,
+    ) {
         let sfx = format!("{label}-{d}");
         let broken = a.broken.clone();
         self.r.check(&format!("config-dump-{sfx}"), || {
@@ -668,7 +847,12 @@ impl Suite {
             if bad.is_empty() {
                 Ok(())
             } else {
-                Err(format!("{} of {} accesses answered differently from upstream: {}", bad.len(), cases.len(), first(&bad)))
+                Err(format!(
+                    "{} of {} accesses answered differently from upstream: {}",
+                    bad.len(),
+                    cases.len(),
+                    first(&bad)
+                ))
             }
         });
         let mut notes = Vec::new();
@@ -715,33 +899,52 @@ impl Suite {
         }
     }
 
-    fn differential_config(&mut self, label: &str, oracle: &str, d: &str, o: &ConfigAnswers, t: &ConfigAnswers) {
+    fn differential_config(
+        &mut self,
+        label: &str,
+        oracle: &str,
+        d: &str,
+        o: &ConfigAnswers,
+        t: &ConfigAnswers,
+    ) {
         let diffs = config_diffs(o, t, (oracle, d));
         let mut info = Vec::new();
-        let ok = self.r.check(&format!("differential-config-{label}-{d}"), || {
-            if !o.broken.is_empty() || !t.broken.is_empty() {
-                return Err(format!("a phase did not run: {oracle}: {:?}; {d}: {:?}", o.broken, t.broken));
-            }
-            if diffs.is_empty() {
-                return Ok(());
-            }
-            let mut parts = Vec::new();
-            let mut shown = 0;
-            for (cat, n, v) in &diffs {
-                let take = SHOW_DIFFS.saturating_sub(shown).max(1).min(v.len());
-                shown += take;
-                parts.push(format!("{cat}: {n} differences, first: {}", v[..take].join("; ")));
-                info.push((cat.clone(), v.clone()));
-            }
-            Err(format!("{oracle} vs {d}: {}", parts.join(" || ")))
-        });
+        let ok = self
+            .r
+            .check(&format!("differential-config-{label}-{d}"), || {
+                if !o.broken.is_empty() || !t.broken.is_empty() {
+                    return Err(format!(
+                        "a phase did not run: {oracle}: {:?}; {d}: {:?}",
+                        o.broken, t.broken
+                    ));
+                }
+                if diffs.is_empty() {
+                    return Ok(());
+                }
+                let mut parts = Vec::new();
+                let mut shown = 0;
+                for (cat, n, v) in &diffs {
+                    let take = SHOW_DIFFS.saturating_sub(shown).max(1).min(v.len());
+                    shown += take;
+                    parts.push(format!(
+                        "{cat}: {n} differences, first: {}",
+                        v[..take].join("; ")
+                    ));
+                    info.push((cat.clone(), v.clone()));
+                }
+                Err(format!("{oracle} vs {d}: {}", parts.join(" || ")))
+            });
         if !ok {
             for (cat, v) in info {
                 for l in v.iter().take(INFO_DIFFS) {
-                    self.r.info(format!("differential-config-{label}-{d} {cat}: {l}"));
+                    self.r
+                        .info(format!("differential-config-{label}-{d} {cat}: {l}"));
                 }
                 if v.len() > INFO_DIFFS {
-                    self.r.info(format!("differential-config-{label}-{d} {cat}: ... {} more", v.len() - INFO_DIFFS));
+                    self.r.info(format!(
+                        "differential-config-{label}-{d} {cat}: ... {} more",
+                        v.len() - INFO_DIFFS
+                    ));
                 }
             }
         }
@@ -751,7 +954,11 @@ impl Suite {
     fn report_bench(&mut self, label: &str, drivers: &[String], b: &mut Bench) {
         for &(what, off) in &b.plan {
             let rounds: Vec<Result<Rounds, String>> = (0..drivers.len())
-                .map(|i| b.got.remove(&(what, i)).unwrap_or_else(|| Err("not measured".into())))
+                .map(|i| {
+                    b.got
+                        .remove(&(what, i))
+                        .unwrap_or_else(|| Err("not measured".into()))
+                })
                 .collect();
             let names: Vec<&str> = drivers.iter().map(String::as_str).collect();
             self.r.info(format!(
@@ -784,8 +991,14 @@ impl Bench {
         let cmd = read(f, "command", CONFIG_BASE + 4, 2);
         for &(what, off) in &self.plan {
             let res = match what {
-                "config-write" if !cmd.ok_full() => Err(format!("reading COMMAND: {}", cmd.answer())),
-                "config-write" => measure(|| write(f, "bench", CONFIG_BASE + off, &cmd.data).ret.map(|_| ())),
+                "config-write" if !cmd.ok_full() => {
+                    Err(format!("reading COMMAND: {}", cmd.answer()))
+                }
+                "config-write" => measure(|| {
+                    write(f, "bench", CONFIG_BASE + off, &cmd.data)
+                        .ret
+                        .map(|_| ())
+                }),
                 _ => measure(|| read(f, "bench", CONFIG_BASE + off, 4).ret.map(|_| ())),
             };
             let slot = self.got.entry((what, driver)).or_insert_with(|| Ok(vec![]));
@@ -800,8 +1013,6 @@ impl Bench {
 
 /// The per-batch samples (ns per call) of each round of one measurement.
 type Rounds = Vec<Vec<u64>>;
-
-
 
 const BENCH_BATCH: usize = 8;
 /// Per measurement and round: at most this much wall time and this many calls.
@@ -851,7 +1062,15 @@ mod tests {
         img[0x50] = 0x10;
         img[0x100..0x104].copy_from_slice(&(0x0001u32 | (0x140 << 20) | (2 << 16)).to_le_bytes());
         img[0x140..0x144].copy_from_slice(&(0x0003u32 | (1 << 16)).to_le_bytes());
-        assert_eq!(capabilities(&img), vec![(0x40, 1, false), (0x50, 0x10, false), (0x100, 1, true), (0x140, 3, true)]);
+        assert_eq!(
+            capabilities(&img),
+            vec![
+                (0x40, 1, false),
+                (0x50, 0x10, false),
+                (0x100, 1, true),
+                (0x140, 3, true)
+            ]
+        );
     }
 
     #[test]
@@ -862,10 +1081,25 @@ mod tests {
         let (n, v) = image_diffs(&a, &b);
         assert_eq!(n, 1);
         assert_eq!(v, vec!["cfg+0x4: 0x00000000 vs 0x00001200".to_string()]);
-        let x = Op { what: "w-ones", write: true, off: CONFIG_BASE + 4, len: 4, data: vec![0xff; 4], ret: Ok(4) };
-        let y = Op { ret: Err(libc::EINVAL), ..x.clone() };
+        let x = Op {
+            what: "w-ones",
+            write: true,
+            off: CONFIG_BASE + 4,
+            len: 4,
+            data: vec![0xff; 4],
+            ret: Ok(4),
+        };
+        let y = Op {
+            ret: Err(libc::EINVAL),
+            ..x.clone()
+        };
         let d = op_diffs(std::slice::from_ref(&x), &[y], ("vfio-pci", "ours"));
-        assert_eq!(d, vec!["w4 cfg+0x4 [w-ones]: vfio-pci 4 (wrote 0xffffffff) | ours EINVAL(22)".to_string()]);
+        assert_eq!(
+            d,
+            vec![
+                "w4 cfg+0x4 [w-ones]: vfio-pci 4 (wrote 0xffffffff) | ours EINVAL(22)".to_string()
+            ]
+        );
         let xs = std::slice::from_ref(&x);
         assert!(op_diffs(xs, xs, ("a", "b")).is_empty());
     }
@@ -873,7 +1107,11 @@ mod tests {
     #[test]
     fn errno_cases_stay_in_their_regions() {
         for c in errno_cases(256) {
-            if c.off >= 0 && c.off >> REGION_SHIFT == vfio::CONFIG_INDEX as i64 && c.want.is_ok() && c.len > 0 {
+            if c.off >= 0
+                && c.off >> REGION_SHIFT == vfio::CONFIG_INDEX as i64
+                && c.want.is_ok()
+                && c.len > 0
+            {
                 assert!((c.off - CONFIG_BASE) as usize + c.len <= 256, "{}", c.what);
             }
         }

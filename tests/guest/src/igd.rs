@@ -63,7 +63,14 @@ struct Layout {
 
 /// Deterministic filler, different per seed, so misplaced bytes show.
 fn pattern(seed: u8, n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(seed as u32 % 31) as u8 ^ seed).collect()
+    (0..n)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(seed as u32 % 31) as u8
+                ^ seed
+        })
+        .collect()
 }
 
 fn opregion(version: u16, rvda: u64, rvds: u32, size_kib: u32, seed: u8) -> Vec<u8> {
@@ -82,7 +89,13 @@ fn layouts() -> Vec<Layout> {
     bad_sig[..4].copy_from_slice(b"Nope");
     vec![
         // 2.0 with a stale RVDA but no RVDS: no extended VBT; RVDA reads 0.
-        Layout { name: "v2.0", asls: a, opregion: opregion(0x0200, 0xdead_beef_0000, 0, 8, 1), vbt: None, open_errno: None },
+        Layout {
+            name: "v2.0",
+            asls: a,
+            opregion: opregion(0x0200, 0xdead_beef_0000, 0, 8, 1),
+            vbt: None,
+            open_errno: None,
+        },
         // 2.1: RVDA relative to the OpRegion, VBT not contiguous (16 KiB after it).
         Layout {
             name: "v2.1-extvbt",
@@ -99,9 +112,27 @@ fn layouts() -> Vec<Layout> {
             vbt: Some((OPREGION_PHYS + 0x1_0000, pattern(13, 0x2345))),
             open_errno: None,
         },
-        Layout { name: "bad-signature", asls: a, opregion: bad_sig, vbt: None, open_errno: Some(libc::EINVAL) },
-        Layout { name: "size-zero", asls: a, opregion: opregion(0x0201, 0, 0, 0, 6), vbt: None, open_errno: Some(libc::EINVAL) },
-        Layout { name: "no-asls", asls: 0, opregion: vec![], vbt: None, open_errno: None },
+        Layout {
+            name: "bad-signature",
+            asls: a,
+            opregion: bad_sig,
+            vbt: None,
+            open_errno: Some(libc::EINVAL),
+        },
+        Layout {
+            name: "size-zero",
+            asls: a,
+            opregion: opregion(0x0201, 0, 0, 0, 6),
+            vbt: None,
+            open_errno: Some(libc::EINVAL),
+        },
+        Layout {
+            name: "no-asls",
+            asls: 0,
+            opregion: vec![],
+            vbt: None,
+            open_errno: None,
+        },
     ]
 }
 
@@ -116,7 +147,11 @@ impl Layout {
         if version == 0x0200 && self.vbt.is_some() {
             v[0x16..0x18].copy_from_slice(&0x0201u16.to_le_bytes());
         }
-        let rvda: u64 = if self.vbt.is_some() { OPREGION_SIZE as u64 } else { 0 };
+        let rvda: u64 = if self.vbt.is_some() {
+            OPREGION_SIZE as u64
+        } else {
+            0
+        };
         v[0x3ba..0x3c2].copy_from_slice(&rvda.to_le_bytes());
         if let Some((_, vbt)) = &self.vbt {
             v.extend_from_slice(vbt);
@@ -169,7 +204,13 @@ fn region_info_raw(f: &std::fs::File, index: u32) -> Result<Vec<u8>, i32> {
     b[0..4].copy_from_slice(&128u32.to_ne_bytes());
     b[8..12].copy_from_slice(&index.to_ne_bytes());
     // SAFETY: a valid fd and a 128-byte buffer, as large as `argsz` says.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), vfio::VFIO_DEVICE_GET_REGION_INFO as _, b.as_mut_ptr()) };
+    let r = unsafe {
+        libc::ioctl(
+            f.as_raw_fd(),
+            vfio::VFIO_DEVICE_GET_REGION_INFO as _,
+            b.as_mut_ptr(),
+        )
+    };
     if r < 0 {
         return Err(errno(&std::io::Error::last_os_error()));
     }
@@ -182,7 +223,13 @@ fn device_info_raw(f: &std::fs::File) -> Result<[u8; 24], i32> {
     let mut b = [0xa5u8; 24];
     b[0..4].copy_from_slice(&24u32.to_ne_bytes());
     // SAFETY: a valid fd and a 24-byte buffer, as large as `argsz` says.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), vfio::VFIO_DEVICE_GET_INFO as _, b.as_mut_ptr()) };
+    let r = unsafe {
+        libc::ioctl(
+            f.as_raw_fd(),
+            vfio::VFIO_DEVICE_GET_INFO as _,
+            b.as_mut_ptr(),
+        )
+    };
     if r < 0 {
         return Err(errno(&std::io::Error::last_os_error()));
     }
@@ -198,7 +245,8 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 fn sysfs_config(bdf: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(format!("/sys/bus/pci/devices/{bdf}/config")).map_err(|e| format!("{bdf} config: {e}"))
+    std::fs::read(format!("/sys/bus/pci/devices/{bdf}/config"))
+        .map_err(|e| format!("{bdf} config: {e}"))
 }
 
 fn real_asls() -> Result<u32, String> {
@@ -212,7 +260,8 @@ fn set_real_asls(v: u32) -> Result<(), String> {
         .write(true)
         .open(format!("/sys/bus/pci/devices/{FAKE_IGD}/config"))
         .map_err(|e| format!("open config: {e}"))?;
-    f.write_all_at(&v.to_le_bytes(), 0xfc).map_err(|e| format!("write ASLS: {e}"))?;
+    f.write_all_at(&v.to_le_bytes(), 0xfc)
+        .map_err(|e| format!("write ASLS: {e}"))?;
     match real_asls()? {
         got if got == v => Ok(()),
         got => Err(format!("ASLS reads {got:#x} after writing {v:#x}")),
@@ -221,12 +270,20 @@ fn set_real_asls(v: u32) -> Result<(), String> {
 
 /// Places `bytes` at physical address `at` through `/dev/mem` and reads them back.
 fn poke(at: u64, bytes: &[u8]) -> Result<(), String> {
-    let f = std::fs::OpenOptions::new().read(true).write(true).open("/dev/mem").map_err(|e| format!("/dev/mem: {e}"))?;
-    f.write_all_at(bytes, at).map_err(|e| format!("write /dev/mem at {at:#x}: {e}"))?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/mem")
+        .map_err(|e| format!("/dev/mem: {e}"))?;
+    f.write_all_at(bytes, at)
+        .map_err(|e| format!("write /dev/mem at {at:#x}: {e}"))?;
     let mut back = vec![0u8; bytes.len()];
-    f.read_exact_at(&mut back, at).map_err(|e| format!("read /dev/mem at {at:#x}: {e}"))?;
+    f.read_exact_at(&mut back, at)
+        .map_err(|e| format!("read /dev/mem at {at:#x}: {e}"))?;
     if back != bytes {
-        return Err(format!("/dev/mem at {at:#x} does not keep what was written"));
+        return Err(format!(
+            "/dev/mem at {at:#x} does not keep what was written"
+        ));
     }
     Ok(())
 }
@@ -249,7 +306,8 @@ fn read_all(f: &std::fs::File, at: u64, n: usize) -> Result<Vec<u8>, i32> {
 
 fn cfg_read(f: &std::fs::File, off: u64, n: usize) -> Result<u32, i32> {
     let mut b = [0u8; 4];
-    f.read_exact_at(&mut b[..n], CONFIG + off).map_err(|e| errno(&e))?;
+    f.read_exact_at(&mut b[..n], CONFIG + off)
+        .map_err(|e| errno(&e))?;
     Ok(u32::from_le_bytes(b))
 }
 
@@ -262,7 +320,10 @@ fn cfg_write(f: &std::fs::File, off: u64, bytes: &[u8]) -> Result<(), i32> {
 /// without one upstream passes such writes to the device, which we do not: see
 /// Documentation/variants/igd.md).
 fn query(f: &std::fs::File, write_asls: bool) -> Result<IgdAnswers, String> {
-    let mut a = IgdAnswers { real_asls: (real_asls()?, 0), ..Default::default() };
+    let mut a = IgdAnswers {
+        real_asls: (real_asls()?, 0),
+        ..Default::default()
+    };
     let raw = device_info_raw(f).map_err(|e| format!("GET_INFO: errno {e}"))?;
     a.info = Some(Ok(raw));
     let num_regions = u32_at(&raw, 8);
@@ -286,8 +347,14 @@ fn query(f: &std::fs::File, write_asls: bool) -> Result<IgdAnswers, String> {
                     &p == w
                 });
                 a.pieces_equal.push((i, pieces.unwrap_or(false)));
-                let past = f.read_at(&mut [0u8; 1], off + size).map(|_| 0).unwrap_or_else(|e| errno(&e));
-                let wr = f.write_at(&[0u8], off).map(|_| 0).unwrap_or_else(|e| errno(&e));
+                let past = f
+                    .read_at(&mut [0u8; 1], off + size)
+                    .map(|_| 0)
+                    .unwrap_or_else(|e| errno(&e));
+                let wr = f
+                    .write_at(&[0u8], off)
+                    .map(|_| 0)
+                    .unwrap_or_else(|e| errno(&e));
                 a.edges.push((i, past, wr));
                 a.contents.push((i, whole));
             }
@@ -299,8 +366,11 @@ fn query(f: &std::fs::File, write_asls: bool) -> Result<IgdAnswers, String> {
         a.real_asls.1 = real_asls()?;
         return Ok(a);
     }
-    a.asls.push(cfg_write(f, 0xfc, &0x1234_5678u32.to_le_bytes()).and_then(|()| cfg_read(f, 0xfc, 4)));
-    a.asls.push(cfg_write(f, 0xfd, &[0xab]).and_then(|()| cfg_read(f, 0xfc, 4)));
+    a.asls.push(
+        cfg_write(f, 0xfc, &0x1234_5678u32.to_le_bytes()).and_then(|()| cfg_read(f, 0xfc, 4)),
+    );
+    a.asls
+        .push(cfg_write(f, 0xfd, &[0xab]).and_then(|()| cfg_read(f, 0xfc, 4)));
     a.asls.push(cfg_read(f, 0xfe, 2));
     a.real_asls.1 = real_asls()?;
     Ok(a)
@@ -317,26 +387,61 @@ fn diff(o: &IgdAnswers, t: &IgdAnswers) -> Result<(), String> {
     }
     for (x, y) in o.regions.iter().zip(&t.regions) {
         if x != y {
-            d.push(format!("GET_REGION_INFO({}): {:02x?} vs {:02x?}", x.0, x.1, y.1));
+            d.push(format!(
+                "GET_REGION_INFO({}): {:02x?} vs {:02x?}",
+                x.0, x.1, y.1
+            ));
         }
     }
     if o.regions.len() != t.regions.len() {
-        d.push(format!("{} vs {} region answers", o.regions.len(), t.regions.len()));
+        d.push(format!(
+            "{} vs {} region answers",
+            o.regions.len(),
+            t.regions.len()
+        ));
     }
     for (x, y) in o.contents.iter().zip(&t.contents) {
         if x != y {
             let first = match (&x.1, &y.1) {
-                (Ok(a), Ok(b)) => a.iter().zip(b).position(|(p, q)| p != q).map(|p| format!("first at {p:#x}")),
+                (Ok(a), Ok(b)) => a
+                    .iter()
+                    .zip(b)
+                    .position(|(p, q)| p != q)
+                    .map(|p| format!("first at {p:#x}")),
                 _ => None,
             };
-            d.push(format!("region {} contents differ ({})", x.0, first.unwrap_or_else(|| format!("{:?} vs {:?}", x.1.as_ref().map(Vec::len), y.1.as_ref().map(Vec::len)))));
+            d.push(format!(
+                "region {} contents differ ({})",
+                x.0,
+                first.unwrap_or_else(|| format!(
+                    "{:?} vs {:?}",
+                    x.1.as_ref().map(Vec::len),
+                    y.1.as_ref().map(Vec::len)
+                ))
+            ));
         }
     }
     for (name, x, y) in [
-        ("piecewise reads", format!("{:?}", o.pieces_equal), format!("{:?}", t.pieces_equal)),
-        ("edge accesses (index, read-at-end errno, write errno)", format!("{:?}", o.edges), format!("{:?}", t.edges)),
-        ("ASLS reads", format!("{:x?}", o.asls), format!("{:x?}", t.asls)),
-        ("real ASLS", format!("{:x?}", o.real_asls), format!("{:x?}", t.real_asls)),
+        (
+            "piecewise reads",
+            format!("{:?}", o.pieces_equal),
+            format!("{:?}", t.pieces_equal),
+        ),
+        (
+            "edge accesses (index, read-at-end errno, write errno)",
+            format!("{:?}", o.edges),
+            format!("{:?}", t.edges),
+        ),
+        (
+            "ASLS reads",
+            format!("{:x?}", o.asls),
+            format!("{:x?}", t.asls),
+        ),
+        (
+            "real ASLS",
+            format!("{:x?}", o.real_asls),
+            format!("{:x?}", t.real_asls),
+        ),
     ] {
         if x != y {
             d.push(format!("{name}: {x} vs {y}"));
@@ -351,7 +456,9 @@ fn diff(o: &IgdAnswers, t: &IgdAnswers) -> Result<(), String> {
 
 impl Suite {
     pub(crate) fn igd_checks(&mut self) {
-        let Ok(igd) = Bdf::parse(FAKE_IGD) else { return };
+        let Ok(igd) = Bdf::parse(FAKE_IGD) else {
+            return;
+        };
         let sys = &self.sys;
         let ok = self.r.check("igd-fixture", || {
             if !sys.device_dir(&igd).exists() {
@@ -360,7 +467,12 @@ impl Suite {
             let ids = sys.vendor_device(&igd).map_err(s)?;
             let class = std::fs::read_to_string(sys.device_dir(&igd).join("class")).map_err(s)?;
             if ids != (0x8086, 0x3e92) || class.trim() != "0x030000" {
-                return Err(format!("{FAKE_IGD} is {:04x}:{:04x} class {}", ids.0, ids.1, class.trim()));
+                return Err(format!(
+                    "{FAKE_IGD} is {:04x}:{:04x} class {}",
+                    ids.0,
+                    ids.1,
+                    class.trim()
+                ));
             }
             if let Some(d) = sys.driver(&igd).map_err(s)? {
                 return Err(format!("{FAKE_IGD} has driver {d} before any bind"));
@@ -370,13 +482,19 @@ impl Suite {
                     return Err(format!("driver {d} is not registered"));
                 }
             }
-            if self.args.mode == crate::Mode::Iommu && sys.info(&igd).map_err(s)?.iommu_group.is_some() {
-                return Err(format!("{FAKE_IGD} has an IOMMU group; the fixture's domain should have none"));
+            if self.args.mode == crate::Mode::Iommu
+                && sys.info(&igd).map_err(s)?.iommu_group.is_some()
+            {
+                return Err(format!(
+                    "{FAKE_IGD} has an IOMMU group; the fixture's domain should have none"
+                ));
             }
             Ok(())
         });
         if ok {
-            let was = std::fs::read_to_string(NOIOMMU_PARAM).map(|v| v.trim() == "Y").unwrap_or(false);
+            let was = std::fs::read_to_string(NOIOMMU_PARAM)
+                .map(|v| v.trim() == "Y")
+                .unwrap_or(false);
             if !was {
                 let _ = std::fs::write(NOIOMMU_PARAM, "Y");
             }
@@ -392,17 +510,30 @@ impl Suite {
     }
 
     /// Binds `driver`, opens the device through its noiommu group, asks everything.
-    fn igd_session(&mut self, igd: &Bdf, driver: &str, write_asls: bool) -> Result<IgdAnswers, String> {
+    fn igd_session(
+        &mut self,
+        igd: &Bdf,
+        driver: &str,
+        write_asls: bool,
+    ) -> Result<IgdAnswers, String> {
         let sys = &self.sys;
-        sys.bind(igd, driver).map_err(|e| format!("bind {driver}: {e}"))?;
-        let g = sys.info(igd).map_err(s)?.iommu_group.ok_or("no iommu_group after binding")?;
+        sys.bind(igd, driver)
+            .map_err(|e| format!("bind {driver}: {e}"))?;
+        let g = sys
+            .info(igd)
+            .map_err(s)?
+            .iommu_group
+            .ok_or("no iommu_group after binding")?;
         let node = format!("/dev/vfio/noiommu-{g}");
         if !wait_for(|| Path::new(&node).exists()) {
             return Err(format!("{node} did not appear"));
         }
         let r = match vfio::open_via_group(&node, igd.as_str(), vfio::VFIO_NOIOMMU_IOMMU) {
             Ok(dev) => query(&dev.file, write_asls),
-            Err(e) => Ok(IgdAnswers { open: Some(e), ..Default::default() }),
+            Err(e) => Ok(IgdAnswers {
+                open: Some(e),
+                ..Default::default()
+            }),
         };
         sys.unbind(igd).map_err(|e| format!("unbind: {e}"))?;
         r
@@ -436,9 +567,15 @@ impl Suite {
             answers.push((driver.to_string(), a));
         }
         if let [(_, o), (_, t)] = answers.as_slice() {
-            self.r.check(&format!("igd-{}-differential-{DRIVER}", l.name), || diff(o, t));
+            self.r
+                .check(&format!("igd-{}-differential-{DRIVER}", l.name), || {
+                    diff(o, t)
+                });
         } else {
-            self.r.check(&format!("igd-{}-differential-{DRIVER}", l.name), || Err("a driver has no answers".into()));
+            self.r
+                .check(&format!("igd-{}-differential-{DRIVER}", l.name), || {
+                    Err("a driver has no answers".into())
+                });
         }
     }
 
@@ -449,9 +586,22 @@ impl Suite {
             .regions
             .iter()
             .filter(|(i, _)| *i >= vfio::NUM_REGIONS)
-            .filter_map(|(i, r)| r.as_ref().ok().map(|b| format!("{i}: subtype {} size {:#x} flags {:#x}", u32_at(b, 44), u64_at(b, 16), u32_at(b, 4))))
+            .filter_map(|(i, r)| {
+                r.as_ref().ok().map(|b| {
+                    format!(
+                        "{i}: subtype {} size {:#x} flags {:#x}",
+                        u32_at(b, 44),
+                        u64_at(b, 16),
+                        u32_at(b, 4)
+                    )
+                })
+            })
             .collect();
-        self.r.info(format!("igd {} {driver}: device regions [{}]", l.name, listed.join(", ")));
+        self.r.info(format!(
+            "igd {} {driver}: device regions [{}]",
+            l.name,
+            listed.join(", ")
+        ));
         let host = sysfs_config(HOST_BRIDGE);
         let lpc = sysfs_config(LPC_BRIDGE);
         let want: Vec<(u32, u32, u64)> = if l.has_regions() {
@@ -499,10 +649,18 @@ impl Suite {
             return;
         }
         let contents = |i: u32| -> Result<Vec<u8>, String> {
-            let c = a.contents.iter().find(|c| c.0 == i).ok_or(format!("region {i} was not read"))?;
-            let c = c.1.clone().map_err(|e| format!("reading region {i}: errno {e}"))?;
+            let c = a
+                .contents
+                .iter()
+                .find(|c| c.0 == i)
+                .ok_or(format!("region {i} was not read"))?;
+            let c =
+                c.1.clone()
+                    .map_err(|e| format!("reading region {i}: errno {e}"))?;
             if !a.pieces_equal.iter().any(|p| *p == (i, true)) {
-                return Err(format!("region {i}: 7-byte piecewise reads differ from the whole read"));
+                return Err(format!(
+                    "region {i}: 7-byte piecewise reads differ from the whole read"
+                ));
             }
             Ok(c)
         };
@@ -521,7 +679,11 @@ impl Suite {
                 let got = contents(i)?;
                 if got != want {
                     let at = got.iter().zip(&want).position(|(x, y)| x != y);
-                    return Err(format!("region {i} differs from sysfs config ({} vs {} bytes, first at {at:x?})", got.len(), want.len()));
+                    return Err(format!(
+                        "region {i} differs from sysfs config ({} vs {} bytes, first at {at:x?})",
+                        got.len(),
+                        want.len()
+                    ));
                 }
                 Ok(())
             });
@@ -563,7 +725,15 @@ impl Suite {
     }
 
     fn igd_refuse_edu(&mut self) {
-        let Some(edu) = self.args.devices.iter().find(|(_, l)| l == "edu").map(|(b, _)| b.clone()) else { return };
+        let Some(edu) = self
+            .args
+            .devices
+            .iter()
+            .find(|(_, l)| l == "edu")
+            .map(|(b, _)| b.clone())
+        else {
+            return;
+        };
         let _ = self.sys.unbind(&edu);
         let sys = &self.sys;
         let before = crate::kmod::kmsg().map(|l| l.len()).unwrap_or(0);
@@ -577,9 +747,15 @@ impl Suite {
                 return Err(format!("edu on {d} after the refusal"));
             }
             let log = crate::kmod::kmsg().map_err(s)?;
-            let lines: Vec<&String> = log.iter().skip(before).filter(|l| l.contains("is not in this driver's ID table")).collect();
+            let lines: Vec<&String> = log
+                .iter()
+                .skip(before)
+                .filter(|l| l.contains("is not in this driver's ID table"))
+                .collect();
             if lines.len() != 1 || !lines[0].contains("[1234:11e8]") || !lines[0].contains(DRIVER) {
-                return Err(format!("expected one refusal line naming edu and {DRIVER}: {lines:?}"));
+                return Err(format!(
+                    "expected one refusal line naming edu and {DRIVER}: {lines:?}"
+                ));
             }
             Ok(())
         });

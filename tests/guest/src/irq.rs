@@ -80,7 +80,15 @@ fn irq_info(f: &File, index: u32, argsz: u32) -> Result<[u32; 4], i32> {
 }
 
 /// `SET_IRQS`: the ioctl's return value or the errno. `argsz` defaults to header plus data.
-pub(crate) fn set_irqs(f: &File, flags: u32, index: u32, start: u32, count: u32, data: &[u8], argsz: Option<u32>) -> Result<i32, i32> {
+pub(crate) fn set_irqs(
+    f: &File,
+    flags: u32,
+    index: u32,
+    start: u32,
+    count: u32,
+    data: &[u8],
+    argsz: Option<u32>,
+) -> Result<i32, i32> {
     let mut buf = Vec::with_capacity(20 + data.len());
     let argsz = argsz.unwrap_or(20 + data.len() as u32);
     for v in [argsz, flags, index, start, count] {
@@ -134,7 +142,11 @@ impl EventFd {
 
     /// Waits up to `ms` for a signal, then takes the counter.
     fn wait(&self, ms: i32) -> u64 {
-        let mut p = libc::pollfd { fd: self.fd(), events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd: self.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one pollfd.
         unsafe { libc::poll(&mut p, 1, ms) };
         self.take()
@@ -157,15 +169,29 @@ struct Edu {
 impl Edu {
     fn map(bdf: &Bdf) -> Result<Self, String> {
         let path = format!("/sys/bus/pci/devices/{}/resource0", bdf.as_str());
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(|e| format!("{path}: {e}"))?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("{path}: {e}"))?;
         // SAFETY: maps the first page of the BAR; checked for failure below.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, file.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(format!("mmap {path}: {}", errno_name(errno())));
         }
-        Ok(Self { base: p.cast(), _file: file })
+        Ok(Self {
+            base: p.cast(),
+            _file: file,
+        })
     }
 
     fn write(&self, off: usize, v: u32) {
@@ -249,124 +275,381 @@ fn table(f: &File, counts: [u32; 5], pcie: bool) -> Result<Answers, String> {
     }
     let one = fds(&[e1.fd()]);
     // Header and flag checks.
-    rec!("argsz-19", set_irqs(f, TRIG | NONE, REQ, 0, 1, &[], Some(19)));
+    rec!(
+        "argsz-19",
+        set_irqs(f, TRIG | NONE, REQ, 0, 1, &[], Some(19))
+    );
     rec!("argsz-0", set_irqs(f, TRIG | NONE, REQ, 0, 1, &[], Some(0)));
     rec!("flags-0", set_irqs(f, 0, REQ, 0, 1, &[], None));
-    rec!("flags-unknown-bit", set_irqs(f, TRIG | NONE | 0x40, REQ, 0, 1, &[], None));
-    rec!("flags-high-bit", set_irqs(f, TRIG | NONE | 0x8000_0000, REQ, 0, 1, &[], None));
-    rec!("two-data-types", set_irqs(f, TRIG | NONE | BOOL, REQ, 0, 1, &[1], None));
+    rec!(
+        "flags-unknown-bit",
+        set_irqs(f, TRIG | NONE | 0x40, REQ, 0, 1, &[], None)
+    );
+    rec!(
+        "flags-high-bit",
+        set_irqs(f, TRIG | NONE | 0x8000_0000, REQ, 0, 1, &[], None)
+    );
+    rec!(
+        "two-data-types",
+        set_irqs(f, TRIG | NONE | BOOL, REQ, 0, 1, &[1], None)
+    );
     rec!("no-data-type", set_irqs(f, TRIG, REQ, 0, 1, &[], None));
     rec!("no-action", set_irqs(f, NONE, REQ, 0, 1, &[], None));
-    rec!("two-actions", set_irqs(f, TRIG | MASK | NONE, REQ, 0, 1, &[], None));
+    rec!(
+        "two-actions",
+        set_irqs(f, TRIG | MASK | NONE, REQ, 0, 1, &[], None)
+    );
     rec!("index-5", set_irqs(f, TRIG | NONE, 5, 0, 0, &[], None));
-    rec!("index-max", set_irqs(f, TRIG | NONE, u32::MAX, 0, 0, &[], None));
-    rec!("start-past-end", set_irqs(f, TRIG | NONE, REQ, 1, 0, &[], None));
-    rec!("count-past-end", set_irqs(f, TRIG | NONE, REQ, 0, 2, &[], None));
-    rec!("count-overflow", set_irqs(f, TRIG | NONE, REQ, 1, u32::MAX, &[], None));
-    rec!("eventfd-short-data", set_irqs(f, TRIG | EFD, REQ, 0, 1, &[0, 0], Some(22)));
-    rec!("bool-short-data", set_irqs(f, TRIG | BOOL, REQ, 0, 1, &[], Some(20)));
+    rec!(
+        "index-max",
+        set_irqs(f, TRIG | NONE, u32::MAX, 0, 0, &[], None)
+    );
+    rec!(
+        "start-past-end",
+        set_irqs(f, TRIG | NONE, REQ, 1, 0, &[], None)
+    );
+    rec!(
+        "count-past-end",
+        set_irqs(f, TRIG | NONE, REQ, 0, 2, &[], None)
+    );
+    rec!(
+        "count-overflow",
+        set_irqs(f, TRIG | NONE, REQ, 1, u32::MAX, &[], None)
+    );
+    rec!(
+        "eventfd-short-data",
+        set_irqs(f, TRIG | EFD, REQ, 0, 1, &[0, 0], Some(22))
+    );
+    rec!(
+        "bool-short-data",
+        set_irqs(f, TRIG | BOOL, REQ, 0, 1, &[], Some(20))
+    );
     // REQ (every device) and ERR (PCIe only) single eventfds.
     for (idx, name) in [(REQ, "req"), (ERR, "err")] {
         let pre = |s: &str| format!("{name}-{s}");
-        rec!(&pre("none-unset"), set_irqs(f, TRIG | NONE, idx, 0, 1, &[], None));
-        rec!(&pre("bool-count-0"), set_irqs(f, TRIG | BOOL, idx, 0, 0, &[], None));
-        rec!(&pre("efd-count-0"), set_irqs(f, TRIG | EFD, idx, 0, 0, &[], None));
-        rec!(&pre("fd-minus-2"), set_irqs(f, TRIG | EFD, idx, 0, 1, &fds(&[-2]), None));
-        rec!(&pre("fd-bad"), set_irqs(f, TRIG | EFD, idx, 0, 1, &fds(&[9999]), None));
-        rec!(&pre("fd-not-eventfd"), set_irqs(f, TRIG | EFD, idx, 0, 1, &fds(&[f.as_raw_fd()]), None));
+        rec!(
+            &pre("none-unset"),
+            set_irqs(f, TRIG | NONE, idx, 0, 1, &[], None)
+        );
+        rec!(
+            &pre("bool-count-0"),
+            set_irqs(f, TRIG | BOOL, idx, 0, 0, &[], None)
+        );
+        rec!(
+            &pre("efd-count-0"),
+            set_irqs(f, TRIG | EFD, idx, 0, 0, &[], None)
+        );
+        rec!(
+            &pre("fd-minus-2"),
+            set_irqs(f, TRIG | EFD, idx, 0, 1, &fds(&[-2]), None)
+        );
+        rec!(
+            &pre("fd-bad"),
+            set_irqs(f, TRIG | EFD, idx, 0, 1, &fds(&[9999]), None)
+        );
+        rec!(
+            &pre("fd-not-eventfd"),
+            set_irqs(f, TRIG | EFD, idx, 0, 1, &fds(&[f.as_raw_fd()]), None)
+        );
         rec!(&pre("mask"), set_irqs(f, MASK | NONE, idx, 0, 1, &[], None));
         rec!(&pre("set"), set_irqs(f, TRIG | EFD, idx, 0, 1, &one, None));
-        rec!(&pre("loopback-none"), set_irqs(f, TRIG | NONE, idx, 0, 1, &[], None));
-        rec!(&pre("loopback-bool"), set_irqs(f, TRIG | BOOL, idx, 0, 1, &[1], None));
-        rec!(&pre("loopback-bool-0"), set_irqs(f, TRIG | BOOL, idx, 0, 1, &[0], None));
+        rec!(
+            &pre("loopback-none"),
+            set_irqs(f, TRIG | NONE, idx, 0, 1, &[], None)
+        );
+        rec!(
+            &pre("loopback-bool"),
+            set_irqs(f, TRIG | BOOL, idx, 0, 1, &[1], None)
+        );
+        rec!(
+            &pre("loopback-bool-0"),
+            set_irqs(f, TRIG | BOOL, idx, 0, 1, &[0], None)
+        );
         out.push((pre("count-after-loopback"), e1.take().to_string()));
-        rec!(&pre("replace"), set_irqs(f, TRIG | EFD, idx, 0, 1, &fds(&[e2.fd()]), None));
-        rec!(&pre("loopback-replaced"), set_irqs(f, TRIG | NONE, idx, 0, 1, &[], None));
-        out.push((pre("counts-after-replace"), format!("{}/{}", e1.take(), e2.take())));
-        rec!(&pre("clear-none-0"), set_irqs(f, TRIG | NONE, idx, 0, 0, &[], None));
-        rec!(&pre("none-after-clear"), set_irqs(f, TRIG | NONE, idx, 0, 1, &[], None));
-        rec!(&pre("set-again"), set_irqs(f, TRIG | EFD, idx, 0, 1, &one, None));
-        rec!(&pre("clear-fd-minus-1"), set_irqs(f, TRIG | EFD, idx, 0, 1, &fds(&[-1]), None));
-        rec!(&pre("none-after-fd-clear"), set_irqs(f, TRIG | NONE, idx, 0, 1, &[], None));
+        rec!(
+            &pre("replace"),
+            set_irqs(f, TRIG | EFD, idx, 0, 1, &fds(&[e2.fd()]), None)
+        );
+        rec!(
+            &pre("loopback-replaced"),
+            set_irqs(f, TRIG | NONE, idx, 0, 1, &[], None)
+        );
+        out.push((
+            pre("counts-after-replace"),
+            format!("{}/{}", e1.take(), e2.take()),
+        ));
+        rec!(
+            &pre("clear-none-0"),
+            set_irqs(f, TRIG | NONE, idx, 0, 0, &[], None)
+        );
+        rec!(
+            &pre("none-after-clear"),
+            set_irqs(f, TRIG | NONE, idx, 0, 1, &[], None)
+        );
+        rec!(
+            &pre("set-again"),
+            set_irqs(f, TRIG | EFD, idx, 0, 1, &one, None)
+        );
+        rec!(
+            &pre("clear-fd-minus-1"),
+            set_irqs(f, TRIG | EFD, idx, 0, 1, &fds(&[-1]), None)
+        );
+        rec!(
+            &pre("none-after-fd-clear"),
+            set_irqs(f, TRIG | NONE, idx, 0, 1, &[], None)
+        );
     }
     let _ = pcie;
     // INTx.
-    rec!("intx-mask-off", set_irqs(f, MASK | NONE, INTX, 0, 1, &[], None));
-    rec!("intx-unmask-off", set_irqs(f, UNMASK | NONE, INTX, 0, 1, &[], None));
-    rec!("intx-disable-off", set_irqs(f, TRIG | NONE, INTX, 0, 0, &[], None));
-    rec!("intx-loopback-off", set_irqs(f, TRIG | NONE, INTX, 0, 1, &[], None));
-    rec!("intx-enable-bad-fd", set_irqs(f, TRIG | EFD, INTX, 0, 1, &fds(&[9999]), None));
-    rec!("intx-enable", set_irqs(f, TRIG | EFD, INTX, 0, 1, &one, None));
+    rec!(
+        "intx-mask-off",
+        set_irqs(f, MASK | NONE, INTX, 0, 1, &[], None)
+    );
+    rec!(
+        "intx-unmask-off",
+        set_irqs(f, UNMASK | NONE, INTX, 0, 1, &[], None)
+    );
+    rec!(
+        "intx-disable-off",
+        set_irqs(f, TRIG | NONE, INTX, 0, 0, &[], None)
+    );
+    rec!(
+        "intx-loopback-off",
+        set_irqs(f, TRIG | NONE, INTX, 0, 1, &[], None)
+    );
+    rec!(
+        "intx-enable-bad-fd",
+        set_irqs(f, TRIG | EFD, INTX, 0, 1, &fds(&[9999]), None)
+    );
+    rec!(
+        "intx-enable",
+        set_irqs(f, TRIG | EFD, INTX, 0, 1, &one, None)
+    );
     if counts[0] > 0 {
-        rec!("intx-enable-count-2", set_irqs(f, TRIG | EFD, INTX, 0, 2, &fds(&[e1.fd(), e1.fd()]), None));
-        rec!("msi-while-intx", set_irqs(f, TRIG | EFD, MSI, 0, 1, &one, None));
-        rec!("msix-while-intx", set_irqs(f, TRIG | EFD, MSIX, 0, 1, &one, None));
-        rec!("intx-mask-efd", set_irqs(f, MASK | EFD, INTX, 0, 1, &one, None));
+        rec!(
+            "intx-enable-count-2",
+            set_irqs(f, TRIG | EFD, INTX, 0, 2, &fds(&[e1.fd(), e1.fd()]), None)
+        );
+        rec!(
+            "msi-while-intx",
+            set_irqs(f, TRIG | EFD, MSI, 0, 1, &one, None)
+        );
+        rec!(
+            "msix-while-intx",
+            set_irqs(f, TRIG | EFD, MSIX, 0, 1, &one, None)
+        );
+        rec!(
+            "intx-mask-efd",
+            set_irqs(f, MASK | EFD, INTX, 0, 1, &one, None)
+        );
         rec!("intx-mask", set_irqs(f, MASK | NONE, INTX, 0, 1, &[], None));
-        rec!("intx-mask-bool-0", set_irqs(f, MASK | BOOL, INTX, 0, 1, &[0], None));
-        rec!("intx-mask-count-0", set_irqs(f, MASK | NONE, INTX, 0, 0, &[], None));
-        rec!("intx-loopback", set_irqs(f, TRIG | NONE, INTX, 0, 1, &[], None));
-        rec!("intx-loopback-bool", set_irqs(f, TRIG | BOOL, INTX, 0, 1, &[1], None));
+        rec!(
+            "intx-mask-bool-0",
+            set_irqs(f, MASK | BOOL, INTX, 0, 1, &[0], None)
+        );
+        rec!(
+            "intx-mask-count-0",
+            set_irqs(f, MASK | NONE, INTX, 0, 0, &[], None)
+        );
+        rec!(
+            "intx-loopback",
+            set_irqs(f, TRIG | NONE, INTX, 0, 1, &[], None)
+        );
+        rec!(
+            "intx-loopback-bool",
+            set_irqs(f, TRIG | BOOL, INTX, 0, 1, &[1], None)
+        );
         out.push(("intx-count-after-loopback".into(), e1.take().to_string()));
-        rec!("intx-unmask-bool-0", set_irqs(f, UNMASK | BOOL, INTX, 0, 1, &[0], None));
-        rec!("intx-unmask", set_irqs(f, UNMASK | NONE, INTX, 0, 1, &[], None));
-        rec!("intx-unmask-efd", set_irqs(f, UNMASK | EFD, INTX, 0, 1, &fds(&[e2.fd()]), None));
-        rec!("intx-unmask-efd-bad", set_irqs(f, UNMASK | EFD, INTX, 0, 1, &fds(&[9999]), None));
-        rec!("intx-unmask-efd-off", set_irqs(f, UNMASK | EFD, INTX, 0, 1, &fds(&[-1]), None));
-        rec!("intx-replace", set_irqs(f, TRIG | EFD, INTX, 0, 1, &fds(&[e2.fd()]), None));
-        rec!("intx-loopback-replaced", set_irqs(f, TRIG | NONE, INTX, 0, 1, &[], None));
-        rec!("intx-detach-trigger", set_irqs(f, TRIG | EFD, INTX, 0, 1, &fds(&[-1]), None));
-        rec!("intx-loopback-detached", set_irqs(f, TRIG | NONE, INTX, 0, 1, &[], None));
-        out.push(("intx-counts-after-replace".into(), format!("{}/{}", e1.take(), e2.take())));
-        rec!("intx-disable", set_irqs(f, TRIG | NONE, INTX, 0, 0, &[], None));
-        rec!("intx-disable-again", set_irqs(f, TRIG | NONE, INTX, 0, 0, &[], None));
-        rec!("intx-enable-no-trigger", set_irqs(f, TRIG | EFD, INTX, 0, 1, &fds(&[-1]), None));
-        rec!("intx-disable-2", set_irqs(f, TRIG | NONE, INTX, 0, 0, &[], None));
+        rec!(
+            "intx-unmask-bool-0",
+            set_irqs(f, UNMASK | BOOL, INTX, 0, 1, &[0], None)
+        );
+        rec!(
+            "intx-unmask",
+            set_irqs(f, UNMASK | NONE, INTX, 0, 1, &[], None)
+        );
+        rec!(
+            "intx-unmask-efd",
+            set_irqs(f, UNMASK | EFD, INTX, 0, 1, &fds(&[e2.fd()]), None)
+        );
+        rec!(
+            "intx-unmask-efd-bad",
+            set_irqs(f, UNMASK | EFD, INTX, 0, 1, &fds(&[9999]), None)
+        );
+        rec!(
+            "intx-unmask-efd-off",
+            set_irqs(f, UNMASK | EFD, INTX, 0, 1, &fds(&[-1]), None)
+        );
+        rec!(
+            "intx-replace",
+            set_irqs(f, TRIG | EFD, INTX, 0, 1, &fds(&[e2.fd()]), None)
+        );
+        rec!(
+            "intx-loopback-replaced",
+            set_irqs(f, TRIG | NONE, INTX, 0, 1, &[], None)
+        );
+        rec!(
+            "intx-detach-trigger",
+            set_irqs(f, TRIG | EFD, INTX, 0, 1, &fds(&[-1]), None)
+        );
+        rec!(
+            "intx-loopback-detached",
+            set_irqs(f, TRIG | NONE, INTX, 0, 1, &[], None)
+        );
+        out.push((
+            "intx-counts-after-replace".into(),
+            format!("{}/{}", e1.take(), e2.take()),
+        ));
+        rec!(
+            "intx-disable",
+            set_irqs(f, TRIG | NONE, INTX, 0, 0, &[], None)
+        );
+        rec!(
+            "intx-disable-again",
+            set_irqs(f, TRIG | NONE, INTX, 0, 0, &[], None)
+        );
+        rec!(
+            "intx-enable-no-trigger",
+            set_irqs(f, TRIG | EFD, INTX, 0, 1, &fds(&[-1]), None)
+        );
+        rec!(
+            "intx-disable-2",
+            set_irqs(f, TRIG | NONE, INTX, 0, 0, &[], None)
+        );
     }
     // MSI and MSI-X.
     for (idx, name) in [(MSI, "msi"), (MSIX, "msix")] {
         let n = counts[idx as usize];
         let pre = |s: &str| format!("{name}-{s}");
         rec!(&pre("mask"), set_irqs(f, MASK | NONE, idx, 0, 1, &[], None));
-        rec!(&pre("unmask"), set_irqs(f, UNMASK | NONE, idx, 0, 1, &[], None));
-        rec!(&pre("disable-off"), set_irqs(f, TRIG | NONE, idx, 0, 0, &[], None));
-        rec!(&pre("loopback-off"), set_irqs(f, TRIG | NONE, idx, 0, 1, &[], None));
-        rec!(&pre("past-end"), set_irqs(f, TRIG | EFD, idx, n, 1, &one, None));
+        rec!(
+            &pre("unmask"),
+            set_irqs(f, UNMASK | NONE, idx, 0, 1, &[], None)
+        );
+        rec!(
+            &pre("disable-off"),
+            set_irqs(f, TRIG | NONE, idx, 0, 0, &[], None)
+        );
+        rec!(
+            &pre("loopback-off"),
+            set_irqs(f, TRIG | NONE, idx, 0, 1, &[], None)
+        );
+        rec!(
+            &pre("past-end"),
+            set_irqs(f, TRIG | EFD, idx, n, 1, &one, None)
+        );
         if n == 0 {
             continue;
         }
         let k = n.min(4);
         let all: Vec<i32> = efds.iter().take(k as usize).map(EventFd::fd).collect();
-        rec!(&pre("enable-bad-fd"), set_irqs(f, TRIG | EFD, idx, 0, 1, &fds(&[9999]), None));
-        out.push((pre("vectors-after-failed-enable"), proc_vfio(None).len().to_string()));
-        rec!(&pre("enable"), set_irqs(f, TRIG | EFD, idx, 0, k, &fds(&all), None));
+        rec!(
+            &pre("enable-bad-fd"),
+            set_irqs(f, TRIG | EFD, idx, 0, 1, &fds(&[9999]), None)
+        );
+        out.push((
+            pre("vectors-after-failed-enable"),
+            proc_vfio(None).len().to_string(),
+        ));
+        rec!(
+            &pre("enable"),
+            set_irqs(f, TRIG | EFD, idx, 0, k, &fds(&all), None)
+        );
         out.push((pre("vectors"), proc_vfio(None).len().to_string()));
-        rec!(&pre("intx-while-on"), set_irqs(f, TRIG | EFD, INTX, 0, 1, &one, None));
+        rec!(
+            &pre("intx-while-on"),
+            set_irqs(f, TRIG | EFD, INTX, 0, 1, &one, None)
+        );
         let other = if idx == MSI { MSIX } else { MSI };
-        rec!(&pre("other-while-on"), set_irqs(f, TRIG | EFD, other, 0, 1, &one, None));
-        rec!(&pre("loopback-all"), set_irqs(f, TRIG | NONE, idx, 0, k, &[], None));
+        rec!(
+            &pre("other-while-on"),
+            set_irqs(f, TRIG | EFD, other, 0, 1, &one, None)
+        );
+        rec!(
+            &pre("loopback-all"),
+            set_irqs(f, TRIG | NONE, idx, 0, k, &[], None)
+        );
         let bools: Vec<u8> = (0..k).map(|i| (i % 2 == 0) as u8).collect();
-        rec!(&pre("loopback-bool"), set_irqs(f, TRIG | BOOL, idx, 0, k, &bools, None));
-        out.push((pre("counts"), efds.iter().take(k as usize).map(|e| e.take().to_string()).collect::<Vec<_>>().join(",")));
+        rec!(
+            &pre("loopback-bool"),
+            set_irqs(f, TRIG | BOOL, idx, 0, k, &bools, None)
+        );
+        out.push((
+            pre("counts"),
+            efds.iter()
+                .take(k as usize)
+                .map(|e| e.take().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ));
         if k > 1 {
-            rec!(&pre("detach-1"), set_irqs(f, TRIG | EFD, idx, 1, 1, &fds(&[-1]), None));
-            out.push((pre("vectors-after-detach"), proc_vfio(None).len().to_string()));
-            rec!(&pre("loopback-detached"), set_irqs(f, TRIG | NONE, idx, 0, k, &[], None));
-            out.push((pre("counts-detached"), efds.iter().take(k as usize).map(|e| e.take().to_string()).collect::<Vec<_>>().join(",")));
-            rec!(&pre("reattach-1"), set_irqs(f, TRIG | EFD, idx, 1, 1, &fds(&[e2.fd()]), None));
-            rec!(&pre("block-bad-fd"), set_irqs(f, TRIG | EFD, idx, 0, 2, &fds(&[e1.fd(), 9999]), None));
-            out.push((pre("vectors-after-bad-block"), proc_vfio(None).len().to_string()));
+            rec!(
+                &pre("detach-1"),
+                set_irqs(f, TRIG | EFD, idx, 1, 1, &fds(&[-1]), None)
+            );
+            out.push((
+                pre("vectors-after-detach"),
+                proc_vfio(None).len().to_string(),
+            ));
+            rec!(
+                &pre("loopback-detached"),
+                set_irqs(f, TRIG | NONE, idx, 0, k, &[], None)
+            );
+            out.push((
+                pre("counts-detached"),
+                efds.iter()
+                    .take(k as usize)
+                    .map(|e| e.take().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ));
+            rec!(
+                &pre("reattach-1"),
+                set_irqs(f, TRIG | EFD, idx, 1, 1, &fds(&[e2.fd()]), None)
+            );
+            rec!(
+                &pre("block-bad-fd"),
+                set_irqs(f, TRIG | EFD, idx, 0, 2, &fds(&[e1.fd(), 9999]), None)
+            );
+            out.push((
+                pre("vectors-after-bad-block"),
+                proc_vfio(None).len().to_string(),
+            ));
         }
-        rec!(&pre("count-0-eventfd"), set_irqs(f, TRIG | EFD, idx, 0, 0, &[], None));
-        rec!(&pre("disable"), set_irqs(f, TRIG | NONE, idx, 0, 0, &[], None));
-        out.push((pre("vectors-after-disable"), proc_vfio(None).len().to_string()));
-        rec!(&pre("disable-again"), set_irqs(f, TRIG | NONE, idx, 0, 0, &[], None));
-        rec!(&pre("enable-count-0"), set_irqs(f, TRIG | EFD, idx, 0, 0, &[], None));
-        rec!(&pre("disable-count-0-enabled"), set_irqs(f, TRIG | NONE, idx, 0, 0, &[], None));
+        rec!(
+            &pre("count-0-eventfd"),
+            set_irqs(f, TRIG | EFD, idx, 0, 0, &[], None)
+        );
+        rec!(
+            &pre("disable"),
+            set_irqs(f, TRIG | NONE, idx, 0, 0, &[], None)
+        );
+        out.push((
+            pre("vectors-after-disable"),
+            proc_vfio(None).len().to_string(),
+        ));
+        rec!(
+            &pre("disable-again"),
+            set_irqs(f, TRIG | NONE, idx, 0, 0, &[], None)
+        );
+        rec!(
+            &pre("enable-count-0"),
+            set_irqs(f, TRIG | EFD, idx, 0, 0, &[], None)
+        );
+        rec!(
+            &pre("disable-count-0-enabled"),
+            set_irqs(f, TRIG | NONE, idx, 0, 0, &[], None)
+        );
         if n > 1 {
-            rec!(&pre("enable-partial"), set_irqs(f, TRIG | EFD, idx, 1, 1, &one, None));
+            rec!(
+                &pre("enable-partial"),
+                set_irqs(f, TRIG | EFD, idx, 1, 1, &one, None)
+            );
             out.push((pre("vectors-partial"), proc_vfio(None).len().to_string()));
-            rec!(&pre("disable-partial"), set_irqs(f, TRIG | NONE, idx, 0, 0, &[], None));
+            rec!(
+                &pre("disable-partial"),
+                set_irqs(f, TRIG | NONE, idx, 0, 0, &[], None)
+            );
         }
     }
     Ok(out)
@@ -381,14 +664,22 @@ fn quiet(e: &EventFd, ms: u64) -> u64 {
 fn intx_edu(f: &File, edu: &Edu) -> Result<(), String> {
     let trig = EventFd::new()?;
     let unmask = EventFd::new()?;
-    let ok = |r: Result<i32, i32>, what: &str| r.map(|_| ()).map_err(|e| format!("{what}: {}", errno_name(e)));
+    let ok = |r: Result<i32, i32>, what: &str| {
+        r.map(|_| ())
+            .map_err(|e| format!("{what}: {}", errno_name(e)))
+    };
     edu.ack();
-    ok(set_irqs(f, TRIG | EFD, INTX, 0, 1, &fds(&[trig.fd()]), None), "enable INTx")?;
+    ok(
+        set_irqs(f, TRIG | EFD, INTX, 0, 1, &fds(&[trig.fd()]), None),
+        "enable INTx",
+    )?;
     for round in 0..3 {
         edu.raise(1);
         let n = trig.wait(2000);
         if n != 1 {
-            return Err(format!("round {round}: eventfd counted {n} after one raise, expected 1"));
+            return Err(format!(
+                "round {round}: eventfd counted {n} after one raise, expected 1"
+            ));
         }
         // Auto-masked: even with the line still asserted, nothing more comes.
         if quiet(&trig, 50) != 0 {
@@ -406,14 +697,20 @@ fn intx_edu(f: &File, edu: &Edu) -> Result<(), String> {
     if quiet(&trig, 100) != 0 {
         return Err("a signal while masked".into());
     }
-    ok(set_irqs(f, UNMASK | NONE, INTX, 0, 1, &[], None), "unmask after masked raise")?;
+    ok(
+        set_irqs(f, UNMASK | NONE, INTX, 0, 1, &[], None),
+        "unmask after masked raise",
+    )?;
     if trig.wait(2000) != 1 {
         return Err("the raise made while masked was not delivered once at unmask".into());
     }
     edu.ack();
     ok(set_irqs(f, UNMASK | NONE, INTX, 0, 1, &[], None), "unmask")?;
     // Unmask through an eventfd.
-    ok(set_irqs(f, UNMASK | EFD, INTX, 0, 1, &fds(&[unmask.fd()]), None), "unmask eventfd")?;
+    ok(
+        set_irqs(f, UNMASK | EFD, INTX, 0, 1, &fds(&[unmask.fd()]), None),
+        "unmask eventfd",
+    )?;
     edu.raise(4);
     if trig.wait(2000) != 1 {
         return Err("no signal with an unmask eventfd set".into());
@@ -431,7 +728,10 @@ fn intx_edu(f: &File, edu: &Edu) -> Result<(), String> {
     if names.len() != 1 || !names[0].starts_with("vfio-intx(") {
         return Err(format!("/proc/interrupts while INTx is on: {names:?}"));
     }
-    ok(set_irqs(f, TRIG | NONE, INTX, 0, 0, &[], None), "disable INTx")?;
+    ok(
+        set_irqs(f, TRIG | NONE, INTX, 0, 0, &[], None),
+        "disable INTx",
+    )?;
     if !proc_vfio(None).is_empty() {
         return Err(format!("left after INTx disable: {:?}", proc_vfio(None)));
     }
@@ -441,7 +741,8 @@ fn intx_edu(f: &File, edu: &Edu) -> Result<(), String> {
 fn msi_edu(f: &File, edu: &Edu) -> Result<(), String> {
     let trig = EventFd::new()?;
     edu.ack();
-    set_irqs(f, TRIG | EFD, MSI, 0, 1, &fds(&[trig.fd()]), None).map_err(|e| format!("enable MSI: {}", errno_name(e)))?;
+    set_irqs(f, TRIG | EFD, MSI, 0, 1, &fds(&[trig.fd()]), None)
+        .map_err(|e| format!("enable MSI: {}", errno_name(e)))?;
     let names = proc_vfio(None);
     if names.len() != 1 || !names[0].starts_with("vfio-msi[0](") {
         return Err(format!("/proc/interrupts while MSI is on: {names:?}"));
@@ -450,14 +751,17 @@ fn msi_edu(f: &File, edu: &Edu) -> Result<(), String> {
         edu.raise(1 << round);
         let n = trig.wait(2000);
         if n != 1 {
-            return Err(format!("round {round}: eventfd counted {n} after one raise, expected 1"));
+            return Err(format!(
+                "round {round}: eventfd counted {n} after one raise, expected 1"
+            ));
         }
         edu.ack();
         if quiet(&trig, 20) != 0 {
             return Err(format!("round {round}: extra signals"));
         }
     }
-    set_irqs(f, TRIG | NONE, MSI, 0, 0, &[], None).map_err(|e| format!("disable MSI: {}", errno_name(e)))?;
+    set_irqs(f, TRIG | NONE, MSI, 0, 0, &[], None)
+        .map_err(|e| format!("disable MSI: {}", errno_name(e)))?;
     if !proc_vfio(None).is_empty() {
         return Err(format!("left after MSI disable: {:?}", proc_vfio(None)));
     }
@@ -469,7 +773,10 @@ fn msix_cycle(f: &File, bdf: &Bdf, n: u32) -> Result<(), String> {
     let efds: Vec<EventFd> = (0..k).map(|_| EventFd::new()).collect::<Result<_, _>>()?;
     let all: Vec<i32> = efds.iter().map(EventFd::fd).collect();
     let want = |v: &[u32]| -> Vec<String> {
-        let mut w: Vec<String> = v.iter().map(|i| format!("vfio-msix[{i}]({})", bdf.as_str())).collect();
+        let mut w: Vec<String> = v
+            .iter()
+            .map(|i| format!("vfio-msix[{i}]({})", bdf.as_str()))
+            .collect();
         w.sort();
         w
     };
@@ -479,13 +786,18 @@ fn msix_cycle(f: &File, bdf: &Bdf, n: u32) -> Result<(), String> {
         g
     };
     let call = |flags, start, count, data: &[u8], what: &str| {
-        set_irqs(f, flags, MSIX, start, count, data, None).map(|_| ()).map_err(|e| format!("{what}: {}", errno_name(e)))
+        set_irqs(f, flags, MSIX, start, count, data, None)
+            .map(|_| ())
+            .map_err(|e| format!("{what}: {}", errno_name(e)))
     };
     for cycle in 0..2 {
         call(TRIG | EFD, 0, k, &fds(&all), "enable")?;
         let idx: Vec<u32> = (0..k).collect();
         if got() != want(&idx) {
-            return Err(format!("cycle {cycle}: enabled {k}, /proc/interrupts has {:?}", got()));
+            return Err(format!(
+                "cycle {cycle}: enabled {k}, /proc/interrupts has {:?}",
+                got()
+            ));
         }
         call(TRIG | NONE, 0, k, &[], "loopback")?;
         let c: Vec<u64> = efds.iter().map(EventFd::take).collect();
@@ -510,13 +822,20 @@ fn msix_cycle(f: &File, bdf: &Bdf, n: u32) -> Result<(), String> {
 }
 
 /// Unbinding with the fd open: REQ fires, and the unbind completes after close.
-fn req_unbind(sys: &pcibind::Sysfs, bdf: &Bdf, driver: &str, dev: crate::vfio::Device) -> Result<(), String> {
+fn req_unbind(
+    sys: &pcibind::Sysfs,
+    bdf: &Bdf,
+    driver: &str,
+    dev: crate::vfio::Device,
+) -> Result<(), String> {
     let req = EventFd::new()?;
     set_irqs(&dev.file, TRIG | EFD, REQ, 0, 1, &fds(&[req.fd()]), None)
         .map_err(|e| format!("set REQ: {}", errno_name(e)))?;
     let path = format!("/sys/bus/pci/drivers/{driver}/unbind");
     let name = bdf.as_str().to_string();
-    let t = std::thread::spawn(move || std::fs::write(&path, name.as_bytes()).map_err(|e| format!("{path}: {e}")));
+    let t = std::thread::spawn(move || {
+        std::fs::write(&path, name.as_bytes()).map_err(|e| format!("{path}: {e}"))
+    });
     let n = req.wait(3000);
     let early = t.is_finished();
     drop(dev);
@@ -540,13 +859,18 @@ fn bench(f: &File, edu: &Edu, intx: bool) -> Result<Vec<u64>, String> {
     let trig = EventFd::new()?;
     let index = if intx { INTX } else { MSI };
     edu.ack();
-    set_irqs(f, TRIG | EFD, index, 0, 1, &fds(&[trig.fd()]), None).map_err(|e| format!("enable: {}", errno_name(e)))?;
+    set_irqs(f, TRIG | EFD, index, 0, 1, &fds(&[trig.fd()]), None)
+        .map_err(|e| format!("enable: {}", errno_name(e)))?;
     let mut v = Vec::with_capacity(BENCH_SAMPLES);
     let mut err = None;
     for i in 0..BENCH_SAMPLES + 10 {
         let t = Instant::now();
         edu.raise(1);
-        let mut p = libc::pollfd { fd: trig.fd(), events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd: trig.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one pollfd.
         unsafe { libc::poll(&mut p, 1, 2000) };
         let n = trig.take();
@@ -570,18 +894,19 @@ fn bench(f: &File, edu: &Edu, intx: bool) -> Result<Vec<u64>, String> {
     }
 }
 
-
 impl Suite {
     pub(crate) fn irq_checks(&mut self) {
         let drivers = self.args.drivers.clone();
-        let mut benches: BTreeMap<(&'static str, String), Result<Vec<u64>, String>> = BTreeMap::new();
+        let mut benches: BTreeMap<(&'static str, String), Result<Vec<u64>, String>> =
+            BTreeMap::new();
         for (bdf, label) in self.args.devices.clone() {
             let mut answers: BTreeMap<String, (Answers, Answers)> = BTreeMap::new();
             for d in &drivers {
                 let dev = match attach(self, &bdf, d) {
                     Ok(dev) => dev,
                     Err(e) => {
-                        self.r.check(&format!("irq-info-{label}-{d}"), || Err(e.clone()));
+                        self.r
+                            .check(&format!("irq-info-{label}-{d}"), || Err(e.clone()));
                         detach(self, &bdf, None);
                         continue;
                     }
@@ -594,13 +919,29 @@ impl Suite {
                     if let (Ok(b), Some(c)) = (r, counts.get_mut(i as usize)) {
                         *c = b[3];
                     }
-                    info.push((format!("index {i}"), match r {
-                        Ok(b) => format!("argsz={} flags={:#x} index={} count={}", b[0], b[1], b[2], b[3]),
-                        Err(e) => errno_name(e),
-                    }));
+                    info.push((
+                        format!("index {i}"),
+                        match r {
+                            Ok(b) => format!(
+                                "argsz={} flags={:#x} index={} count={}",
+                                b[0], b[1], b[2], b[3]
+                            ),
+                            Err(e) => errno_name(e),
+                        },
+                    ));
                 }
-                info.push(("argsz 15".into(), irq_info(f, 0, 15).map(|_| "ok".to_string()).unwrap_or_else(errno_name)));
-                info.push(("argsz 4096".into(), irq_info(f, 0, 4096).map(|b| format!("{b:x?}")).unwrap_or_else(errno_name)));
+                info.push((
+                    "argsz 15".into(),
+                    irq_info(f, 0, 15)
+                        .map(|_| "ok".to_string())
+                        .unwrap_or_else(errno_name),
+                ));
+                info.push((
+                    "argsz 4096".into(),
+                    irq_info(f, 0, 4096)
+                        .map(|b| format!("{b:x?}"))
+                        .unwrap_or_else(errno_name),
+                ));
                 let pcie = irq_info(f, ERR, 16).is_ok();
                 let inf = info.clone();
                 self.r.check(&format!("irq-info-{label}-{d}"), || {
@@ -611,7 +952,11 @@ impl Suite {
                         .filter(|(i, (_, a))| a.starts_with('E') && (pcie || *i != ERR as usize))
                         .map(|(_, (w, a))| format!("{w}: {a}"))
                         .collect();
-                    if bad.is_empty() { Ok(()) } else { Err(bad.join(", ")) }
+                    if bad.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(bad.join(", "))
+                    }
                 });
                 self.r.info(format!(
                     "irq {label} {d}: counts intx={} msi={} msix={} err={} req={}",
@@ -621,11 +966,16 @@ impl Suite {
                 self.r.check(&format!("irq-set-table-{label}-{d}"), || {
                     tab = table(f, counts, pcie)?;
                     let left = proc_vfio(Some(&bdf));
-                    if left.is_empty() { Ok(()) } else { Err(format!("interrupts left: {left:?}")) }
+                    if left.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(format!("interrupts left: {left:?}"))
+                    }
                 });
                 if drivers.first() == Some(d) {
                     let line: Vec<String> = tab.iter().map(|(w, a)| format!("{w}={a}")).collect();
-                    self.r.info(format!("irq-table {label} {d}: {}", line.join(" ")));
+                    self.r
+                        .info(format!("irq-table {label} {d}: {}", line.join(" ")));
                 }
                 answers.insert(d.clone(), (info, tab));
                 // Devices that interrupt for real.
@@ -633,37 +983,50 @@ impl Suite {
                     let edu = command_set(f, 0x6).and_then(|()| Edu::map(&bdf));
                     match edu {
                         Ok(edu) => {
-                            self.r.check(&format!("irq-intx-edu-{d}"), || intx_edu(f, &edu));
-                            self.r.check(&format!("irq-msi-edu-{d}"), || msi_edu(f, &edu));
+                            self.r
+                                .check(&format!("irq-intx-edu-{d}"), || intx_edu(f, &edu));
+                            self.r
+                                .check(&format!("irq-msi-edu-{d}"), || msi_edu(f, &edu));
                             if drivers.first() == Some(d) || d == GENERIC_DRIVER {
                                 benches.insert(("irq-msi", d.clone()), bench(f, &edu, false));
                                 benches.insert(("irq-intx", d.clone()), bench(f, &edu, true));
                             }
                         }
                         Err(e) => {
-                            self.r.check(&format!("irq-intx-edu-{d}"), || Err(e.clone()));
+                            self.r
+                                .check(&format!("irq-intx-edu-{d}"), || Err(e.clone()));
                         }
                     }
                 }
                 if counts[MSIX as usize] > 1 && (label == "nvme" || label == "e1000e") {
                     let n = counts[MSIX as usize];
-                    self.r.check(&format!("irq-msix-{label}-{d}"), || msix_cycle(f, &bdf, n));
+                    self.r
+                        .check(&format!("irq-msix-{label}-{d}"), || msix_cycle(f, &bdf, n));
                 }
                 if label == "edu" {
                     let sys = &self.sys;
-                    self.r.check(&format!("irq-req-edu-{d}"), || req_unbind(sys, &bdf, d, dev));
+                    self.r.check(&format!("irq-req-edu-{d}"), || {
+                        req_unbind(sys, &bdf, d, dev)
+                    });
                     let _ = self.sys.unbind(&bdf);
                 } else {
                     detach(self, &bdf, Some(dev));
                 }
                 let left = proc_vfio(Some(&bdf));
                 if !left.is_empty() {
-                    self.r.check(&format!("irq-closed-{label}-{d}"), || Err(format!("left after close: {left:?}")));
+                    self.r.check(&format!("irq-closed-{label}-{d}"), || {
+                        Err(format!("left after close: {left:?}"))
+                    });
                 }
             }
-            let Some(oracle) = drivers.first() else { continue };
+            let Some(oracle) = drivers.first() else {
+                continue;
+            };
             for d in drivers.iter().skip(1) {
-                let (o, t) = (answers.get(oracle).cloned().unwrap_or_default(), answers.get(d).cloned().unwrap_or_default());
+                let (o, t) = (
+                    answers.get(oracle).cloned().unwrap_or_default(),
+                    answers.get(d).cloned().unwrap_or_default(),
+                );
                 self.r.check(&format!("differential-irq-{label}-{d}"), || {
                     if o.0.is_empty() || t.0.is_empty() {
                         return Err("one side has no answers".into());
@@ -680,28 +1043,56 @@ impl Suite {
                     if diffs.is_empty() {
                         Ok(())
                     } else {
-                        Err(format!("{} differences: {}", diffs.len(), diffs.iter().take(12).cloned().collect::<Vec<_>>().join("; ")))
+                        Err(format!(
+                            "{} differences: {}",
+                            diffs.len(),
+                            diffs
+                                .iter()
+                                .take(12)
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ))
                     }
                 });
             }
         }
         self.r.check("irq-none-left", || {
             let left = proc_vfio(None);
-            if left.is_empty() { Ok(()) } else { Err(format!("{left:?}")) }
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
         });
-        let bench_drivers: Vec<String> =
-            drivers.iter().take(1).chain(drivers.iter().skip(1).filter(|d| d.as_str() == GENERIC_DRIVER)).cloned().collect();
+        let bench_drivers: Vec<String> = drivers
+            .iter()
+            .take(1)
+            .chain(
+                drivers
+                    .iter()
+                    .skip(1)
+                    .filter(|d| d.as_str() == GENERIC_DRIVER),
+            )
+            .cloned()
+            .collect();
         for what in ["irq-msi", "irq-intx"] {
             let rounds: Vec<Result<Vec<Vec<u64>>, String>> = bench_drivers
                 .iter()
                 .map(|d| match benches.get(&(what, d.clone())) {
-                    Some(Ok(v)) => Ok(v.chunks(BENCH_SAMPLES / BENCH_ROUNDS).map(<[u64]>::to_vec).collect()),
+                    Some(Ok(v)) => Ok(v
+                        .chunks(BENCH_SAMPLES / BENCH_ROUNDS)
+                        .map(<[u64]>::to_vec)
+                        .collect()),
                     Some(Err(e)) => Err(e.clone()),
                     None => Err("not measured".into()),
                 })
                 .collect();
             let names: Vec<&str> = bench_drivers.iter().map(String::as_str).collect();
-            self.r.info(format!("bench {what} edu {}", crate::bench::summary(&names, &rounds, 1)));
+            self.r.info(format!(
+                "bench {what} edu {}",
+                crate::bench::summary(&names, &rounds, 1)
+            ));
         }
     }
 }

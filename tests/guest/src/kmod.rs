@@ -44,7 +44,10 @@ pub fn modinfo(path: &Path) -> Result<Vec<(String, String)>, String> {
 pub fn kmsg() -> io::Result<Vec<String>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/dev/kmsg")?;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 8192];
     loop {
@@ -66,9 +69,19 @@ pub fn kmsg() -> io::Result<Vec<String>> {
 
 /// Lines of the kernel log that mean something went wrong in the kernel.
 pub fn bad_kernel_lines(log: &[String]) -> Vec<String> {
-    const PATTERNS: &[&str] =
-        &["WARNING:", "BUG:", "Oops", "general protection fault", "Kernel panic", "UBSAN:", "kernel BUG"];
-    log.iter().filter(|l| PATTERNS.iter().any(|p| l.contains(p))).cloned().collect()
+    const PATTERNS: &[&str] = &[
+        "WARNING:",
+        "BUG:",
+        "Oops",
+        "general protection fault",
+        "Kernel panic",
+        "UBSAN:",
+        "kernel BUG",
+    ];
+    log.iter()
+        .filter(|l| PATTERNS.iter().any(|p| l.contains(p)))
+        .cloned()
+        .collect()
 }
 
 /// Writes `value` to QEMU's isa-debug-exit port (0xf4) through `/dev/port`; QEMU exits with
@@ -84,7 +97,11 @@ pub fn debug_exit(value: u8) -> io::Result<()> {
 mod tests {
     #[test]
     fn bad_lines() {
-        let l = vec!["ok".to_string(), "WARNING: CPU: 0 PID: 1 at x".into(), "BUG: KASAN".into()];
+        let l = vec![
+            "ok".to_string(),
+            "WARNING: CPU: 0 PID: 1 at x".into(),
+            "BUG: KASAN".into(),
+        ];
         assert_eq!(super::bad_kernel_lines(&l).len(), 2);
     }
 }

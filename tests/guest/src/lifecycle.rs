@@ -61,12 +61,14 @@ fn e(r: i32) -> String {
 
 fn cfg_read(f: &File, off: u64, len: usize) -> Result<Vec<u8>, String> {
     let mut b = vec![0u8; len];
-    f.read_exact_at(&mut b, CONFIG_BASE + off).map_err(|x| format!("config read at {off:#x}: {x}"))?;
+    f.read_exact_at(&mut b, CONFIG_BASE + off)
+        .map_err(|x| format!("config read at {off:#x}: {x}"))?;
     Ok(b)
 }
 
 fn cfg_write(f: &File, off: u64, b: &[u8]) -> Result<(), String> {
-    f.write_all_at(b, CONFIG_BASE + off).map_err(|x| format!("config write at {off:#x}: {x}"))
+    f.write_all_at(b, CONFIG_BASE + off)
+        .map_err(|x| format!("config write at {off:#x}: {x}"))
 }
 
 fn sysfs_config(suite: &Suite, bdf: &Bdf) -> Result<Vec<u8>, String> {
@@ -97,19 +99,36 @@ struct Mapping {
 
 impl Mapping {
     fn new(f: &File, index: u32) -> Result<Self, String> {
-        let r = vfio::region_info(f, index).map_err(|x| format!("GET_REGION_INFO({index}): {x}"))?;
+        let r =
+            vfio::region_info(f, index).map_err(|x| format!("GET_REGION_INFO({index}): {x}"))?;
         if r.flags & 4 == 0 {
-            return Err(format!("region {index} is not mmap-able (flags {:#x})", r.flags));
+            return Err(format!(
+                "region {index} is not mmap-able (flags {:#x})",
+                r.flags
+            ));
         }
         let len = r.size as usize;
         // SAFETY: a shared mapping of the region at its offset; checked below.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, f.as_raw_fd(), r.offset as i64)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                r.offset as i64,
+            )
         };
         if p == libc::MAP_FAILED {
-            return Err(format!("mmap region {index}: {}", errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))));
+            return Err(format!(
+                "mmap region {index}: {}",
+                errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+            ));
         }
-        Ok(Self { base: p.cast(), len })
+        Ok(Self {
+            base: p.cast(),
+            len,
+        })
     }
 
     fn read32(&self, off: usize) -> u32 {
@@ -165,7 +184,12 @@ fn reset_register(label: &str, f: &File) -> Result<(u32, usize, u32, u32), Strin
                 }
                 if cfg[pos] == 0x09 && cfg[pos + 3] == 1 {
                     let bar = cfg[pos + 4] as u32;
-                    let off = u32::from_le_bytes([cfg[pos + 8], cfg[pos + 9], cfg[pos + 10], cfg[pos + 11]]) as usize;
+                    let off = u32::from_le_bytes([
+                        cfg[pos + 8],
+                        cfg[pos + 9],
+                        cfg[pos + 10],
+                        cfg[pos + 11],
+                    ]) as usize;
                     // device_status is byte 20; the dword at 20 also holds config_generation (RO)
                     // and queue_select (16 bits at 22): write only the status byte's bit.
                     return Ok((bar, off + 20, 0x01, 0xff));
@@ -179,7 +203,11 @@ fn reset_register(label: &str, f: &File) -> Result<(u32, usize, u32, u32), Strin
 
 impl Suite {
     fn label_bdf(&self, label: &str) -> Option<Bdf> {
-        self.args.devices.iter().find(|(_, l)| l == label).map(|(b, _)| b.clone())
+        self.args
+            .devices
+            .iter()
+            .find(|(_, l)| l == label)
+            .map(|(b, _)| b.clone())
     }
 
     fn group_node(&self, bdf: &Bdf) -> Result<String, String> {
@@ -217,7 +245,11 @@ impl Suite {
                 if d.is_empty() {
                     Ok(())
                 } else {
-                    Err(format!("{} bytes differ from the pre-test dump: {}", d.len(), d.join(", ")))
+                    Err(format!(
+                        "{} bytes differ from the pre-test dump: {}",
+                        d.len(),
+                        d.join(", ")
+                    ))
                 }
             })();
             self.r.check(&format!("config-restored-{label}"), || res);
@@ -225,7 +257,13 @@ impl Suite {
     }
 
     pub(crate) fn lifecycle_checks(&mut self) {
-        let drivers: Vec<String> = self.args.drivers.iter().filter(|d| *d == "vfio-pci" || *d == GENERIC_DRIVER).cloned().collect();
+        let drivers: Vec<String> = self
+            .args
+            .drivers
+            .iter()
+            .filter(|d| *d == "vfio-pci" || *d == GENERIC_DRIVER)
+            .cloned()
+            .collect();
         let mut rec: BTreeMap<String, Record> = BTreeMap::new();
         for d in &drivers {
             let mut r = Record::new();
@@ -251,7 +289,10 @@ impl Suite {
         }
         if let Some(oracle) = drivers.first() {
             for d in drivers.iter().skip(1) {
-                let (o, t) = (rec.get(oracle).cloned().unwrap_or_default(), rec.get(d).cloned().unwrap_or_default());
+                let (o, t) = (
+                    rec.get(oracle).cloned().unwrap_or_default(),
+                    rec.get(d).cloned().unwrap_or_default(),
+                );
                 let res: Result<(), String> = (|| {
                     let om: BTreeMap<_, _> = o.iter().cloned().collect();
                     let tm: BTreeMap<_, _> = t.iter().cloned().collect();
@@ -259,7 +300,10 @@ impl Suite {
                     for (k, v) in &om {
                         match tm.get(k) {
                             Some(w) if w == v => {}
-                            w => diffs.push(format!("{k}: {oracle} {v} vs {d} {}", w.map(String::as_str).unwrap_or("(missing)"))),
+                            w => diffs.push(format!(
+                                "{k}: {oracle} {v} vs {d} {}",
+                                w.map(String::as_str).unwrap_or("(missing)")
+                            )),
                         }
                     }
                     for k in tm.keys().filter(|k| !om.contains_key(*k)) {
@@ -293,9 +337,15 @@ impl Suite {
             let dv = crate::config::attach(self, bdf, d)?;
             let f = &dv.file;
             let info = vfio::device_info(f, 24).map_err(|x| format!("GET_INFO: {x}"))?;
-            answers.push((format!("{label} GET_INFO flags"), format!("{:#x}", info.flags)));
+            answers.push((
+                format!("{label} GET_INFO flags"),
+                format!("{:#x}", info.flags),
+            ));
             if info.flags & vfio::VFIO_DEVICE_FLAGS_RESET == 0 {
-                return Err(format!("GET_INFO flags {:#x} without VFIO_DEVICE_FLAGS_RESET", info.flags));
+                return Err(format!(
+                    "GET_INFO flags {:#x} without VFIO_DEVICE_FLAGS_RESET",
+                    info.flags
+                ));
             }
             // A config register the PCI core saves: cache line size.
             let cls = cfg_read(f, 0x0c, 1)?[0];
@@ -309,7 +359,9 @@ impl Suite {
             m.write32(off, (m.read32(off) & !mask) | val);
             let pre = m.read32(off) & mask;
             if pre != val {
-                return Err(format!("BAR{bar}+{off:#x} reads {pre:#x} after writing {val:#x}"));
+                return Err(format!(
+                    "BAR{bar}+{off:#x} reads {pre:#x} after writing {val:#x}"
+                ));
             }
             if m.read_faults(off) {
                 return Err("reading the BAR page faults again right after an access".into());
@@ -326,7 +378,10 @@ impl Suite {
             let refaulted = !m.read_faults(off);
             let after_cls = cfg_read(f, 0x0c, 1)?[0];
             answers.push((format!("{label} reset zaps mapping"), format!("{zapped}")));
-            answers.push((format!("{label} register after reset"), format!("{post:#x}")));
+            answers.push((
+                format!("{label} register after reset"),
+                format!("{post:#x}"),
+            ));
             answers.push((
                 format!("{label} cache line size after reset"),
                 match after_cls {
@@ -336,13 +391,17 @@ impl Suite {
                 },
             ));
             if wrote != mine {
-                return Err(format!("cache line size write {mine:#x} read back {wrote:#x}"));
+                return Err(format!(
+                    "cache line size write {mine:#x} read back {wrote:#x}"
+                ));
             }
             if !zapped {
                 return Err("the BAR mapping was not zapped by VFIO_DEVICE_RESET".into());
             }
             if post != 0 {
-                return Err(format!("BAR{bar}+{off:#x} is {post:#x} after the reset, expected 0"));
+                return Err(format!(
+                    "BAR{bar}+{off:#x} is {post:#x} after the reset, expected 0"
+                ));
             }
             if !refaulted {
                 return Err("the BAR page keeps faulting after the reset".into());
@@ -365,7 +424,10 @@ impl Suite {
                 if d.is_empty() {
                     Ok(())
                 } else {
-                    Err(format!("config after close differs from before open: {}", d.join(", ")))
+                    Err(format!(
+                        "config after close differs from before open: {}",
+                        d.join(", ")
+                    ))
                 }
             })();
             self.r.check(&format!("close-restores-{label}-{d}"), || res);
@@ -386,7 +448,11 @@ impl Suite {
                 bound.push(p.clone());
             }
         }
-        let hows: &[&str] = if self.args.mode == Mode::Iommu { &["group", "cdev"] } else { &["group"] };
+        let hows: &[&str] = if self.args.mode == Mode::Iommu {
+            &["group", "cdev"]
+        } else {
+            &["group"]
+        };
         for how in hows {
             let mut answers = Record::new();
             let res: Result<(), String> = (|| {
@@ -400,20 +466,40 @@ impl Suite {
                 let f = &dv.file;
                 let (r0, h0, _) = vfio::hot_reset_info(f, 0);
                 let (r, h, devs) = vfio::hot_reset_info(f, 4);
-                let show = |r: Result<(), i32>| r.map(|_| "ok".to_string()).unwrap_or_else(errno_name);
-                answers.push((format!("{label} {how} info argsz=12"), format!("{} count={}", show(r0), h0[2])));
-                answers.push((format!("{label} {how} info"), format!("{} flags={:#x} count={}", show(r), h[1], h[2])));
+                let show =
+                    |r: Result<(), i32>| r.map(|_| "ok".to_string()).unwrap_or_else(errno_name);
+                answers.push((
+                    format!("{label} {how} info argsz=12"),
+                    format!("{} count={}", show(r0), h0[2]),
+                ));
+                answers.push((
+                    format!("{label} {how} info"),
+                    format!("{} flags={:#x} count={}", show(r), h[1], h[2]),
+                ));
                 if label == "nvme" {
                     // Root bus: neither a slot nor a bus reset.
                     return if r == Err(libc::ENODEV) && r0 == Err(libc::ENODEV) {
                         Ok(())
                     } else {
-                        Err(format!("expected ENODEV on a root-bus device, got {} / {}", show(r0), show(r)))
+                        Err(format!(
+                            "expected ENODEV on a root-bus device, got {} / {}",
+                            show(r0),
+                            show(r)
+                        ))
                     };
                 }
-                let want: Vec<&Bdf> = if pair { vec![bdf, partner.as_ref().ok_or("no pair-b")?] } else { vec![bdf] };
+                let want: Vec<&Bdf> = if pair {
+                    vec![bdf, partner.as_ref().ok_or("no pair-b")?]
+                } else {
+                    vec![bdf]
+                };
                 if r0 != Err(libc::ENOSPC) || h0[2] as usize != want.len() {
-                    return Err(format!("argsz 12: {} count {}, expected ENOSPC count {}", show(r0), h0[2], want.len()));
+                    return Err(format!(
+                        "argsz 12: {} count {}, expected ENOSPC count {}",
+                        show(r0),
+                        h0[2],
+                        want.len()
+                    ));
                 }
                 r.map_err(|x| format!("GET_PCI_HOT_RESET_INFO: {}", errno_name(x)))?;
                 let mut got: Vec<String> = vec![];
@@ -437,7 +523,10 @@ impl Suite {
                 }
                 answers.push((format!("{label} {how} devices"), got.join(" ")));
                 let names: Vec<String> = want.iter().map(|b| b.as_str().to_string()).collect();
-                let listed: Vec<String> = got.iter().map(|g| g.split('(').next().unwrap_or("").to_string()).collect();
+                let listed: Vec<String> = got
+                    .iter()
+                    .map(|g| g.split('(').next().unwrap_or("").to_string())
+                    .collect();
                 if listed != names {
                     return Err(format!("listed {got:?}, expected {names:?}"));
                 }
@@ -447,7 +536,8 @@ impl Suite {
                 }
                 Ok(())
             })();
-            self.r.check(&format!("hot-reset-info-{label}-{d}-{how}"), || res);
+            self.r
+                .check(&format!("hot-reset-info-{label}-{d}-{how}"), || res);
             let _ = self.sys.unbind(bdf);
             rec.extend(answers);
         }
@@ -458,24 +548,44 @@ impl Suite {
     }
 
     fn hot_reset_proof(&mut self, d: &str, rec: &mut Record) {
-        let (Some(a), Some(b)) = (self.label_bdf("pair-a"), self.label_bdf("pair-b")) else { return };
+        let (Some(a), Some(b)) = (self.label_bdf("pair-a"), self.label_bdf("pair-b")) else {
+            return;
+        };
         let it = self.iommu_type();
         let mut answers = Record::new();
         let res: Result<(), String> = (|| {
-            self.sys.bind(&a, d).map_err(|x| format!("bind pair-a: {x}"))?;
-            self.sys.bind(&b, d).map_err(|x| format!("bind pair-b: {x}"))?;
+            self.sys
+                .bind(&a, d)
+                .map_err(|x| format!("bind pair-a: {x}"))?;
+            self.sys
+                .bind(&b, d)
+                .map_err(|x| format!("bind pair-b: {x}"))?;
             let ga = self.group_node(&a)?;
             let gb = self.group_node(&b)?;
             let grp = vfio::Group::open(&ga, it)?;
-            let f = grp.device(a.as_str()).map_err(|x| format!("GET_DEVICE_FD: {x}"))?;
+            let f = grp
+                .device(a.as_str())
+                .map_err(|x| format!("GET_DEVICE_FD: {x}"))?;
             let gfd = grp.group.as_raw_fd();
             let null = File::open("/dev/null").map_err(|x| x.to_string())?;
             let cases: Vec<(&str, i32, i32)> = vec![
-                ("flags=1", vfio::hot_reset(&f, 1, &[gfd], None), libc::EINVAL),
+                (
+                    "flags=1",
+                    vfio::hot_reset(&f, 1, &[gfd], None),
+                    libc::EINVAL,
+                ),
                 ("count=0", vfio::hot_reset(&f, 0, &[], None), libc::EINVAL),
-                ("count=3", vfio::hot_reset(&f, 0, &[gfd, gfd, gfd], None), libc::EINVAL),
+                (
+                    "count=3",
+                    vfio::hot_reset(&f, 0, &[gfd, gfd, gfd], None),
+                    libc::EINVAL,
+                ),
                 ("fd=-1", vfio::hot_reset(&f, 0, &[-1], None), libc::EBADF),
-                ("fd=/dev/null", vfio::hot_reset(&f, 0, &[null.as_raw_fd()], None), libc::EINVAL),
+                (
+                    "fd=/dev/null",
+                    vfio::hot_reset(&f, 0, &[null.as_raw_fd()], None),
+                    libc::EINVAL,
+                ),
             ];
             let mut bad = vec![];
             for (what, got, want) in &cases {
@@ -493,9 +603,16 @@ impl Suite {
                 }
             } else {
                 if own_only != libc::EINVAL {
-                    bad.push(format!("[group of pair-a only]: {} (expected EINVAL: pair-b not proven)", e(own_only)));
+                    bad.push(format!(
+                        "[group of pair-a only]: {} (expected EINVAL: pair-b not proven)",
+                        e(own_only)
+                    ));
                 }
-                let gbf = std::fs::OpenOptions::new().read(true).write(true).open(&gb).map_err(|x| format!("{gb}: {x}"))?;
+                let gbf = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&gb)
+                    .map_err(|x| format!("{gb}: {x}"))?;
                 let both = vfio::hot_reset(&f, 0, &[gfd, gbf.as_raw_fd()], None);
                 answers.push(("hot reset [both groups]".into(), e(both)));
                 if both != 0 {
@@ -512,7 +629,9 @@ impl Suite {
         let _ = self.sys.unbind(&a);
         if self.args.mode == Mode::Iommu {
             let res: Result<(), String> = (|| {
-                self.sys.bind(&a, d).map_err(|x| format!("bind pair-a: {x}"))?;
+                self.sys
+                    .bind(&a, d)
+                    .map_err(|x| format!("bind pair-a: {x}"))?;
                 let n = find_nodes(&self.sys, self.args.mode, &a)?;
                 let dv = vfio::open_via_cdev(&n.cdev.ok_or("no cdev")?)?;
                 let null = File::open("/dev/null").map_err(|x| x.to_string())?;
@@ -521,7 +640,11 @@ impl Suite {
                 answers.push(("cdev hot reset [fd]".into(), e(with_fd)));
                 answers.push(("cdev hot reset []".into(), e(empty)));
                 if with_fd != libc::EINVAL || empty != 0 {
-                    return Err(format!("[fd]: {} (expected EINVAL), []: {} (expected ok)", e(with_fd), e(empty)));
+                    return Err(format!(
+                        "[fd]: {} (expected EINVAL), []: {} (expected ok)",
+                        e(with_fd),
+                        e(empty)
+                    ));
                 }
                 Ok(())
             })();
@@ -533,28 +656,46 @@ impl Suite {
     }
 
     fn hot_reset_mixed(&mut self, d: &str, other: &str, rec: &mut Record) {
-        let (Some(a), Some(b)) = (self.label_bdf("pair-a"), self.label_bdf("pair-b")) else { return };
+        let (Some(a), Some(b)) = (self.label_bdf("pair-a"), self.label_bdf("pair-b")) else {
+            return;
+        };
         let it = self.iommu_type();
         let mut answers = Record::new();
         let res: Result<(), String> = (|| {
-            self.sys.bind(&b, other).map_err(|x| format!("bind pair-b to {other}: {x}"))?;
-            self.sys.bind(&a, d).map_err(|x| format!("bind pair-a to {d}: {x}"))?;
+            self.sys
+                .bind(&b, other)
+                .map_err(|x| format!("bind pair-b to {other}: {x}"))?;
+            self.sys
+                .bind(&a, d)
+                .map_err(|x| format!("bind pair-a to {d}: {x}"))?;
             let ga = self.group_node(&a)?;
             let gb = self.group_node(&b)?;
             let grp = vfio::Group::open(&ga, it)?;
-            let f = grp.device(a.as_str()).map_err(|x| format!("GET_DEVICE_FD: {x}"))?;
+            let f = grp
+                .device(a.as_str())
+                .map_err(|x| format!("GET_DEVICE_FD: {x}"))?;
             let (ri, h, _) = vfio::hot_reset_info(&f, 4);
             let mut proof = vec![grp.group.as_raw_fd()];
             let gbf;
             if gb != ga {
-                gbf = std::fs::OpenOptions::new().read(true).write(true).open(&gb).map_err(|x| format!("{gb}: {x}"))?;
+                gbf = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&gb)
+                    .map_err(|x| format!("{gb}: {x}"))?;
                 proof.push(gbf.as_raw_fd());
             }
             let r = vfio::hot_reset(&f, 0, &proof, None);
-            answers.push(("mixed info".into(), format!("{:?} count={}", ri.map_err(errno_name), h[2])));
+            answers.push((
+                "mixed info".into(),
+                format!("{:?} count={}", ri.map_err(errno_name), h[2]),
+            ));
             answers.push(("mixed hot reset".into(), e(r)));
             if r != libc::EINVAL {
-                return Err(format!("hot reset with pair-b on {other}: {} (expected EINVAL)", e(r)));
+                return Err(format!(
+                    "hot reset with pair-b on {other}: {} (expected EINVAL)",
+                    e(r)
+                ));
             }
             Ok(())
         })();
@@ -571,14 +712,17 @@ impl Suite {
             self.sys.bind(bdf, d).map_err(|x| format!("bind: {x}"))?;
             let grp = vfio::Group::open(&self.group_node(bdf)?, it)?;
             let once = || -> Result<(), String> {
-                let f = grp.device(bdf.as_str()).map_err(|x| format!("GET_DEVICE_FD: {x}"))?;
+                let f = grp
+                    .device(bdf.as_str())
+                    .map_err(|x| format!("GET_DEVICE_FD: {x}"))?;
                 command_set(&f, 0x2)?;
                 let m = Mapping::new(&f, 0)?;
                 if m.read32(0) & 0xff != 0xed {
                     return Err(format!("edu ID register reads {:#x}", m.read32(0)));
                 }
                 let efd = EventFd::new()?;
-                set_irqs(&f, 32 | 4, 1, 0, 1, &fds(&[efd.fd()]), None).map_err(|x| format!("MSI on: {}", errno_name(x)))?;
+                set_irqs(&f, 32 | 4, 1, 0, 1, &fds(&[efd.fd()]), None)
+                    .map_err(|x| format!("MSI on: {}", errno_name(x)))?;
                 drop(m);
                 drop(f);
                 Ok(())
@@ -606,7 +750,10 @@ impl Suite {
                 return Err(format!("{maps0} mappings before, {maps1} after"));
             }
             if slab1 - slab0 > SLAB_SLACK_KB {
-                return Err(format!("Slab grew by {} kB over {LOOPS} opens", slab1 - slab0));
+                return Err(format!(
+                    "Slab grew by {} kB over {LOOPS} opens",
+                    slab1 - slab0
+                ));
             }
             Ok(())
         })();
@@ -638,12 +785,17 @@ impl Suite {
             let mut bad = vec![];
             for (n, want) in &cases {
                 let got = try_name(n);
-                answers.push((format!("GET_DEVICE_FD \"{}\"", n.replace(name, "BDF")), got.clone()));
+                answers.push((
+                    format!("GET_DEVICE_FD \"{}\"", n.replace(name, "BDF")),
+                    got.clone(),
+                ));
                 if got != *want {
                     bad.push(format!("\"{n}\": {got} (expected {want})"));
                 }
             }
-            let f = grp.device(name).map_err(|x| format!("GET_DEVICE_FD: {x}"))?;
+            let f = grp
+                .device(name)
+                .map_err(|x| format!("GET_DEVICE_FD: {x}"))?;
             let set = 1 << 17;
             let uuid = [0u8; 16];
             let feat = vfio::feature(&f, set, &uuid);
@@ -651,9 +803,16 @@ impl Suite {
             let lowpower = vfio::feature(&f, (1 << 18) | set | 3, &[]);
             answers.push(("feature VF token SET".into(), e(feat)));
             answers.push(("feature VF token PROBE".into(), e(probe)));
-            self.r.info(format!("vf-token {d}: LOW_POWER_ENTRY probe {}", e(lowpower)));
+            self.r.info(format!(
+                "vf-token {d}: LOW_POWER_ENTRY probe {}",
+                e(lowpower)
+            ));
             if feat != libc::ENOTTY || probe != libc::ENOTTY {
-                bad.push(format!("VF token feature on a non-PF: SET {}, PROBE {} (expected ENOTTY)", e(feat), e(probe)));
+                bad.push(format!(
+                    "VF token feature on a non-PF: SET {}, PROBE {} (expected ENOTTY)",
+                    e(feat),
+                    e(probe)
+                ));
             }
             if bad.is_empty() {
                 Ok(())
@@ -678,7 +837,9 @@ impl Suite {
                     let mut v = Vec::with_capacity(n);
                     for _ in 0..n {
                         let t = Instant::now();
-                        let f = grp.device(bdf.as_str()).map_err(|x| format!("GET_DEVICE_FD: {x}"))?;
+                        let f = grp
+                            .device(bdf.as_str())
+                            .map_err(|x| format!("GET_DEVICE_FD: {x}"))?;
                         drop(f);
                         v.push(t.elapsed().as_nanos() as u64);
                     }
@@ -706,7 +867,10 @@ impl Suite {
             (Some(Ok(a)), Some(Ok(b))) if *a > 0 => format!("{:.2}", *b as f64 / *a as f64),
             _ => "n/a".into(),
         };
-        self.r.info(format!("bench open-close {label} {} ratio={ratio} n={n} rounds=3", cols.join(" ")));
+        self.r.info(format!(
+            "bench open-close {label} {} ratio={ratio} n={n} rounds=3",
+            cols.join(" ")
+        ));
     }
 }
 
@@ -721,5 +885,7 @@ fn meminfo(key: &str) -> i64 {
 }
 
 fn maps_count() -> usize {
-    std::fs::read_to_string("/proc/self/maps").map(|s| s.lines().count()).unwrap_or(0)
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
 }

@@ -89,7 +89,10 @@ fn parse_args() -> Args {
     let mut mode = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut val = |name: &str| it.next().unwrap_or_else(|| usage(&format!("{name} needs a value")));
+        let mut val = |name: &str| {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{name} needs a value")))
+        };
         match arg.as_str() {
             "--mode" => {
                 mode = Some(match val("--mode").as_str() {
@@ -102,11 +105,15 @@ fn parse_args() -> Args {
             "--driver" => a.drivers.push(val("--driver")),
             "--device" => {
                 let v = val("--device");
-                let (b, l) = v.split_once('=').unwrap_or_else(|| usage("--device wants BDF=LABEL[/CFGSIZE]"));
+                let (b, l) = v
+                    .split_once('=')
+                    .unwrap_or_else(|| usage("--device wants BDF=LABEL[/CFGSIZE]"));
                 let b = Bdf::parse(b).unwrap_or_else(|e| usage(&e.to_string()));
                 let l = match l.split_once('/') {
                     Some((l, sz)) => {
-                        let sz = sz.parse().unwrap_or_else(|_| usage(&format!("bad config size in --device {v}")));
+                        let sz = sz
+                            .parse()
+                            .unwrap_or_else(|_| usage(&format!("bad config size in --device {v}")));
                         a.cfg_sizes.insert(l.to_string(), sz);
                         l
                     }
@@ -129,7 +136,10 @@ fn parse_args() -> Args {
         a.drivers.push("vfio-pci".into());
     }
     if a.devices.is_empty() {
-        a.devices.push((Bdf::parse("0000:00:03.0").unwrap_or_else(|e| usage(&e.to_string())), "edu".into()));
+        a.devices.push((
+            Bdf::parse("0000:00:03.0").unwrap_or_else(|e| usage(&e.to_string())),
+            "edu".into(),
+        ));
     }
     a
 }
@@ -195,7 +205,9 @@ fn module_name(ko: &Path) -> String {
         .ok()
         .and_then(|mi| mi.into_iter().find(|(k, _)| k == "name").map(|(_, v)| v))
         .unwrap_or_else(|| {
-            ko.file_stem().map(|s| s.to_string_lossy().replace('-', "_")).unwrap_or_default()
+            ko.file_stem()
+                .map(|s| s.to_string_lossy().replace('-', "_"))
+                .unwrap_or_default()
         })
 }
 
@@ -223,7 +235,10 @@ fn find_nodes(sys: &Sysfs, mode: Mode, bdf: &Bdf) -> Result<Nodes, String> {
     if !wait_for(|| Path::new(&group).exists()) {
         return Err(format!("{group} did not appear"));
     }
-    let cdev = sys.vfio_cdev(bdf).map_err(s)?.map(|c| format!("/dev/vfio/devices/{c}"));
+    let cdev = sys
+        .vfio_cdev(bdf)
+        .map_err(s)?
+        .map(|c| format!("/dev/vfio/devices/{c}"));
     if mode == Mode::Iommu {
         let c = cdev.clone().ok_or("no vfio-dev/vfioN in sysfs")?;
         if !wait_for(|| Path::new(&c).exists()) {
@@ -313,7 +328,9 @@ impl Suite {
                 if sys.driver_loaded(&d) {
                     Ok(())
                 } else {
-                    Err(format!("/sys/bus/pci/drivers/{d} missing after loading the modules"))
+                    Err(format!(
+                        "/sys/bus/pci/drivers/{d} missing after loading the modules"
+                    ))
                 }
             });
         }
@@ -327,17 +344,25 @@ impl Suite {
         self.r.check("modinfo-vfio_pci_generic", || {
             let ko = ko.ok_or("no --generic-ko given")?;
             let mi = kmod::modinfo(&ko)?;
-            let aliases: Vec<&str> = mi.iter().filter(|(k, _)| k == "alias").map(|(_, v)| v.as_str()).collect();
+            let aliases: Vec<&str> = mi
+                .iter()
+                .filter(|(k, _)| k == "alias")
+                .map(|(_, v)| v.as_str())
+                .collect();
             let depends: Vec<&str> = mi
                 .iter()
                 .filter(|(k, _)| k == "depends")
                 .flat_map(|(_, v)| v.split(',').filter(|s| !s.is_empty()))
                 .collect();
             if !aliases.contains(&GENERIC_ALIAS) {
-                return Err(format!("alias {GENERIC_ALIAS} missing; aliases: {aliases:?}"));
+                return Err(format!(
+                    "alias {GENERIC_ALIAS} missing; aliases: {aliases:?}"
+                ));
             }
             if depends != ["vfio_pci_common"] {
-                return Err(format!("depends is {depends:?}, expected [\"vfio_pci_common\"]"));
+                return Err(format!(
+                    "depends is {depends:?}, expected [\"vfio_pci_common\"]"
+                ));
             }
             Ok(())
         });
@@ -365,18 +390,25 @@ impl Suite {
                 Ok(())
             });
             let Some(after) = after else { continue };
-            self.r.info(format!("{label}: driver after module load {at_load:?}, after remove+rescan {after:?}"));
+            self.r.info(format!(
+                "{label}: driver after module load {at_load:?}, after remove+rescan {after:?}"
+            ));
             for d in self.args.drivers.clone() {
                 let loaded = self.sys.driver_loaded(&d);
                 let at_load = at_load.clone();
-                self.r.check(&format!("no-autobind-{label}-{d}"), || match &after {
-                    _ if !loaded => Err(format!("driver {d} was not registered during the rescan")),
-                    _ if at_load.as_deref() == Some(d.as_str()) => {
-                        Err(format!("{bdf} bound to {d} by itself when the module was loaded"))
-                    }
-                    Some(got) if *got == d => Err(format!("{bdf} bound to {d} by itself after rescan")),
-                    _ => Ok(()),
-                });
+                self.r
+                    .check(&format!("no-autobind-{label}-{d}"), || match &after {
+                        _ if !loaded => {
+                            Err(format!("driver {d} was not registered during the rescan"))
+                        }
+                        _ if at_load.as_deref() == Some(d.as_str()) => Err(format!(
+                            "{bdf} bound to {d} by itself when the module was loaded"
+                        )),
+                        Some(got) if *got == d => {
+                            Err(format!("{bdf} bound to {d} by itself after rescan"))
+                        }
+                        _ => Ok(()),
+                    });
             }
             if after.is_some() {
                 let _ = self.sys.unbind(&bdf);
@@ -392,7 +424,9 @@ impl Suite {
         let ok = self.r.check(&format!("bind-{label}-{driver}"), || {
             sys.bind(bdf, driver).map_err(s)?;
             let info = sys.info(bdf).map_err(s)?;
-            if info.driver.as_deref() != Some(driver) || info.driver_override.as_deref() != Some(driver) {
+            if info.driver.as_deref() != Some(driver)
+                || info.driver_override.as_deref() != Some(driver)
+            {
                 return Err(format!(
                     "after bind: driver {:?}, driver_override {:?}",
                     info.driver, info.driver_override
@@ -415,15 +449,22 @@ impl Suite {
         let a = vfio::query(dev);
         let how = dev.how;
         let sfx = format!("{label}-{driver}-{how}");
-        let cfg_size = std::fs::metadata(self.sys.device_dir(bdf).join("config")).map(|m| m.len()).unwrap_or(0);
+        let cfg_size = std::fs::metadata(self.sys.device_dir(bdf).join("config"))
+            .map(|m| m.len())
+            .unwrap_or(0);
         let ids = self.sys.vendor_device(bdf).ok();
         let a2 = a.clone();
         self.r.check(&format!("get-info-{sfx}"), || {
-            let b = a2.info.map_err(|e| format!("VFIO_DEVICE_GET_INFO: errno {e}"))?;
+            let b = a2
+                .info
+                .map_err(|e| format!("VFIO_DEVICE_GET_INFO: errno {e}"))?;
             let u = |o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
             let (flags, nreg, nirq) = (u(4), u(8), u(12));
             if flags & vfio::VFIO_DEVICE_FLAGS_PCI == 0 {
-                return Err(format!("VFIO_DEVICE_FLAGS_PCI not set: {}", vfio::show_info(&b)));
+                return Err(format!(
+                    "VFIO_DEVICE_FLAGS_PCI not set: {}",
+                    vfio::show_info(&b)
+                ));
             }
             if nreg < vfio::NUM_REGIONS || nirq != vfio::NUM_IRQS {
                 return Err(format!(
@@ -435,13 +476,22 @@ impl Suite {
             }
             Ok(())
         });
-        self.r.info(format!("{sfx}: GET_INFO {}", a.info.map(|b| vfio::show_info(&b)).unwrap_or_else(|e| format!("errno {e}"))));
+        self.r.info(format!(
+            "{sfx}: GET_INFO {}",
+            a.info
+                .map(|b| vfio::show_info(&b))
+                .unwrap_or_else(|e| format!("errno {e}"))
+        ));
         let small = a.info_small;
-        self.r.check(&format!("get-info-argsz-{sfx}"), || match small {
-            libc::EINVAL => Ok(()),
-            0 => Err("GET_INFO with argsz 8 succeeded, expected EINVAL".into()),
-            e => Err(format!("GET_INFO with argsz 8 gave errno {e}, expected EINVAL ({})", libc::EINVAL)),
-        });
+        self.r
+            .check(&format!("get-info-argsz-{sfx}"), || match small {
+                libc::EINVAL => Ok(()),
+                0 => Err("GET_INFO with argsz 8 succeeded, expected EINVAL".into()),
+                e => Err(format!(
+                    "GET_INFO with argsz 8 gave errno {e}, expected EINVAL ({})",
+                    libc::EINVAL
+                )),
+            });
         let cr = a.config_region;
         self.r.check(&format!("region-config-{sfx}"), || {
             let b = cr.map_err(|e| format!("GET_REGION_INFO(config): errno {e}"))?;
@@ -459,20 +509,27 @@ impl Suite {
         let ci = a.config_ids;
         self.r.check(&format!("config-ids-{sfx}"), || {
             let b = ci.map_err(|e| format!("config read: errno {e}"))?;
-            let (v, d) = (u16::from_le_bytes([b[0], b[1]]), u16::from_le_bytes([b[2], b[3]]));
+            let (v, d) = (
+                u16::from_le_bytes([b[0], b[1]]),
+                u16::from_le_bytes([b[2], b[3]]),
+            );
             match ids {
                 Some((sv, sd)) if (sv, sd) == (v, d) => Ok(()),
-                Some((sv, sd)) => Err(format!("config says {v:04x}:{d:04x}, sysfs {sv:04x}:{sd:04x}")),
+                Some((sv, sd)) => Err(format!(
+                    "config says {v:04x}:{d:04x}, sysfs {sv:04x}:{sd:04x}"
+                )),
                 None => Err("cannot read sysfs vendor/device".into()),
             }
         });
         for (i, r) in &a.other_regions {
             self.r.info(format!(
                 "{sfx}: region {i}: {}",
-                r.map(|b| vfio::show_region(&b)).unwrap_or_else(|e| format!("errno {e}"))
+                r.map(|b| vfio::show_region(&b))
+                    .unwrap_or_else(|e| format!("errno {e}"))
             ));
         }
-        self.answers.insert((label.to_string(), driver.to_string(), how), a);
+        self.answers
+            .insert((label.to_string(), driver.to_string(), how), a);
     }
 
     fn open_and_check(&mut self, bdf: &Bdf, label: &str, driver: &str, nodes: &Nodes) {
@@ -494,12 +551,23 @@ impl Suite {
             });
             if let Some(d) = dev.take() {
                 self.device_checks(bdf, label, driver, &d);
-                let g = self.answers.get(&(label.to_string(), driver.to_string(), "group")).cloned();
-                let c = self.answers.get(&(label.to_string(), driver.to_string(), "cdev")).cloned();
-                self.r.check(&format!("group-vs-cdev-{sfx}"), || compare(g.as_ref(), c.as_ref()));
+                let g = self
+                    .answers
+                    .get(&(label.to_string(), driver.to_string(), "group"))
+                    .cloned();
+                let c = self
+                    .answers
+                    .get(&(label.to_string(), driver.to_string(), "cdev"))
+                    .cloned();
+                self.r.check(&format!("group-vs-cdev-{sfx}"), || {
+                    compare(g.as_ref(), c.as_ref())
+                });
             }
         } else if let Some(c) = &nodes.cdev {
-            self.r.info(format!("noiommu: {label} has a cdev {c} (exists: {})", Path::new(c).exists()));
+            self.r.info(format!(
+                "noiommu: {label} has a cdev {c} (exists: {})",
+                Path::new(c).exists()
+            ));
         }
     }
 
@@ -512,7 +580,10 @@ impl Suite {
             }
             let i = sys.info(bdf).map_err(s)?;
             if i.driver.is_some() || i.driver_override.is_some() {
-                return Err(format!("after unbind: driver {:?}, driver_override {:?}", i.driver, i.driver_override));
+                return Err(format!(
+                    "after unbind: driver {:?}, driver_override {:?}",
+                    i.driver, i.driver_override
+                ));
             }
             if sys.vfio_cdev(bdf).map_err(s)?.is_some() {
                 return Err("vfio-dev still present after unbind".into());
@@ -540,13 +611,28 @@ impl Suite {
 
     fn differential(&mut self, label: &str) {
         let drivers = self.args.drivers.clone();
-        let Some(oracle) = drivers.first() else { return };
+        let Some(oracle) = drivers.first() else {
+            return;
+        };
         for d in drivers.iter().skip(1) {
-            let hows: &[&'static str] = if self.args.mode == Mode::Iommu { &["group", "cdev"] } else { &["group"] };
+            let hows: &[&'static str] = if self.args.mode == Mode::Iommu {
+                &["group", "cdev"]
+            } else {
+                &["group"]
+            };
             for how in hows {
-                let o = self.answers.get(&(label.to_string(), oracle.clone(), *how)).cloned();
-                let t = self.answers.get(&(label.to_string(), d.clone(), *how)).cloned();
-                self.r.check(&format!("differential-{label}-{d}-{how}"), || compare(o.as_ref(), t.as_ref()));
+                let o = self
+                    .answers
+                    .get(&(label.to_string(), oracle.clone(), *how))
+                    .cloned();
+                let t = self
+                    .answers
+                    .get(&(label.to_string(), d.clone(), *how))
+                    .cloned();
+                self.r
+                    .check(&format!("differential-{label}-{d}-{how}"), || {
+                        compare(o.as_ref(), t.as_ref())
+                    });
             }
         }
     }
@@ -554,31 +640,52 @@ impl Suite {
     /// Unloading a driver's module while one of its devices is open must fail cleanly, leave
     /// the device usable, and succeed after close (which also unbinds the device).
     fn unload_while_open(&mut self) {
-        let Some((bdf, label)) = self.args.devices.first().cloned() else { return };
+        let Some((bdf, label)) = self.args.devices.first().cloned() else {
+            return;
+        };
         for d in self.args.drivers.clone() {
             let Some(module) = driver_module(&d).or_else(|| {
                 // A driver registered without an owner has no `module` link; try the usual name.
                 let guess = d.replace('-', "_");
                 kmod::loaded(&guess).then(|| {
-                    self.r.info(format!("/sys/bus/pci/drivers/{d}/module missing; assuming module {guess}"));
+                    self.r.info(format!(
+                        "/sys/bus/pci/drivers/{d}/module missing; assuming module {guess}"
+                    ));
                     guess
                 })
             }) else {
-                self.r.check(&format!("unload-while-open-{d}"), || Err(format!("no module for driver {d}")));
+                self.r.check(&format!("unload-while-open-{d}"), || {
+                    Err(format!("no module for driver {d}"))
+                });
                 continue;
             };
-            let Some(nodes) = self.bind(&bdf, &label, &d) else { continue };
+            let Some(nodes) = self.bind(&bdf, &label, &d) else {
+                continue;
+            };
             let it = self.iommu_type();
             let mut refused = String::new();
             self.r.check(&format!("unload-while-open-{d}"), || {
                 let dev = vfio::open_via_group(&nodes.group, bdf.as_str(), it)?;
                 let before = vfio::query(&dev);
                 match kmod::unload(&module) {
-                    Ok(()) => return Err(format!("delete_module({module}) succeeded with a device fd open")),
-                    Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EWOULDBLOCK)) => {
+                    Ok(()) => {
+                        return Err(format!(
+                            "delete_module({module}) succeeded with a device fd open"
+                        ))
+                    }
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EBUSY) | Some(libc::EWOULDBLOCK)
+                        ) =>
+                    {
                         refused = format!("delete_module({module}) with a device fd open: {e}");
                     }
-                    Err(e) => return Err(format!("delete_module({module}) with fd open: {e}, expected EBUSY/EWOULDBLOCK")),
+                    Err(e) => {
+                        return Err(format!(
+                            "delete_module({module}) with fd open: {e}, expected EBUSY/EWOULDBLOCK"
+                        ))
+                    }
                 }
                 if !kmod::loaded(&module) {
                     return Err(format!("{module} gone although delete_module failed"));
@@ -588,7 +695,8 @@ impl Suite {
                     return Err("device answers changed after the refused unload".into());
                 }
                 drop(dev);
-                kmod::unload(&module).map_err(|e| format!("delete_module({module}) after close: {e}"))?;
+                kmod::unload(&module)
+                    .map_err(|e| format!("delete_module({module}) after close: {e}"))?;
                 if kmod::loaded(&module) {
                     return Err(format!("{module} still loaded"));
                 }
@@ -630,7 +738,11 @@ impl Suite {
             if bad.is_empty() {
                 Ok(())
             } else {
-                Err(format!("{} bad kernel log lines: {}", bad.len(), bad.join(" | ")))
+                Err(format!(
+                    "{} bad kernel log lines: {}",
+                    bad.len(),
+                    bad.join(" | ")
+                ))
             }
         });
     }
@@ -642,19 +754,39 @@ fn compare(a: Option<&vfio::Answers>, b: Option<&vfio::Answers>) -> Result<(), S
         _ => return Err("one side has no answers (an earlier check failed)".into()),
     };
     let mut diffs = Vec::new();
-    let show_i = |x: &Result<[u8; 24], i32>| x.map(|b| vfio::show_info(&b)).unwrap_or_else(|e| format!("errno {e}"));
-    let show_r = |x: &Result<[u8; 32], i32>| x.map(|b| vfio::show_region(&b)).unwrap_or_else(|e| format!("errno {e}"));
+    let show_i = |x: &Result<[u8; 24], i32>| {
+        x.map(|b| vfio::show_info(&b))
+            .unwrap_or_else(|e| format!("errno {e}"))
+    };
+    let show_r = |x: &Result<[u8; 32], i32>| {
+        x.map(|b| vfio::show_region(&b))
+            .unwrap_or_else(|e| format!("errno {e}"))
+    };
     if a.info != b.info {
-        diffs.push(format!("GET_INFO: {} vs {}", show_i(&a.info), show_i(&b.info)));
+        diffs.push(format!(
+            "GET_INFO: {} vs {}",
+            show_i(&a.info),
+            show_i(&b.info)
+        ));
     }
     if a.info_small != b.info_small {
-        diffs.push(format!("GET_INFO(argsz 8): errno {} vs {}", a.info_small, b.info_small));
+        diffs.push(format!(
+            "GET_INFO(argsz 8): errno {} vs {}",
+            a.info_small, b.info_small
+        ));
     }
     if a.config_region != b.config_region {
-        diffs.push(format!("config region: {} vs {}", show_r(&a.config_region), show_r(&b.config_region)));
+        diffs.push(format!(
+            "config region: {} vs {}",
+            show_r(&a.config_region),
+            show_r(&b.config_region)
+        ));
     }
     if a.config_ids != b.config_ids {
-        diffs.push(format!("config dword 0: {:02x?} vs {:02x?}", a.config_ids, b.config_ids));
+        diffs.push(format!(
+            "config dword 0: {:02x?} vs {:02x?}",
+            a.config_ids, b.config_ids
+        ));
     }
     if diffs.is_empty() {
         Ok(())
@@ -669,14 +801,23 @@ fn main() {
     let mut suite = Suite {
         args,
         sys: Sysfs::system(),
-        r: Report { passed: 0, failed: 0, start: Instant::now() },
+        r: Report {
+            passed: 0,
+            failed: 0,
+            start: Instant::now(),
+        },
         answers: BTreeMap::new(),
     };
     suite.r.info(format!(
         "vfio-guest-tests mode={:?} drivers={:?} devices={:?}",
         suite.args.mode,
         suite.args.drivers,
-        suite.args.devices.iter().map(|(b, l)| format!("{l}={b}")).collect::<Vec<_>>()
+        suite
+            .args
+            .devices
+            .iter()
+            .map(|(b, l)| format!("{l}={b}"))
+            .collect::<Vec<_>>()
     ));
     suite.environment();
     suite.load_modules();
@@ -698,7 +839,12 @@ fn main() {
     suite.config_restored(&pristine);
     suite.dmesg();
     let r = &suite.r;
-    r.line(&format!("SUMMARY passed={} failed={} ({} ms)", r.passed, r.failed, r.start.elapsed().as_millis()));
+    r.line(&format!(
+        "SUMMARY passed={} failed={} ({} ms)",
+        r.passed,
+        r.failed,
+        r.start.elapsed().as_millis()
+    ));
     if exit {
         if let Err(e) = kmod::debug_exit(PASS_EXIT) {
             eprintln!("vfio-guest-tests: writing isa-debug-exit: {e}");

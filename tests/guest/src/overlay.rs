@@ -21,12 +21,14 @@ const CONFIG: u64 = 7 << 40;
 
 fn rd(f: &std::fs::File, off: u64, n: usize) -> Result<u32, String> {
     let mut b = [0u8; 4];
-    f.read_exact_at(&mut b[..n], CONFIG + off).map_err(|e| format!("read {off:#x}: {e}"))?;
+    f.read_exact_at(&mut b[..n], CONFIG + off)
+        .map_err(|e| format!("read {off:#x}: {e}"))?;
     Ok(u32::from_le_bytes(b))
 }
 
 fn wr(f: &std::fs::File, off: u64, n: usize, v: u32) -> Result<(), String> {
-    f.write_all_at(&v.to_le_bytes()[..n], CONFIG + off).map_err(|e| format!("write {off:#x}: {e}"))
+    f.write_all_at(&v.to_le_bytes()[..n], CONFIG + off)
+        .map_err(|e| format!("write {off:#x}: {e}"))
 }
 
 /// The device's real config dword at `off`, as the host sees it.
@@ -38,11 +40,19 @@ fn host_dword(bdf: &Bdf, off: usize) -> Result<u32, String> {
 
 impl Suite {
     pub(crate) fn overlay_checks(&mut self) {
-        let Some(edu) = self.args.devices.iter().find(|(_, l)| l == "edu").map(|(b, _)| b.clone()) else {
+        let Some(edu) = self
+            .args
+            .devices
+            .iter()
+            .find(|(_, l)| l == "edu")
+            .map(|(b, _)| b.clone())
+        else {
             return;
         };
         if !self.sys.driver_loaded(DRIVER) {
-            self.r.check("config-overlay-driver", || Err(format!("{DRIVER} is not registered")));
+            self.r.check("config-overlay-driver", || {
+                Err(format!("{DRIVER} is not registered"))
+            });
             return;
         }
         let _ = self.sys.unbind(&edu);
@@ -54,7 +64,11 @@ impl Suite {
             before = (host_dword(&edu, 0xf8)?, host_dword(&edu, 0xfc)?);
             sys.bind(&edu, DRIVER).map_err(s)?;
             let nodes = find_nodes(sys, mode, &edu)?;
-            dev = Some(vfio::open_via_group(&nodes.group, &edu.to_string(), iommu_type)?);
+            dev = Some(vfio::open_via_group(
+                &nodes.group,
+                &edu.to_string(),
+                iommu_type,
+            )?);
             Ok(())
         });
         if let Some(d) = dev.as_ref() {
@@ -62,11 +76,16 @@ impl Suite {
             self.r.check("config-overlay-read-edu", || {
                 let asls = rd(f, 0xfc, 4)?;
                 if asls != before.1 {
-                    return Err(format!("0xfc reads {asls:#x}, the device had {:#x} at open", before.1));
+                    return Err(format!(
+                        "0xfc reads {asls:#x}, the device had {:#x} at open",
+                        before.1
+                    ));
                 }
                 let v = rd(f, 0xf8, 2)?;
                 if v != 0x0000 {
-                    return Err(format!("0xf8 reads {v:#06x}; expected 0x0000 (low byte 0x00, no writes yet)"));
+                    return Err(format!(
+                        "0xf8 reads {v:#06x}; expected 0x0000 (low byte 0x00, no writes yet)"
+                    ));
                 }
                 Ok(())
             });
@@ -75,24 +94,31 @@ impl Suite {
                 let asls = rd(f, 0xfc, 4)?;
                 let want = 0xffff_0000 | (before.1 & 0xffff);
                 if asls != want {
-                    return Err(format!("0xfc reads {asls:#x} after writing all ones; expected {want:#x}"));
+                    return Err(format!(
+                        "0xfc reads {asls:#x} after writing all ones; expected {want:#x}"
+                    ));
                 }
                 wr(f, 0xf8, 2, 0x1234)?;
                 let v = rd(f, 0xf8, 2)?;
                 // Low byte writable (0x34); the read hook puts the write count (2) on top.
                 if v != 0x0234 {
-                    return Err(format!("0xf8 reads {v:#06x} after writing 0x1234; expected 0x0234"));
+                    return Err(format!(
+                        "0xf8 reads {v:#06x} after writing 0x1234; expected 0x0234"
+                    ));
                 }
                 let after = (host_dword(&edu, 0xf8)?, host_dword(&edu, 0xfc)?);
                 if after != before {
-                    return Err(format!("the device's own config changed: {before:x?} -> {after:x?}"));
+                    return Err(format!(
+                        "the device's own config changed: {before:x?} -> {after:x?}"
+                    ));
                 }
                 Ok(())
             });
         }
         if let Some(d) = dev.as_ref() {
             let f = &d.file;
-            self.r.check("device-region-info-edu", || region_info_checks(f));
+            self.r
+                .check("device-region-info-edu", || region_info_checks(f));
             self.r.check("device-region-rw-edu", || region_rw_checks(f));
         }
         drop(dev);
@@ -109,7 +135,10 @@ fn region_info_raw(f: &std::fs::File, index: u32) -> Result<[u8; 128], String> {
     // SAFETY: a valid fd and a 128-byte buffer, larger than `argsz` says.
     let r = unsafe { libc::ioctl(f.as_raw_fd(), 0x3b6c, b.as_mut_ptr()) };
     if r < 0 {
-        return Err(format!("GET_REGION_INFO({index}): {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "GET_REGION_INFO({index}): {}",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(b)
 }
@@ -129,15 +158,29 @@ fn region_info_checks(f: &std::fs::File) -> Result<(), String> {
     }
     // Index 9: 64 bytes, READ | WRITE | CAPS, one type capability (id 2) at 32.
     let b = region_info_raw(f, 9)?;
-    let (flags, cap, size, off) = (u32_at(&b, 4), u32_at(&b, 12), u64_at(&b, 16), u64_at(&b, 24));
+    let (flags, cap, size, off) = (
+        u32_at(&b, 4),
+        u32_at(&b, 12),
+        u64_at(&b, 16),
+        u64_at(&b, 24),
+    );
     if (flags, cap, size, off) != (0b1011, 32, 64, 9 << 40) {
-        return Err(format!("region 9: flags {flags:#x} cap_offset {cap} size {size} offset {off:#x}"));
+        return Err(format!(
+            "region 9: flags {flags:#x} cap_offset {cap} size {size} offset {off:#x}"
+        ));
     }
     let t = &b[32..48];
-    let want: Vec<u8> = [2u16.to_ne_bytes(), 1u16.to_ne_bytes()].concat().into_iter()
-        .chain(0u32.to_ne_bytes()).chain(0x8000_1234u32.to_ne_bytes()).chain(1u32.to_ne_bytes()).collect();
+    let want: Vec<u8> = [2u16.to_ne_bytes(), 1u16.to_ne_bytes()]
+        .concat()
+        .into_iter()
+        .chain(0u32.to_ne_bytes())
+        .chain(0x8000_1234u32.to_ne_bytes())
+        .chain(1u32.to_ne_bytes())
+        .collect();
     if t != &want[..] {
-        return Err(format!("region 9 type capability {t:02x?}, expected {want:02x?}"));
+        return Err(format!(
+            "region 9 type capability {t:02x?}, expected {want:02x?}"
+        ));
     }
     // Index 10: read-only, type capability then the variant's own (id 0x7e57, "vfio-rs!").
     let b = region_info_raw(f, 10)?;
@@ -146,7 +189,11 @@ fn region_info_checks(f: &std::fs::File) -> Result<(), String> {
         return Err(format!("region 10: flags {flags:#x} size {size}"));
     }
     let next = u32_at(&b, 32 + 4) as usize;
-    if next != 48 || u32_at(&b, 48) != 0x0001_7e57 || &b[56..64] != b"vfio-rs!" || u32_at(&b, 52) != 0 {
+    if next != 48
+        || u32_at(&b, 48) != 0x0001_7e57
+        || &b[56..64] != b"vfio-rs!"
+        || u32_at(&b, 52) != 0
+    {
         return Err(format!("region 10 capability chain {:02x?}", &b[32..64]));
     }
     // Index 11: one page, READ | MMAP | CAPS.
@@ -166,14 +213,17 @@ fn region_rw_checks(f: &std::fs::File) -> Result<(), String> {
     use std::os::unix::fs::FileExt;
     let scratch = 9u64 << 40;
     let ro = 10u64 << 40;
-    f.write_all_at(b"0123456789abcdef", scratch + 8).map_err(|e| format!("write scratch: {e}"))?;
+    f.write_all_at(b"0123456789abcdef", scratch + 8)
+        .map_err(|e| format!("write scratch: {e}"))?;
     let mut back = [0u8; 24];
-    f.read_exact_at(&mut back, scratch).map_err(|e| format!("read scratch: {e}"))?;
+    f.read_exact_at(&mut back, scratch)
+        .map_err(|e| format!("read scratch: {e}"))?;
     if &back[8..24] != b"0123456789abcdef" || back[..8] != [0; 8] {
         return Err(format!("scratch reads {back:02x?}"));
     }
     let mut p = [0u8; 16];
-    f.read_exact_at(&mut p, ro).map_err(|e| format!("read ro: {e}"))?;
+    f.read_exact_at(&mut p, ro)
+        .map_err(|e| format!("read ro: {e}"))?;
     if &p != b"vfio-rs region!\0" {
         return Err(format!("read-only region reads {p:02x?}"));
     }
@@ -184,16 +234,30 @@ fn region_rw_checks(f: &std::fs::File) -> Result<(), String> {
         }
     };
     einval(f.write_at(b"x", ro), "write to the read-only region")?;
-    einval(f.read_at(&mut [0u8; 4], scratch + 64), "read at the end of the scratch region")?;
+    einval(
+        f.read_at(&mut [0u8; 4], scratch + 64),
+        "read at the end of the scratch region",
+    )?;
     // A read crossing the end is cut short.
-    let n = f.read_at(&mut [0u8; 8], scratch + 60).map_err(|e| e.to_string())?;
+    let n = f
+        .read_at(&mut [0u8; 8], scratch + 60)
+        .map_err(|e| e.to_string())?;
     if n != 4 {
-        return Err(format!("read across the end returned {n} bytes, expected 4"));
+        return Err(format!(
+            "read across the end returned {n} bytes, expected 4"
+        ));
     }
     use std::os::fd::AsRawFd;
     // SAFETY: plain mmap call; the result is checked and never dereferenced.
     let m = unsafe {
-        libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), scratch as i64)
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            scratch as i64,
+        )
     };
     if m != libc::MAP_FAILED {
         // SAFETY: unmapping what we just mapped.
@@ -203,29 +267,52 @@ fn region_rw_checks(f: &std::fs::File) -> Result<(), String> {
     // The mappable region (index 11) shows edu's BAR0 page 0: its ident register equals a read
     // of BAR0 through the fd (memory decode on first).
     let mut cmd = [0u8; 2];
-    f.read_exact_at(&mut cmd, CONFIG + 4).map_err(|e| format!("read COMMAND: {e}"))?;
+    f.read_exact_at(&mut cmd, CONFIG + 4)
+        .map_err(|e| format!("read COMMAND: {e}"))?;
     let on = (u16::from_le_bytes(cmd) | 0x2).to_le_bytes();
-    f.write_all_at(&on, CONFIG + 4).map_err(|e| format!("write COMMAND: {e}"))?;
+    f.write_all_at(&on, CONFIG + 4)
+        .map_err(|e| format!("write COMMAND: {e}"))?;
     let mut ident = [0u8; 4];
-    f.read_exact_at(&mut ident, 0).map_err(|e| format!("read BAR0: {e}"))?;
+    f.read_exact_at(&mut ident, 0)
+        .map_err(|e| format!("read BAR0: {e}"))?;
     let mapped = 11u64 << 40;
     // SAFETY: as above.
     let m = unsafe {
-        libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), mapped as i64)
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            mapped as i64,
+        )
     };
     if m == libc::MAP_FAILED {
-        return Err(format!("mmap of the mappable region: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "mmap of the mappable region: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     // SAFETY: `m` maps a readable page; the fault handler maps edu's BAR0 page there.
     let seen = unsafe { std::ptr::read_volatile(m.cast::<u32>()) };
     // SAFETY: unmapping what we just mapped.
     unsafe { libc::munmap(m, 4096) };
     if seen != u32::from_le_bytes(ident) {
-        return Err(format!("mapped region reads {seen:#x}, BAR0 ident is {:#x}", u32::from_le_bytes(ident)));
+        return Err(format!(
+            "mapped region reads {seen:#x}, BAR0 ident is {:#x}",
+            u32::from_le_bytes(ident)
+        ));
     }
     let too_big = unsafe {
         // SAFETY: as above.
-        libc::mmap(std::ptr::null_mut(), 8192, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), mapped as i64)
+        libc::mmap(
+            std::ptr::null_mut(),
+            8192,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            mapped as i64,
+        )
     };
     if too_big != libc::MAP_FAILED {
         // SAFETY: unmapping what we just mapped.

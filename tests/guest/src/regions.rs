@@ -110,33 +110,65 @@ struct Plan {
 impl Plan {
     fn from_sysfs(suite: &Suite, bdf: &Bdf) -> Result<Plan, String> {
         let dir = suite.sys.device_dir(bdf);
-        let res = std::fs::read_to_string(dir.join("resource")).map_err(|e| format!("sysfs resource: {e}"))?;
+        let res = std::fs::read_to_string(dir.join("resource"))
+            .map_err(|e| format!("sysfs resource: {e}"))?;
         let cfg = std::fs::read(dir.join("config")).map_err(|e| format!("sysfs config: {e}"))?;
         let mut bars = Vec::new();
         let mut absent = None;
         let mut rom = 0;
         for (i, line) in res.lines().enumerate().take(7) {
-            let v: Vec<u64> =
-                line.split_whitespace().map(|x| u64::from_str_radix(x.trim_start_matches("0x"), 16).unwrap_or(0)).collect();
-            let (start, end, flags) = (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0), v.get(2).copied().unwrap_or(0));
-            let size = if start == 0 && end == 0 { 0 } else { end - start + 1 };
+            let v: Vec<u64> = line
+                .split_whitespace()
+                .map(|x| u64::from_str_radix(x.trim_start_matches("0x"), 16).unwrap_or(0))
+                .collect();
+            let (start, end, flags) = (
+                v.first().copied().unwrap_or(0),
+                v.get(1).copied().unwrap_or(0),
+                v.get(2).copied().unwrap_or(0),
+            );
+            let size = if start == 0 && end == 0 {
+                0
+            } else {
+                end - start + 1
+            };
             if i == ROM as usize {
                 rom = size;
             } else if size == 0 {
                 absent = absent.or(Some(i as u32));
             } else {
-                bars.push(Bar { idx: i as u32, start, size, io: flags & 0x100 != 0 });
+                bars.push(Bar {
+                    idx: i as u32,
+                    start,
+                    size,
+                    io: flags & 0x100 != 0,
+                });
             }
         }
         let caps = config::capabilities(&cfg);
-        let u16at = |o: usize| u16::from_le_bytes([cfg.get(o).copied().unwrap_or(0), cfg.get(o + 1).copied().unwrap_or(0)]);
+        let u16at = |o: usize| {
+            u16::from_le_bytes([
+                cfg.get(o).copied().unwrap_or(0),
+                cfg.get(o + 1).copied().unwrap_or(0),
+            ])
+        };
         let u32at = |o: usize| u32::from(u16at(o)) | (u32::from(u16at(o + 2)) << 16);
         let msix = caps.iter().find(|c| c.1 == 0x11 && !c.2).map(|c| {
             let table = u32at(c.0 + 4);
-            Msix { bir: table & 7, off: (table & !7) as u64, size: ((u16at(c.0 + 2) & 0x7ff) as u64 + 1) * 16 }
+            Msix {
+                bir: table & 7,
+                off: (table & !7) as u64,
+                size: ((u16at(c.0 + 2) & 0x7ff) as u64 + 1) * 16,
+            }
         });
         let pm = caps.iter().find(|c| c.1 == 0x01 && !c.2).map(|c| c.0);
-        Ok(Plan { bars, absent, rom, cfg_size: cfg.len() as u64, msix, pm })
+        Ok(Plan {
+            bars,
+            absent,
+            rom,
+            cfg_size: cfg.len() as u64,
+            msix,
+            pm,
+        })
     }
 
     fn bar(&self, idx: u32) -> Option<Bar> {
@@ -184,7 +216,10 @@ impl Run {
         c
     }
     fn rec(&mut self, c: &'static str, key: impl Into<String>, ans: impl Into<String>) {
-        self.cat(c).recs.push(Rec { key: key.into(), ans: ans.into() });
+        self.cat(c).recs.push(Rec {
+            key: key.into(),
+            ans: ans.into(),
+        });
     }
     fn expect(&mut self, c: &'static str, ok: bool, msg: impl FnOnce() -> String) -> bool {
         if !ok {
@@ -194,7 +229,12 @@ impl Run {
         ok
     }
     fn op(&mut self, c: &'static str, tag: &str, o: &Op) {
-        let key = format!("{tag}: {}{} {}", if o.write { 'w' } else { 'r' }, o.len, show_off(o.off));
+        let key = format!(
+            "{tag}: {}{} {}",
+            if o.write { 'w' } else { 'r' },
+            o.len,
+            show_off(o.off)
+        );
         self.rec(c, key, o.answer());
     }
     fn rd(&mut self, c: &'static str, f: &File, tag: &str, off: i64, len: usize) -> Op {
@@ -211,21 +251,50 @@ impl Run {
     fn want(&mut self, c: &'static str, o: &Op, tag: &str, want: Result<usize, i32>) {
         self.op(c, tag, o);
         let got = o.ret;
-        self.expect(c, got == want, || format!("{tag}: {} -> {}, upstream gives {}", key_of(o), o.answer(), show_ret(want)));
+        self.expect(c, got == want, || {
+            format!(
+                "{tag}: {} -> {}, upstream gives {}",
+                key_of(o),
+                o.answer(),
+                show_ret(want)
+            )
+        });
     }
-    fn rd_want(&mut self, c: &'static str, f: &File, tag: &str, off: i64, len: usize, want: Result<usize, i32>) -> Op {
+    fn rd_want(
+        &mut self,
+        c: &'static str,
+        f: &File,
+        tag: &str,
+        off: i64,
+        len: usize,
+        want: Result<usize, i32>,
+    ) -> Op {
         let o = read(f, "bar", off, len);
         self.want(c, &o, tag, want);
         o
     }
-    fn wr_want(&mut self, c: &'static str, f: &File, tag: &str, off: i64, data: &[u8], want: Result<usize, i32>) -> Op {
+    fn wr_want(
+        &mut self,
+        c: &'static str,
+        f: &File,
+        tag: &str,
+        off: i64,
+        data: &[u8],
+        want: Result<usize, i32>,
+    ) -> Op {
         let o = write(f, "bar", off, data);
         self.want(c, &o, tag, want);
         o
     }
     /// Runs `body` in a forked child; its `rec`/`expect` calls come back through a pipe. The
     /// way the child ended is recorded as `<tag>: end`, and checked against `end`.
-    fn child(&mut self, c: &'static str, tag: &str, end: vfio::ChildEnd, body: impl FnOnce(&mut Emit)) -> vfio::ChildEnd {
+    fn child(
+        &mut self,
+        c: &'static str,
+        tag: &str,
+        end: vfio::ChildEnd,
+        body: impl FnOnce(&mut Emit),
+    ) -> vfio::ChildEnd {
         let (lines, got) = child_lines(body);
         for l in lines {
             match l.split_once('\t') {
@@ -246,7 +315,12 @@ impl Run {
 }
 
 fn key_of(o: &Op) -> String {
-    format!("{}{} {}", if o.write { 'w' } else { 'r' }, o.len, show_off(o.off))
+    format!(
+        "{}{} {}",
+        if o.write { 'w' } else { 'r' },
+        o.len,
+        show_off(o.off)
+    )
 }
 
 fn show_ret(r: Result<usize, i32>) -> String {
@@ -265,7 +339,8 @@ fn show_errno(e: i32) -> String {
 }
 
 fn show_opt(v: Option<u64>) -> String {
-    v.map(|x| format!("{x:#x}")).unwrap_or_else(|| "read failed".into())
+    v.map(|x| format!("{x:#x}"))
+        .unwrap_or_else(|| "read failed".into())
 }
 
 fn le(b: &[u8]) -> u64 {
@@ -301,7 +376,10 @@ fn child_lines(body: impl FnOnce(&mut Emit)) -> (Vec<String>, vfio::ChildEnd) {
     let mut fds = [0i32; 2];
     // SAFETY: `fds` is a live array of two ints.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return (vec![], vfio::ChildEnd::Error(vfio::errno(&std::io::Error::last_os_error())));
+        return (
+            vec![],
+            vfio::ChildEnd::Error(vfio::errno(&std::io::Error::last_os_error())),
+        );
     }
     let (rfd, wfd) = (fds[0], fds[1]);
     let end = vfio::in_child(|| {
@@ -328,9 +406,17 @@ fn show_info_buf(r: &Result<Vec<u8>, i32>) -> String {
             let mut h = [0u8; 32];
             h.copy_from_slice(&b[..32]);
             let tail = &b[32..];
-            let keep = tail.iter().rposition(|&x| x != 0xa5).map(|p| p + 1).unwrap_or(0);
+            let keep = tail
+                .iter()
+                .rposition(|&x| x != 0xa5)
+                .map(|p| p + 1)
+                .unwrap_or(0);
             let hex: String = tail[..keep].iter().map(|x| format!("{x:02x}")).collect();
-            format!("{} tail[{hex}]+{}xa5", vfio::show_region(&h), tail.len() - keep)
+            format!(
+                "{} tail[{hex}]+{}xa5",
+                vfio::show_region(&h),
+                tail.len() - keep
+            )
         }
     }
 }
@@ -344,12 +430,21 @@ fn u64at(b: &[u8], o: usize) -> u64 {
 }
 
 /// Reads `COMMAND`, writes it with `set` bits set and `clear` bits cleared, reads it back.
-fn command(run: &mut Run, c: &'static str, f: &File, tag: &str, set: u16, clear: u16) -> Option<u16> {
+fn command(
+    run: &mut Run,
+    c: &'static str,
+    f: &File,
+    tag: &str,
+    set: u16,
+    clear: u16,
+) -> Option<u16> {
     let o = run.rd(c, f, &format!("{tag} COMMAND"), CFG + 4, 2);
     let v = val(&o)? as u16;
     let nv = (v | set) & !clear;
     let w = run.wr(c, f, &format!("{tag} COMMAND"), CFG + 4, &nv.to_le_bytes());
-    run.expect(c, w.ret == Ok(2), || format!("{tag}: writing COMMAND {nv:#x}: {}", w.answer()));
+    run.expect(c, w.ret == Ok(2), || {
+        format!("{tag}: writing COMMAND {nv:#x}: {}", w.answer())
+    });
     let o = run.rd(c, f, &format!("{tag} COMMAND back"), CFG + 4, 2);
     val(&o).map(|x| x as u16)
 }
@@ -361,7 +456,9 @@ fn power(run: &mut Run, c: &'static str, f: &File, pm: usize, state: u16) {
     let Some(v) = val(&o) else { return };
     let nv = (v as u16 & !3) | state;
     let w = run.wr(c, f, &format!("PMCSR D{state}"), off, &nv.to_le_bytes());
-    run.expect(c, w.ret == Ok(2), || format!("writing PMCSR {nv:#x}: {}", w.answer()));
+    run.expect(c, w.ret == Ok(2), || {
+        format!("writing PMCSR {nv:#x}: {}", w.answer())
+    });
     run.rd(c, f, "PMCSR back", off, 2);
 }
 
@@ -372,28 +469,41 @@ fn region_infos(run: &mut Run, f: &File, how: &str, plan: &Plan) {
     const C: &str = "regions";
     let info = vfio::device_info(f, 24);
     let nreg = info.as_ref().map(|i| i.num_regions).map_err(vfio::errno);
-    run.rec(C, format!("{how} GET_INFO num_regions"), format!("{nreg:?}"));
-    run.expect(C, nreg == Ok(vfio::NUM_REGIONS), || format!("{how}: GET_INFO num_regions {nreg:?}, upstream 9 (no device-specific regions)"));
+    run.rec(
+        C,
+        format!("{how} GET_INFO num_regions"),
+        format!("{nreg:?}"),
+    );
+    run.expect(C, nreg == Ok(vfio::NUM_REGIONS), || {
+        format!("{how}: GET_INFO num_regions {nreg:?}, upstream 9 (no device-specific regions)")
+    });
     for &idx in INDICES {
         let a32 = vfio::region_info_raw(f, idx, 32);
         run.rec(C, format!("{how} idx{idx} argsz32"), show_info_buf(&a32));
         let asked = a32.as_ref().map(|b| u32at(b, 0)).unwrap_or(0);
         let full = (asked > 32 && asked <= 4096).then(|| vfio::region_info_raw(f, idx, asked));
         if let Some(full) = &full {
-            run.rec(C, format!("{how} idx{idx} argsz{asked}"), show_info_buf(full));
+            run.rec(
+                C,
+                format!("{how} idx{idx} argsz{asked}"),
+                show_info_buf(full),
+            );
         }
         let a256 = vfio::region_info_raw(f, idx, 256);
         run.rec(C, format!("{how} idx{idx} argsz256"), show_info_buf(&a256));
         let a16 = vfio::region_info_raw(f, idx, 16);
         run.rec(C, format!("{how} idx{idx} argsz16"), show_info_buf(&a16));
         let w = format!("{how} index {idx}");
-        run.expect(C, a16 == Err(libc::EINVAL), || format!("{w} argsz 16: {}, upstream EINVAL", show_info_buf(&a16)));
+        run.expect(C, a16 == Err(libc::EINVAL), || {
+            format!("{w} argsz 16: {}, upstream EINVAL", show_info_buf(&a16))
+        });
         // What upstream answers: (size, flags, capability chain or not); None: EINVAL.
         let want: Option<(u64, u32, bool)> = match idx {
             0..=5 => Some(match plan.bar(idx) {
                 None => (0, 0, false),
                 Some(b) => {
-                    let mut fl = vfio::VFIO_REGION_INFO_FLAG_READ | vfio::VFIO_REGION_INFO_FLAG_WRITE;
+                    let mut fl =
+                        vfio::VFIO_REGION_INFO_FLAG_READ | vfio::VFIO_REGION_INFO_FLAG_WRITE;
                     let caps = b.mmappable() && plan.msix.is_some_and(|m| m.bir == idx);
                     if b.mmappable() {
                         fl |= vfio::REGION_FLAG_MMAP;
@@ -404,19 +514,41 @@ fn region_infos(run: &mut Run, f: &File, how: &str, plan: &Plan) {
                     (b.size, fl, caps)
                 }
             }),
-            ROM => Some((plan.rom, if plan.rom > 0 { vfio::VFIO_REGION_INFO_FLAG_READ } else { 0 }, false)),
-            7 => Some((plan.cfg_size, vfio::VFIO_REGION_INFO_FLAG_READ | vfio::VFIO_REGION_INFO_FLAG_WRITE, false)),
+            ROM => Some((
+                plan.rom,
+                if plan.rom > 0 {
+                    vfio::VFIO_REGION_INFO_FLAG_READ
+                } else {
+                    0
+                },
+                false,
+            )),
+            7 => Some((
+                plan.cfg_size,
+                vfio::VFIO_REGION_INFO_FLAG_READ | vfio::VFIO_REGION_INFO_FLAG_WRITE,
+                false,
+            )),
             _ => None,
         };
         let Some((size, flags, caps)) = want else {
-            run.expect(C, a32 == Err(libc::EINVAL), || format!("{w}: {}, upstream EINVAL", show_info_buf(&a32)));
-            run.expect(C, a256 == Err(libc::EINVAL), || format!("{w} argsz 256: {}, upstream EINVAL", show_info_buf(&a256)));
+            run.expect(C, a32 == Err(libc::EINVAL), || {
+                format!("{w}: {}, upstream EINVAL", show_info_buf(&a32))
+            });
+            run.expect(C, a256 == Err(libc::EINVAL), || {
+                format!("{w} argsz 256: {}, upstream EINVAL", show_info_buf(&a256))
+            });
             continue;
         };
         let (b, b256) = match (&a32, &a256) {
             (Ok(b), Ok(b256)) => (b, b256),
             _ => {
-                run.expect(C, false, || format!("{w}: {} / argsz 256: {}", show_info_buf(&a32), show_info_buf(&a256)));
+                run.expect(C, false, || {
+                    format!(
+                        "{w}: {} / argsz 256: {}",
+                        show_info_buf(&a32),
+                        show_info_buf(&a256)
+                    )
+                });
                 continue;
             }
         };
@@ -443,10 +575,17 @@ fn region_infos(run: &mut Run, f: &File, how: &str, plan: &Plan) {
             };
             match &full {
                 Some(Ok(x)) => {
-                    run.expect(C, cap_ok(x, 40), || format!("{w} argsz 40: {}; upstream cap_offset 32, MSIX_MAPPABLE v1, next 0", show_info_buf(&Ok(x.clone()))));
+                    run.expect(C, cap_ok(x, 40), || {
+                        format!(
+                            "{w} argsz 40: {}; upstream cap_offset 32, MSIX_MAPPABLE v1, next 0",
+                            show_info_buf(&Ok(x.clone()))
+                        )
+                    });
                 }
                 other => {
-                    run.expect(C, false, || format!("{w}: no second call with the asked argsz ({other:?})"));
+                    run.expect(C, false, || {
+                        format!("{w}: no second call with the asked argsz ({other:?})")
+                    });
                 }
             }
             run.expect(C, cap_ok(b256, 256), || format!("{w} argsz 256: {}; upstream argsz 256, cap_offset 32, MSIX_MAPPABLE, rest untouched", show_info_buf(&a256)));
@@ -454,9 +593,18 @@ fn region_infos(run: &mut Run, f: &File, how: &str, plan: &Plan) {
             run.expect(C, u32at(b, 0) == 32 && u32at(b, 12) == 0xa5a5_a5a5, || {
                 format!("{w} argsz 32: argsz {} cap_offset {:#x}; upstream leaves both as passed (32, 0xa5a5a5a5)", u32at(b, 0), u32at(b, 12))
             });
-            run.expect(C, u32at(b256, 0) == 256 && u32at(b256, 12) == 0xa5a5_a5a5 && b256[32..].iter().all(|&y| y == 0xa5), || {
-                format!("{w} argsz 256: {}; upstream touches nothing past the header", show_info_buf(&a256))
-            });
+            run.expect(
+                C,
+                u32at(b256, 0) == 256
+                    && u32at(b256, 12) == 0xa5a5_a5a5
+                    && b256[32..].iter().all(|&y| y == 0xa5),
+                || {
+                    format!(
+                        "{w} argsz 256: {}; upstream touches nothing past the header",
+                        show_info_buf(&a256)
+                    )
+                },
+            );
         }
     }
 }
@@ -474,31 +622,75 @@ fn bar_rw(run: &mut Run, f: &File, label: &str, plan: &Plan) {
         run.rd(C, f, &t("first dword"), bb, 4);
         run.rd_want(C, f, &t("read at end"), bb + sz, 4, Err(EINVAL));
         run.rd_want(C, f, &t("read 1 at end"), bb + sz, 1, Err(EINVAL));
-        run.rd_want(C, f, &t("read far past end"), bb + sz + 0x10_0000, 4, Err(EINVAL));
+        run.rd_want(
+            C,
+            f,
+            &t("read far past end"),
+            bb + sz + 0x10_0000,
+            4,
+            Err(EINVAL),
+        );
         run.rd_want(C, f, &t("read 0 past end"), bb + sz + 0x100, 0, Ok(0));
         run.rd_want(C, f, &t("read last byte"), bb + sz - 1, 1, Ok(1));
         run.rd_want(C, f, &t("read 8 at end-4 (short)"), bb + sz - 4, 8, Ok(4));
         run.rd_want(C, f, &t("read 2 at end-1 (short)"), bb + sz - 1, 2, Ok(1));
         if sz >= 64 {
-            run.rd_want(C, f, &t("read 64 at end-32 (short)"), bb + sz - 32, 64, Ok(32));
+            run.rd_want(
+                C,
+                f,
+                &t("read 64 at end-32 (short)"),
+                bb + sz - 32,
+                64,
+                Ok(32),
+            );
         }
         run.wr_want(C, f, &t("write at end"), bb + sz, &[0; 4], Err(EINVAL));
-        run.wr_want(C, f, &t("write far past end"), bb + sz + 0x10_0000, &[0; 4], Err(EINVAL));
+        run.wr_want(
+            C,
+            f,
+            &t("write far past end"),
+            bb + sz + 0x10_0000,
+            &[0; 4],
+            Err(EINVAL),
+        );
         let writable = (label == "edu" && b.idx == 0) || (label == "ivshmem" && b.idx == 2);
         if writable {
-            run.wr_want(C, f, &t("write 8 at end-4 (short)"), bb + sz - 4, &[0; 8], Ok(4));
+            run.wr_want(
+                C,
+                f,
+                &t("write 8 at end-4 (short)"),
+                bb + sz - 4,
+                &[0; 8],
+                Ok(4),
+            );
         }
     }
     if let Some(a) = plan.absent {
-        run.rd_want(C, f, &format!("absent bar{a} read"), base(a), 4, Err(EINVAL));
-        run.wr_want(C, f, &format!("absent bar{a} write"), base(a), &[0; 4], Err(EINVAL));
+        run.rd_want(
+            C,
+            f,
+            &format!("absent bar{a} read"),
+            base(a),
+            4,
+            Err(EINVAL),
+        );
+        run.wr_want(
+            C,
+            f,
+            &format!("absent bar{a} write"),
+            base(a),
+            &[0; 4],
+            Err(EINVAL),
+        );
     }
     if plan.rom == 0 {
         run.rd_want(C, f, "rom read (no ROM)", base(ROM), 4, Err(EINVAL));
     } else {
         run.rd_want(C, f, "rom read", base(ROM), 4, Ok(4));
         let o = run.rd(C, f, "rom signature", base(ROM), 2);
-        run.expect(C, o.data == [0x55, 0xaa], || format!("ROM signature {}", o.answer()));
+        run.expect(C, o.data == [0x55, 0xaa], || {
+            format!("ROM signature {}", o.answer())
+        });
     }
     run.wr_want(C, f, "rom write", base(ROM), &[0; 4], Err(EINVAL));
     run.rd_want(C, f, "vga read", base(VGA), 4, Err(EINVAL));
@@ -533,14 +725,28 @@ fn prepare(run: &mut Run, f: &File, label: &str, plan: &Plan) {
         // The selected test (offset 0 of either BAR) survives from the previous session.
         "pci-testdev" => {
             if let Some(io) = plan.first_io() {
-                run.wr_want(C, f, "prepare: select test 0", base(io.idx), &0u32.to_le_bytes(), Ok(4));
+                run.wr_want(
+                    C,
+                    f,
+                    "prepare: select test 0",
+                    base(io.idx),
+                    &0u32.to_le_bytes(),
+                    Ok(4),
+                );
             }
         }
         // BAR2 is RAM the previous session wrote: zero what the checks read before writing.
         "ivshmem" => {
             let z = vec![0u8; PAGE];
             for off in [0usize, 0x1000, 0x8_0000, 0x10_0000 - PAGE] {
-                run.wr_want(C, f, "prepare: zero BAR2", base(2) + off as i64, &z, Ok(PAGE));
+                run.wr_want(
+                    C,
+                    f,
+                    "prepare: zero BAR2",
+                    base(2) + off as i64,
+                    &z,
+                    Ok(PAGE),
+                );
             }
         }
         _ => {}
@@ -550,21 +756,37 @@ fn prepare(run: &mut Run, f: &File, label: &str, plan: &Plan) {
 fn edu_rw(run: &mut Run, f: &File) {
     const C: &str = "bar-rw";
     let id = run.rd_want(C, f, "edu ident", 0, 4, Ok(4));
-    run.expect(C, val(&id).map(|v| v & 0xff) == Some(0xed), || format!("edu ident {} (want 0x......ed)", id.answer()));
+    run.expect(C, val(&id).map(|v| v & 0xff) == Some(0xed), || {
+        format!("edu ident {} (want 0x......ed)", id.answer())
+    });
     for x in [0x1234_5678u32, 0, 0xffff_ffff, 0xa5a5_5a5a] {
         run.wr_want(C, f, "edu liveness", EDU_LIVENESS, &x.to_le_bytes(), Ok(4));
         let o = run.rd_want(C, f, "edu liveness", EDU_LIVENESS, 4, Ok(4));
-        run.expect(C, val(&o) == Some(!x as u64), || format!("edu liveness: wrote {x:#x}, read {} (want {:#x})", o.answer(), !x));
+        run.expect(C, val(&o) == Some(!x as u64), || {
+            format!(
+                "edu liveness: wrote {x:#x}, read {} (want {:#x})",
+                o.answer(),
+                !x
+            )
+        });
     }
     for (n, want) in [(5u32, 120u64), (10, 3_628_800), (12, 479_001_600)] {
         let got = edu_factorial(f, val, n);
         run.rec(C, format!("edu factorial {n}"), format!("{got:?}"));
-        run.expect(C, got == Ok(want), || format!("edu factorial({n}) through pread/pwrite: {got:?}, want {want}"));
+        run.expect(C, got == Ok(want), || {
+            format!("edu factorial({n}) through pread/pwrite: {got:?}, want {want}")
+        });
     }
     // Sizes and alignments: edu answers only 4-byte accesses below 0x80 (others read as ~0 or
     // are dropped), and 4/8-byte ones from 0x80; upstream splits 8 bytes into two 4-byte ones
     // (lo-hi) and unaligned accesses by alignment. Compared with upstream, not pinned.
-    run.wr(C, f, "edu liveness", EDU_LIVENESS, &0x0bad_cafeu32.to_le_bytes());
+    run.wr(
+        C,
+        f,
+        "edu liveness",
+        EDU_LIVENESS,
+        &0x0bad_cafeu32.to_le_bytes(),
+    );
     for len in [1usize, 2, 4, 8] {
         for off in [0i64, 1, 2, 3, 4, 6, 7] {
             run.rd(C, f, "edu sizes", off, len);
@@ -577,13 +799,31 @@ fn edu_rw(run: &mut Run, f: &File) {
     run.wr(C, f, "edu 1-byte write", EDU_LIVENESS + 1, &[0x33]);
     run.rd(C, f, "after 1-byte write", EDU_LIVENESS, 4);
     // At 0x0, not 0x4: the upper half of an 8-byte write at 0x4 would start a factorial.
-    run.wr(C, f, "edu 8-byte write", 0, &0x0102_0304_0506_0708u64.to_le_bytes());
+    run.wr(
+        C,
+        f,
+        "edu 8-byte write",
+        0,
+        &0x0102_0304_0506_0708u64.to_le_bytes(),
+    );
     run.rd(C, f, "after 8-byte write", 0, 16);
-    run.wr(C, f, "edu dma src 8-byte write", 0x80, &0x1122_3344_5566_7788u64.to_le_bytes());
+    run.wr(
+        C,
+        f,
+        "edu dma src 8-byte write",
+        0x80,
+        &0x1122_3344_5566_7788u64.to_le_bytes(),
+    );
     run.rd(C, f, "edu dma src", 0x80, 8);
     run.rd(C, f, "edu dma src lo", 0x80, 4);
     run.rd(C, f, "edu dma src hi", 0x84, 4);
-    run.wr(C, f, "edu dma src 4-byte write", 0x80, &0x99aa_bbccu32.to_le_bytes());
+    run.wr(
+        C,
+        f,
+        "edu dma src 4-byte write",
+        0x80,
+        &0x99aa_bbccu32.to_le_bytes(),
+    );
     run.rd(C, f, "edu dma src", 0x80, 8);
 }
 
@@ -592,7 +832,12 @@ fn edu_rw(run: &mut Run, f: &File) {
 fn edu_factorial(f: &File, v: impl Fn(&Op) -> Option<u64>, n: u32) -> Result<u64, String> {
     // edu ignores a new factorial while one is running.
     let t = Instant::now();
-    while read(f, "status", EDU_STATUS, 4).data.first().is_some_and(|s| s & 1 != 0) && t.elapsed() < Duration::from_millis(500) {}
+    while read(f, "status", EDU_STATUS, 4)
+        .data
+        .first()
+        .is_some_and(|s| s & 1 != 0)
+        && t.elapsed() < Duration::from_millis(500)
+    {}
     let w = write(f, "fact", EDU_FACT, &n.to_le_bytes());
     if w.ret != Ok(4) {
         return Err(format!("write: {}", w.answer()));
@@ -624,8 +869,17 @@ fn testdev_rw(run: &mut Run, f: &File, plan: &Plan) {
         run.wr_want(C, f, "testdev select", b, &t.to_le_bytes(), Ok(4));
         let h = run.rd_want(C, f, "testdev header", b, 32, Ok(32));
         if t == 0 {
-            let name: String = h.data.iter().skip(20).take_while(|&&c| c != 0).map(|&c| c as char).collect();
-            run.notes.push(format!("pci-testdev test {t} header {:02x?} name {name:?}", h.data.get(..20).unwrap_or_default()));
+            let name: String = h
+                .data
+                .iter()
+                .skip(20)
+                .take_while(|&&c| c != 0)
+                .map(|&c| c as char)
+                .collect();
+            run.notes.push(format!(
+                "pci-testdev test {t} header {:02x?} name {name:?}",
+                h.data.get(..20).unwrap_or_default()
+            ));
         }
     }
     run.wr(C, f, "testdev select", b, &0u32.to_le_bytes());
@@ -647,7 +901,14 @@ fn testdev_rw(run: &mut Run, f: &File, plan: &Plan) {
 
 /// A byte pattern that differs per `seed` and offset.
 fn pattern(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed).wrapping_add((i >> 8) as u8)).collect()
+    (0..len)
+        .map(|i| {
+            (i as u8)
+                .wrapping_mul(31)
+                .wrapping_add(seed)
+                .wrapping_add((i >> 8) as u8)
+        })
+        .collect()
 }
 
 fn ivshmem_rw(run: &mut Run, f: &File) {
@@ -659,51 +920,130 @@ fn ivshmem_rw(run: &mut Run, f: &File) {
     let b2 = base(2);
     let area = 0x300usize;
     let mut model = vec![0u8; 0x80];
-    run.wr_want(C, f, "ivshmem clear", b2 + area as i64, &model, Ok(model.len()));
-    for (i, &(o, n)) in [(0usize, 1usize), (1, 2), (3, 4), (7, 8), (15, 3), (18, 13), (32, 64), (0x61, 17)].iter().enumerate() {
+    run.wr_want(
+        C,
+        f,
+        "ivshmem clear",
+        b2 + area as i64,
+        &model,
+        Ok(model.len()),
+    );
+    for (i, &(o, n)) in [
+        (0usize, 1usize),
+        (1, 2),
+        (3, 4),
+        (7, 8),
+        (15, 3),
+        (18, 13),
+        (32, 64),
+        (0x61, 17),
+    ]
+    .iter()
+    .enumerate()
+    {
         let p = pattern(0x40 + i as u8, n);
         run.wr_want(C, f, "ivshmem write", b2 + (area + o) as i64, &p, Ok(n));
         model[o..o + n].copy_from_slice(&p);
     }
-    let back = run.rd_want(C, f, "ivshmem read back", b2 + area as i64, model.len(), Ok(model.len()));
-    run.expect(C, back.data == model, || format!("ivshmem BAR2 {:#x}: read {:02x?}, wrote {:02x?}", area, back.data, model));
+    let back = run.rd_want(
+        C,
+        f,
+        "ivshmem read back",
+        b2 + area as i64,
+        model.len(),
+        Ok(model.len()),
+    );
+    run.expect(C, back.data == model, || {
+        format!(
+            "ivshmem BAR2 {:#x}: read {:02x?}, wrote {:02x?}",
+            area, back.data, model
+        )
+    });
     for (o, n) in [(1usize, 1usize), (2, 2), (5, 4), (9, 8), (3, 8), (17, 31)] {
         let r = read(f, "bar", b2 + (area + o) as i64, n);
         let ok = r.ret == Ok(n) && r.data == model[o..o + n];
         run.op(C, "ivshmem unaligned read", &r);
-        run.expect(C, ok, || format!("ivshmem read {n} at {:#x}: {}, want {}", area + o, r.answer(), show_bytes(&model[o..o + n])));
+        run.expect(C, ok, || {
+            format!(
+                "ivshmem read {n} at {:#x}: {}, want {}",
+                area + o,
+                r.answer(),
+                show_bytes(&model[o..o + n])
+            )
+        });
     }
     let p = pattern(0x77, PAGE);
     run.wr_want(C, f, "ivshmem 4 KiB write", b2 + 0x1000, &p, Ok(PAGE));
     let r = run.rd_want(C, f, "ivshmem 4 KiB read", b2 + 0x1000, PAGE, Ok(PAGE));
-    run.expect(C, r.data == p, || "ivshmem BAR2 4 KiB at 0x1000 read back differently".into());
+    run.expect(C, r.data == p, || {
+        "ivshmem BAR2 4 KiB at 0x1000 read back differently".into()
+    });
 }
 
 fn msix_rw(run: &mut Run, f: &File, m: Msix, bar_size: u64) {
     const C: &str = "bar-rw";
-    let (t, end) = (base(m.bir) + m.off as i64, base(m.bir) + (m.off + m.size) as i64);
-    let ff = |o: &Op, from: usize, to: usize| o.data.len() >= to && o.data[from..to].iter().all(|&x| x == 0xff);
+    let (t, end) = (
+        base(m.bir) + m.off as i64,
+        base(m.bir) + (m.off + m.size) as i64,
+    );
+    let ff = |o: &Op, from: usize, to: usize| {
+        o.data.len() >= to && o.data[from..to].iter().all(|&x| x == 0xff)
+    };
     let o = run.rd_want(C, f, "msix table dword", t, 4, Ok(4));
-    run.expect(C, ff(&o, 0, 4), || format!("MSI-X table read {}: upstream 0xffffffff", o.answer()));
+    run.expect(C, ff(&o, 0, 4), || {
+        format!("MSI-X table read {}: upstream 0xffffffff", o.answer())
+    });
     let o = run.rd_want(C, f, "msix table entry 0", t, 16, Ok(16));
-    run.expect(C, ff(&o, 0, 16), || format!("MSI-X table entry 0: {}, upstream all 0xff", o.answer()));
-    let o = run.rd_want(C, f, "msix whole table", t, m.size as usize, Ok(m.size as usize));
-    run.expect(C, ff(&o, 0, m.size as usize), || "MSI-X table: not all 0xff".into());
+    run.expect(C, ff(&o, 0, 16), || {
+        format!("MSI-X table entry 0: {}, upstream all 0xff", o.answer())
+    });
+    let o = run.rd_want(
+        C,
+        f,
+        "msix whole table",
+        t,
+        m.size as usize,
+        Ok(m.size as usize),
+    );
+    run.expect(C, ff(&o, 0, m.size as usize), || {
+        "MSI-X table: not all 0xff".into()
+    });
     let o = run.rd_want(C, f, "msix last table byte", end - 1, 1, Ok(1));
-    run.expect(C, ff(&o, 0, 1), || format!("MSI-X last table byte {}", o.answer()));
+    run.expect(C, ff(&o, 0, 1), || {
+        format!("MSI-X last table byte {}", o.answer())
+    });
     if m.off >= 4 {
         let o = run.rd_want(C, f, "msix straddle start", t - 4, 8, Ok(8));
-        run.expect(C, ff(&o, 4, 8), || format!("read 8 at table-4: {}; upstream: 4 device bytes, then 0xff", o.answer()));
+        run.expect(C, ff(&o, 4, 8), || {
+            format!(
+                "read 8 at table-4: {}; upstream: 4 device bytes, then 0xff",
+                o.answer()
+            )
+        });
         run.rd_want(C, f, "msix straddle start unaligned", t - 3, 6, Ok(6));
     }
     if m.off + m.size + 4 <= bar_size {
         let o = run.rd_want(C, f, "msix straddle end", end - 4, 8, Ok(8));
-        run.expect(C, ff(&o, 0, 4), || format!("read 8 at table end-4: {}; upstream: 0xff, then 4 device bytes", o.answer()));
+        run.expect(C, ff(&o, 0, 4), || {
+            format!(
+                "read 8 at table end-4: {}; upstream: 0xff, then 4 device bytes",
+                o.answer()
+            )
+        });
     }
-    run.wr_want(C, f, "msix table write (dropped)", t + 8, &0x4321u32.to_le_bytes(), Ok(4));
+    run.wr_want(
+        C,
+        f,
+        "msix table write (dropped)",
+        t + 8,
+        &0x4321u32.to_le_bytes(),
+        Ok(4),
+    );
     run.wr_want(C, f, "msix entry write (dropped)", t, &[0x5a; 16], Ok(16));
     let o = run.rd_want(C, f, "msix after write", t, 16, Ok(16));
-    run.expect(C, ff(&o, 0, 16), || format!("MSI-X entry 0 after a write: {}", o.answer()));
+    run.expect(C, ff(&o, 0, 16), || {
+        format!("MSI-X entry 0 after a write: {}", o.answer())
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -722,23 +1062,65 @@ fn bar_mmap(run: &mut Run, f: &File, label: &str, plan: &Plan) {
     let try_map = |run: &mut Run, tag: String, off: i64, len: usize, flags: i32, ok: bool| {
         let m = vfio::Mapping::new(f, off, len, flags);
         let s = show_map(&m);
-        run.rec(C, format!("{tag}: mmap {len:#x} at {}", show_off(off)), s.clone());
-        let good = if ok { m.is_ok() } else { m.as_ref().err() == Some(&EINVAL) };
-        run.expect(C, good, || format!("{tag}: mmap {len:#x} at {}: {s}; upstream {}", show_off(off), if ok { "maps" } else { "EINVAL" }));
+        run.rec(
+            C,
+            format!("{tag}: mmap {len:#x} at {}", show_off(off)),
+            s.clone(),
+        );
+        let good = if ok {
+            m.is_ok()
+        } else {
+            m.as_ref().err() == Some(&EINVAL)
+        };
+        run.expect(C, good, || {
+            format!(
+                "{tag}: mmap {len:#x} at {}: {s}; upstream {}",
+                show_off(off),
+                if ok { "maps" } else { "EINVAL" }
+            )
+        });
     };
     for b in &plan.bars {
         let (bb, len, mm) = (base(b.idx), b.map_len(), b.mmappable());
         let t = |s: &str| format!("bar{} {s}", b.idx);
         try_map(run, t("shared"), bb, len, MAP_SHARED, mm);
         try_map(run, t("private"), bb, len, MAP_PRIVATE, false);
-        try_map(run, t("one page too long"), bb, len + PAGE, MAP_SHARED, false);
-        try_map(run, t("last page"), bb + (len - PAGE) as i64, PAGE, MAP_SHARED, mm);
+        try_map(
+            run,
+            t("one page too long"),
+            bb,
+            len + PAGE,
+            MAP_SHARED,
+            false,
+        );
+        try_map(
+            run,
+            t("last page"),
+            bb + (len - PAGE) as i64,
+            PAGE,
+            MAP_SHARED,
+            mm,
+        );
         if len > PAGE {
-            try_map(run, t("past the end"), bb + PAGE as i64, len, MAP_SHARED, false);
+            try_map(
+                run,
+                t("past the end"),
+                bb + PAGE as i64,
+                len,
+                MAP_SHARED,
+                false,
+            );
         }
     }
     if let Some(a) = plan.absent {
-        try_map(run, format!("absent bar{a}"), base(a), PAGE, MAP_SHARED, false);
+        try_map(
+            run,
+            format!("absent bar{a}"),
+            base(a),
+            PAGE,
+            MAP_SHARED,
+            false,
+        );
     }
     try_map(run, "rom".into(), base(ROM), PAGE, MAP_SHARED, false);
     try_map(run, "config".into(), CFG, PAGE, MAP_SHARED, false);
@@ -762,7 +1144,9 @@ fn edu_mmap(run: &mut Run, f: &File) {
     let map = match vfio::Mapping::new(f, 0, PAGE, libc::MAP_SHARED) {
         Ok(m) => m,
         Err(e) => {
-            run.expect(C, false, || format!("edu: mmap of BAR0's first page: {}", errno_name(e)));
+            run.expect(C, false, || {
+                format!("edu: mmap of BAR0's first page: {}", errno_name(e))
+            });
             return;
         }
     };
@@ -770,31 +1154,45 @@ fn edu_mmap(run: &mut Run, f: &File) {
     run.child(C, "edu through the mapping", vfio::ChildEnd::Exit(0), |e| {
         let id = map.read32(0);
         e.rec("ident", format!("{id:#x}"));
-        e.expect(Some(id as u64) == ident, || format!("ident through the mapping {id:#x}, pread {ident:?}"));
+        e.expect(Some(id as u64) == ident, || {
+            format!("ident through the mapping {id:#x}, pread {ident:?}")
+        });
         for x in [0x1234_5678u32, 0xffff_0000] {
             map.write32(EDU_LIVENESS as usize, x);
             let v = map.read32(EDU_LIVENESS as usize);
             e.rec(format!("liveness {x:#x}"), format!("{v:#x}"));
-            e.expect(v == !x, || format!("liveness through the mapping: wrote {x:#x}, read {v:#x}"));
+            e.expect(v == !x, || {
+                format!("liveness through the mapping: wrote {x:#x}, read {v:#x}")
+            });
         }
         // Mapping and fd see the same register.
         map.write32(EDU_LIVENESS as usize, 0x600d_f00d);
         let r = read(f, "bar", EDU_LIVENESS, 4);
         e.rec("pread after mapped write", r.answer());
-        e.expect(val(&r) == Some(!0x600d_f00du32 as u64), || format!("pread after a mapped write: {}", r.answer()));
+        e.expect(val(&r) == Some(!0x600d_f00du32 as u64), || {
+            format!("pread after a mapped write: {}", r.answer())
+        });
         let w = write(f, "bar", EDU_LIVENESS, &0x00dd_ba11_u32.to_le_bytes());
         let v = map.read32(EDU_LIVENESS as usize);
         e.rec("mapped read after pwrite", format!("{} {v:#x}", w.answer()));
-        e.expect(v == !0x00dd_ba11_u32, || format!("mapped read after pwrite: {v:#x}"));
+        e.expect(v == !0x00dd_ba11_u32, || {
+            format!("mapped read after pwrite: {v:#x}")
+        });
         for (n, want) in [(6u32, 720u32), (9, 362_880)] {
             let t = Instant::now();
-            while map.read32(EDU_STATUS as usize) & 1 != 0 && t.elapsed() < Duration::from_millis(500) {}
+            while map.read32(EDU_STATUS as usize) & 1 != 0
+                && t.elapsed() < Duration::from_millis(500)
+            {}
             map.write32(EDU_FACT as usize, n);
             let t = Instant::now();
-            while map.read32(EDU_STATUS as usize) & 1 != 0 && t.elapsed() < Duration::from_millis(500) {}
+            while map.read32(EDU_STATUS as usize) & 1 != 0
+                && t.elapsed() < Duration::from_millis(500)
+            {}
             let v = map.read32(EDU_FACT as usize);
             e.rec(format!("factorial {n}"), format!("{v}"));
-            e.expect(v == want, || format!("factorial({n}) through the mapping: {v}, want {want}"));
+            e.expect(v == want, || {
+                format!("factorial({n}) through the mapping: {v}, want {want}")
+            });
         }
     });
 }
@@ -805,34 +1203,53 @@ fn ivshmem_mmap(run: &mut Run, f: &File) {
     let map = match vfio::Mapping::new(f, base(2), len, libc::MAP_SHARED) {
         Ok(m) => m,
         Err(e) => {
-            run.expect(C, false, || format!("ivshmem: mmap of BAR2: {}", errno_name(e)));
+            run.expect(C, false, || {
+                format!("ivshmem: mmap of BAR2: {}", errno_name(e))
+            });
             return;
         }
     };
-    run.child(C, "ivshmem BAR2 mapping vs fd", vfio::ChildEnd::Exit(0), |e| {
-        for (seed, off) in [(1u8, 0usize), (2, 0x8_0000), (3, len - PAGE)] {
-            // Mapped writes, fd reads.
-            let p = pattern(seed, PAGE);
-            for i in (0..PAGE).step_by(8) {
-                map.write64(off + i, le(&p[i..i + 8]));
+    run.child(
+        C,
+        "ivshmem BAR2 mapping vs fd",
+        vfio::ChildEnd::Exit(0),
+        |e| {
+            for (seed, off) in [(1u8, 0usize), (2, 0x8_0000), (3, len - PAGE)] {
+                // Mapped writes, fd reads.
+                let p = pattern(seed, PAGE);
+                for i in (0..PAGE).step_by(8) {
+                    map.write64(off + i, le(&p[i..i + 8]));
+                }
+                let r = read(f, "bar", base(2) + off as i64, PAGE);
+                e.rec(format!("mapped write, pread at {off:#x}"), r.answer());
+                e.expect(r.data == p, || {
+                    format!("pread of BAR2+{off:#x} after mapped writes differs")
+                });
+                // fd writes, mapped reads.
+                let q = pattern(seed.wrapping_add(0x80), PAGE);
+                let w = write(f, "bar", base(2) + off as i64, &q);
+                let back: Vec<u8> = (0..PAGE)
+                    .step_by(8)
+                    .flat_map(|i| map.read64(off + i).to_le_bytes())
+                    .collect();
+                e.rec(
+                    format!("pwrite, mapped read at {off:#x}"),
+                    format!("{} match={}", w.answer(), back == q),
+                );
+                e.expect(back == q, || {
+                    format!("mapped read of BAR2+{off:#x} after pwrite differs")
+                });
             }
-            let r = read(f, "bar", base(2) + off as i64, PAGE);
-            e.rec(format!("mapped write, pread at {off:#x}"), r.answer());
-            e.expect(r.data == p, || format!("pread of BAR2+{off:#x} after mapped writes differs"));
-            // fd writes, mapped reads.
-            let q = pattern(seed.wrapping_add(0x80), PAGE);
-            let w = write(f, "bar", base(2) + off as i64, &q);
-            let back: Vec<u8> = (0..PAGE).step_by(8).flat_map(|i| map.read64(off + i).to_le_bytes()).collect();
-            e.rec(format!("pwrite, mapped read at {off:#x}"), format!("{} match={}", w.answer(), back == q));
-            e.expect(back == q, || format!("mapped read of BAR2+{off:#x} after pwrite differs"));
-        }
-    });
+        },
+    );
     if let Ok(regs) = vfio::Mapping::new(f, 0, PAGE, libc::MAP_SHARED) {
         let r = val(&read(f, "bar", 0, 4));
         run.child(C, "ivshmem BAR0 mapping", vfio::ChildEnd::Exit(0), |e| {
             let v = regs.read32(0);
             e.rec("IntrMask", format!("{v:#x}"));
-            e.expect(Some(v as u64) == r, || format!("IntrMask through the mapping {v:#x}, pread {r:?}"));
+            e.expect(Some(v as u64) == r, || {
+                format!("IntrMask through the mapping {v:#x}, pread {r:?}")
+            });
         });
     }
 }
@@ -843,7 +1260,9 @@ fn msix_mmap(run: &mut Run, f: &File, plan: &Plan, m: Msix) {
     let map = match vfio::Mapping::new(f, base(m.bir), b.map_len(), libc::MAP_SHARED) {
         Ok(x) => x,
         Err(e) => {
-            run.expect(C, false, || format!("mmap of the MSI-X BAR{}: {}", m.bir, errno_name(e)));
+            run.expect(C, false, || {
+                format!("mmap of the MSI-X BAR{}: {}", m.bir, errno_name(e))
+            });
             return;
         }
     };
@@ -872,12 +1291,21 @@ fn bar_decode(run: &mut Run, f: &File, label: &str, plan: &Plan) {
     // A BAR whose offset 0 is device memory, not the MSI-X table (upstream fills the table with
     // 0xff without looking at memory decode).
     let in_table = |b: &Bar| plan.msix.is_some_and(|m| m.bir == b.idx && m.off == 0);
-    let Some(b) = plan.bars.iter().copied().find(|b| b.mmappable() && !in_table(b)) else { return };
+    let Some(b) = plan
+        .bars
+        .iter()
+        .copied()
+        .find(|b| b.mmappable() && !in_table(b))
+    else {
+        return;
+    };
     let bb = base(b.idx);
     let map = match vfio::Mapping::new(f, bb, PAGE, libc::MAP_SHARED) {
         Ok(m) => m,
         Err(e) => {
-            run.expect(C, false, || format!("mmap of BAR{}: {}", b.idx, errno_name(e)));
+            run.expect(C, false, || {
+                format!("mmap of BAR{}: {}", b.idx, errno_name(e))
+            });
             return;
         }
     };
@@ -888,7 +1316,9 @@ fn bar_decode(run: &mut Run, f: &File, label: &str, plan: &Plan) {
     let parent_touch = |run: &mut Run, tag: &str, want: Option<u64>| {
         let ok = run.child(C, &format!("{tag}: touch"), Exit(0), |e| {
             let v = map.read32(0);
-            e.expect(Some(v as u64) == want, || format!("mapped {v:#x} vs pread {want:?}"));
+            e.expect(Some(v as u64) == want, || {
+                format!("mapped {v:#x} vs pread {want:?}")
+            });
         });
         if ok == Exit(0) {
             let v = map.read32(0);
@@ -900,48 +1330,101 @@ fn bar_decode(run: &mut Run, f: &File, label: &str, plan: &Plan) {
     run.rd_want(C, f, "decode off: pread", bb, 4, Err(libc::EIO));
     run.rd_want(C, f, "decode off: pread 8", bb, 8, Err(libc::EIO));
     if label == "edu" {
-        run.wr_want(C, f, "decode off: pwrite liveness", bb + EDU_LIVENESS, &1u32.to_le_bytes(), Err(libc::EIO));
+        run.wr_want(
+            C,
+            f,
+            "decode off: pwrite liveness",
+            bb + EDU_LIVENESS,
+            &1u32.to_le_bytes(),
+            Err(libc::EIO),
+        );
     }
     if label == "ivshmem" {
-        run.wr_want(C, f, "decode off: pwrite BAR2", base(2), &[0; 8], Err(libc::EIO));
+        run.wr_want(
+            C,
+            f,
+            "decode off: pwrite BAR2",
+            base(2),
+            &[0; 8],
+            Err(libc::EIO),
+        );
         run.rd_want(C, f, "decode off: pread BAR2", base(2), 8, Err(libc::EIO));
     }
     if let Some(m) = plan.msix {
         // The MSI-X table is filled with 0xff without an access, decode or not.
-        let o = run.rd(C, f, "decode off: MSI-X table pread", base(m.bir) + m.off as i64, 4);
+        let o = run.rd(
+            C,
+            f,
+            "decode off: MSI-X table pread",
+            base(m.bir) + m.off as i64,
+            4,
+        );
         run.expect(C, o.ret == Ok(4) && o.data == [0xff; 4], || {
-            format!("MSI-X table read with memory decode off: {}; upstream 4 0xffffffff", o.answer())
+            format!(
+                "MSI-X table read with memory decode off: {}; upstream 4 0xffffffff",
+                o.answer()
+            )
         });
     }
     if let Some(io) = plan.first_io() {
         // Upstream tests only memory decode (`test_mem` is false for I/O BARs).
         let o = run.rd(C, f, "decode off: I/O BAR pread", base(io.idx), 4);
-        run.expect(C, o.ret == Ok(4), || format!("I/O BAR read with memory decode off: {}; upstream 4", o.answer()));
+        run.expect(C, o.ret == Ok(4), || {
+            format!(
+                "I/O BAR read with memory decode off: {}; upstream 4",
+                o.answer()
+            )
+        });
     }
-    run.child(C, "decode off: touch old mapping", Signal(libc::SIGBUS), |_| {
-        std::hint::black_box(map.read32(0));
-    });
+    run.child(
+        C,
+        "decode off: touch old mapping",
+        Signal(libc::SIGBUS),
+        |_| {
+            std::hint::black_box(map.read32(0));
+        },
+    );
     if label == "edu" {
-        run.child(C, "decode off: write old mapping", Signal(libc::SIGBUS), |_| map.write32(EDU_LIVENESS as usize, 7));
+        run.child(
+            C,
+            "decode off: write old mapping",
+            Signal(libc::SIGBUS),
+            |_| map.write32(EDU_LIVENESS as usize, 7),
+        );
     }
     let fresh = vfio::Mapping::new(f, bb, PAGE, libc::MAP_SHARED);
     run.rec(C, "decode off: new mmap", show_map(&fresh));
-    run.expect(C, fresh.is_ok(), || format!("mmap with decode off: {}; upstream maps (faults are refused)", show_map(&fresh)));
+    run.expect(C, fresh.is_ok(), || {
+        format!(
+            "mmap with decode off: {}; upstream maps (faults are refused)",
+            show_map(&fresh)
+        )
+    });
     if let Ok(m2) = &fresh {
-        run.child(C, "decode off: touch new mapping", Signal(libc::SIGBUS), |_| {
-            std::hint::black_box(m2.read32(0));
-        });
+        run.child(
+            C,
+            "decode off: touch new mapping",
+            Signal(libc::SIGBUS),
+            |_| {
+                std::hint::black_box(m2.read32(0));
+            },
+        );
     }
     command(run, C, f, "decode on:", CMD_MEM, 0);
     let again = val(&run.rd_want(C, f, "decode on again: pread", bb, 4, Ok(4)));
     parent_touch(run, "decode on again, old mapping", again);
     if label == "edu" {
-        run.child(C, "decode on again: liveness through the old mapping", Exit(0), |e| {
-            map.write32(EDU_LIVENESS as usize, 0x1357_9bdf);
-            let v = map.read32(EDU_LIVENESS as usize);
-            e.rec("liveness", format!("{v:#x}"));
-            e.expect(v == !0x1357_9bdfu32, || format!("liveness {v:#x}"));
-        });
+        run.child(
+            C,
+            "decode on again: liveness through the old mapping",
+            Exit(0),
+            |e| {
+                map.write32(EDU_LIVENESS as usize, 0x1357_9bdf);
+                let v = map.read32(EDU_LIVENESS as usize);
+                e.rec("liveness", format!("{v:#x}"));
+                e.expect(v == !0x1357_9bdfu32, || format!("liveness {v:#x}"));
+            },
+        );
     }
     // Low power: D3hot refuses BAR access and faults like decode off; D0 brings them back.
     if let Some(pm) = plan.pm {
@@ -956,7 +1439,9 @@ fn bar_decode(run: &mut Run, f: &File, label: &str, plan: &Plan) {
         let d0 = val(&run.rd_want(C, f, "D0: pread", bb, 4, Ok(4)));
         run.child(C, "D0: touch old mapping", Exit(0), |e| {
             let v = map.read32(0);
-            e.expect(Some(v as u64) == d0, || format!("mapped {v:#x} vs pread {d0:?}"));
+            e.expect(Some(v as u64) == d0, || {
+                format!("mapped {v:#x} vs pread {d0:?}")
+            });
         });
     }
 }
@@ -965,7 +1450,14 @@ fn bar_decode(run: &mut Run, f: &File, label: &str, plan: &Plan) {
 // ioeventfd
 
 fn iev(offset: i64, data: u64, flags: u32, fd: i32) -> vfio::Ioeventfd {
-    vfio::Ioeventfd { argsz: 32, flags, offset: offset as u64, data, fd, reserved: 0 }
+    vfio::Ioeventfd {
+        argsz: 32,
+        flags,
+        offset: offset as u64,
+        data,
+        fd,
+        reserved: 0,
+    }
 }
 
 /// Reads the eventfd's counter to zero (a counter left by a signal nobody consumed would fire
@@ -1020,23 +1512,43 @@ fn ioeventfd(run: &mut Run, f: &File, label: &str, plan: &Plan) {
         let r = vfio::ioeventfd(f, a);
         run.rec(
             C,
-            format!("{tag}: argsz {} flags {:#x} {} data {:#x} fd {}", a.argsz, a.flags, show_off(a.offset as i64), a.data, fdname(a.fd)),
+            format!(
+                "{tag}: argsz {} flags {:#x} {} data {:#x} fd {}",
+                a.argsz,
+                a.flags,
+                show_off(a.offset as i64),
+                a.data,
+                fdname(a.fd)
+            ),
             show_errno(r),
         );
-        run.expect(C, r == want, || format!("{tag}: {}, upstream {}", show_errno(r), show_errno(want)));
+        run.expect(C, r == want, || {
+            format!("{tag}: {}, upstream {}", show_errno(r), show_errno(want))
+        });
         r
     };
     // Invalid requests, on a BAR without the MSI-X table if there is one, else clear of it.
-    let pick = plan.bars.iter().find(|b| plan.msix.is_none_or(|m| m.bir != b.idx)).or(plan.bars.first());
+    let pick = plan
+        .bars
+        .iter()
+        .find(|b| plan.msix.is_none_or(|m| m.bir != b.idx))
+        .or(plan.bars.first());
     if let Some(b) = pick {
         let (bb, sz) = (base(b.idx), b.size as i64);
         // Offsets below are from `o0`, outside the MSI-X table (which then ends at least 16
         // bytes before the BAR's end in every device used here).
         let (o0, tbl) = match plan.msix {
-            Some(m) if m.bir == b.idx => ((m.off + m.size).div_ceil(8) as i64 * 8, Some((m.off as i64, (m.off + m.size) as i64))),
+            Some(m) if m.bir == b.idx => (
+                (m.off + m.size).div_ceil(8) as i64 * 8,
+                Some((m.off as i64, (m.off + m.size) as i64)),
+            ),
             _ => (0, None),
         };
-        let o0 = if tbl.is_some_and(|(t, _)| t >= 16) { 0 } else { o0 };
+        let o0 = if tbl.is_some_and(|(t, _)| t >= 16) {
+            0
+        } else {
+            o0
+        };
         let clear = |o: i64, n: i64| tbl.is_none_or(|(t, e)| o + n <= t || o >= e);
         let ok = iev(bb + o0, 0, 4, evfd);
         call(run, "argsz 27", vfio::Ioeventfd { argsz: 27, ..ok }, EINVAL);
@@ -1054,38 +1566,93 @@ fn ioeventfd(run: &mut Run, f: &File, label: &str, plan: &Plan) {
         if let Some(a) = plan.absent {
             call(run, "absent bar", iev(base(a), 0, 4, evfd), EINVAL);
         }
-        call(run, "straddles the end", iev(bb + sz - 2, 0, 4, evfd), EINVAL);
+        call(
+            run,
+            "straddles the end",
+            iev(bb + sz - 2, 0, 4, evfd),
+            EINVAL,
+        );
         call(run, "at the end", iev(bb + sz, 0, 1, evfd), EINVAL);
         call(run, "8 at end-4", iev(bb + sz - 4, 0, 8, evfd), EINVAL);
         call(run, "fd not open", iev(bb + o0, 0, 4, 9999), EBADF);
-        call(run, "fd not an eventfd", iev(bb + o0, 0, 4, f.as_raw_fd()), EINVAL);
+        call(
+            run,
+            "fd not an eventfd",
+            iev(bb + o0, 0, 4, f.as_raw_fd()),
+            EINVAL,
+        );
         // Accepted (never signalled), then removed: the last bytes, and an unaligned offset
         // (upstream checks bounds, not alignment).
-        for (tag, off, fl) in [("last dword", sz - 4, 4u32), ("last byte", sz - 1, 1), ("unaligned", o0 + 5.min(sz - 4), 4), ("2 bytes", o0 + 2, 2)] {
-            if clear(off, fl as i64) && call(run, &format!("{tag} add"), iev(bb + off, 0xabc, fl, evfd), 0) == 0 {
-                call(run, &format!("{tag} remove"), iev(bb + off, 0xabc, fl, -1), 0);
+        for (tag, off, fl) in [
+            ("last dword", sz - 4, 4u32),
+            ("last byte", sz - 1, 1),
+            ("unaligned", o0 + 5.min(sz - 4), 4),
+            ("2 bytes", o0 + 2, 2),
+        ] {
+            if clear(off, fl as i64)
+                && call(
+                    run,
+                    &format!("{tag} add"),
+                    iev(bb + off, 0xabc, fl, evfd),
+                    0,
+                ) == 0
+            {
+                call(
+                    run,
+                    &format!("{tag} remove"),
+                    iev(bb + off, 0xabc, fl, -1),
+                    0,
+                );
             }
         }
-        if b.size >= 8 && clear(sz - 8, 8) && call(run, "8 bytes add", iev(bb + sz - 8, 0xabc, 8, evfd), 0) == 0 {
+        if b.size >= 8
+            && clear(sz - 8, 8)
+            && call(run, "8 bytes add", iev(bb + sz - 8, 0xabc, 8, evfd), 0) == 0
+        {
             call(run, "8 bytes remove", iev(bb + sz - 8, 0xabc, 8, -1), 0);
         }
     }
     // Never inside the MSI-X table.
     if let Some(m) = plan.msix {
-        let (t, end) = (base(m.bir) + m.off as i64, base(m.bir) + (m.off + m.size) as i64);
+        let (t, end) = (
+            base(m.bir) + m.off as i64,
+            base(m.bir) + (m.off + m.size) as i64,
+        );
         call(run, "msix table start", iev(t, 0, 4, evfd), EINVAL);
-        call(run, "msix table entry 1 data", iev(t + 24, 0, 4, evfd), EINVAL);
-        call(run, "msix table last byte", iev(end - 1, 0, 1, evfd), EINVAL);
-        call(run, "msix straddles table end", iev(end - 2, 0, 4, evfd), EINVAL);
+        call(
+            run,
+            "msix table entry 1 data",
+            iev(t + 24, 0, 4, evfd),
+            EINVAL,
+        );
+        call(
+            run,
+            "msix table last byte",
+            iev(end - 1, 0, 1, evfd),
+            EINVAL,
+        );
+        call(
+            run,
+            "msix straddles table end",
+            iev(end - 2, 0, 4, evfd),
+            EINVAL,
+        );
         if m.off >= 4 {
-            call(run, "msix straddles table start", iev(t - 2, 0, 4, evfd), EINVAL);
+            call(
+                run,
+                "msix straddles table start",
+                iev(t - 2, 0, 4, evfd),
+                EINVAL,
+            );
             call(run, "msix 8 into table", iev(t - 4, 0, 8, evfd), EINVAL);
             if call(run, "just before table add", iev(t - 4, 1, 4, evfd), 0) == 0 {
                 call(run, "just before table remove", iev(t - 4, 1, 4, -1), 0);
             }
         }
         let bar_size = plan.bar(m.bir).map(|b| b.size).unwrap_or(0);
-        if m.off + m.size + 4 <= bar_size && call(run, "just after table add", iev(end, 1, 4, evfd), 0) == 0 {
+        if m.off + m.size + 4 <= bar_size
+            && call(run, "just after table add", iev(end, 1, 4, evfd), 0) == 0
+        {
             call(run, "just after table remove", iev(end, 1, 4, -1), 0);
         }
     }
@@ -1103,7 +1670,9 @@ fn ioeventfd(run: &mut Run, f: &File, label: &str, plan: &Plan) {
     let land = |run: &mut Run, tag: &str, want: u32, wait: bool| {
         let v = wait_liveness(f, want, wait);
         run.rec(C, format!("{tag}: liveness"), show_opt(v));
-        run.expect(C, v == Some(want as u64), || format!("{tag}: liveness {}, want {want:#x}", show_opt(v)));
+        run.expect(C, v == Some(want as u64), || {
+            format!("{tag}: liveness {}, want {want:#x}", show_opt(v))
+        });
     };
     let d: u32 = 0x1bad_b002;
     write(f, "bar", live, &0x1111_1111u32.to_le_bytes());
@@ -1112,11 +1681,21 @@ fn ioeventfd(run: &mut Run, f: &File, label: &str, plan: &Plan) {
     run.rec(C, "signal", show_errno(vfio::signal(&ev)));
     land(run, "signalled", !d, true);
     call(run, "duplicate", iev(live, d as u64, 4, evfd), EEXIST);
-    call(run, "duplicate on another eventfd", iev(live, d as u64, 4, f.as_raw_fd()), EEXIST);
+    call(
+        run,
+        "duplicate on another eventfd",
+        iev(live, d as u64, 4, f.as_raw_fd()),
+        EEXIST,
+    );
     if call(run, "other data, same offset", iev(live, 0x42, 4, evfd), 0) == 0 {
         call(run, "other data remove", iev(live, 0x42, 4, -1), 0);
     }
-    call(run, "remove, wrong size", iev(live, d as u64, 2, -1), ENODEV);
+    call(
+        run,
+        "remove, wrong size",
+        iev(live, d as u64, 2, -1),
+        ENODEV,
+    );
     call(run, "remove", iev(live, d as u64, 4, -1), 0);
     call(run, "remove again", iev(live, d as u64, 4, -1), ENODEV);
     write(f, "bar", live, &0x2222_2222u32.to_le_bytes());
@@ -1160,14 +1739,34 @@ fn ioeventfd(run: &mut Run, f: &File, label: &str, plan: &Plan) {
                     first_err = r;
                 }
             }
-            run.rec(C, format!("add {IOEVENTFD_MAX}"), format!("{added} added, first error {}", show_errno(first_err)));
-            run.expect(C, added == IOEVENTFD_MAX, || format!("{added} of {IOEVENTFD_MAX} ioeventfds added (first error {})", show_errno(first_err)));
+            run.rec(
+                C,
+                format!("add {IOEVENTFD_MAX}"),
+                format!("{added} added, first error {}", show_errno(first_err)),
+            );
+            run.expect(C, added == IOEVENTFD_MAX, || {
+                format!(
+                    "{added} of {IOEVENTFD_MAX} ioeventfds added (first error {})",
+                    show_errno(first_err)
+                )
+            });
             call(run, "one more", iev(0x10, 5000, 4, ev2.as_raw_fd()), ENOSPC);
             call(run, "remove one of them", iev(0x10, 7, 4, -1), 0);
-            call(run, "one more after a removal", iev(0x10, 5000, 4, ev2.as_raw_fd()), 0);
-            call(run, "and another", iev(0x10, 5001, 4, ev2.as_raw_fd()), ENOSPC);
+            call(
+                run,
+                "one more after a removal",
+                iev(0x10, 5000, 4, ev2.as_raw_fd()),
+                0,
+            );
+            call(
+                run,
+                "and another",
+                iev(0x10, 5001, 4, ev2.as_raw_fd()),
+                ENOSPC,
+            );
             // Left registered: the close must clean them up (checked in the second session).
-            run.notes.push(format!("edu: {added} ioeventfds left registered at close"));
+            run.notes
+                .push(format!("edu: {added} ioeventfds left registered at close"));
         }
     }
     // One more that would land: removed at close? (second session).
@@ -1187,18 +1786,37 @@ fn ioeventfd_after_close(run: &mut Run, f: &File) {
     };
     let d: u32 = 0x1bad_b002;
     write(f, "bar", EDU_LIVENESS, &0x5555_5555u32.to_le_bytes());
-    run.rec(C, "after close: signal the old eventfd", show_errno(vfio::signal(&ev)));
+    run.rec(
+        C,
+        "after close: signal the old eventfd",
+        show_errno(vfio::signal(&ev)),
+    );
     std::thread::sleep(Duration::from_millis(20));
     let v = val(&read(f, "bar", EDU_LIVENESS, 4));
     run.rec(C, "after close: liveness", show_opt(v));
-    run.expect(C, v == Some(!0x5555_5555u32 as u64), || format!("after close: liveness {}: an ioeventfd of the closed session fired", show_opt(v)));
+    run.expect(C, v == Some(!0x5555_5555u32 as u64), || {
+        format!(
+            "after close: liveness {}: an ioeventfd of the closed session fired",
+            show_opt(v)
+        )
+    });
     drain(&ev);
     let r = vfio::ioeventfd(f, iev(EDU_LIVENESS, d as u64, 4, ev.as_raw_fd()));
     run.rec(C, "after close: same registration", show_errno(r));
-    run.expect(C, r == 0, || format!("after close: registering the first session's ioeventfd again: {}; upstream 0", show_errno(r)));
+    run.expect(C, r == 0, || {
+        format!(
+            "after close: registering the first session's ioeventfd again: {}; upstream 0",
+            show_errno(r)
+        )
+    });
     let r2 = vfio::ioeventfd(f, iev(0x10, 1, 4, ev.as_raw_fd()));
     run.rec(C, "after close: below the limit again", show_errno(r2));
-    run.expect(C, r2 == 0, || format!("after close: a new ioeventfd: {} (entries of the closed session kept?)", show_errno(r2)));
+    run.expect(C, r2 == 0, || {
+        format!(
+            "after close: a new ioeventfd: {} (entries of the closed session kept?)",
+            show_errno(r2)
+        )
+    });
     for (o, dv) in [(EDU_LIVENESS, d as u64), (0x10, 1)] {
         vfio::ioeventfd(f, iev(o, dv, 4, -1));
     }
@@ -1213,7 +1831,11 @@ fn bench_round(run: &mut Run, f: &File) {
     for &(what, off) in BENCHES {
         let res = match what {
             "bar-read" => config::measure(|| read(f, "bench", off, 4).ret.map(|_| ())),
-            _ => config::measure(|| write(f, "bench", off, &0x1234_5678u32.to_le_bytes()).ret.map(|_| ())),
+            _ => config::measure(|| {
+                write(f, "bench", off, &0x1234_5678u32.to_le_bytes())
+                    .ret
+                    .map(|_| ())
+            }),
         };
         let slot = run.bench.entry(what).or_insert_with(|| Ok(vec![]));
         match (slot.as_mut(), res) {
@@ -1230,13 +1852,21 @@ fn bench_round(run: &mut Run, f: &File) {
 impl Suite {
     /// One session: bind, open through the group, run `body`, close, and in iommu mode (when
     /// `cdev` is set) open through the cdev for the region infos; unbind.
-    fn region_session(&self, bdf: &Bdf, d: &str, run: &mut Run, cdev: Option<&Plan>, body: impl FnOnce(&mut Run, &File)) {
+    fn region_session(
+        &self,
+        bdf: &Bdf,
+        d: &str,
+        run: &mut Run,
+        cdev: Option<&Plan>,
+        body: impl FnOnce(&mut Run, &File),
+    ) {
         match config::attach(self, bdf, d) {
             Ok(dev) => {
                 body(run, &dev.file);
                 drop(dev);
                 if let (Some(plan), Mode::Iommu) = (cdev, self.args.mode) {
-                    let c = find_nodes(&self.sys, self.args.mode, bdf).and_then(|n| n.cdev.ok_or_else(|| "no cdev".to_string()));
+                    let c = find_nodes(&self.sys, self.args.mode, bdf)
+                        .and_then(|n| n.cdev.ok_or_else(|| "no cdev".to_string()));
                     match c.and_then(|c| vfio::open_via_cdev(&c)) {
                         Ok(dev) => region_infos(run, &dev.file, "cdev", plan),
                         Err(e) => run.broken.push(format!("cdev: {e}")),
@@ -1265,7 +1895,11 @@ impl Suite {
             };
             self.r.info(format!(
                 "regions {label}: bars [{}] rom {:#x} msix {:?} pm {:?}",
-                plan.bars.iter().map(|b| format!("{}:{:#x}{}", b.idx, b.size, if b.io { " io" } else { "" })).collect::<Vec<_>>().join(", "),
+                plan.bars
+                    .iter()
+                    .map(|b| format!("{}:{:#x}{}", b.idx, b.size, if b.io { " io" } else { "" }))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 plan.rom,
                 plan.msix,
                 plan.pm
@@ -1292,7 +1926,9 @@ impl Suite {
                 // Second sessions: ioeventfd cleanup on close, and the benchmark's second round,
                 // the drivers taking turns again.
                 for d in &drivers {
-                    let Some(mut run) = runs.remove(d) else { continue };
+                    let Some(mut run) = runs.remove(d) else {
+                        continue;
+                    };
                     self.region_session(&bdf, d, &mut run, None, |run, f| {
                         command(run, "ioeventfd", f, "second session:", CMD_MEM, 0);
                         ioeventfd_after_close(run, f);
@@ -1309,7 +1945,10 @@ impl Suite {
                 if self.args.regions_trace.contains(&label) {
                     for (c, cat) in &run.cats {
                         for r in &cat.recs {
-                            self.r.info(format!("regions-trace {label} {d} {c}: {} -> {}", r.key, r.ans));
+                            self.r.info(format!(
+                                "regions-trace {label} {d} {c}: {} -> {}",
+                                r.key, r.ans
+                            ));
                         }
                     }
                 }
@@ -1324,7 +1963,12 @@ impl Suite {
                         let strip = |p: &str| -> Vec<Rec> {
                             cat.recs
                                 .iter()
-                                .filter_map(|r| r.key.strip_prefix(p).map(|k| Rec { key: k.to_string(), ans: r.ans.clone() }))
+                                .filter_map(|r| {
+                                    r.key.strip_prefix(p).map(|k| Rec {
+                                        key: k.to_string(),
+                                        ans: r.ans.clone(),
+                                    })
+                                })
                                 .collect()
                         };
                         let (g, cd) = (strip("group "), strip("cdev "));
@@ -1338,12 +1982,19 @@ impl Suite {
                         }
                         let mut bad = cat.bad.clone();
                         if !group_cdev.is_empty() {
-                            bad.push(format!("group and cdev answers differ: {}", group_cdev.join("; ")));
+                            bad.push(format!(
+                                "group and cdev answers differ: {}",
+                                group_cdev.join("; ")
+                            ));
                         }
                         if bad.is_empty() {
                             Ok(())
                         } else {
-                            Err(format!("{} answers differ from upstream's: {}", bad.len(), config::first(&bad)))
+                            Err(format!(
+                                "{} answers differ from upstream's: {}",
+                                bad.len(),
+                                config::first(&bad)
+                            ))
                         }
                     });
                 }
@@ -1354,19 +2005,36 @@ impl Suite {
                 }
             }
             self.report_region_bench(&label, &drivers, &runs);
-            self.r.info(format!("regions {label}: {} ms", t0.elapsed().as_millis()));
+            self.r
+                .info(format!("regions {label}: {} ms", t0.elapsed().as_millis()));
         }
     }
 
-    fn differential_regions(&mut self, label: &str, oracle: &str, d: &str, runs: &BTreeMap<String, Run>) {
-        let (Some(o), Some(t)) = (runs.get(oracle), runs.get(d)) else { return };
+    fn differential_regions(
+        &mut self,
+        label: &str,
+        oracle: &str,
+        d: &str,
+        runs: &BTreeMap<String, Run>,
+    ) {
+        let (Some(o), Some(t)) = (runs.get(oracle), runs.get(d)) else {
+            return;
+        };
         for &c in CATS {
-            let (a, b) = (o.cats.get(c).cloned().unwrap_or_default(), t.cats.get(c).cloned().unwrap_or_default());
+            let (a, b) = (
+                o.cats.get(c).cloned().unwrap_or_default(),
+                t.cats.get(c).cloned().unwrap_or_default(),
+            );
             if !a.ran && !b.ran && o.broken.is_empty() && t.broken.is_empty() {
                 continue;
             }
             let diffs = rec_diffs(&a.recs, &b.recs, (oracle, d));
-            let broken: Vec<String> = o.broken.iter().map(|x| format!("{oracle}: {x}")).chain(t.broken.iter().map(|x| format!("{d}: {x}"))).collect();
+            let broken: Vec<String> = o
+                .broken
+                .iter()
+                .map(|x| format!("{oracle}: {x}"))
+                .chain(t.broken.iter().map(|x| format!("{d}: {x}")))
+                .collect();
             let name = format!("differential-{c}-{label}-{d}");
             let ok = self.r.check(&name, || {
                 if !broken.is_empty() {
@@ -1375,7 +2043,12 @@ impl Suite {
                 if diffs.is_empty() {
                     Ok(())
                 } else {
-                    Err(format!("{} of {} answers differ, first: {}", diffs.len(), a.recs.len().max(b.recs.len()), config::first(&diffs)))
+                    Err(format!(
+                        "{} of {} answers differ, first: {}",
+                        diffs.len(),
+                        a.recs.len().max(b.recs.len()),
+                        config::first(&diffs)
+                    ))
                 }
             });
             if !ok {
@@ -1383,15 +2056,30 @@ impl Suite {
                     self.r.info(format!("{name}: {l}"));
                 }
                 if diffs.len() > 24 {
-                    self.r.info(format!("{name}: ... {} more", diffs.len() - 24));
+                    self.r
+                        .info(format!("{name}: ... {} more", diffs.len() - 24));
                 }
             }
         }
     }
 
-    fn report_region_bench(&mut self, label: &str, drivers: &[String], runs: &BTreeMap<String, Run>) {
+    fn report_region_bench(
+        &mut self,
+        label: &str,
+        drivers: &[String],
+        runs: &BTreeMap<String, Run>,
+    ) {
         // The oracle against our generic driver, as the config benchmark.
-        let ds: Vec<&String> = drivers.iter().take(1).chain(drivers.iter().skip(1).filter(|d| d.as_str() == GENERIC_DRIVER)).collect();
+        let ds: Vec<&String> = drivers
+            .iter()
+            .take(1)
+            .chain(
+                drivers
+                    .iter()
+                    .skip(1)
+                    .filter(|d| d.as_str() == GENERIC_DRIVER),
+            )
+            .collect();
         for &(what, off) in BENCHES {
             let rounds: Vec<Result<Vec<Vec<u64>>, String>> = ds
                 .iter()
@@ -1401,11 +2089,18 @@ impl Suite {
                     None => Err("not measured".into()),
                 })
                 .collect();
-            if label != "edu" && rounds.iter().any(|r| matches!(r, Err(e) if e == "not measured")) {
+            if label != "edu"
+                && rounds
+                    .iter()
+                    .any(|r| matches!(r, Err(e) if e == "not measured"))
+            {
                 return;
             }
             let names: Vec<&str> = ds.iter().map(|d| d.as_ref()).collect();
-            self.r.info(format!("bench {what} {label} {} off={off:#x}", crate::bench::summary(&names, &rounds, 8)));
+            self.r.info(format!(
+                "bench {what} {label} {} off={off:#x}",
+                crate::bench::summary(&names, &rounds, 8)
+            ));
         }
     }
 }
@@ -1419,7 +2114,10 @@ fn rec_diffs(a: &[Rec], b: &[Rec], names: (&str, &str)) -> Vec<String> {
             return out;
         }
         if x.ans != y.ans {
-            out.push(format!("{}: {} {} | {} {}", x.key, names.0, x.ans, names.1, y.ans));
+            out.push(format!(
+                "{}: {} {} | {} {}",
+                x.key, names.0, x.ans, names.1, y.ans
+            ));
         }
     }
     if a.len() != b.len() {
@@ -1445,17 +2143,31 @@ mod tests {
 
     #[test]
     fn record_diffs() {
-        let r = |k: &str, a: &str| Rec { key: k.into(), ans: a.into() };
+        let r = |k: &str, a: &str| Rec {
+            key: k.into(),
+            ans: a.into(),
+        };
         let a = vec![r("x", "1"), r("y", "2")];
         let b = vec![r("x", "1"), r("y", "3")];
-        assert_eq!(rec_diffs(&a, &b, ("up", "ours")), vec!["y: up 2 | ours 3".to_string()]);
+        assert_eq!(
+            rec_diffs(&a, &b, ("up", "ours")),
+            vec!["y: up 2 | ours 3".to_string()]
+        );
         assert!(rec_diffs(&a, &a, ("a", "b")).is_empty());
-        assert_eq!(rec_diffs(&a, &a[..1], ("a", "b")), vec!["2 records vs 1".to_string()]);
+        assert_eq!(
+            rec_diffs(&a, &a[..1], ("a", "b")),
+            vec!["2 records vs 1".to_string()]
+        );
     }
 
     #[test]
     fn bars_mmappable_like_upstream() {
-        let b = |start, size, io| Bar { idx: 0, start, size, io };
+        let b = |start, size, io| Bar {
+            idx: 0,
+            start,
+            size,
+            io,
+        };
         assert!(b(0xfe00_0000, 0x100, false).mmappable());
         assert!(!b(0xfe00_0100, 0x100, false).mmappable());
         assert!(!b(0xc000, 0x100, true).mmappable());

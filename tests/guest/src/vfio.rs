@@ -34,8 +34,8 @@ const IOMMUFD_TYPE: u8 = b';';
 pub const IOMMU_IOAS_ALLOC: u64 = io(IOMMUFD_TYPE, 0x81);
 
 pub use uapi::{
-    VFIO_DEVICE_FLAGS_PCI, VFIO_GROUP_FLAGS_VIABLE, VFIO_NOIOMMU_IOMMU, VFIO_REGION_INFO_FLAG_READ,
-    VFIO_REGION_INFO_FLAG_WRITE, VFIO_TYPE1v2_IOMMU,
+    VFIO_TYPE1v2_IOMMU, VFIO_DEVICE_FLAGS_PCI, VFIO_GROUP_FLAGS_VIABLE, VFIO_NOIOMMU_IOMMU,
+    VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
 };
 pub const CONFIG_INDEX: u32 = uapi::VFIO_PCI_CONFIG_REGION_INDEX;
 pub const NUM_REGIONS: u32 = uapi::VFIO_PCI_NUM_REGIONS;
@@ -108,28 +108,65 @@ fn ctx<T>(r: io::Result<T>, what: &str) -> Result<T, String> {
 /// The legacy path: container, group, `VFIO_SET_IOMMU`, `VFIO_GROUP_GET_DEVICE_FD`.
 pub fn open_via_group(group_node: &str, bdf: &str, iommu_type: u32) -> Result<Device, String> {
     let container = ctx(open_rw("/dev/vfio/vfio"), "open /dev/vfio/vfio")?;
-    let v = ctx(ioctl_val(&container, VFIO_GET_API_VERSION, 0), "VFIO_GET_API_VERSION")?;
+    let v = ctx(
+        ioctl_val(&container, VFIO_GET_API_VERSION, 0),
+        "VFIO_GET_API_VERSION",
+    )?;
     if v != uapi::VFIO_API_VERSION as i32 {
-        return Err(format!("VFIO_GET_API_VERSION = {v}, expected {}", uapi::VFIO_API_VERSION));
+        return Err(format!(
+            "VFIO_GET_API_VERSION = {v}, expected {}",
+            uapi::VFIO_API_VERSION
+        ));
     }
-    let ext = ctx(ioctl_val(&container, VFIO_CHECK_EXTENSION, iommu_type as _), "VFIO_CHECK_EXTENSION")?;
+    let ext = ctx(
+        ioctl_val(&container, VFIO_CHECK_EXTENSION, iommu_type as _),
+        "VFIO_CHECK_EXTENSION",
+    )?;
     if ext <= 0 {
-        return Err(format!("VFIO_CHECK_EXTENSION({iommu_type}) = {ext}: IOMMU type not supported"));
+        return Err(format!(
+            "VFIO_CHECK_EXTENSION({iommu_type}) = {ext}: IOMMU type not supported"
+        ));
     }
     let group = ctx(open_rw(group_node), &format!("open {group_node}"))?;
-    let mut st = uapi::vfio_group_status { argsz: std::mem::size_of::<uapi::vfio_group_status>() as u32, flags: 0 };
-    ctx(ioctl_ptr(&group, VFIO_GROUP_GET_STATUS, &mut st), "VFIO_GROUP_GET_STATUS")?;
+    let mut st = uapi::vfio_group_status {
+        argsz: std::mem::size_of::<uapi::vfio_group_status>() as u32,
+        flags: 0,
+    };
+    ctx(
+        ioctl_ptr(&group, VFIO_GROUP_GET_STATUS, &mut st),
+        "VFIO_GROUP_GET_STATUS",
+    )?;
     if st.flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
-        return Err(format!("group {group_node} not viable (flags {:#x})", st.flags));
+        return Err(format!(
+            "group {group_node} not viable (flags {:#x})",
+            st.flags
+        ));
     }
     let mut cfd: i32 = container.as_raw_fd();
-    ctx(ioctl_ptr(&group, VFIO_GROUP_SET_CONTAINER, &mut cfd), "VFIO_GROUP_SET_CONTAINER")?;
-    ctx(ioctl_val(&container, VFIO_SET_IOMMU, iommu_type as _), &format!("VFIO_SET_IOMMU({iommu_type})"))?;
+    ctx(
+        ioctl_ptr(&group, VFIO_GROUP_SET_CONTAINER, &mut cfd),
+        "VFIO_GROUP_SET_CONTAINER",
+    )?;
+    ctx(
+        ioctl_val(&container, VFIO_SET_IOMMU, iommu_type as _),
+        &format!("VFIO_SET_IOMMU({iommu_type})"),
+    )?;
     let name = CString::new(bdf).map_err(|e| e.to_string())?;
-    let dfd = ctx(ioctl_ptr(&group, VFIO_GROUP_GET_DEVICE_FD, name.as_ptr() as *mut libc::c_char), "VFIO_GROUP_GET_DEVICE_FD")?;
+    let dfd = ctx(
+        ioctl_ptr(
+            &group,
+            VFIO_GROUP_GET_DEVICE_FD,
+            name.as_ptr() as *mut libc::c_char,
+        ),
+        "VFIO_GROUP_GET_DEVICE_FD",
+    )?;
     // SAFETY: the ioctl returned a new file descriptor that nothing else owns.
     let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(dfd) };
-    Ok(Device { file, _keep: vec![group, container], how: "group" })
+    Ok(Device {
+        file,
+        _keep: vec![group, container],
+        how: "group",
+    })
 }
 
 /// The cdev path: `/dev/vfio/devices/vfioN`, `VFIO_DEVICE_BIND_IOMMUFD`, `IOMMU_IOAS_ALLOC`,
@@ -142,12 +179,32 @@ pub fn open_via_cdev(cdev: &str) -> Result<Device, String> {
         iommufd: iommufd.as_raw_fd(),
         ..Default::default()
     };
-    ctx(ioctl_ptr(&file, VFIO_DEVICE_BIND_IOMMUFD, &mut bind), "VFIO_DEVICE_BIND_IOMMUFD")?;
-    let mut ioas = IoasAlloc { size: std::mem::size_of::<IoasAlloc>() as u32, ..Default::default() };
-    ctx(ioctl_ptr(&iommufd, IOMMU_IOAS_ALLOC, &mut ioas), "IOMMU_IOAS_ALLOC")?;
-    let mut at = AttachPt { argsz: std::mem::size_of::<AttachPt>() as u32, flags: 0, pt_id: ioas.out_ioas_id };
-    ctx(ioctl_ptr(&file, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &mut at), "VFIO_DEVICE_ATTACH_IOMMUFD_PT")?;
-    Ok(Device { file, _keep: vec![iommufd], how: "cdev" })
+    ctx(
+        ioctl_ptr(&file, VFIO_DEVICE_BIND_IOMMUFD, &mut bind),
+        "VFIO_DEVICE_BIND_IOMMUFD",
+    )?;
+    let mut ioas = IoasAlloc {
+        size: std::mem::size_of::<IoasAlloc>() as u32,
+        ..Default::default()
+    };
+    ctx(
+        ioctl_ptr(&iommufd, IOMMU_IOAS_ALLOC, &mut ioas),
+        "IOMMU_IOAS_ALLOC",
+    )?;
+    let mut at = AttachPt {
+        argsz: std::mem::size_of::<AttachPt>() as u32,
+        flags: 0,
+        pt_id: ioas.out_ioas_id,
+    };
+    ctx(
+        ioctl_ptr(&file, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &mut at),
+        "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
+    )?;
+    Ok(Device {
+        file,
+        _keep: vec![iommufd],
+        how: "cdev",
+    })
 }
 
 /// The answers of one device to the queries the tests make, kept as raw bytes so two drivers
@@ -227,7 +284,14 @@ pub fn query(dev: &Device) -> Answers {
     let n = info.as_ref().map(|i| i.num_regions).unwrap_or(0).min(64);
     let other_regions = (0..n)
         .filter(|&i| i != CONFIG_INDEX)
-        .map(|i| (i, region_info(f, i).map(|r| as_bytes::<_, 32>(&r)).map_err(|e| errno(&e))))
+        .map(|i| {
+            (
+                i,
+                region_info(f, i)
+                    .map(|r| as_bytes::<_, 32>(&r))
+                    .map_err(|e| errno(&e)),
+            )
+        })
         .collect();
     Answers {
         info: info.map(|i| as_bytes::<_, 24>(&i)).map_err(|e| errno(&e)),
@@ -358,7 +422,14 @@ impl Mapping {
     pub fn new(f: &File, off: i64, len: usize, flags: i32) -> Result<Mapping, i32> {
         // SAFETY: a new mapping at an address the kernel chooses; nothing is aliased.
         let p = unsafe {
-            libc::mmap64(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, f.as_raw_fd(), off)
+            libc::mmap64(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                f.as_raw_fd(),
+                off,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(errno(&io::Error::last_os_error()));
@@ -463,15 +534,29 @@ impl Group {
         let container = ctx(open_rw("/dev/vfio/vfio"), "open /dev/vfio/vfio")?;
         let group = ctx(open_rw(group_node), &format!("open {group_node}"))?;
         let mut cfd: i32 = container.as_raw_fd();
-        ctx(ioctl_ptr(&group, VFIO_GROUP_SET_CONTAINER, &mut cfd), "VFIO_GROUP_SET_CONTAINER")?;
-        ctx(ioctl_val(&container, VFIO_SET_IOMMU, iommu_type as _), &format!("VFIO_SET_IOMMU({iommu_type})"))?;
-        Ok(Self { group, _container: container })
+        ctx(
+            ioctl_ptr(&group, VFIO_GROUP_SET_CONTAINER, &mut cfd),
+            "VFIO_GROUP_SET_CONTAINER",
+        )?;
+        ctx(
+            ioctl_val(&container, VFIO_SET_IOMMU, iommu_type as _),
+            &format!("VFIO_SET_IOMMU({iommu_type})"),
+        )?;
+        Ok(Self {
+            group,
+            _container: container,
+        })
     }
 
     /// `VFIO_GROUP_GET_DEVICE_FD` with `name` as given (a BDF, possibly with options).
     pub fn device(&self, name: &str) -> io::Result<File> {
-        let name = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let fd = ioctl_ptr(&self.group, VFIO_GROUP_GET_DEVICE_FD, name.as_ptr() as *mut libc::c_char)?;
+        let name =
+            CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let fd = ioctl_ptr(
+            &self.group,
+            VFIO_GROUP_GET_DEVICE_FD,
+            name.as_ptr() as *mut libc::c_char,
+        )?;
         // SAFETY: the ioctl returned a new file descriptor that nothing else owns.
         Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
     }
@@ -501,9 +586,15 @@ pub fn hot_reset_info(f: &File, room: usize) -> (Result<(), i32>, [u32; 3], Vec<
     buf[0] = (12 + room * 8) as u32;
     buf[1] = 0xa5a5_a5a5;
     buf[2] = 0xa5a5_a5a5;
-    let r = ioctl_ptr(f, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, buf.as_mut_ptr()).map(|_| ()).map_err(|e| errno(&e));
+    let r = ioctl_ptr(f, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, buf.as_mut_ptr())
+        .map(|_| ())
+        .map_err(|e| errno(&e));
     let hdr = [buf[0], buf[1], buf[2]];
-    let n = if r.is_ok() { (hdr[2] as usize).min(room) } else { 0 };
+    let n = if r.is_ok() {
+        (hdr[2] as usize).min(room)
+    } else {
+        0
+    };
     let devs = (0..n)
         .map(|i| {
             let (id, rest) = (buf[3 + 2 * i], buf[4 + 2 * i]);
@@ -515,7 +606,11 @@ pub fn hot_reset_info(f: &File, room: usize) -> (Result<(), i32>, [u32; 3], Vec<
 
 /// `PCI_HOT_RESET` with `flags` and the group fds `fds` (`count` overrides their number).
 pub fn hot_reset(f: &File, flags: u32, fds: &[i32], count: Option<u32>) -> i32 {
-    let mut buf: Vec<u32> = vec![(12 + fds.len() * 4) as u32, flags, count.unwrap_or(fds.len() as u32)];
+    let mut buf: Vec<u32> = vec![
+        (12 + fds.len() * 4) as u32,
+        flags,
+        count.unwrap_or(fds.len() as u32),
+    ];
     buf.extend(fds.iter().map(|&x| x as u32));
     match ioctl_ptr(f, VFIO_DEVICE_PCI_HOT_RESET, buf.as_mut_ptr()) {
         Ok(_) => 0,

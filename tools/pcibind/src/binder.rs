@@ -28,11 +28,19 @@ pub enum BindError {
     /// No driver named and no `vfio_pci:` alias matches the device.
     NoCandidate { bdf: Bdf, device_alias: String },
     /// No driver named and several equally specific modules match: name one.
-    Ambiguous { bdf: Bdf, device_alias: String, candidates: Vec<Candidate> },
+    Ambiguous {
+        bdf: Bdf,
+        device_alias: String,
+        candidates: Vec<Candidate>,
+    },
     /// The module is neither loaded, nor one of the given module files, nor loadable by name.
     MissingModule { module: String, why: String },
     /// The module loaded but registered no PCI driver (or not the one named).
-    NoDriver { module: String, wanted: Option<String>, registered: Vec<String> },
+    NoDriver {
+        module: String,
+        wanted: Option<String>,
+        registered: Vec<String>,
+    },
 }
 
 impl From<Error> for BindError {
@@ -51,22 +59,41 @@ impl fmt::Display for BindError {
                 "{bdf}: no module has a vfio_pci: alias matching {device_alias}; name a driver \
                  (e.g. vfio-pci-generic)"
             ),
-            BindError::Ambiguous { bdf, device_alias, candidates } => write!(
+            BindError::Ambiguous {
+                bdf,
+                device_alias,
+                candidates,
+            } => {
+                write!(
                 f,
                 "{bdf}: {} match {device_alias} equally well ({} wildcards); not guessing, name \
                  the driver",
                 candidates.iter().map(|c| c.module.as_str()).collect::<Vec<_>>().join(", "),
                 candidates.first().map(|c| c.wildcards).unwrap_or(0)
-            ),
-            BindError::MissingModule { module, why } => {
-                write!(f, "module {module} is not loaded and cannot be loaded: {why}")
+            )
             }
-            BindError::NoDriver { module, wanted: Some(w), registered } => write!(
+            BindError::MissingModule { module, why } => {
+                write!(
+                    f,
+                    "module {module} is not loaded and cannot be loaded: {why}"
+                )
+            }
+            BindError::NoDriver {
+                module,
+                wanted: Some(w),
+                registered,
+            } => {
+                write!(
                 f,
                 "module {module} is loaded but registers no PCI driver `{w}` (it registers: {})",
                 if registered.is_empty() { "none".to_string() } else { registered.join(", ") }
-            ),
-            BindError::NoDriver { module, wanted: None, registered } => write!(
+            )
+            }
+            BindError::NoDriver {
+                module,
+                wanted: None,
+                registered,
+            } => write!(
                 f,
                 "module {module} registers {} PCI drivers ({}); name the driver",
                 registered.len(),
@@ -111,8 +138,12 @@ impl fmt::Display for Bound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let how = match &self.choice {
             Choice::Named => "named".to_string(),
-            Choice::Specific(c) => format!("selected: {} wildcards, alias {}", c.wildcards, c.alias),
-            Choice::GenericFallback(c) => format!("GENERIC FALLBACK (no variant matches): alias {}", c.alias),
+            Choice::Specific(c) => {
+                format!("selected: {} wildcards, alias {}", c.wildcards, c.alias)
+            }
+            Choice::GenericFallback(c) => {
+                format!("GENERIC FALLBACK (no variant matches): alias {}", c.alias)
+            }
         };
         write!(
             f,
@@ -120,7 +151,11 @@ impl fmt::Display for Bound {
             self.bdf,
             self.driver,
             self.module.as_deref().unwrap_or("unknown"),
-            if self.loaded_module { ", loaded now" } else { "" },
+            if self.loaded_module {
+                ", loaded now"
+            } else {
+                ""
+            },
             self.previous.as_deref().unwrap_or("no driver"),
         )
     }
@@ -163,7 +198,10 @@ fn load_rec<B: Backend>(
     match catalog.ko(module) {
         Some(ko) => {
             stack.push(module.to_string());
-            let deps = catalog.module(module).map(|i| i.depends.clone()).unwrap_or_default();
+            let deps = catalog
+                .module(module)
+                .map(|i| i.depends.clone())
+                .unwrap_or_default();
             for d in deps {
                 load_rec(sys, catalog, loader, &d, stack)?;
             }
@@ -173,7 +211,12 @@ fn load_rec<B: Backend>(
                 why: format!("loading {}: {why}", ko.display()),
             })?;
         }
-        None => loader.modprobe(module).map_err(|why| BindError::MissingModule { module: module.to_string(), why })?,
+        None => loader
+            .modprobe(module)
+            .map_err(|why| BindError::MissingModule {
+                module: module.to_string(),
+                why,
+            })?,
     }
     if !sys.module_loaded(module) {
         return Err(BindError::MissingModule {
@@ -186,7 +229,11 @@ fn load_rec<B: Backend>(
 
 /// The driver to bind, once the module is loaded: `wanted` if it is registered, else the one
 /// PCI driver the module registers.
-fn driver_of<B: Backend>(sys: &Sysfs<B>, module: &str, wanted: Option<&str>) -> Result<String, BindError> {
+fn driver_of<B: Backend>(
+    sys: &Sysfs<B>,
+    module: &str,
+    wanted: Option<&str>,
+) -> Result<String, BindError> {
     if let Some(w) = wanted {
         if sys.driver_loaded(w) {
             return Ok(w.to_string());
@@ -197,7 +244,11 @@ fn driver_of<B: Backend>(sys: &Sysfs<B>, module: &str, wanted: Option<&str>) -> 
         (None, [one]) => Ok(one.clone()),
         // A name given as the module name (`vfio_pci_skeleton` for `vfio-pci-skeleton`).
         (Some(w), [one]) if module_name(w) == module_name(one) => Ok(one.clone()),
-        _ => Err(BindError::NoDriver { module: module.to_string(), wanted: wanted.map(String::from), registered }),
+        _ => Err(BindError::NoDriver {
+            module: module.to_string(),
+            wanted: wanted.map(String::from),
+            registered,
+        }),
     }
 }
 
@@ -245,7 +296,10 @@ pub fn bind<B: Backend>(
                 }
                 Outcome::Tie(v) => return Err(ambiguous(v)),
                 Outcome::NoMatch => {
-                    return Err(BindError::NoCandidate { bdf: bdf.clone(), device_alias: sel.device_alias.clone() })
+                    return Err(BindError::NoCandidate {
+                        bdf: bdf.clone(),
+                        device_alias: sel.device_alias.clone(),
+                    })
                 }
             };
             let m = match &picked {
@@ -272,5 +326,13 @@ pub fn bind<B: Backend>(
         }
     };
     let previous = sys.bind(bdf, &driver)?;
-    Ok(Bound { bdf: bdf.clone(), driver, module, previous, choice, loaded_module, selection })
+    Ok(Bound {
+        bdf: bdf.clone(),
+        driver,
+        module,
+        previous,
+        choice,
+        loaded_module,
+        selection,
+    })
 }

@@ -327,7 +327,20 @@ mod tests {
 
     #[test]
     fn never_panics_on_odd_patterns() {
-        for p in ["[", "[!", "[]", "[a-", "[a-\\", "\\", "[[:", "[[:alpha", "[[:bogus:]]", "[z-a]", "***", "[\\"] {
+        for p in [
+            "[",
+            "[!",
+            "[]",
+            "[a-",
+            "[a-\\",
+            "\\",
+            "[[:",
+            "[[:alpha",
+            "[[:bogus:]]",
+            "[z-a]",
+            "***",
+            "[\\",
+        ] {
             for t in ["", "[", "a", "-", "\\", "]", "z"] {
                 let _ = fnmatch(p, t);
             }

@@ -81,13 +81,26 @@ pub enum Error {
     DriverNotLoaded(String),
     /// The device did not end up on the requested driver (probe failed or refused it). The
     /// previous state was restored as far as possible: `restored` is the driver it is on now.
-    Refused { bdf: Bdf, driver: String, ended_on: Option<String>, restored: Option<String> },
+    Refused {
+        bdf: Bdf,
+        driver: String,
+        ended_on: Option<String>,
+        restored: Option<String>,
+    },
     /// A process holds the device (its VFIO group or cdev) open; unbinding would block.
-    InUse { bdf: Bdf, driver: Option<String>, holders: Vec<u32> },
+    InUse {
+        bdf: Bdf,
+        driver: Option<String>,
+        holders: Vec<u32>,
+    },
     /// The kernel answered a sysfs write with EBUSY.
     Busy { bdf: Bdf, path: PathBuf },
     /// Any other I/O error on a sysfs file.
-    Io { path: PathBuf, op: &'static str, source: io::Error },
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for Error {
@@ -96,16 +109,28 @@ impl fmt::Display for Error {
             Error::InvalidBdf(s) => write!(f, "`{s}` is not a PCI address (expected dddd:bb:dd.f)"),
             Error::NoSuchDevice(b) => write!(f, "no PCI device {b}"),
             Error::DriverNotLoaded(d) => {
-                write!(f, "PCI driver `{d}` is not registered (is its module loaded?)")
+                write!(
+                    f,
+                    "PCI driver `{d}` is not registered (is its module loaded?)"
+                )
             }
-            Error::Refused { bdf, driver, ended_on, restored } => write!(
+            Error::Refused {
+                bdf,
+                driver,
+                ended_on,
+                restored,
+            } => write!(
                 f,
                 "{bdf} did not bind to `{driver}` (it ended on {}); restored to {} \
                  (see dmesg for the probe error)",
                 name_or_none(ended_on),
                 name_or_none(restored)
             ),
-            Error::InUse { bdf, driver, holders } => write!(
+            Error::InUse {
+                bdf,
+                driver,
+                holders,
+            } => write!(
                 f,
                 "{bdf} (driver {}) is in use by pid(s) {holders:?}; close it first",
                 name_or_none(driver)
@@ -124,7 +149,9 @@ impl std::error::Error for Error {
 }
 
 fn name_or_none(d: &Option<String>) -> String {
-    d.as_deref().map(|s| format!("`{s}`")).unwrap_or_else(|| "no driver".into())
+    d.as_deref()
+        .map(|s| format!("`{s}`"))
+        .unwrap_or_else(|| "no driver".into())
 }
 
 /// File operations below the root; [`RealFs`] is the real thing.
@@ -191,12 +218,20 @@ pub struct Sysfs<B: Backend = RealFs> {
 impl Sysfs<RealFs> {
     /// The running system: `/sys` and `/proc`.
     pub fn system() -> Self {
-        Sysfs { root: "/sys".into(), proc_root: Some("/proc".into()), backend: RealFs }
+        Sysfs {
+            root: "/sys".into(),
+            proc_root: Some("/proc".into()),
+            backend: RealFs,
+        }
     }
 
     /// A sysfs tree below `root` (e.g. a fake tree in tests); no in-use check.
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Sysfs { root: root.into(), proc_root: None, backend: RealFs }
+        Sysfs {
+            root: root.into(),
+            proc_root: None,
+            backend: RealFs,
+        }
     }
 }
 
@@ -210,7 +245,11 @@ fn last_component(p: &Path) -> Option<String> {
 
 impl<B: Backend> Sysfs<B> {
     pub fn with_backend(root: impl Into<PathBuf>, proc_root: Option<PathBuf>, backend: B) -> Self {
-        Sysfs { root: root.into(), proc_root, backend }
+        Sysfs {
+            root: root.into(),
+            proc_root,
+            backend,
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -227,7 +266,11 @@ impl<B: Backend> Sysfs<B> {
     }
 
     fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> Error + 'a {
-        move |source| Error::Io { path: path.to_path_buf(), op, source }
+        move |source| Error::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        }
     }
 
     fn check_device(&self, bdf: &Bdf) -> Result<PathBuf, Error> {
@@ -240,17 +283,29 @@ impl<B: Backend> Sysfs<B> {
 
     fn attr(&self, bdf: &Bdf, name: &str) -> Result<String, Error> {
         let p = self.check_device(bdf)?.join(name);
-        self.backend.read(&p).map(|s| s.trim().to_string()).map_err(Self::io(&p, "reading"))
+        self.backend
+            .read(&p)
+            .map(|s| s.trim().to_string())
+            .map_err(Self::io(&p, "reading"))
     }
 
     fn write_dev(&self, bdf: &Bdf, path: &Path, data: &str, op: &'static str) -> Result<(), Error> {
-        self.backend.write(path, data).map_err(|e| match e.raw_os_error() {
-            Some(EBUSY) => Error::Busy { bdf: bdf.clone(), path: path.to_path_buf() },
-            Some(ENOENT | ENODEV) if !self.backend.exists(&self.device_dir(bdf)) => {
-                Error::NoSuchDevice(bdf.clone())
-            }
-            _ => Error::Io { path: path.to_path_buf(), op, source: e },
-        })
+        self.backend
+            .write(path, data)
+            .map_err(|e| match e.raw_os_error() {
+                Some(EBUSY) => Error::Busy {
+                    bdf: bdf.clone(),
+                    path: path.to_path_buf(),
+                },
+                Some(ENOENT | ENODEV) if !self.backend.exists(&self.device_dir(bdf)) => {
+                    Error::NoSuchDevice(bdf.clone())
+                }
+                _ => Error::Io {
+                    path: path.to_path_buf(),
+                    op,
+                    source: e,
+                },
+            })
     }
 
     /// All PCI devices, sorted.
@@ -279,7 +334,11 @@ impl<B: Backend> Sysfs<B> {
         match self.backend.read_link(&p) {
             Ok(t) => Ok(last_component(&t)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::Io { path: p, op: "reading link", source: e }),
+            Err(e) => Err(Error::Io {
+                path: p,
+                op: "reading link",
+                source: e,
+            }),
         }
     }
 
@@ -295,7 +354,11 @@ impl<B: Backend> Sysfs<B> {
         match self.backend.read_link(&p) {
             Ok(t) => Ok(last_component(&t).and_then(|n| n.parse().ok())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::Io { path: p, op: "reading link", source: e }),
+            Err(e) => Err(Error::Io {
+                path: p,
+                op: "reading link",
+                source: e,
+            }),
         }
     }
 
@@ -323,14 +386,22 @@ impl<B: Backend> Sysfs<B> {
 
     /// Whether a PCI driver of this name is registered.
     pub fn driver_loaded(&self, driver: &str) -> bool {
-        !driver.is_empty() && !driver.contains('/') && self.backend.exists(&self.bus().join("drivers").join(driver))
+        !driver.is_empty()
+            && !driver.contains('/')
+            && self
+                .backend
+                .exists(&self.bus().join("drivers").join(driver))
     }
 
     /// Whether a loadable module is loaded (`<root>/module/<name>/refcnt`; built-in modules
     /// have no `refcnt`). `-` and `_` are the same in module names.
     pub fn module_loaded(&self, module: &str) -> bool {
         let m = module.replace('-', "_");
-        !m.is_empty() && !m.contains('/') && self.backend.exists(&self.root.join("module").join(m).join("refcnt"))
+        !m.is_empty()
+            && !m.contains('/')
+            && self
+                .backend
+                .exists(&self.root.join("module").join(m).join("refcnt"))
     }
 
     /// The PCI drivers a loaded module registers (`<root>/module/<name>/drivers/pci:<driver>`).
@@ -341,9 +412,17 @@ impl<B: Backend> Sysfs<B> {
         }
         let p = self.root.join("module").join(m).join("drivers");
         match self.backend.list(&p) {
-            Ok(v) => Ok(v.iter().filter_map(|n| n.strip_prefix("pci:")).map(String::from).collect()),
+            Ok(v) => Ok(v
+                .iter()
+                .filter_map(|n| n.strip_prefix("pci:"))
+                .map(String::from)
+                .collect()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(vec![]),
-            Err(e) => Err(Error::Io { path: p, op: "listing", source: e }),
+            Err(e) => Err(Error::Io {
+                path: p,
+                op: "listing",
+                source: e,
+            }),
         }
     }
 
@@ -356,7 +435,11 @@ impl<B: Backend> Sysfs<B> {
         match self.backend.read_link(&p) {
             Ok(t) => Ok(last_component(&t)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::Io { path: p, op: "reading link", source: e }),
+            Err(e) => Err(Error::Io {
+                path: p,
+                op: "reading link",
+                source: e,
+            }),
         }
     }
 
@@ -371,7 +454,9 @@ impl<B: Backend> Sysfs<B> {
 
     /// Pids that hold the device's VFIO group node or cdev open (needs a proc root).
     pub fn holders(&self, bdf: &Bdf) -> Result<Vec<u32>, Error> {
-        let Some(proc_root) = &self.proc_root else { return Ok(vec![]) };
+        let Some(proc_root) = &self.proc_root else {
+            return Ok(vec![]);
+        };
         let mut targets: Vec<PathBuf> = Vec::new();
         if let Some(g) = self.iommu_group(bdf)? {
             targets.push(format!("/dev/vfio/{g}").into());
@@ -406,7 +491,11 @@ impl<B: Backend> Sysfs<B> {
     fn check_not_in_use(&self, bdf: &Bdf) -> Result<(), Error> {
         let holders = self.holders(bdf)?;
         if !holders.is_empty() {
-            return Err(Error::InUse { bdf: bdf.clone(), driver: self.driver(bdf)?, holders });
+            return Err(Error::InUse {
+                bdf: bdf.clone(),
+                driver: self.driver(bdf)?,
+                holders,
+            });
         }
         Ok(())
     }
@@ -424,7 +513,9 @@ impl<B: Backend> Sysfs<B> {
 
     /// Detaches the device from its driver, if it has one; returns the driver it had.
     pub fn detach(&self, bdf: &Bdf) -> Result<Option<String>, Error> {
-        let Some(cur) = self.driver(bdf)? else { return Ok(None) };
+        let Some(cur) = self.driver(bdf)? else {
+            return Ok(None);
+        };
         let p = self.device_dir(bdf).join("driver/unbind");
         self.write_dev(bdf, &p, bdf.as_str(), "writing")?;
         Ok(Some(cur))
@@ -478,7 +569,12 @@ impl<B: Backend> Sysfs<B> {
         let restored = self.driver(bdf)?;
         match steps {
             Err(e @ Error::Busy { .. }) => Err(e),
-            _ => Err(Error::Refused { bdf: bdf.clone(), driver: driver.to_string(), ended_on: now, restored }),
+            _ => Err(Error::Refused {
+                bdf: bdf.clone(),
+                driver: driver.to_string(),
+                ended_on: now,
+                restored,
+            }),
         }
     }
 
@@ -519,8 +615,20 @@ mod tests {
     fn bdf_parsing() {
         assert_eq!(Bdf::parse("00:03.0").unwrap().as_str(), "0000:00:03.0");
         assert_eq!(Bdf::parse("0000:0A:1f.7").unwrap().as_str(), "0000:0a:1f.7");
-        for bad in ["", "00:03", "0:03.0", "00:20.0", "00:03.8", "zz:03.0", "0000:00:03.0.1", "a:b:c:d"] {
-            assert!(matches!(Bdf::parse(bad), Err(Error::InvalidBdf(_))), "{bad}");
+        for bad in [
+            "",
+            "00:03",
+            "0:03.0",
+            "00:20.0",
+            "00:03.8",
+            "zz:03.0",
+            "0000:00:03.0.1",
+            "a:b:c:d",
+        ] {
+            assert!(
+                matches!(Bdf::parse(bad), Err(Error::InvalidBdf(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -536,10 +644,16 @@ mod tests {
         std::fs::write(dev.join("vendor"), "0x1234\n").unwrap();
         std::fs::write(dev.join("device"), "0x11e8\n").unwrap();
         std::fs::write(dev.join("class"), "0x00ff00\n").unwrap();
-        std::fs::write(dev.join("modalias"), "pci:v00001234d000011E8sv00001AF4sd00001100bc00scFFi00\n").unwrap();
+        std::fs::write(
+            dev.join("modalias"),
+            "pci:v00001234d000011E8sv00001AF4sd00001100bc00scFFi00\n",
+        )
+        .unwrap();
         std::fs::write(dev.join("driver_override"), "(null)\n").unwrap();
-        std::os::unix::fs::symlink("../../../bus/pci/drivers/vfio-pci", dev.join("driver")).unwrap();
-        std::os::unix::fs::symlink("../../../kernel/iommu_groups/7", dev.join("iommu_group")).unwrap();
+        std::os::unix::fs::symlink("../../../bus/pci/drivers/vfio-pci", dev.join("driver"))
+            .unwrap();
+        std::os::unix::fs::symlink("../../../kernel/iommu_groups/7", dev.join("iommu_group"))
+            .unwrap();
         let s = Sysfs::at(&root);
         let b = Bdf::parse("00:03.0").unwrap();
         let i = s.info(&b).unwrap();
@@ -552,7 +666,10 @@ mod tests {
         assert!(s.driver_loaded("vfio-pci"));
         assert!(!s.driver_loaded("vfio-pci-generic"));
         assert_eq!(s.devices().unwrap(), vec![b.clone()]);
-        assert!(matches!(s.info(&Bdf::parse("00:04.0").unwrap()), Err(Error::NoSuchDevice(_))));
+        assert!(matches!(
+            s.info(&Bdf::parse("00:04.0").unwrap()),
+            Err(Error::NoSuchDevice(_))
+        ));
         std::fs::remove_dir_all(&root).unwrap();
     }
 
@@ -574,8 +691,8 @@ mod tests {
     }
     struct Drv {
         name: &'static str,
-        vendor: Option<u16>, // matching ID (None: override-only)
-        refuses: bool,        // probe fails
+        vendor: Option<u16>,          // matching ID (None: override-only)
+        refuses: bool,                // probe fails
         module: Option<&'static str>, // None: built in
     }
 
@@ -608,7 +725,11 @@ mod tests {
     }
 
     fn rel(p: &Path) -> Vec<String> {
-        p.strip_prefix("/fake").unwrap().iter().map(|c| c.to_string_lossy().into_owned()).collect()
+        p.strip_prefix("/fake")
+            .unwrap()
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect()
     }
     fn enoent() -> io::Error {
         io::Error::from_raw_os_error(ENOENT)
@@ -617,14 +738,23 @@ mod tests {
     impl Backend for Fake {
         fn read(&self, path: &Path) -> io::Result<String> {
             let k = self.0.borrow();
-            match rel(path).iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            match rel(path)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
                 ["bus", "pci", "devices", b, "driver_override"] => {
                     let d = k.devs.get(*b).ok_or_else(enoent)?;
-                    Ok(format!("{}\n", d.over.clone().unwrap_or_else(|| "(null)".into())))
+                    Ok(format!(
+                        "{}\n",
+                        d.over.clone().unwrap_or_else(|| "(null)".into())
+                    ))
                 }
-                ["bus", "pci", "devices", b, "vendor"] => {
-                    Ok(format!("0x{:04x}\n", k.devs.get(*b).ok_or_else(enoent)?.vendor))
-                }
+                ["bus", "pci", "devices", b, "vendor"] => Ok(format!(
+                    "0x{:04x}\n",
+                    k.devs.get(*b).ok_or_else(enoent)?.vendor
+                )),
                 ["bus", "pci", "devices", b, "device"] => {
                     k.devs.get(*b).ok_or_else(enoent)?;
                     Ok("0x0001\n".into())
@@ -653,7 +783,11 @@ mod tests {
                 }
                 ["bus", "pci", "drivers", drv, "bind"] => {
                     let d = k.devs.get(data).cloned().ok_or_else(enoent)?;
-                    let i = k.drivers.iter().position(|x| x.name == *drv && k.registered(x)).ok_or_else(enoent)?;
+                    let i = k
+                        .drivers
+                        .iter()
+                        .position(|x| x.name == *drv && k.registered(x))
+                        .ok_or_else(enoent)?;
                     if d.driver.is_some() {
                         return Err(io::Error::from_raw_os_error(EBUSY));
                     }
@@ -675,30 +809,55 @@ mod tests {
         }
         fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
             let k = self.0.borrow();
-            match rel(path).iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            match rel(path)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
                 ["bus", "pci", "devices", b, "driver"] => {
                     let d = k.devs.get(*b).ok_or_else(enoent)?;
-                    d.driver.as_ref().map(|n| format!("../../../bus/pci/drivers/{n}").into()).ok_or_else(enoent)
+                    d.driver
+                        .as_ref()
+                        .map(|n| format!("../../../bus/pci/drivers/{n}").into())
+                        .ok_or_else(enoent)
                 }
                 ["bus", "pci", "drivers", d, "module"] => {
-                    let m = k.drivers.iter().find(|x| x.name == *d && k.registered(x)).and_then(|x| x.module);
-                    m.map(|m| format!("../../../../module/{m}").into()).ok_or_else(enoent)
+                    let m = k
+                        .drivers
+                        .iter()
+                        .find(|x| x.name == *d && k.registered(x))
+                        .and_then(|x| x.module);
+                    m.map(|m| format!("../../../../module/{m}").into())
+                        .ok_or_else(enoent)
                 }
                 _ => Err(enoent()),
             }
         }
         fn exists(&self, path: &Path) -> bool {
             let k = self.0.borrow();
-            match rel(path).iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            match rel(path)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
                 ["bus", "pci", "devices", b] => k.devs.contains_key(*b),
-                ["bus", "pci", "drivers", d] => k.drivers.iter().any(|x| x.name == *d && k.registered(x)),
+                ["bus", "pci", "drivers", d] => {
+                    k.drivers.iter().any(|x| x.name == *d && k.registered(x))
+                }
                 ["module", m, "refcnt"] => k.loaded.contains(*m),
                 _ => false,
             }
         }
         fn list(&self, path: &Path) -> io::Result<Vec<String>> {
             let k = self.0.borrow();
-            match rel(path).iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            match rel(path)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
                 ["bus", "pci", "devices"] => Ok(k.devs.keys().cloned().collect()),
                 ["module", m, "drivers"] if k.loaded.contains(*m) => Ok(k
                     .drivers
@@ -721,18 +880,41 @@ mod tests {
         let mut k = Kernel::default();
         k.devs.insert(
             EDU.into(),
-            Dev { vendor: 0x1234, driver: Some("edu".into()), over: None, modalias: EDU_ALIAS.into() },
+            Dev {
+                vendor: 0x1234,
+                driver: Some("edu".into()),
+                over: None,
+                modalias: EDU_ALIAS.into(),
+            },
         );
-        k.devs.insert(TESTDEV.into(), Dev { vendor: 0x1b36, modalias: TESTDEV_ALIAS.into(), ..Dev::default() });
-        k.drivers.push(Drv { name: "edu", vendor: Some(0x1234), refuses: false, module: None });
-        k.drivers.push(Drv { name: "vfio-pci", vendor: None, refuses: false, module: Some("vfio_pci") });
+        k.devs.insert(
+            TESTDEV.into(),
+            Dev {
+                vendor: 0x1b36,
+                modalias: TESTDEV_ALIAS.into(),
+                ..Dev::default()
+            },
+        );
+        k.drivers.push(Drv {
+            name: "edu",
+            vendor: Some(0x1234),
+            refuses: false,
+            module: None,
+        });
+        k.drivers.push(Drv {
+            name: "vfio-pci",
+            vendor: None,
+            refuses: false,
+            module: Some("vfio_pci"),
+        });
         k.drivers.push(Drv {
             name: "vfio-pci-generic",
             vendor: None,
             refuses: refuse_generic,
             module: Some("vfio_pci_generic"),
         });
-        k.loaded.extend(["vfio_pci".to_string(), "vfio_pci_generic".to_string()]);
+        k.loaded
+            .extend(["vfio_pci".to_string(), "vfio_pci_generic".to_string()]);
         Sysfs::with_backend("/fake", None, Fake(RefCell::new(k)))
     }
 
@@ -745,13 +927,28 @@ mod tests {
     fn bind_and_unbind() {
         let s = fake(false);
         let b = Bdf::parse(EDU).unwrap();
-        assert_eq!(s.bind(&b, "vfio-pci-generic").unwrap().as_deref(), Some("edu"));
-        assert_eq!(state(&s), (Some("vfio-pci-generic".into()), Some("vfio-pci-generic".into())));
+        assert_eq!(
+            s.bind(&b, "vfio-pci-generic").unwrap().as_deref(),
+            Some("edu")
+        );
+        assert_eq!(
+            state(&s),
+            (
+                Some("vfio-pci-generic".into()),
+                Some("vfio-pci-generic".into())
+            )
+        );
         // Rebinding to the driver it is on is a no-op success.
-        assert_eq!(s.bind(&b, "vfio-pci-generic").unwrap().as_deref(), Some("vfio-pci-generic"));
+        assert_eq!(
+            s.bind(&b, "vfio-pci-generic").unwrap().as_deref(),
+            Some("vfio-pci-generic")
+        );
         // From one vfio driver to the other.
         s.bind(&b, "vfio-pci").unwrap();
-        assert_eq!(state(&s), (Some("vfio-pci".into()), Some("vfio-pci".into())));
+        assert_eq!(
+            state(&s),
+            (Some("vfio-pci".into()), Some("vfio-pci".into()))
+        );
         assert_eq!(s.unbind(&b).unwrap().as_deref(), Some("vfio-pci"));
         assert_eq!(state(&s), (None, None));
         // Unbinding an unbound device is fine too.
@@ -763,7 +960,12 @@ mod tests {
         let s = fake(true);
         let b = Bdf::parse(EDU).unwrap();
         match s.bind(&b, "vfio-pci-generic") {
-            Err(Error::Refused { ended_on, restored, driver, .. }) => {
+            Err(Error::Refused {
+                ended_on,
+                restored,
+                driver,
+                ..
+            }) => {
                 assert_eq!(driver, "vfio-pci-generic");
                 assert_eq!(ended_on, None);
                 assert_eq!(restored.as_deref(), Some("edu"));
@@ -773,8 +975,14 @@ mod tests {
         assert_eq!(state(&s), (Some("edu".into()), None));
         // The same from an override-bound state: the override comes back too.
         s.bind(&b, "vfio-pci").unwrap();
-        assert!(matches!(s.bind(&b, "vfio-pci-generic"), Err(Error::Refused { .. })));
-        assert_eq!(state(&s), (Some("vfio-pci".into()), Some("vfio-pci".into())));
+        assert!(matches!(
+            s.bind(&b, "vfio-pci-generic"),
+            Err(Error::Refused { .. })
+        ));
+        assert_eq!(
+            state(&s),
+            (Some("vfio-pci".into()), Some("vfio-pci".into()))
+        );
     }
 
     #[test]
@@ -783,7 +991,10 @@ mod tests {
         let b = Bdf::parse(EDU).unwrap();
         assert!(matches!(s.bind(&b, "nope"), Err(Error::DriverNotLoaded(d)) if d == "nope"));
         let missing = Bdf::parse("00:1f.0").unwrap();
-        assert!(matches!(s.bind(&missing, "vfio-pci"), Err(Error::NoSuchDevice(_))));
+        assert!(matches!(
+            s.bind(&missing, "vfio-pci"),
+            Err(Error::NoSuchDevice(_))
+        ));
         assert!(matches!(s.unbind(&missing), Err(Error::NoSuchDevice(_))));
         // Nothing was written for the failed calls.
         assert!(s.backend.0.borrow().writes.is_empty());
@@ -814,7 +1025,12 @@ mod tests {
     fn with_skeleton(s: &Sysfs<Fake>) {
         // Override-only, refuses what is not edu (the strict ID check).
         let mut k = s.backend.0.borrow_mut();
-        k.drivers.push(Drv { name: "vfio-pci-skeleton", vendor: None, refuses: false, module: Some("vfio_pci_skeleton") });
+        k.drivers.push(Drv {
+            name: "vfio-pci-skeleton",
+            vendor: None,
+            refuses: false,
+            module: Some("vfio_pci_skeleton"),
+        });
     }
 
     fn catalog() -> select::Catalog {
@@ -825,12 +1041,26 @@ mod tests {
             aliases: vec![alias.into()],
             depends: deps.iter().map(|d| d.to_string()).collect(),
         };
-        c.add_module(m("vfio_pci_generic", "vfio_pci:v*d*sv*sd*bc*sc*i*", &["vfio_pci_common"]), Some("/b/vfio_pci_generic.ko".into()));
         c.add_module(
-            m("vfio_pci_skeleton", "vfio_pci:v00001234d000011E8sv*sd*bc*sc*i*", &["vfio_pci_common"]),
+            m(
+                "vfio_pci_generic",
+                "vfio_pci:v*d*sv*sd*bc*sc*i*",
+                &["vfio_pci_common"],
+            ),
+            Some("/b/vfio_pci_generic.ko".into()),
+        );
+        c.add_module(
+            m(
+                "vfio_pci_skeleton",
+                "vfio_pci:v00001234d000011E8sv*sd*bc*sc*i*",
+                &["vfio_pci_common"],
+            ),
             Some("/b/vfio_pci_skeleton.ko".into()),
         );
-        c.add_modules_alias("alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci\n", Path::new("/m"));
+        c.add_modules_alias(
+            "alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci\n",
+            Path::new("/m"),
+        );
         c
     }
 
@@ -847,9 +1077,21 @@ mod tests {
         assert!(r.loaded_module);
         assert!(matches!(&r.choice, binder::Choice::Specific(c) if c.wildcards == 5));
         // Dependencies first: vfio_pci_common is not one of our files here, so by name.
-        assert_eq!(*l.1.borrow(), ["modprobe vfio_pci_common", "insmod vfio_pci_skeleton"]);
-        assert_eq!(state(&s), (Some("vfio-pci-skeleton".into()), Some("vfio-pci-skeleton".into())));
-        assert!(r.to_string().contains("is bound to vfio-pci-skeleton"), "{r}");
+        assert_eq!(
+            *l.1.borrow(),
+            ["modprobe vfio_pci_common", "insmod vfio_pci_skeleton"]
+        );
+        assert_eq!(
+            state(&s),
+            (
+                Some("vfio-pci-skeleton".into()),
+                Some("vfio-pci-skeleton".into())
+            )
+        );
+        assert!(
+            r.to_string().contains("is bound to vfio-pci-skeleton"),
+            "{r}"
+        );
         // Again: nothing to load, nothing to do.
         let r = binder::bind(&s, &catalog(), &l, &b, None).unwrap();
         assert!(!r.loaded_module);
@@ -888,7 +1130,10 @@ mod tests {
         assert_eq!(r.driver, "vfio-pci-skeleton");
         assert_eq!(r.choice, binder::Choice::Named);
         let r = binder::bind(&s, &catalog(), &l, &b, Some("vfio-pci")).unwrap();
-        assert_eq!((r.driver.as_str(), r.module.as_deref()), ("vfio-pci", Some("vfio_pci")));
+        assert_eq!(
+            (r.driver.as_str(), r.module.as_deref()),
+            ("vfio-pci", Some("vfio_pci"))
+        );
         assert!(!r.loaded_module);
     }
 
@@ -909,19 +1154,27 @@ mod tests {
         match binder::bind(&s, &c, &l, &b, Some("vfio-pci-nonesuch")) {
             Err(e @ binder::BindError::MissingModule { .. }) => {
                 let t = e.to_string();
-                assert!(t.contains("vfio_pci_nonesuch") && t.contains("not found"), "{t}");
+                assert!(
+                    t.contains("vfio_pci_nonesuch") && t.contains("not found"),
+                    "{t}"
+                );
             }
             other => panic!("{other:?}"),
         }
         // A module that loads but has no such driver.
         match binder::bind(&s, &c, &l, &b, Some("vfio_pci_common")) {
-            Err(binder::BindError::NoDriver { module, registered, .. }) => {
+            Err(binder::BindError::NoDriver {
+                module, registered, ..
+            }) => {
                 assert_eq!(module, "vfio_pci_common");
                 assert!(registered.is_empty());
             }
             other => panic!("{other:?}"),
         }
-        assert!(s.backend.0.borrow().writes.is_empty(), "no sysfs writes for failed binds");
+        assert!(
+            s.backend.0.borrow().writes.is_empty(),
+            "no sysfs writes for failed binds"
+        );
         // The device keeps its driver.
         assert_eq!(state(&s).0.as_deref(), Some("edu"));
         // A refused bind through the whole path restores the previous driver.
@@ -943,14 +1196,18 @@ mod tests {
         std::fs::create_dir_all(&dev).unwrap();
         std::fs::create_dir_all(root.join("sys/bus/pci/drivers/vfio-pci")).unwrap();
         std::fs::write(dev.join("driver_override"), "vfio-pci\n").unwrap();
-        std::os::unix::fs::symlink("../../../bus/pci/drivers/vfio-pci", dev.join("driver")).unwrap();
-        std::os::unix::fs::symlink("../../../kernel/iommu_groups/7", dev.join("iommu_group")).unwrap();
+        std::os::unix::fs::symlink("../../../bus/pci/drivers/vfio-pci", dev.join("driver"))
+            .unwrap();
+        std::os::unix::fs::symlink("../../../kernel/iommu_groups/7", dev.join("iommu_group"))
+            .unwrap();
         std::fs::create_dir_all(root.join("proc/4242/fd")).unwrap();
         std::os::unix::fs::symlink("/dev/vfio/7", root.join("proc/4242/fd/5")).unwrap();
         let s = Sysfs::with_backend(root.join("sys"), Some(root.join("proc")), RealFs);
         let b = Bdf::parse(EDU).unwrap();
         match s.unbind(&b) {
-            Err(Error::InUse { holders, driver, .. }) => {
+            Err(Error::InUse {
+                holders, driver, ..
+            }) => {
                 assert_eq!(holders, vec![4242]);
                 assert_eq!(driver.as_deref(), Some("vfio-pci"));
             }

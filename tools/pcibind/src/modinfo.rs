@@ -9,11 +9,17 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub enum ModinfoError {
     /// The file could not be read.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Not an ELF64 little-endian file.
     NotElf64Le { path: Option<PathBuf> },
     /// A header or section lies outside the file.
-    Malformed { path: Option<PathBuf>, what: &'static str },
+    Malformed {
+        path: Option<PathBuf>,
+        what: &'static str,
+    },
     /// The file has no `.modinfo` section (not a kernel module).
     NoModinfo { path: Option<PathBuf> },
 }
@@ -31,17 +37,27 @@ impl ModinfoError {
 }
 
 fn show(p: &Option<PathBuf>) -> String {
-    p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<buffer>".into())
+    p.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<buffer>".into())
 }
 
 impl fmt::Display for ModinfoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ModinfoError::Io { path, source } => write!(f, "reading {}: {source}", path.display()),
-            ModinfoError::NotElf64Le { path } => write!(f, "{}: not an ELF64 little-endian file", show(path)),
-            ModinfoError::Malformed { path, what } => write!(f, "{}: malformed ELF ({what})", show(path)),
+            ModinfoError::NotElf64Le { path } => {
+                write!(f, "{}: not an ELF64 little-endian file", show(path))
+            }
+            ModinfoError::Malformed { path, what } => {
+                write!(f, "{}: malformed ELF ({what})", show(path))
+            }
             ModinfoError::NoModinfo { path } => {
-                write!(f, "{}: no .modinfo section (not a kernel module)", show(path))
+                write!(
+                    f,
+                    "{}: no .modinfo section (not a kernel module)",
+                    show(path)
+                )
             }
         }
     }
@@ -52,8 +68,10 @@ impl std::error::Error for ModinfoError {}
 
 /// The `.modinfo` of the module file at `path`, in file order.
 pub fn modinfo(path: &Path) -> Result<Vec<(String, String)>, ModinfoError> {
-    let data =
-        std::fs::read(path).map_err(|source| ModinfoError::Io { path: path.to_path_buf(), source })?;
+    let data = std::fs::read(path).map_err(|source| ModinfoError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     modinfo_of(&data).map_err(|e| e.with_path(path))
 }
 
@@ -61,7 +79,8 @@ pub fn modinfo(path: &Path) -> Result<Vec<(String, String)>, ModinfoError> {
 pub fn modinfo_of(data: &[u8]) -> Result<Vec<(String, String)>, ModinfoError> {
     let le = |o: usize, n: usize| -> Option<usize> {
         let end = o.checked_add(n)?;
-        data.get(o..end).map(|b| b.iter().rev().fold(0usize, |a, &x| (a << 8) | x as usize))
+        data.get(o..end)
+            .map(|b| b.iter().rev().fold(0usize, |a, &x| (a << 8) | x as usize))
     };
     let bad = |what| ModinfoError::Malformed { path: None, what };
     if data.get(0..4) != Some(b"\x7fELF") || data.get(4) != Some(&2) || data.get(5) != Some(&1) {
@@ -73,7 +92,11 @@ pub fn modinfo_of(data: &[u8]) -> Result<Vec<(String, String)>, ModinfoError> {
     let shstrndx = le(0x3e, 2).ok_or_else(|| bad("ELF header"))?;
     let sh = |i: usize| -> Option<(usize, usize, usize)> {
         let b = shoff.checked_add(i.checked_mul(shentsize)?)?;
-        Some((le(b, 4)?, le(b.checked_add(0x18)?, 8)?, le(b.checked_add(0x20)?, 8)?))
+        Some((
+            le(b, 4)?,
+            le(b.checked_add(0x18)?, 8)?,
+            le(b.checked_add(0x20)?, 8)?,
+        ))
     };
     let slice = |off: usize, size: usize| off.checked_add(size).and_then(|end| data.get(off..end));
     let (_, stroff, strsize) = sh(shstrndx).ok_or_else(|| bad("section header table"))?;
@@ -81,7 +104,9 @@ pub fn modinfo_of(data: &[u8]) -> Result<Vec<(String, String)>, ModinfoError> {
     for i in 0..shnum {
         let (name, off, size) = sh(i).ok_or_else(|| bad("section header table"))?;
         let n = strtab.get(name..).unwrap_or(&[]);
-        let n = n.get(..n.iter().position(|&c| c == 0).unwrap_or(n.len())).unwrap_or(&[]);
+        let n = n
+            .get(..n.iter().position(|&c| c == 0).unwrap_or(n.len()))
+            .unwrap_or(&[]);
         if n == b".modinfo" {
             let sec = slice(off, size).ok_or_else(|| bad(".modinfo section"))?;
             return Ok(sec
@@ -89,7 +114,8 @@ pub fn modinfo_of(data: &[u8]) -> Result<Vec<(String, String)>, ModinfoError> {
                 .filter(|s| !s.is_empty())
                 .filter_map(|s| {
                     let s = String::from_utf8_lossy(s);
-                    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
+                    s.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
                 })
                 .collect());
         }
@@ -110,12 +136,24 @@ impl ModuleInfo {
     /// Picks the interesting fields out of `.modinfo` pairs; `fallback_name` is used when there
     /// is no `name=`.
     pub fn from_pairs(pairs: &[(String, String)], fallback_name: &str) -> ModuleInfo {
-        let get = |k: &'static str| pairs.iter().filter(move |(kk, _)| kk == k).map(|(_, v)| v.clone());
+        let get = |k: &'static str| {
+            pairs
+                .iter()
+                .filter(move |(kk, _)| kk == k)
+                .map(|(_, v)| v.clone())
+        };
         ModuleInfo {
-            name: get("name").next().unwrap_or_else(|| fallback_name.replace('-', "_")),
+            name: get("name")
+                .next()
+                .unwrap_or_else(|| fallback_name.replace('-', "_")),
             aliases: get("alias").collect(),
             depends: get("depends")
-                .flat_map(|v| v.split(',').filter(|s| !s.is_empty()).map(|s| s.replace('-', "_")).collect::<Vec<_>>())
+                .flat_map(|v| {
+                    v.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(|s| s.replace('-', "_"))
+                        .collect::<Vec<_>>()
+                })
                 .collect(),
         }
     }
@@ -123,7 +161,10 @@ impl ModuleInfo {
     /// Reads a `.ko`.
     pub fn read(path: &Path) -> Result<ModuleInfo, ModinfoError> {
         let pairs = modinfo(path)?;
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Ok(ModuleInfo::from_pairs(&pairs, &stem))
     }
 }
@@ -180,8 +221,14 @@ mod tests {
 
     #[test]
     fn refuses_garbage_without_panicking() {
-        assert!(matches!(modinfo_of(b""), Err(ModinfoError::NotElf64Le { .. })));
-        assert!(matches!(modinfo_of(b"\x7fELF\x02\x01"), Err(ModinfoError::Malformed { .. })));
+        assert!(matches!(
+            modinfo_of(b""),
+            Err(ModinfoError::NotElf64Le { .. })
+        ));
+        assert!(matches!(
+            modinfo_of(b"\x7fELF\x02\x01"),
+            Err(ModinfoError::Malformed { .. })
+        ));
         let img = elf(b"a=b\0");
         // Every truncation of a valid image fails cleanly.
         for n in 0..img.len() {
@@ -198,8 +245,13 @@ mod tests {
         if let Some(p) = no_mi.windows(8).position(|w| w == b".modinfo") {
             no_mi[p + 7] = b'x';
         }
-        assert!(matches!(modinfo_of(&no_mi), Err(ModinfoError::NoModinfo { .. })));
-        let e = modinfo(Path::new("/nonexistent/x.ko")).unwrap_err().to_string();
+        assert!(matches!(
+            modinfo_of(&no_mi),
+            Err(ModinfoError::NoModinfo { .. })
+        ));
+        let e = modinfo(Path::new("/nonexistent/x.ko"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/x.ko"), "{e}");
     }
 
@@ -217,7 +269,12 @@ mod tests {
         )
         .unwrap();
         let o = dir.join("m.o");
-        let ok = std::process::Command::new("cc").arg("-c").arg(&c).arg("-o").arg(&o).status();
+        let ok = std::process::Command::new("cc")
+            .arg("-c")
+            .arg(&c)
+            .arg("-o")
+            .arg(&o)
+            .status();
         if matches!(ok, Ok(s) if s.success()) {
             let mi = ModuleInfo::read(&o).unwrap();
             assert_eq!(mi.name, "m");

@@ -125,15 +125,26 @@ impl fmt::Display for Selection {
                     "    {:<28} wildcards {}{}  {}  ({})",
                     c.module,
                     c.wildcards,
-                    if c.standard { "" } else { " (nonstandard alias)" },
+                    if c.standard {
+                        ""
+                    } else {
+                        " (nonstandard alias)"
+                    },
                     c.alias,
                     c.source
                 )?;
             }
         }
-        let names = |v: &[Candidate]| v.iter().map(|c| c.module.as_str()).collect::<Vec<_>>().join(", ");
+        let names = |v: &[Candidate]| {
+            v.iter()
+                .map(|c| c.module.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match &self.outcome {
-            Outcome::Specific(c) => write!(f, "selected:     {} ({} wildcards)", c.module, c.wildcards),
+            Outcome::Specific(c) => {
+                write!(f, "selected:     {} ({} wildcards)", c.module, c.wildcards)
+            }
             Outcome::Tie(v) => write!(
                 f,
                 "TIE:          {} match with {} wildcards each; not choosing, name the driver",
@@ -141,7 +152,11 @@ impl fmt::Display for Selection {
                 v.first().map(|c| c.wildcards).unwrap_or(0)
             ),
             Outcome::GenericFallback(v) => {
-                write!(f, "GENERIC FALLBACK: no variant matches this device; match-any drivers: {}", names(v))
+                write!(
+                    f,
+                    "GENERIC FALLBACK: no variant matches this device; match-any drivers: {}",
+                    names(v)
+                )
             }
             Outcome::NoMatch => write!(f, "NO MATCH: no vfio_pci: alias matches this device"),
         }
@@ -156,7 +171,10 @@ pub enum SelectError {
     /// A module file could not be read.
     Module(ModinfoError),
     /// A `modules.alias` file could not be read.
-    AliasFile { path: PathBuf, source: std::io::Error },
+    AliasFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for SelectError {
@@ -184,7 +202,9 @@ pub fn split_fields(body: &str) -> Option<[&str; 7]> {
     let mut rest = body;
     for (n, key) in FIELDS.iter().enumerate() {
         rest = rest.strip_prefix(key)?;
-        let end = rest.find(|c: char| c.is_ascii_lowercase()).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| c.is_ascii_lowercase())
+            .unwrap_or(rest.len());
         let (val, tail) = rest.split_at(end);
         if val.is_empty() {
             return None;
@@ -207,7 +227,10 @@ pub fn split_fields(body: &str) -> Option<[&str; 7]> {
 pub fn wildcards(alias: &str) -> (u8, bool) {
     let body = alias.split_once(':').map(|(_, b)| b).unwrap_or(alias);
     match split_fields(body) {
-        Some(fields) => (fields.iter().filter(|f| !glob::is_literal(f)).count() as u8, true),
+        Some(fields) => (
+            fields.iter().filter(|f| !glob::is_literal(f)).count() as u8,
+            true,
+        ),
         None => (MATCH_ANY, false),
     }
 }
@@ -217,15 +240,23 @@ pub fn wildcards(alias: &str) -> (u8, bool) {
 /// white space is ignored.
 pub fn device_alias(modalias: &str) -> Result<String, SelectError> {
     let m = modalias.trim();
-    let bad = |why| SelectError::InvalidModalias { modalias: m.to_string(), why };
+    let bad = |why| SelectError::InvalidModalias {
+        modalias: m.to_string(),
+        why,
+    };
     let body = m
         .strip_prefix(VFIO_PREFIX)
         .or_else(|| m.strip_prefix("pci:"))
         .ok_or_else(|| bad("it does not start with pci:"))?;
-    let fields = split_fields(body).ok_or_else(|| bad("the fields v, d, sv, sd, bc, sc, i are not all there"))?;
+    let fields = split_fields(body)
+        .ok_or_else(|| bad("the fields v, d, sv, sd, bc, sc, i are not all there"))?;
     for (n, f) in fields.iter().enumerate() {
         let width = if n < 4 { 8 } else { 2 };
-        if f.len() != width || !f.chars().all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)) {
+        if f.len() != width
+            || !f
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
+        {
             return Err(bad(if glob::is_literal(f) {
                 "a field is not upper-case hex of the right width"
             } else {
@@ -275,7 +306,11 @@ impl Catalog {
         }
         let source = ko.clone().map(Source::Module).unwrap_or(Source::Other);
         for a in info.aliases.iter().filter(|a| a.starts_with(VFIO_PREFIX)) {
-            self.entries.push(Entry { module: info.name.clone(), alias: a.clone(), source: source.clone() });
+            self.entries.push(Entry {
+                module: info.name.clone(),
+                alias: a.clone(),
+                source: source.clone(),
+            });
         }
         self.modules.insert(info.name.clone(), (ko, info));
     }
@@ -286,11 +321,16 @@ impl Catalog {
         let mut by_module: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for line in text.lines() {
             let mut w = line.split_whitespace();
-            let (Some("alias"), Some(pat), Some(module), None) = (w.next(), w.next(), w.next(), w.next()) else {
+            let (Some("alias"), Some(pat), Some(module), None) =
+                (w.next(), w.next(), w.next(), w.next())
+            else {
                 continue;
             };
             if pat.starts_with(VFIO_PREFIX) {
-                by_module.entry(module.replace('-', "_")).or_default().push(pat.to_string());
+                by_module
+                    .entry(module.replace('-', "_"))
+                    .or_default()
+                    .push(pat.to_string());
             }
         }
         let mut n = 0;
@@ -306,7 +346,11 @@ impl Catalog {
                 });
                 n += 1;
             }
-            let info = ModuleInfo { name: module.clone(), aliases, depends: vec![] };
+            let info = ModuleInfo {
+                name: module.clone(),
+                aliases,
+                depends: vec![],
+            };
             self.modules.insert(module, (None, info));
         }
         n
@@ -314,14 +358,18 @@ impl Catalog {
 
     /// Reads and adds a `modules.alias` file.
     pub fn add_modules_alias_file(&mut self, path: &Path) -> Result<usize, SelectError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SelectError::AliasFile { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SelectError::AliasFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(self.add_modules_alias(&text, path))
     }
 
     /// The built module file for a module, if the catalog has one.
     pub fn ko(&self, module: &str) -> Option<&Path> {
-        self.modules.get(&module.replace('-', "_")).and_then(|(k, _)| k.as_deref())
+        self.modules
+            .get(&module.replace('-', "_"))
+            .and_then(|(k, _)| k.as_deref())
     }
 
     /// What the catalog knows about a module.
@@ -343,7 +391,13 @@ impl Catalog {
                 continue;
             }
             let (wildcards, standard) = wildcards(&e.alias);
-            let c = Candidate { module: e.module.clone(), alias: e.alias.clone(), wildcards, standard, source: e.source.clone() };
+            let c = Candidate {
+                module: e.module.clone(),
+                alias: e.alias.clone(),
+                wildcards,
+                standard,
+                source: e.source.clone(),
+            };
             match best.get(e.module.as_str()) {
                 Some(old) if old.wildcards <= c.wildcards => {}
                 _ => {
@@ -357,8 +411,11 @@ impl Catalog {
             None => Outcome::NoMatch,
             Some(first) if first.is_generic() => Outcome::GenericFallback(candidates.clone()),
             Some(first) => {
-                let top: Vec<Candidate> =
-                    candidates.iter().filter(|c| c.wildcards == first.wildcards).cloned().collect();
+                let top: Vec<Candidate> = candidates
+                    .iter()
+                    .filter(|c| c.wildcards == first.wildcards)
+                    .cloned()
+                    .collect();
                 if top.len() == 1 {
                     Outcome::Specific(first.clone())
                 } else {
@@ -366,7 +423,11 @@ impl Catalog {
                 }
             }
         };
-        Ok(Selection { device_alias, candidates, outcome })
+        Ok(Selection {
+            device_alias,
+            candidates,
+            outcome,
+        })
     }
 }
 
@@ -422,20 +483,33 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
 ";
 
     fn module(name: &str, aliases: &[&str]) -> ModuleInfo {
-        ModuleInfo { name: name.into(), aliases: aliases.iter().map(|s| s.to_string()).collect(), depends: vec![] }
+        ModuleInfo {
+            name: name.into(),
+            aliases: aliases.iter().map(|s| s.to_string()).collect(),
+            depends: vec![],
+        }
     }
 
     /// Our modules as modpost names them, plus hypothetical variants with class-based and
     /// subsystem-specific entries.
     fn catalog() -> Catalog {
         let mut c = Catalog::new();
-        c.add_module(module("vfio_pci_generic", &["vfio_pci:v*d*sv*sd*bc*sc*i*"]), Some("/b/generic.ko".into()));
         c.add_module(
-            module("vfio_pci_skeleton", &["vfio_pci:v00001234d000011E8sv*sd*bc*sc*i*"]),
+            module("vfio_pci_generic", &["vfio_pci:v*d*sv*sd*bc*sc*i*"]),
+            Some("/b/generic.ko".into()),
+        );
+        c.add_module(
+            module(
+                "vfio_pci_skeleton",
+                &["vfio_pci:v00001234d000011E8sv*sd*bc*sc*i*"],
+            ),
             Some("/b/skeleton.ko".into()),
         );
         // An IGD variant: any Intel display controller (class 03xxxx, mask ff0000) ...
-        c.add_module(module("vfio_pci_igd", &["vfio_pci:v00008086d*sv*sd*bc03sc*i*"]), None);
+        c.add_module(
+            module("vfio_pci_igd", &["vfio_pci:v00008086d*sv*sd*bc03sc*i*"]),
+            None,
+        );
         // ... an NVLink-style variant: NVIDIA 3D controllers (030200/ffff00), one subsystem-
         // specific board, and a device-only entry.
         c.add_module(
@@ -448,9 +522,18 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
             ),
             None,
         );
-        c.add_module(module("vfio_pci_t4", &["vfio_pci:v000010DEd00001EB8sv*sd*bc*sc*i*"]), None);
+        c.add_module(
+            module(
+                "vfio_pci_t4",
+                &["vfio_pci:v000010DEd00001EB8sv*sd*bc*sc*i*"],
+            ),
+            None,
+        );
         // A native-style alias in one of ours must not count.
-        c.add_module(module("vfio_pci_odd", &["pci:v00001B36d00000005sv*sd*bc*sc*i*"]), None);
+        c.add_module(
+            module("vfio_pci_odd", &["pci:v00001B36d00000005sv*sd*bc*sc*i*"]),
+            None,
+        );
         c.add_modules_alias(MODULES_ALIAS, Path::new("/lib/modules/x/modules.alias"));
         c
     }
@@ -473,16 +556,31 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
     #[test]
     fn wildcard_counting() {
         assert_eq!(wildcards("vfio_pci:v*d*sv*sd*bc*sc*i*"), (7, true));
-        assert_eq!(wildcards("vfio_pci:v00001234d000011E8sv*sd*bc*sc*i*"), (5, true));
+        assert_eq!(
+            wildcards("vfio_pci:v00001234d000011E8sv*sd*bc*sc*i*"),
+            (5, true)
+        );
         assert_eq!(wildcards("vfio_pci:v00008086d*sv*sd*bc03sc*i*"), (5, true));
         assert_eq!(wildcards("vfio_pci:v00008086d*sv*sd*bc03sc00i*"), (4, true));
-        assert_eq!(wildcards("vfio_pci:v000010DEd00001EB8sv000010DEsd000012A2bc*sc*i*"), (3, true));
+        assert_eq!(
+            wildcards("vfio_pci:v000010DEd00001EB8sv000010DEsd000012A2bc*sc*i*"),
+            (3, true)
+        );
         // modpost's trailing `*` after a specific interface is not a field wildcard.
         assert_eq!(wildcards("vfio_pci:v*d*sv*sd*bc01sc08i02*"), (4, true));
-        assert_eq!(wildcards("vfio_pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"), (0, true));
+        assert_eq!(
+            wildcards("vfio_pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"),
+            (0, true)
+        );
         // A partial pattern in a field makes it a wildcard field.
-        assert_eq!(wildcards("vfio_pci:v000010DEd000023[0-9A-F][0-9A-F]sv*sd*bc*sc*i*"), (6, true));
-        assert_eq!(wildcards("vfio_pci:v000010DEd0000234?sv*sd*bc*sc*i*"), (6, true));
+        assert_eq!(
+            wildcards("vfio_pci:v000010DEd000023[0-9A-F][0-9A-F]sv*sd*bc*sc*i*"),
+            (6, true)
+        );
+        assert_eq!(
+            wildcards("vfio_pci:v000010DEd0000234?sv*sd*bc*sc*i*"),
+            (6, true)
+        );
         // Not modpost's form: as unspecific as match-any.
         assert_eq!(wildcards("vfio_pci:*"), (7, false));
         assert_eq!(wildcards("vfio_pci:v000010DE*"), (7, false));
@@ -491,7 +589,10 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
     #[test]
     fn field_splitting() {
         let f = split_fields("v00001234d000011E8sv00001AF4sd00001100bc00scFFi00").unwrap();
-        assert_eq!(f, ["00001234", "000011E8", "00001AF4", "00001100", "00", "FF", "00"]);
+        assert_eq!(
+            f,
+            ["00001234", "000011E8", "00001AF4", "00001100", "00", "FF", "00"]
+        );
         assert!(split_fields("v1d2").is_none());
         assert!(split_fields("vd*sv*sd*bc*sc*i*").is_none());
         assert!(split_fields("v*d*sv*sd*bc*sc*i*x").is_none());
@@ -500,8 +601,14 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
 
     #[test]
     fn device_alias_validation() {
-        assert_eq!(device_alias(dev::EDU).unwrap(), format!("vfio_{}", dev::EDU));
-        assert_eq!(device_alias(&format!(" vfio_{}\n", dev::EDU)).unwrap(), format!("vfio_{}", dev::EDU));
+        assert_eq!(
+            device_alias(dev::EDU).unwrap(),
+            format!("vfio_{}", dev::EDU)
+        );
+        assert_eq!(
+            device_alias(&format!(" vfio_{}\n", dev::EDU)).unwrap(),
+            format!("vfio_{}", dev::EDU)
+        );
         for bad in [
             "",
             "usb:v1234p5678",
@@ -511,9 +618,14 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
             "pci:v*d*sv*sd*bc*sc*i*",
             "pci:v00001234d000011E8sv00001AF4sd00001100bc00scFFi00x",
         ] {
-            assert!(matches!(device_alias(bad), Err(SelectError::InvalidModalias { .. })), "{bad:?}");
+            assert!(
+                matches!(device_alias(bad), Err(SelectError::InvalidModalias { .. })),
+                "{bad:?}"
+            );
         }
-        let e = device_alias("pci:v*d*sv*sd*bc*sc*i*").unwrap_err().to_string();
+        let e = device_alias("pci:v*d*sv*sd*bc*sc*i*")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("wildcards"), "{e}");
     }
 
@@ -521,20 +633,37 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
     fn edu_picks_the_skeleton_over_the_generic_drivers() {
         let s = pick(dev::EDU);
         assert_eq!(s.outcome, Outcome::Specific(s.candidates[0].clone()));
-        assert_eq!(names(&s.candidates), ["vfio_pci_skeleton", "vfio_pci", "vfio_pci_generic"]);
+        assert_eq!(
+            names(&s.candidates),
+            ["vfio_pci_skeleton", "vfio_pci", "vfio_pci_generic"]
+        );
         assert_eq!(s.candidates[0].wildcards, 5);
-        assert_eq!(s.candidates[0].source, Source::Module("/b/skeleton.ko".into()));
+        assert_eq!(
+            s.candidates[0].source,
+            Source::Module("/b/skeleton.ko".into())
+        );
         assert_eq!(s.outcome.exit_status(), 0);
         let text = s.to_string();
-        assert!(text.contains("selected:     vfio_pci_skeleton (5 wildcards)"), "{text}");
+        assert!(
+            text.contains("selected:     vfio_pci_skeleton (5 wildcards)"),
+            "{text}"
+        );
     }
 
     #[test]
     fn devices_without_a_variant_fall_back_to_the_generic_drivers() {
-        for m in [dev::TESTDEV, dev::E1000E, dev::NVME, dev::VIRTIO_NET, dev::VIRTIO_BLK] {
+        for m in [
+            dev::TESTDEV,
+            dev::E1000E,
+            dev::NVME,
+            dev::VIRTIO_NET,
+            dev::VIRTIO_BLK,
+        ] {
             let s = pick(m);
             match &s.outcome {
-                Outcome::GenericFallback(v) => assert_eq!(names(v), ["vfio_pci", "vfio_pci_generic"], "{m}"),
+                Outcome::GenericFallback(v) => {
+                    assert_eq!(names(v), ["vfio_pci", "vfio_pci_generic"], "{m}")
+                }
                 o => panic!("{m}: {o:?}"),
             }
             assert_eq!(s.outcome.exit_status(), 3);
@@ -542,7 +671,10 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
         }
         // Without the installed vfio_pci, the generic fallback is ours alone.
         let mut c = Catalog::new();
-        c.add_module(module("vfio_pci_generic", &["vfio_pci:v*d*sv*sd*bc*sc*i*"]), None);
+        c.add_module(
+            module("vfio_pci_generic", &["vfio_pci:v*d*sv*sd*bc*sc*i*"]),
+            None,
+        );
         match c.select(dev::TESTDEV).unwrap().outcome {
             Outcome::GenericFallback(v) => assert_eq!(names(&v), ["vfio_pci_generic"]),
             o => panic!("{o:?}"),
@@ -555,16 +687,28 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
         // `pci:` alias does not take part).
         assert_eq!(specific(dev::IGD), ("vfio_pci_igd".into(), 5));
         // An Intel NIC is not a display controller.
-        assert!(matches!(pick(dev::E1000E).outcome, Outcome::GenericFallback(_)));
+        assert!(matches!(
+            pick(dev::E1000E).outcome,
+            Outcome::GenericFallback(_)
+        ));
         // GH100 is a 3D controller (0302): the NVLink variant's vendor + class entry (4
         // wildcards: v, bc, sc literal) counts as more specific than nvgrace's vendor:device
         // entry (5). That is what "fewest wildcards" means; binding.md discusses it.
         let s = pick(dev::GH100);
         assert_eq!(s.outcome, Outcome::Specific(s.candidates[0].clone()));
-        assert_eq!(names(&s.candidates)[..2], ["vfio_pci_nvlink", "nvgrace_gpu_vfio_pci"]);
-        assert_eq!((s.candidates[0].wildcards, s.candidates[1].wildcards), (4, 5));
+        assert_eq!(
+            names(&s.candidates)[..2],
+            ["vfio_pci_nvlink", "nvgrace_gpu_vfio_pci"]
+        );
+        assert_eq!(
+            (s.candidates[0].wildcards, s.candidates[1].wildcards),
+            (4, 5)
+        );
         // A GeForce is VGA class (0300), not 0302: no NVIDIA variant.
-        assert!(matches!(pick(dev::RTX3060TI).outcome, Outcome::GenericFallback(_)));
+        assert!(matches!(
+            pick(dev::RTX3060TI).outcome,
+            Outcome::GenericFallback(_)
+        ));
     }
 
     #[test]
@@ -574,21 +718,44 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
         // entry's 4).
         let s = pick(dev::T4);
         assert_eq!(s.outcome, Outcome::Specific(s.candidates[0].clone()));
-        assert_eq!((s.candidates[0].module.as_str(), s.candidates[0].wildcards), ("vfio_pci_nvlink", 3));
-        assert_eq!(names(&s.candidates), ["vfio_pci_nvlink", "vfio_pci_t4", "vfio_pci", "vfio_pci_generic"]);
+        assert_eq!(
+            (s.candidates[0].module.as_str(), s.candidates[0].wildcards),
+            ("vfio_pci_nvlink", 3)
+        );
+        assert_eq!(
+            names(&s.candidates),
+            [
+                "vfio_pci_nvlink",
+                "vfio_pci_t4",
+                "vfio_pci",
+                "vfio_pci_generic"
+            ]
+        );
         // Another subsystem: the subsystem entry no longer matches; nvlink's class entry (4)
         // still beats the T4 device entry (5).
         let other = dev::T4.replace("sd000012A2", "sd000012A3");
         let s = pick(&other);
-        assert_eq!(names(&s.candidates)[..2], ["vfio_pci_nvlink", "vfio_pci_t4"]);
-        assert_eq!((s.candidates[0].wildcards, s.candidates[1].wildcards), (4, 5));
+        assert_eq!(
+            names(&s.candidates)[..2],
+            ["vfio_pci_nvlink", "vfio_pci_t4"]
+        );
+        assert_eq!(
+            (s.candidates[0].wildcards, s.candidates[1].wildcards),
+            (4, 5)
+        );
     }
 
     #[test]
     fn ties_are_reported_not_broken() {
         let mut c = catalog();
         // A second module for edu, as `cargo xtask new-variant` makes one.
-        c.add_module(module("vfio_pci_edu", &["vfio_pci:v00001234d000011E8sv*sd*bc*sc*i*"]), None);
+        c.add_module(
+            module(
+                "vfio_pci_edu",
+                &["vfio_pci:v00001234d000011E8sv*sd*bc*sc*i*"],
+            ),
+            None,
+        );
         let s = c.select(dev::EDU).unwrap();
         match &s.outcome {
             Outcome::Tie(v) => assert_eq!(names(v), ["vfio_pci_edu", "vfio_pci_skeleton"]),
@@ -597,15 +764,24 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
         assert_eq!(s.outcome.exit_status(), 4);
         assert!(s.to_string().contains("TIE:"), "{s}");
         // Two generic drivers are not a tie but the fallback.
-        assert!(matches!(c.select(dev::TESTDEV).unwrap().outcome, Outcome::GenericFallback(_)));
+        assert!(matches!(
+            c.select(dev::TESTDEV).unwrap().outcome,
+            Outcome::GenericFallback(_)
+        ));
     }
 
     #[test]
     fn installed_variants_from_modules_alias() {
         assert_eq!(specific(dev::CX5_VF), ("mlx5_vfio_pci".into(), 5));
-        assert_eq!(specific(dev::VIRTIO_NET_MODERN), ("virtio_vfio_pci".into(), 5));
+        assert_eq!(
+            specific(dev::VIRTIO_NET_MODERN),
+            ("virtio_vfio_pci".into(), 5)
+        );
         let s = pick(dev::CX5_VF);
-        assert_eq!(s.candidates[0].source, Source::ModulesAlias("/lib/modules/x/modules.alias".into()));
+        assert_eq!(
+            s.candidates[0].source,
+            Source::ModulesAlias("/lib/modules/x/modules.alias".into())
+        );
     }
 
     #[test]
@@ -616,7 +792,10 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
         let s = pick(dev::E1000E);
         assert!(!names(&s.candidates).contains(&"e1000e"));
         let mut c = Catalog::new();
-        assert_eq!(c.add_modules_alias("alias pci:v*d*sv*sd*bc*sc*i* pci_stub\n", Path::new("m")), 0);
+        assert_eq!(
+            c.add_modules_alias("alias pci:v*d*sv*sd*bc*sc*i* pci_stub\n", Path::new("m")),
+            0
+        );
         assert_eq!(c.select(dev::EDU).unwrap().outcome, Outcome::NoMatch);
         assert_eq!(c.select(dev::EDU).unwrap().outcome.exit_status(), 5);
     }
@@ -624,14 +803,23 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
     #[test]
     fn a_built_module_shadows_its_installed_copy() {
         let mut c = Catalog::new();
-        c.add_module(module("vfio_pci_skeleton", &["vfio_pci:v00001234d000011E8sv*sd*bc*sc*i*"]), Some("/b/s.ko".into()));
+        c.add_module(
+            module(
+                "vfio_pci_skeleton",
+                &["vfio_pci:v00001234d000011E8sv*sd*bc*sc*i*"],
+            ),
+            Some("/b/s.ko".into()),
+        );
         c.add_modules_alias(
             "alias vfio_pci:v00001234d*sv*sd*bc*sc*i* vfio_pci_skeleton\nalias vfio_pci:v00001234d000011E8sv*sd*bc*sc*i* vfio-pci-edu\n",
             Path::new("m"),
         );
         let s = c.select(dev::EDU).unwrap();
         assert_eq!(names(&s.candidates), ["vfio_pci_edu", "vfio_pci_skeleton"]);
-        assert!(s.candidates.iter().all(|c| c.wildcards == 5), "the installed, wider alias is ignored");
+        assert!(
+            s.candidates.iter().all(|c| c.wildcards == 5),
+            "the installed, wider alias is ignored"
+        );
         assert!(matches!(s.outcome, Outcome::Tie(_)));
         assert_eq!(c.ko("vfio-pci-skeleton"), Some(Path::new("/b/s.ko")));
         assert_eq!(c.ko("vfio_pci_edu"), None);
@@ -641,12 +829,26 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
     #[test]
     fn glob_features_in_aliases() {
         let mut c = Catalog::new();
-        c.add_module(module("ranged", &["vfio_pci:v00001234d000011E[0-9]sv*sd*bc*sc*i*"]), None);
-        c.add_module(module("questioned", &["vfio_pci:v00001234d000011E?sv*sd*bc00sc*i*"]), None);
+        c.add_module(
+            module("ranged", &["vfio_pci:v00001234d000011E[0-9]sv*sd*bc*sc*i*"]),
+            None,
+        );
+        c.add_module(
+            module(
+                "questioned",
+                &["vfio_pci:v00001234d000011E?sv*sd*bc00sc*i*"],
+            ),
+            None,
+        );
         let s = c.select(dev::EDU).unwrap();
         assert_eq!(names(&s.candidates), ["questioned", "ranged"]);
         assert_eq!(s.outcome, Outcome::Specific(s.candidates[0].clone()));
-        assert!(c.select(&dev::EDU.replace("11E8", "11EA")).unwrap().candidates.iter().all(|c| c.module != "ranged"));
+        assert!(c
+            .select(&dev::EDU.replace("11E8", "11EA"))
+            .unwrap()
+            .candidates
+            .iter()
+            .all(|c| c.module != "ranged"));
     }
 
     #[test]
@@ -655,8 +857,19 @@ alias vfio_pci:v*d*sv*sd*bc*sc*i*
         std::fs::write(&p, MODULES_ALIAS).unwrap();
         let mut c = Catalog::new();
         assert_eq!(c.add_modules_alias_file(&p).unwrap(), 6);
-        assert_eq!(c.module_names(), ["mlx5_vfio_pci", "nvgrace_gpu_vfio_pci", "vfio_pci", "virtio_vfio_pci"]);
+        assert_eq!(
+            c.module_names(),
+            [
+                "mlx5_vfio_pci",
+                "nvgrace_gpu_vfio_pci",
+                "vfio_pci",
+                "virtio_vfio_pci"
+            ]
+        );
         std::fs::remove_file(&p).unwrap();
-        assert!(matches!(c.add_modules_alias_file(&p), Err(SelectError::AliasFile { .. })));
+        assert!(matches!(
+            c.add_modules_alias_file(&p),
+            Err(SelectError::AliasFile { .. })
+        ));
     }
 }
