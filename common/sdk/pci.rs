@@ -96,20 +96,22 @@ impl PciFunction {
     pub(crate) fn user_read_config(&self, offset: u16, size: usize) -> Result<u32> {
         let p = self.ptr.as_ptr();
         let off = i32::from(offset);
-        // SAFETY (all three): valid device (type invariant); the out-pointers are live locals.
         let r = match size {
             1 => {
                 let mut v = 0u8;
+                // SAFETY: valid device (type invariant); the out-pointer is a live local.
                 let r = unsafe { bindings::pci_user_read_config_byte(p, off, &mut v) };
                 (r, u32::from(v))
             }
             2 => {
                 let mut v = 0u16;
+                // SAFETY: valid device (type invariant); the out-pointer is a live local.
                 let r = unsafe { bindings::pci_user_read_config_word(p, off, &mut v) };
                 (r, u32::from(v))
             }
             4 => {
                 let mut v = 0u32;
+                // SAFETY: valid device (type invariant); the out-pointer is a live local.
                 let r = unsafe { bindings::pci_user_read_config_dword(p, off, &mut v) };
                 (r, v)
             }
