@@ -416,13 +416,33 @@ impl ConfigSpace {
 
     /// `vfio_pci_cap_remaining_dword`: bytes from `pos` to the end of its dword or of its
     /// owner's run, whichever is first.
+    ///
+    /// On every config access, so done on the dword's four owner bytes at once: the run is the
+    /// number of low-order bytes, from `pos` up, equal to `pos`'s owner.
     fn remaining_in_dword(&self, pos: u16) -> usize {
-        let cap = self.mbyte(pos);
-        let mut i = 1u16;
-        while !(pos + i).is_multiple_of(4) && self.mbyte(pos + i) == cap {
-            i += 1;
-        }
-        i as usize
+        let p = pos as usize;
+        let base = p & !3;
+        let k = p - base;
+        let Some(&[b0, b1, b2, b3]) = self.map.get(base..base + 4) else {
+            return 1;
+        };
+        let owners = u32::from_le_bytes([b0, b1, b2, b3]) >> (8 * k);
+        let cap = owners & 0xff;
+        // Zero bytes where the owner equals `pos`'s; the shifted-in top bytes also read as
+        // equal, hence the cap at the end of the dword.
+        let differ = owners ^ (cap * 0x0101_0101);
+        let run = if differ == 0 {
+            4
+        } else {
+            (differ.trailing_zeros() / 8) as usize
+        };
+        run.min(4 - k)
+    }
+
+    /// [`Self::remaining_in_dword`] for the spec tests.
+    #[cfg(test)]
+    pub(super) fn remaining_in_dword_for_tests(&self, pos: u16) -> usize {
+        self.remaining_in_dword(pos)
     }
 
     /// The size of the next access of a request of `remaining` bytes at `pos`, or the error

@@ -948,3 +948,22 @@ fn write_plan_matches_what_write_does() {
         }
     }
 }
+
+#[test]
+fn owner_runs_are_measured_like_upstreams_byte_loop() {
+    // Upstream's vfio_pci_cap_remaining_dword walks byte by byte; compare with that on a
+    // device whose capabilities start at every alignment.
+    let (cs, _dev) = pcie_dev().open();
+    for pos in 0..4096u16 {
+        let cap = cs.mbyte(pos);
+        let mut i = 1u16;
+        while (pos + i) % 4 != 0 && cs.mbyte(pos + i) == cap {
+            i += 1;
+        }
+        assert_eq!(
+            cs.remaining_in_dword_for_tests(pos),
+            i as usize,
+            "at {pos:#x}"
+        );
+    }
+}

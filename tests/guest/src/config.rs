@@ -35,13 +35,13 @@
 //! oracle's answers and reports the first differences (offset, size, values or errnos).
 //!
 //! The benchmark (not a pass/fail check) runs inside the same sessions, so it costs no extra
-//! binds: in each of the two phases, the oracle and then `vfio-pci-generic` measure (and once
+//! binds: in each of the two phases, the oracle and then `vfio-pci-generic` measure (and twice
 //! more in a third, short phase in the other order), on the
 //! same device in the same boot, 4-byte config reads at offset 0, 4-byte reads at a capability
 //! (the PCIe one if present, else the first; none for a device without capabilities) and
 //! 2-byte writes of `COMMAND` with its current value, in batches of [`BENCH_BATCH`] for at most
 //! [`BENCH_BUDGET`] or [`BENCH_MAX_OPS`] per measurement. The drivers take turns, and for each
-//! the lowest of its three rounds' medians is kept (TCG slows down with the host's load, which only
+//! the lowest of its four rounds' medians is kept (TCG slows down with the host's load, which only
 //! ever makes a round slower, so the better round is the less disturbed one); printed as
 //! `INFO bench <config-read|config-read-cap|config-write> <label> vfio-pci=NNNns
 //! vfio-pci-generic=NNNns ratio=X.XX off=0xNN n=N/N rounds=A,B/C,D` (ratio = ours / upstream,
@@ -725,13 +725,15 @@ impl Suite {
                     }
                 }
             }
-            // Phase 3: one more benchmark round with the drivers in the other order, so neither
+            // Phase 3: two more benchmark rounds with the drivers in the other order, so neither
             // is always measured second (a guest that slows down over a phase would otherwise
-            // always penalise the same one).
+            // always penalise the same one), and so a burst of host load has fewer rounds to
+            // spoil.
             for d in drivers.iter().rev() {
                 let Some(i) = bench_index(d) else { continue };
                 if let Ok(dev) = attach(self, &bdf, d) {
                     let img = all.get(d).and_then(|a| image(&a.pre));
+                    bench.round(&dev.file, i, img.as_deref());
                     bench.round(&dev.file, i, img.as_deref());
                     detach(self, &bdf, Some(dev));
                 } else {
