@@ -251,18 +251,28 @@ fn do_io_rw(
                 // SAFETY: `off + n <= end <= the BAR's length` (clipped by the caller), and
                 // `io` maps the whole BAR.
                 let addr = unsafe { io.cast::<u8>().add(off as usize) }.cast::<c_void>();
+                // Typed user copies (one call each): this is the hot path of BAR access.
                 if is_write {
-                    let mut b = [0u8; 8];
-                    reader.read_slice(b.get_mut(..n).ok_or(EINVAL)?)?;
+                    let v = match n {
+                        8 => u64::from_le(reader.read::<u64>()?),
+                        4 => u32::from_le(reader.read::<u32>()?).into(),
+                        2 => u16::from_le(reader.read::<u16>()?).into(),
+                        _ => reader.read::<u8>()?.into(),
+                    };
                     io_access(dev, test_mem, || {
                         // SAFETY: `addr` is inside the mapped BAR and `n`-aligned.
-                        unsafe { iowrite(addr, n, u64::from_le_bytes(b)) };
+                        unsafe { iowrite(addr, n, v) };
                         0
                     })?;
                 } else {
                     // SAFETY: as above.
                     let v = io_access(dev, test_mem, || unsafe { ioread(addr, n) })?;
-                    writer.write_slice(v.to_le_bytes().get(..n).ok_or(EINVAL)?)?;
+                    match n {
+                        8 => writer.write(&v.to_le())?,
+                        4 => writer.write(&(v as u32).to_le())?,
+                        2 => writer.write(&(v as u16).to_le())?,
+                        _ => writer.write(&(v as u8))?,
+                    }
                 }
                 done += n;
             }
