@@ -3,6 +3,21 @@
 //! the second driver (ours) to the first (upstream), sample counts and every round's median.
 //! The best round is kept because host load only ever slows a TCG round down.
 
+/// The drivers a benchmark compares: the oracle (first) and our generic driver.
+pub(crate) fn bench_drivers(drivers: &[String]) -> Vec<String> {
+    drivers
+        .iter()
+        .take(1)
+        .chain(
+            drivers
+                .iter()
+                .skip(1)
+                .filter(|d| d.as_str() == crate::GENERIC_DRIVER),
+        )
+        .cloned()
+        .collect()
+}
+
 /// The median of `v` (0 for an empty slice).
 pub(crate) fn median(v: &[u64]) -> u64 {
     let mut s = v.to_vec();

@@ -49,18 +49,16 @@
 //! access fails shows `=error(ERRNO)` and the ratio `n/a`); the host collects these lines into
 //! its final report.
 
-use crate::{find_nodes, vfio, Suite, GENERIC_DRIVER};
+use crate::{find_nodes, vfio, Suite};
 use pcibind::Bdf;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-/// Bit 40 and up of a device fd offset select the region (`VFIO_PCI_OFFSET_SHIFT`).
-const REGION_SHIFT: u32 = 40;
-const CONFIG_BASE: i64 = (vfio::CONFIG_INDEX as i64) << REGION_SHIFT;
-const ROM_INDEX: i64 = 6;
-const VGA_INDEX: i64 = 8;
+use vfio::{CONFIG_BASE, REGION_SHIFT};
+const ROM_INDEX: i64 = vfio::ROM_INDEX as i64;
+const VGA_INDEX: i64 = vfio::VGA_INDEX as i64;
 /// The part of the config region the read-splitting check covers: the PCI-compatible space.
 const SPLIT_SPAN: usize = 256;
 /// How many differences a FAIL line names (the INFO lines show a few more).
@@ -653,17 +651,7 @@ impl Suite {
     pub(crate) fn config_checks(&mut self) {
         let drivers = self.args.drivers.clone();
         // The benchmark compares the oracle with our generic driver only.
-        let bench_drivers: Vec<String> = drivers
-            .iter()
-            .take(1)
-            .chain(
-                drivers
-                    .iter()
-                    .skip(1)
-                    .filter(|d| d.as_str() == GENERIC_DRIVER),
-            )
-            .cloned()
-            .collect();
+        let bench_drivers = crate::bench::bench_drivers(&drivers);
         let bench_index = |d: &str| bench_drivers.iter().position(|b| b == d);
         for (bdf, label) in self.args.devices.clone() {
             let want = self.expected_cfg_size(&label, &bdf);

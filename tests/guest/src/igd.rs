@@ -43,7 +43,7 @@ const LPC_BRIDGE: &str = "0000:00:1f.0";
 /// Where the fixture's ASLS points at load.
 const OPREGION_PHYS: u64 = 0x0800_0000;
 const NOIOMMU_PARAM: &str = "/sys/module/vfio/parameters/enable_unsafe_noiommu_mode";
-const CONFIG: u64 = 7 << 40;
+const CONFIG: u64 = crate::vfio::CONFIG_BASE as u64;
 const OPREGION_SIZE: usize = 8192;
 /// `VFIO_REGION_TYPE_PCI_VENDOR_TYPE | PCI_VENDOR_ID_INTEL`.
 const INTEL_TYPE: u32 = 0x8000_8086;

@@ -1066,17 +1066,7 @@ impl Suite {
                 Err(format!("{left:?}"))
             }
         });
-        let bench_drivers: Vec<String> = drivers
-            .iter()
-            .take(1)
-            .chain(
-                drivers
-                    .iter()
-                    .skip(1)
-                    .filter(|d| d.as_str() == GENERIC_DRIVER),
-            )
-            .cloned()
-            .collect();
+        let bench_drivers = crate::bench::bench_drivers(&drivers);
         // One more session per driver in the other order (ours first), so a change in the
         // guest's or host's load between the two drivers' sessions cannot always favour the
         // driver measured first; its samples become each driver's extra rounds.

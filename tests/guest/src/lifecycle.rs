@@ -214,6 +214,31 @@ impl Suite {
         find_nodes(&self.sys, self.args.mode, bdf).map(|n| n.group)
     }
 
+    /// Binds pair-b to `db`, then pair-a to `da`, and opens pair-a through its group: the
+    /// group nodes of both, the open group and pair-a's device fd.
+    fn open_pair(
+        &self,
+        a: &Bdf,
+        da: &str,
+        b: &Bdf,
+        db: &str,
+        iommu_type: u32,
+    ) -> Result<(String, String, vfio::Group, File), String> {
+        self.sys
+            .bind(b, db)
+            .map_err(|x| format!("bind pair-b to {db}: {x}"))?;
+        self.sys
+            .bind(a, da)
+            .map_err(|x| format!("bind pair-a to {da}: {x}"))?;
+        let ga = self.group_node(a)?;
+        let gb = self.group_node(b)?;
+        let grp = vfio::Group::open(&ga, iommu_type)?;
+        let f = grp
+            .device(a.as_str())
+            .map_err(|x| format!("GET_DEVICE_FD: {x}"))?;
+        Ok((ga, gb, grp, f))
+    }
+
     /// Pre-test config of every device (before any binding), for [`Suite::config_restored`].
     pub(crate) fn snapshot_configs(&mut self) -> BTreeMap<String, Vec<u8>> {
         let mut m = BTreeMap::new();
@@ -554,18 +579,7 @@ impl Suite {
         let it = self.iommu_type();
         let mut answers = Record::new();
         let res: Result<(), String> = (|| {
-            self.sys
-                .bind(&a, d)
-                .map_err(|x| format!("bind pair-a: {x}"))?;
-            self.sys
-                .bind(&b, d)
-                .map_err(|x| format!("bind pair-b: {x}"))?;
-            let ga = self.group_node(&a)?;
-            let gb = self.group_node(&b)?;
-            let grp = vfio::Group::open(&ga, it)?;
-            let f = grp
-                .device(a.as_str())
-                .map_err(|x| format!("GET_DEVICE_FD: {x}"))?;
+            let (ga, gb, grp, f) = self.open_pair(&a, d, &b, d, it)?;
             let gfd = grp.group.as_raw_fd();
             let null = File::open("/dev/null").map_err(|x| x.to_string())?;
             let cases: Vec<(&str, i32, i32)> = vec![
@@ -662,18 +676,7 @@ impl Suite {
         let it = self.iommu_type();
         let mut answers = Record::new();
         let res: Result<(), String> = (|| {
-            self.sys
-                .bind(&b, other)
-                .map_err(|x| format!("bind pair-b to {other}: {x}"))?;
-            self.sys
-                .bind(&a, d)
-                .map_err(|x| format!("bind pair-a to {d}: {x}"))?;
-            let ga = self.group_node(&a)?;
-            let gb = self.group_node(&b)?;
-            let grp = vfio::Group::open(&ga, it)?;
-            let f = grp
-                .device(a.as_str())
-                .map_err(|x| format!("GET_DEVICE_FD: {x}"))?;
+            let (ga, gb, grp, f) = self.open_pair(&a, d, &b, other, it)?;
             let (ri, h, _) = vfio::hot_reset_info(&f, 4);
             let mut proof = vec![grp.group.as_raw_fd()];
             let gbf;

@@ -17,7 +17,7 @@ use pcibind::Bdf;
 use std::os::unix::fs::FileExt;
 
 const DRIVER: &str = "vfio-pci-test-overlay";
-const CONFIG: u64 = 7 << 40;
+const CONFIG: u64 = vfio::CONFIG_BASE as u64;
 
 fn rd(f: &std::fs::File, off: u64, n: usize) -> Result<u32, String> {
     let mut b = [0u8; 4];
@@ -247,21 +247,8 @@ fn region_rw_checks(f: &std::fs::File) -> Result<(), String> {
             "read across the end returned {n} bytes, expected 4"
         ));
     }
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain mmap call; the result is checked and never dereferenced.
-    let m = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            scratch as i64,
-        )
-    };
-    if m != libc::MAP_FAILED {
-        // SAFETY: unmapping what we just mapped.
-        unsafe { libc::munmap(m, 4096) };
+    let map = |off: u64, len: usize| vfio::Mapping::new(f, off as i64, len, libc::MAP_SHARED);
+    if map(scratch, 4096).is_ok() {
         return Err("mmap of a region not flagged MMAP succeeded".into());
     }
     // The mappable region (index 11) shows edu's BAR0 page 0: its ident register equals a read
@@ -275,48 +262,17 @@ fn region_rw_checks(f: &std::fs::File) -> Result<(), String> {
     let mut ident = [0u8; 4];
     f.read_exact_at(&mut ident, 0)
         .map_err(|e| format!("read BAR0: {e}"))?;
-    let mapped = 11u64 << 40;
-    // SAFETY: as above.
-    let m = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            mapped as i64,
-        )
-    };
-    if m == libc::MAP_FAILED {
-        return Err(format!(
-            "mmap of the mappable region: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: `m` maps a readable page; the fault handler maps edu's BAR0 page there.
-    let seen = unsafe { std::ptr::read_volatile(m.cast::<u32>()) };
-    // SAFETY: unmapping what we just mapped.
-    unsafe { libc::munmap(m, 4096) };
+    let mapped = vfio::region_offset(11) as u64;
+    let seen = map(mapped, 4096)
+        .map_err(|e| format!("mmap of the mappable region: errno {e}"))?
+        .read32(0);
     if seen != u32::from_le_bytes(ident) {
         return Err(format!(
             "mapped region reads {seen:#x}, BAR0 ident is {:#x}",
             u32::from_le_bytes(ident)
         ));
     }
-    let too_big = unsafe {
-        // SAFETY: as above.
-        libc::mmap(
-            std::ptr::null_mut(),
-            8192,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            mapped as i64,
-        )
-    };
-    if too_big != libc::MAP_FAILED {
-        // SAFETY: unmapping what we just mapped.
-        unsafe { libc::munmap(too_big, 8192) };
+    if map(mapped, 8192).is_ok() {
         return Err("mmap larger than the region succeeded".into());
     }
     Ok(())

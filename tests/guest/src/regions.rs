@@ -49,10 +49,7 @@ use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::time::{Duration, Instant};
 
-const SHIFT: u32 = 40;
-const CFG: i64 = (vfio::CONFIG_INDEX as i64) << SHIFT;
-const ROM: u32 = 6;
-const VGA: u32 = 8;
+use vfio::{CONFIG_BASE as CFG, REGION_SHIFT as SHIFT, ROM_INDEX as ROM, VGA_INDEX as VGA};
 const PAGE: usize = 4096;
 const CMD_IO: u16 = 1;
 const CMD_MEM: u16 = 2;

@@ -629,3 +629,16 @@ pub fn feature(f: &File, flags: u32, data: &[u8]) -> i32 {
         Err(e) => errno(&e),
     }
 }
+
+/// Bit 40 and up of a device fd offset select the region (`VFIO_PCI_OFFSET_SHIFT`).
+pub const REGION_SHIFT: u32 = 40;
+/// `VFIO_PCI_ROM_REGION_INDEX`.
+pub const ROM_INDEX: u32 = 6;
+/// `VFIO_PCI_VGA_REGION_INDEX`.
+pub const VGA_INDEX: u32 = 8;
+/// The device fd offset of region `index`.
+pub const fn region_offset(index: u32) -> i64 {
+    (index as i64) << REGION_SHIFT
+}
+/// The device fd offset of the config region.
+pub const CONFIG_BASE: i64 = region_offset(CONFIG_INDEX);
