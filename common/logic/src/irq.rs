@@ -56,13 +56,7 @@ pub const MSI_FLAGS_QMASK: u16 = 0x000e;
 /// `PCI_MSIX_FLAGS_QSIZE`: table size minus one.
 pub const MSIX_FLAGS_QSIZE: u16 = 0x07ff;
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut w = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        w.copy_from_slice(s);
-    }
-    u32::from_ne_bytes(w)
-}
+use super::uapi::u32_at;
 
 /// What `GET_IRQ_INFO` and the `SET_IRQS` range check need to know about the device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

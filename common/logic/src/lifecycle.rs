@@ -29,13 +29,7 @@ pub const HDR_MINSZ: usize = 12;
 /// `sizeof(struct vfio_pci_dependent_device)`: id, segment, bus, devfn.
 pub const DEPENDENT_SIZE: usize = 8;
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut w = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        w.copy_from_slice(s);
-    }
-    u32::from_ne_bytes(w)
-}
+use super::uapi::u32_at;
 
 /// The header both hot-reset ioctls start with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -34,15 +34,22 @@ pub const REGION_FLAG_WRITE: u32 = 1 << 1;
 /// `VFIO_REGION_INFO_FLAG_MMAP`.
 pub const REGION_FLAG_MMAP: u32 = 1 << 2;
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
+/// The native-endian `u32` at byte `at` of a uAPI argument; bytes past the end read as 0 (never
+/// a panic, whatever the offset).
+pub fn u32_at(b: &[u8], at: usize) -> u32 {
     let mut w = [0u8; 4];
-    w.copy_from_slice(&b[at..at + 4]);
+    if let Some(s) = at.checked_add(4).and_then(|end| b.get(at..end)) {
+        w.copy_from_slice(s);
+    }
     u32::from_ne_bytes(w)
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
+/// The native-endian `u64` at byte `at`, like [`u32_at`].
+pub fn u64_at(b: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
-    w.copy_from_slice(&b[at..at + 8]);
+    if let Some(s) = at.checked_add(8).and_then(|end| b.get(at..end)) {
+        w.copy_from_slice(s);
+    }
     u64::from_ne_bytes(w)
 }
 
