@@ -4,14 +4,17 @@
 //! `vfio_pci_config.c` behaviour) over the real device ([`HostConfig`]).
 //!
 //! Every chunk (1, 2 or 4 bytes, split as upstream splits) is emulated under the device state
-//! mutex; the copy to user space happens after it is dropped, the copy from user space inside
-//! it (upstream copies from user space only when the owner of the bytes accepts writes, so the
+//! mutex, except the reads `logic::config_fast` answers without it (dwords of read-only
+//! virtual bits and device bits; upstream takes no lock for any config read). The copy to
+//! user space happens after the mutex is dropped, the copy from user space inside it
+//! (upstream copies from user space only when the owner of the bytes accepts writes, so the
 //! emulator asks for the bytes itself).
 
 use crate::abi::{ConfigOverlay, VariantOps};
 use crate::device::DeviceState;
 use crate::intrs::IrqShared;
 use crate::logic::irq::Mode;
+use crate::logic::config_fast::FastChunk;
 use crate::logic::config_space::{ConfigDevice, Notice};
 use crate::logic::overlay::{Overlay, OverlayInit};
 use core::ffi::c_void;
@@ -185,11 +188,17 @@ pub(crate) fn read(dev: &DeviceState, buf: usize, count: usize, offset: u64) -> 
     let mut done = 0usize;
     while done < count {
         let at = offset.checked_add(done as u64).ok_or(from_errno(EFAULT))?;
-        let (n, v) = {
-            let mut guard = dev.inner.lock();
-            let inner = &mut *guard;
-            let mut host = HostConfig::new(dev, &mut inner.pm);
-            inner.config.read(&mut host, at, count - done).map_err(from_errno)?
+        let fast = dev.cfg_fast.read_chunk(at, count - done, |pos, size| {
+            dev.pdev.read_config(pos.into(), size.into()).map_err(to_errno)
+        });
+        let (n, v) = match fast.map_err(from_errno)? {
+            FastChunk::Done(n, v) => (n, v),
+            FastChunk::Locked => {
+                let mut guard = dev.inner.lock();
+                let inner = &mut *guard;
+                let mut host = HostConfig::new(dev, &mut inner.pm);
+                inner.config.read(&mut host, at, count - done).map_err(from_errno)?
+            }
         };
         // Config space is little-endian; user space gets the bytes in bus order. Typed writes
         // copy straight to user space (no slice helper on this hot path).

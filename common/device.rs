@@ -74,7 +74,13 @@ pub(crate) struct DeviceState {
     /// SR-IOV: VF token, VF capture, the PF of a VF.
     #[pin]
     pub(crate) sriov: crate::sriov::Sriov,
+    /// Config dwords user space may read without `inner` (see `logic::config_fast`):
+    /// published under `inner` at open, withdrawn at close.
+    pub(crate) cfg_fast: crate::logic::config_fast::FastReads,
 }
+
+// SAFETY: `FastReads` is atomics only, and all zero is its empty table (documented there).
+unsafe impl kernel::init::Zeroable for crate::logic::config_fast::FastReads {}
 
 /// The variant's per-device data, handed back to the variant exactly once.
 pub(crate) struct VariantData {
@@ -407,6 +413,7 @@ unsafe fn register_device(
         needs_reset: AtomicBool::new(false),
         disable_idle_d3,
         sriov <- sriov,
+        cfg_fast <- kernel::init::zeroed(),
     });
     // SAFETY: `_vfio_alloc_device` returned a zeroed allocation of `size_of::<CommonDevice>()`
     // bytes with `vdev` initialised; `state` is memory we own that stays put until `release`,

@@ -77,6 +77,7 @@ fn enable(dev: &DeviceState) -> Result {
         });
         if built.is_ok() {
             st.bars = crate::bar::BarState::open(pdev);
+            st.config.publish_fast_reads(&dev.cfg_fast);
         }
         if let Err(e) = built {
             drop(guard);
@@ -148,6 +149,7 @@ fn undo(dev: &DeviceState) {
     dev.ioeventfds.lock().clear();
     let mut guard = dev.inner.lock();
     let st = &mut *guard;
+    dev.cfg_fast.clear();
     if !st.enabled {
         return;
     }

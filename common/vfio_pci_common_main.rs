@@ -12,6 +12,7 @@ use kernel::prelude::*;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 mod logic {
     pub(crate) mod bar_rw;
+    pub(crate) mod config_fast;
     pub(crate) mod config_init;
     pub(crate) mod config_rw;
     pub(crate) mod config_space;

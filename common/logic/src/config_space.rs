@@ -201,7 +201,7 @@ fn size_mask(count: usize) -> u32 {
     }
 }
 
-fn is_bar(offset: u16) -> bool {
+pub(super) fn is_bar(offset: u16) -> bool {
     (r::BASE_ADDRESS_0..r::BASE_ADDRESS_5 + 4).contains(&offset)
         || (r::ROM_ADDRESS..r::ROM_ADDRESS + 4).contains(&offset)
 }
@@ -301,7 +301,7 @@ impl ConfigSpace {
         mask
     }
 
-    fn touches_overlay(&self, pos: u16, count: usize) -> bool {
+    pub(super) fn touches_overlay(&self, pos: u16, count: usize) -> bool {
         self.n_overlays > 0 && (0..count as u16).any(|i| self.overlay_at(pos + i).is_some())
     }
 
@@ -468,7 +468,7 @@ impl ConfigSpace {
 
     /// The table that owns `pos` and the start of its capability (upstream's dispatch in
     /// `vfio_config_do_rw`).
-    fn perm_at(&self, pos: u16) -> (&'static PermBits, u16) {
+    pub(super) fn perm_at(&self, pos: u16) -> (&'static PermBits, u16) {
         let id = self.mbyte(pos);
         if id == MAP_INVALID {
             (&perm::UNASSIGNED, pos)

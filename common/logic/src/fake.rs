@@ -11,6 +11,7 @@
 //! the device, that the virtual chains are acyclic, in bounds and exactly the visible
 //! capabilities, and that in-range reads never fail. Assertion failures are the findings.
 
+use super::config_fast::{FastChunk, FastReads, LOCKED};
 use super::config_space::{ConfigDevice, ConfigSpace, DeviceInfo, Resource, MAP_INVALID};
 use super::errno::{Errno, EFAULT, EINVAL, EIO};
 use super::pci_regs::{self as r, cap_id, ext_cap_id as e};
@@ -823,6 +824,45 @@ fn vread(cs: &mut ConfigSpace, dev: &mut FakeDevice, pos: u16, n: usize) -> u32 
     u32::from_le_bytes(buf)
 }
 
+/// A user read the way the kernel does it: each chunk from `fast` when it can answer it
+/// without the lock, else from the emulator.
+pub fn read_with_fast(
+    cs: &mut ConfigSpace,
+    fast: &FastReads,
+    dev: &mut FakeDevice,
+    pos: u64,
+    buf: &mut [u8],
+) -> Result<usize, Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        let at = pos.checked_add(done as u64).ok_or(EFAULT)?;
+        let left = buf.len() - done;
+        let (n, v) = match fast.read_chunk(at, left, |p, size| dev.read(p, size))? {
+            FastChunk::Done(n, v) => (n, v),
+            FastChunk::Locked => cs.read(dev, at, left)?,
+        };
+        let dst = buf.get_mut(done..done + n).ok_or(EFAULT)?;
+        dst.copy_from_slice(&v.to_le_bytes()[..n]);
+        done += n;
+    }
+    Ok(done)
+}
+
+/// Every published lock-free entry still matches the emulator's state: none went stale.
+pub fn check_fast(cs: &ConfigSpace, fast: &FastReads) {
+    for i in 0..SPACE / 4 {
+        let e = fast.entry(i).unwrap_or(LOCKED);
+        if e != LOCKED {
+            assert_eq!(
+                e,
+                cs.fast_entry(i),
+                "lock-free entry of dword {:#x} went stale",
+                i * 4
+            );
+        }
+    }
+}
+
 /// Walks both virtual chains through user reads and checks them against the ground truth.
 pub fn check_chains(cs: &mut ConfigSpace, dev: &mut FakeDevice, s: &Scenario) {
     let status = vread(cs, dev, r::STATUS, 2) as u16;
@@ -911,6 +951,8 @@ pub fn run(data: &[u8]) {
         // Error paths: any failure is fine, a panic is not.
         dev.fail_seed = 0x9e37_79b9 ^ e.u32() | 1;
         let _ = cs.init(&mut dev, &s.info);
+        let fast = FastReads::new();
+        cs.publish_fast_reads(&fast);
         for _ in 0..64 {
             let pos = e.below(s.info.cfg_size as u32 + 16) as u64;
             let mut buf = [0u8; 8];
@@ -918,7 +960,11 @@ pub fn run(data: &[u8]) {
             for b in buf.iter_mut() {
                 *b = e.u8();
             }
-            let _ = cs.rw(&mut dev, pos, &mut buf[..n], e.chance(128));
+            if e.chance(64) {
+                let _ = read_with_fast(&mut cs, &fast, &mut dev, pos, &mut buf[..n]);
+            } else {
+                let _ = cs.rw(&mut dev, pos, &mut buf[..n], e.chance(128));
+            }
         }
         return;
     }
@@ -929,6 +975,8 @@ pub fn run(data: &[u8]) {
         assert_eq!(got, want, "owner of {pos:#x}");
     }
     check_chains(&mut cs, &mut dev, &s);
+    let fast = FastReads::new();
+    cs.publish_fast_reads(&fast);
 
     let mut ops = 0;
     while e.more() && ops < 256 {
@@ -959,6 +1007,18 @@ pub fn run(data: &[u8]) {
                     assert_eq!(got, Err(EFAULT));
                     assert_eq!(dev.accesses, before, "a refused read touched the device");
                 }
+                // The lock-free path gives the same bytes and errors, and touches the device
+                // no more than the emulator.
+                let before = dev.accesses;
+                let mut again = [0u8; 8];
+                let got_fast = read_with_fast(&mut cs, &fast, &mut dev, pos, &mut again[..n]);
+                assert_eq!(got_fast, got, "lock-free read of {n} at {pos:#x}");
+                if got.is_ok() {
+                    assert_eq!(again[..n], buf[..n], "lock-free read of {n} at {pos:#x}");
+                }
+                if !fits {
+                    assert_eq!(dev.accesses, before, "a refused read touched the device");
+                }
             }
             4 => {
                 // Oversized or out-of-range requests fail before any access.
@@ -987,7 +1047,9 @@ pub fn run(data: &[u8]) {
         assert_eq!(dev.intx_masked, cs.virq_disabled);
         if ops % 16 == 0 {
             check_chains(&mut cs, &mut dev, &s);
+            check_fast(&cs, &fast);
         }
     }
     check_chains(&mut cs, &mut dev, &s);
+    check_fast(&cs, &fast);
 }

@@ -13,6 +13,7 @@
 extern crate std;
 
 pub mod bar_rw;
+pub mod config_fast;
 pub mod config_init;
 pub mod config_rw;
 pub mod config_space;

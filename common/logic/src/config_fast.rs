@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Config reads without the device lock, for the dwords whose reads are a pure function of
+//! the device's registers and a part of the virtual image that never changes while the
+//! device is open.
+//!
+//! Upstream `vfio_config_do_rw` reads the virtual image (`vdev->vconfig`) with no lock at
+//! all. Our emulator runs under the device state mutex, which costs a lock/unlock pair per
+//! 1-4 byte access, on the path user space uses most (a QEMU guest's config reads). Most
+//! dwords do not need it: their virtual bits (vendor and device ID, capability ID and next
+//! pointers, extended capability headers) are read-only and only `init` writes them, and the
+//! rest comes straight from the device. [`FastReads`] is a per-device table, built under the
+//! mutex after every `init` ([`ConfigSpace::publish_fast_reads`]), that holds for each such
+//! dword its virtual mask and the image's bits under it, in one atomic word, so a reader
+//! sees either a whole entry or none; every other dword is marked for the locked emulator.
+//!
+//! Which dwords qualify (all four bytes):
+//! - one owner and one table instance (the access split of `next_access` is then just the
+//!   alignment rule, and the table's masks compose byte by byte);
+//! - read by `Default`, `Basic` or `Raw` (no side effects: not BAR/ROM sizing, the MSI
+//!   queue-size refresh, a `Direct` header merge or a fully virtual range);
+//! - no variant overlay (its read hook runs under the mutex);
+//! - no virtual bit is writable. Every write handler stores to the image only bits that are
+//!   both virtual and writable, in the bytes it was given or in its capability's control
+//!   registers (which have writable virtual bits themselves); the property tests of `fake`
+//!   check after every access sequence that no published entry went stale.
+//!
+//! # Invariants
+//!
+//! While `limit` is non-zero, every entry below `limit / 4` that is not [`LOCKED`] holds
+//! `mask << 32 | (image & mask)` for a dword whose reads are exactly
+//! `(device & !mask) | (image & mask)`, and the image bits under `mask` do not change until
+//! the next `publish_fast_reads` or [`FastReads::clear`].
+
+use super::config_space::{is_bar, ConfigSpace};
+use super::errno::Errno;
+use super::pci_regs as r;
+use super::perm::ReadKind;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+const DWORDS: usize = r::CFG_SPACE_EXP_SIZE as usize / 4;
+
+/// The entry of a dword only the locked emulator may read. No real entry has image bits
+/// outside its mask, so this one (mask 0, image all ones) cannot be confused with one.
+pub const LOCKED: u64 = 0xffff_ffff;
+
+/// The lock-free read table of one device. All zero is the valid empty table (nothing
+/// published), so the kernel can place it in zeroed memory.
+pub struct FastReads {
+    /// Per dword: `mask << 32 | image`, or [`LOCKED`].
+    entries: [AtomicU64; DWORDS],
+    /// The config size the entries were built for; 0 while nothing is published.
+    limit: AtomicU32,
+}
+
+impl Default for FastReads {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What [`FastReads::read_chunk`] found for the next chunk of a read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FastChunk {
+    /// Answered without the lock: the chunk's size and value (bytes in bus order, low end).
+    Done(usize, u32),
+    /// The locked emulator must answer this chunk (and decides its size and errors).
+    Locked,
+}
+
+fn size_mask(count: usize) -> u32 {
+    if count >= 4 {
+        u32::MAX
+    } else {
+        (1u32 << (8 * count)) - 1
+    }
+}
+
+impl FastReads {
+    /// An empty table.
+    pub const fn new() -> Self {
+        Self {
+            entries: [const { AtomicU64::new(0) }; DWORDS],
+            limit: AtomicU32::new(0),
+        }
+    }
+
+    /// Withdraws the table: every read takes the locked path until the next publish.
+    pub fn clear(&self) {
+        self.limit.store(0, Ordering::Release);
+    }
+
+    /// The next chunk of a user read of `remaining` bytes at `pos`, if the table can answer
+    /// it: the same size and value the emulator would give, reading the device through
+    /// `device(pos, size)` (`pci_user_read_config_*`) when the dword is not fully virtual.
+    /// A device read error is returned as is, as the emulator would.
+    #[inline]
+    pub fn read_chunk<F>(&self, pos: u64, remaining: usize, device: F) -> Result<FastChunk, Errno>
+    where
+        F: FnOnce(u16, u8) -> Result<u32, Errno>,
+    {
+        let limit = self.limit.load(Ordering::Acquire) as u64;
+        // The whole request must fit (else the emulator fails it before any access).
+        if pos >= limit || remaining as u64 > limit - pos {
+            return Ok(FastChunk::Locked);
+        }
+        let Some(entry) = self.entries.get((pos / 4) as usize) else {
+            return Ok(FastChunk::Locked);
+        };
+        let entry = entry.load(Ordering::Relaxed);
+        if entry == LOCKED {
+            return Ok(FastChunk::Locked);
+        }
+        // One owner run per dword: `next_access` reduces to the alignment rule.
+        let k = (pos % 4) as usize;
+        let n = remaining.min(4 - k);
+        let size = if n >= 4 {
+            4
+        } else if n >= 2 && k % 2 == 0 {
+            2
+        } else {
+            1
+        };
+        let shift = 8 * k as u32;
+        let smask = size_mask(size);
+        let mask = ((entry >> 32) as u32 >> shift) & smask;
+        let image = (entry as u32 >> shift) & smask;
+        if mask == smask {
+            return Ok(FastChunk::Done(size, image));
+        }
+        let phys = device(pos as u16, size as u8)? & smask;
+        Ok(FastChunk::Done(size, (phys & !mask) | image))
+    }
+
+    /// The entry of dword `index` (for tests and the staleness check).
+    pub fn entry(&self, index: usize) -> Option<u64> {
+        self.entries.get(index).map(|e| e.load(Ordering::Relaxed))
+    }
+
+    /// The published config size (0: none).
+    pub fn limit(&self) -> u32 {
+        self.limit.load(Ordering::Acquire)
+    }
+}
+
+impl ConfigSpace {
+    /// Builds `fast` from the current image, owner map and overlays; called under the
+    /// device mutex after `init` and the overlays of an open.
+    pub fn publish_fast_reads(&self, fast: &FastReads) {
+        fast.limit.store(0, Ordering::Release);
+        for (i, e) in fast.entries.iter().enumerate() {
+            e.store(self.fast_entry(i), Ordering::Relaxed);
+        }
+        fast.limit.store(self.cfg_size as u32, Ordering::Release);
+    }
+
+    /// The [`FastReads`] entry dword `index` would have now.
+    pub fn fast_entry(&self, index: usize) -> u64 {
+        let base = index * 4;
+        if base + 4 > self.cfg_size as usize {
+            return LOCKED;
+        }
+        let Some(&[m0, m1, m2, m3]) = self.map.get(base..base + 4) else {
+            return LOCKED;
+        };
+        if m0 != m1 || m0 != m2 || m0 != m3 {
+            return LOCKED;
+        }
+        let base = base as u16;
+        if self.touches_overlay(base, 4) {
+            return LOCKED;
+        }
+        let (perm, start) = self.perm_at(base);
+        match perm.read {
+            ReadKind::Raw => return 0,
+            ReadKind::Default | ReadKind::Basic => {}
+            ReadKind::Msi | ReadKind::Direct | ReadKind::Virt => return LOCKED,
+        }
+        for i in 1..4 {
+            let (p, s) = self.perm_at(base + i);
+            if !core::ptr::eq(p, perm) || s != start {
+                return LOCKED;
+            }
+        }
+        let offset = base.wrapping_sub(start);
+        if perm.read == ReadKind::Basic
+            && ((0..4).any(|i| is_bar(offset + i)) || (offset..offset + 4).contains(&r::COMMAND))
+        {
+            return LOCKED;
+        }
+        let virt = perm.virt_bits(offset as usize, 4);
+        if virt & perm.write_bits(offset as usize, 4) != 0 {
+            return LOCKED;
+        }
+        ((virt as u64) << 32) | (self.vget(base, 4) & virt) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config_space::DeviceInfo;
+    use crate::fake::FakeDevice;
+    use std::boxed::Box;
+
+    /// A plain endpoint (vendor 8086, device 1234) with one MSI capability at 0x40 and a PM
+    /// capability at 0x50, opened.
+    fn open() -> (Box<ConfigSpace>, FakeDevice) {
+        let mut hw = [0u8; 4096];
+        hw[0..4].copy_from_slice(&[0x86, 0x80, 0x34, 0x12]);
+        hw[8..12].copy_from_slice(&0x0280_0001u32.to_le_bytes());
+        hw[6] = 0x10;
+        hw[0x34] = 0x40;
+        hw[0x40..0x44].copy_from_slice(&[0x05, 0x50, 0x00, 0x00]);
+        hw[0x50..0x54].copy_from_slice(&[0x01, 0x00, 0x03, 0x00]);
+        let mut dev = FakeDevice::new(&hw);
+        dev.allowed = [0xff; 4096];
+        let mut cs = Box::new(ConfigSpace::zeroed());
+        let info = DeviceInfo {
+            cfg_size: 256,
+            ..DeviceInfo::default()
+        };
+        assert_eq!(cs.init(&mut dev, &info), Ok(()));
+        (cs, dev)
+    }
+
+    fn no_device(_: u16, _: u8) -> Result<u32, Errno> {
+        panic!("device read on a fully virtual dword")
+    }
+
+    #[test]
+    fn empty_table_answers_nothing() {
+        let t = FastReads::new();
+        assert_eq!(t.read_chunk(0, 4, no_device), Ok(FastChunk::Locked));
+    }
+
+    #[test]
+    fn locked_entry_is_not_a_real_entry() {
+        let (mask, image) = ((LOCKED >> 32) as u32, LOCKED as u32);
+        assert_ne!(image & !mask, 0);
+    }
+
+    #[test]
+    fn ids_come_from_the_image_and_side_effects_stay_locked() {
+        let (cs, _dev) = open();
+        let t = FastReads::new();
+        cs.publish_fast_reads(&t);
+        assert_eq!(
+            t.read_chunk(0, 4, no_device),
+            Ok(FastChunk::Done(4, 0x1234_8086))
+        );
+        assert_eq!(
+            t.read_chunk(2, 2, no_device),
+            Ok(FastChunk::Done(2, 0x1234))
+        );
+        assert_eq!(t.read_chunk(1, 3, no_device), Ok(FastChunk::Done(1, 0x80)));
+        // COMMAND (writable virtual bits), BARs (sizing), MSI (queue-size refresh).
+        for pos in [r::COMMAND, r::BASE_ADDRESS_0, r::ROM_ADDRESS, 0x40] {
+            assert_eq!(
+                t.read_chunk(pos as u64, 4, no_device),
+                Ok(FastChunk::Locked),
+                "{pos:#x}"
+            );
+        }
+        // A request that runs past the end is the emulator's to refuse.
+        assert_eq!(t.read_chunk(252, 8, no_device), Ok(FastChunk::Locked));
+        t.clear();
+        assert_eq!(t.read_chunk(0, 4, no_device), Ok(FastChunk::Locked));
+    }
+
+    #[test]
+    fn device_bits_are_read_with_the_chunk_width_and_errors_pass_through() {
+        let (cs, _dev) = open();
+        let t = FastReads::new();
+        cs.publish_fast_reads(&t);
+        let got = t.read_chunk(9, 3, |pos, size| {
+            assert_eq!((pos, size), (9, 1));
+            Ok(0xffff_ff00)
+        });
+        assert_eq!(got, Ok(FastChunk::Done(1, 0)));
+        let got = t.read_chunk(8, 4, |_, _| Err(crate::errno::EIO));
+        assert_eq!(got, Err(crate::errno::EIO));
+        // PM capability header: next and PMC's PME bits (hidden) from the image, the ID and
+        // the rest of PMC from the device.
+        let got = t.read_chunk(0x50, 4, |_, _| Ok(0xabcd_ffff));
+        assert_eq!(got, Ok(FastChunk::Done(4, 0x03cd_00ff)));
+    }
+
+    #[test]
+    fn overlay_dwords_stay_locked() {
+        let (mut cs, mut dev) = open();
+        let o = crate::overlay::Overlay {
+            offset: 0x2c,
+            size: 2,
+            writable: 0,
+            init: crate::overlay::OverlayInit::Value(0x1234),
+        };
+        assert_eq!(cs.add_overlay(&mut dev, &o), Ok(()));
+        let t = FastReads::new();
+        cs.publish_fast_reads(&t);
+        assert_eq!(t.entry(0x2c / 4), Some(LOCKED));
+        assert_ne!(t.entry(0), Some(LOCKED));
+    }
+}
