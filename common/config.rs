@@ -240,11 +240,9 @@ pub(crate) fn write(dev: &DeviceState, buf: usize, count: usize, offset: u64) ->
             let mut host = HostConfig::new(dev, &mut inner.pm);
             inner
                 .config
-                .write(&mut host, at, left, |n| {
-                    let mut b = [0u8; 4];
-                    b.get_mut(..n).ok_or(EFAULT)?.copy_from_slice(bytes.get(..n).ok_or(EFAULT)?);
-                    Ok(u32::from_le_bytes(b))
-                })
+                // Bytes past the chunk are either not copied (zero) or the next chunk's: the
+                // emulator masks the value to the chunk's size.
+                .write(&mut host, at, left, |_| Ok(u32::from_le_bytes(bytes)))
                 .map_err(from_errno)?
         };
         input.skip(n)?;

@@ -570,6 +570,11 @@ fn qemu_command(
         append.push(' ');
         append.push_str(&extra);
     }
+    // Debugging aid: extra QEMU arguments, split at whitespace, e.g.
+    // `-trace pci_cfg_*,file=/tmp/cfg.trace` to count the config cycles a path makes.
+    if let Ok(extra) = std::env::var("VFIO_RS_QEMU_EXTRA") {
+        c.args(extra.split_whitespace());
+    }
     c.arg("-kernel")
         .arg(bz)
         .arg("-initrd")

@@ -377,15 +377,8 @@ impl ConfigSpace {
 
     /// Stores the low `count` (≤ 4) bytes of `val` at `pos`; bytes past the array are dropped.
     pub(super) fn vset(&mut self, pos: u16, count: usize, val: u32) {
-        let p = pos as usize;
-        if let Some(dst) = p
-            .checked_add(count)
-            .and_then(|end| self.vconfig.get_mut(p..end))
-        {
-            if let Some(src) = val.to_le_bytes().get(..count) {
-                dst.copy_from_slice(src);
-                return;
-            }
+        if perm::set_le_at(&mut self.vconfig, pos as usize, count, val) {
+            return;
         }
         for i in 0..count.min(4) {
             if let Some(b) = self.vconfig.get_mut(pos as usize + i) {

@@ -83,6 +83,23 @@ pub fn le_at(s: &[u8], off: usize, count: usize) -> Option<u32> {
     }
 }
 
+/// Stores the low `count` (1, 2 or 4) bytes of `val` little-endian at `off` when all are in
+/// bounds, as one store of that width (a copy of a run-time length would be a `memcpy` call);
+/// false, storing nothing, otherwise.
+#[inline]
+pub fn set_le_at(s: &mut [u8], off: usize, count: usize, val: u32) -> bool {
+    let Some(end) = off.checked_add(count) else {
+        return false;
+    };
+    match s.get_mut(off..end) {
+        Some(b @ [_, _, _, _]) => b.copy_from_slice(&val.to_le_bytes()),
+        Some(b @ [_, _]) => b.copy_from_slice(&(val as u16).to_le_bytes()),
+        Some([b]) => *b = val as u8,
+        _ => return false,
+    }
+    true
+}
+
 fn mask_at(table: &[u8], offset: usize, count: usize) -> u32 {
     if let Some(m) = le_at(table, offset, count) {
         return m;
