@@ -197,7 +197,10 @@ pub(crate) fn read(dev: &DeviceState, buf: usize, count: usize, offset: u64) -> 
                 let mut guard = dev.inner.lock();
                 let inner = &mut *guard;
                 let mut host = HostConfig::new(dev, &mut inner.pm);
-                inner.config.read(&mut host, at, count - done).map_err(from_errno)?
+                let got = inner.config.read(&mut host, at, count - done);
+                // Reads may change the image too (BAR sizing).
+                inner.config.sync_fast_reads(&dev.cfg_fast);
+                got.map_err(from_errno)?
             }
         };
         // Config space is little-endian; user space gets the bytes in bus order. Typed writes
@@ -238,12 +241,11 @@ pub(crate) fn write(dev: &DeviceState, buf: usize, count: usize, offset: u64) ->
             let mut guard = dev.inner.lock();
             let inner = &mut *guard;
             let mut host = HostConfig::new(dev, &mut inner.pm);
-            inner
-                .config
-                // Bytes past the chunk are either not copied (zero) or the next chunk's: the
-                // emulator masks the value to the chunk's size.
-                .write(&mut host, at, left, |_| Ok(u32::from_le_bytes(bytes)))
-                .map_err(from_errno)?
+            // Bytes past the chunk are either not copied (zero) or the next chunk's: the
+            // emulator masks the value to the chunk's size.
+            let written = inner.config.write(&mut host, at, left, |_| Ok(u32::from_le_bytes(bytes)));
+            inner.config.sync_fast_reads(&dev.cfg_fast);
+            written.map_err(from_errno)?
         };
         input.skip(n)?;
         done += n;

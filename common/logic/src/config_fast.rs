@@ -1,35 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Config reads without the device lock, for the dwords whose reads are a pure function of
-//! the device's registers and a part of the virtual image that never changes while the
-//! device is open.
+//! Config reads without the device lock.
 //!
-//! Upstream `vfio_config_do_rw` reads the virtual image (`vdev->vconfig`) with no lock at
-//! all. Our emulator runs under the device state mutex, which costs a lock/unlock pair per
-//! 1-4 byte access, on the path user space uses most (a QEMU guest's config reads). Most
-//! dwords do not need it: their virtual bits (vendor and device ID, capability ID and next
-//! pointers, extended capability headers) are read-only and only `init` writes them, and the
-//! rest comes straight from the device. [`FastReads`] is a per-device table, built under the
-//! mutex after every `init` ([`ConfigSpace::publish_fast_reads`]), that holds for each such
-//! dword its virtual mask and the image's bits under it, in one atomic word, so a reader
-//! sees either a whole entry or none; every other dword is marked for the locked emulator.
+//! Upstream `vfio_config_do_rw` reads the virtual image (`vdev->vconfig`) and the device with
+//! no lock at all. Our emulator runs under the device state mutex, which on the path user
+//! space uses most (a QEMU guest's config reads) costs a lock/unlock pair and the emulator's
+//! dispatch per 1-4 byte access. Most reads need neither: their value is the device's bits
+//! merged with the image's virtual bits under a fixed mask. [`FastReads`] is a per-device
+//! table holding, for each such dword, that mask and the image bits under it in one atomic
+//! word, so a reader sees a whole entry or none; every other dword is marked for the locked
+//! emulator.
 //!
 //! Which dwords qualify (all four bytes):
 //! - one owner and one table instance (the access split of `next_access` is then just the
 //!   alignment rule, and the table's masks compose byte by byte);
-//! - read by `Default`, `Basic` or `Raw` (no side effects: not BAR/ROM sizing, the MSI
-//!   queue-size refresh, a `Direct` header merge or a fully virtual range);
-//! - no variant overlay (its read hook runs under the mutex);
-//! - no virtual bit is writable. Every write handler stores to the image only bits that are
-//!   both virtual and writable, in the bytes it was given or in its capability's control
-//!   registers (which have writable virtual bits themselves); the property tests of `fake`
-//!   check after every access sequence that no published entry went stale.
+//! - read by `Default`, `Basic` (not the BARs or ROM, whose reads size them, nor `COMMAND` of a
+//!   device without memory decode control, whose read merges a bit), `Msi` (its queue-size
+//!   refresh writes the image's capability ID byte, which is read from the device: invisible),
+//!   `Raw` (all device) or `Virt` (all image); not `Direct`, which merges by access width;
+//! - no variant overlay (its read hook runs under the mutex).
+//!
+//! The table is built under the mutex after `init` ([`ConfigSpace::publish_fast_reads`]).
+//! Every later change of the image goes through `vset`, which widens a range of changed
+//! dwords; [`ConfigSpace::sync_fast_reads`], called under the mutex after every emulated
+//! access, stores the new image bits of that range. A change of the owner map or the overlays
+//! (`virtualize`) makes it build the whole table again. The property harness of `fake` reads
+//! every chunk both ways and checks after random access sequences that no entry went stale.
 //!
 //! # Invariants
 //!
 //! While `limit` is non-zero, every entry below `limit / 4` that is not [`LOCKED`] holds
 //! `mask << 32 | (image & mask)` for a dword whose reads are exactly
-//! `(device & !mask) | (image & mask)`, and the image bits under `mask` do not change until
-//! the next `publish_fast_reads` or [`FastReads::clear`].
+//! `(device & !mask) | (image & mask)`, with the image as of the last `sync_fast_reads` or
+//! `publish_fast_reads`; the mask changes only in `publish_fast_reads`.
 
 use super::config_space::{is_bar, ConfigSpace};
 use super::errno::Errno;
@@ -145,12 +147,49 @@ impl FastReads {
 impl ConfigSpace {
     /// Builds `fast` from the current image, owner map and overlays; called under the
     /// device mutex after `init` and the overlays of an open.
-    pub fn publish_fast_reads(&self, fast: &FastReads) {
+    pub fn publish_fast_reads(&mut self, fast: &FastReads) {
         fast.limit.store(0, Ordering::Release);
         for (i, e) in fast.entries.iter().enumerate() {
             e.store(self.fast_entry(i), Ordering::Relaxed);
         }
+        self.fast_dirty = (u16::MAX, 0);
+        self.fast_rebuild = false;
         fast.limit.store(self.cfg_size as u32, Ordering::Release);
+    }
+
+    /// Brings `fast` up to date with the image after an emulated access; called under the
+    /// device mutex, before it is released.
+    #[inline]
+    pub fn sync_fast_reads(&mut self, fast: &FastReads) {
+        if self.fast_rebuild {
+            self.publish_fast_reads(fast);
+            return;
+        }
+        let (first, last) = core::mem::replace(&mut self.fast_dirty, (u16::MAX, 0));
+        for index in first as usize..=last as usize {
+            let Some(entry) = fast.entries.get(index) else {
+                break;
+            };
+            let old = entry.load(Ordering::Relaxed);
+            if old != LOCKED {
+                let mask = (old >> 32) as u32;
+                let image = self.vget((index * 4) as u16, 4) & mask;
+                entry.store(((mask as u64) << 32) | image as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Marks the dwords of `count` (1 to 4) bytes at `pos` as changed in the image.
+    #[inline(always)]
+    pub(super) fn mark_fast_dirty(&mut self, pos: u16, count: usize) {
+        let first = pos >> 2;
+        let last = pos.wrapping_add(count as u16).wrapping_sub(1) >> 2;
+        if first < self.fast_dirty.0 {
+            self.fast_dirty.0 = first;
+        }
+        if last > self.fast_dirty.1 {
+            self.fast_dirty.1 = last;
+        }
     }
 
     /// The [`FastReads`] entry dword `index` would have now.
@@ -172,8 +211,9 @@ impl ConfigSpace {
         let (perm, start) = self.perm_at(base);
         match perm.read {
             ReadKind::Raw => return 0,
-            ReadKind::Default | ReadKind::Basic => {}
-            ReadKind::Msi | ReadKind::Direct | ReadKind::Virt => return LOCKED,
+            ReadKind::Virt => return (u64::from(u32::MAX) << 32) | u64::from(self.vget(base, 4)),
+            ReadKind::Default | ReadKind::Basic | ReadKind::Msi => {}
+            ReadKind::Direct => return LOCKED,
         }
         for i in 1..4 {
             let (p, s) = self.perm_at(base + i);
@@ -183,14 +223,12 @@ impl ConfigSpace {
         }
         let offset = base.wrapping_sub(start);
         if perm.read == ReadKind::Basic
-            && ((0..4).any(|i| is_bar(offset + i)) || (offset..offset + 4).contains(&r::COMMAND))
+            && ((0..4).any(|i| is_bar(offset + i))
+                || (self.info.no_command_memory && (offset..offset + 4).contains(&r::COMMAND)))
         {
             return LOCKED;
         }
         let virt = perm.virt_bits(offset as usize, 4);
-        if virt & perm.write_bits(offset as usize, 4) != 0 {
-            return LOCKED;
-        }
         ((virt as u64) << 32) | (self.vget(base, 4) & virt) as u64
     }
 }
@@ -241,7 +279,7 @@ mod tests {
 
     #[test]
     fn ids_come_from_the_image_and_side_effects_stay_locked() {
-        let (cs, _dev) = open();
+        let (mut cs, _dev) = open();
         let t = FastReads::new();
         cs.publish_fast_reads(&t);
         assert_eq!(
@@ -253,8 +291,8 @@ mod tests {
             Ok(FastChunk::Done(2, 0x1234))
         );
         assert_eq!(t.read_chunk(1, 3, no_device), Ok(FastChunk::Done(1, 0x80)));
-        // COMMAND (writable virtual bits), BARs (sizing), MSI (queue-size refresh).
-        for pos in [r::COMMAND, r::BASE_ADDRESS_0, r::ROM_ADDRESS, 0x40] {
+        // BARs and ROM (sizing on read).
+        for pos in [r::BASE_ADDRESS_0, r::BASE_ADDRESS_5, r::ROM_ADDRESS] {
             assert_eq!(
                 t.read_chunk(pos as u64, 4, no_device),
                 Ok(FastChunk::Locked),
@@ -269,7 +307,7 @@ mod tests {
 
     #[test]
     fn device_bits_are_read_with_the_chunk_width_and_errors_pass_through() {
-        let (cs, _dev) = open();
+        let (mut cs, _dev) = open();
         let t = FastReads::new();
         cs.publish_fast_reads(&t);
         let got = t.read_chunk(9, 3, |pos, size| {
@@ -283,6 +321,30 @@ mod tests {
         // the rest of PMC from the device.
         let got = t.read_chunk(0x50, 4, |_, _| Ok(0xabcd_ffff));
         assert_eq!(got, Ok(FastChunk::Done(4, 0x03cd_00ff)));
+    }
+
+    #[test]
+    fn writes_reach_the_table_at_the_next_sync() {
+        let (mut cs, mut dev) = open();
+        let t = FastReads::new();
+        cs.publish_fast_reads(&t);
+        let line = r::INTERRUPT_LINE as u64;
+        let mut b = [0x5a];
+        assert_eq!(cs.rw(&mut dev, line, &mut b, true), Ok(1));
+        cs.sync_fast_reads(&t);
+        let got = t.read_chunk(line, 1, |_, _| Ok(0));
+        assert_eq!(got, Ok(FastChunk::Done(1, 0x5a)));
+        // A new overlay changes the owner map: the table is built again.
+        let o = crate::overlay::Overlay {
+            offset: 0x2c,
+            size: 2,
+            writable: 0,
+            init: crate::overlay::OverlayInit::Value(0x1234),
+        };
+        assert_ne!(t.entry(0x2c / 4), Some(LOCKED));
+        assert_eq!(cs.add_overlay(&mut dev, &o), Ok(()));
+        cs.sync_fast_reads(&t);
+        assert_eq!(t.entry(0x2c / 4), Some(LOCKED));
     }
 
     #[test]

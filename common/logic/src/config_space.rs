@@ -191,6 +191,11 @@ pub struct ConfigSpace {
     pub(super) overlays: [Overlay; MAX_OVERLAYS],
     /// How many of `overlays` are in use.
     pub(super) n_overlays: u8,
+    /// The dwords whose image changed since the lock-free read table was last brought up to
+    /// date lie in `fast_dirty.0..=fast_dirty.1` (empty when `.0 > .1`; see `config_fast`).
+    pub(super) fast_dirty: (u16, u16),
+    /// The owner map or the overlays changed: the table must be built again.
+    pub(super) fast_rebuild: bool,
 }
 
 fn size_mask(count: usize) -> u32 {
@@ -250,6 +255,8 @@ impl ConfigSpace {
                 init: OverlayInit::Device,
             }; MAX_OVERLAYS],
             n_overlays: 0,
+            fast_dirty: (u16::MAX, 0),
+            fast_rebuild: false,
         }
     }
 
@@ -347,6 +354,7 @@ impl ConfigSpace {
         }
         let image = self.vconfig.get_mut(start..end).ok_or(EINVAL)?;
         image.copy_from_slice(bytes);
+        self.fast_rebuild = true;
         self.map
             .get_mut(start..end)
             .ok_or(EINVAL)?
@@ -377,6 +385,7 @@ impl ConfigSpace {
 
     /// Stores the low `count` (≤ 4) bytes of `val` at `pos`; bytes past the array are dropped.
     pub(super) fn vset(&mut self, pos: u16, count: usize, val: u32) {
+        self.mark_fast_dirty(pos, count);
         if perm::set_le_at(&mut self.vconfig, pos as usize, count, val) {
             return;
         }

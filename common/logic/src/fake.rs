@@ -839,7 +839,11 @@ pub fn read_with_fast(
         let left = buf.len() - done;
         let (n, v) = match fast.read_chunk(at, left, |p, size| dev.read(p, size))? {
             FastChunk::Done(n, v) => (n, v),
-            FastChunk::Locked => cs.read(dev, at, left)?,
+            FastChunk::Locked => {
+                let got = cs.read(dev, at, left);
+                cs.sync_fast_reads(fast);
+                got?
+            }
         };
         let dst = buf.get_mut(done..done + n).ok_or(EFAULT)?;
         dst.copy_from_slice(&v.to_le_bytes()[..n]);
@@ -848,7 +852,8 @@ pub fn read_with_fast(
     Ok(done)
 }
 
-/// Every published lock-free entry still matches the emulator's state: none went stale.
+/// Every published lock-free entry still matches the emulator's state (after the last
+/// `sync_fast_reads`): none went stale.
 pub fn check_fast(cs: &ConfigSpace, fast: &FastReads) {
     for i in 0..SPACE / 4 {
         let e = fast.entry(i).unwrap_or(LOCKED);
@@ -965,6 +970,7 @@ pub fn run(data: &[u8]) {
             } else {
                 let _ = cs.rw(&mut dev, pos, &mut buf[..n], e.chance(128));
             }
+            cs.sync_fast_reads(&fast);
         }
         return;
     }
@@ -1039,6 +1045,8 @@ pub fn run(data: &[u8]) {
                 }
             }
         }
+        // As the kernel does under the mutex after every emulated access.
+        cs.sync_fast_reads(&fast);
         assert_eq!(
             dev.violation, None,
             "host-owned bits changed (offset, old, new)"
