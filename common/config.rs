@@ -4,9 +4,10 @@
 //! `vfio_pci_config.c` behaviour) over the real device ([`HostConfig`]).
 //!
 //! Every chunk (1, 2 or 4 bytes, split as upstream splits) is emulated under the device state
-//! mutex, except the reads `logic::config_fast` answers without it (dwords of read-only
-//! virtual bits and device bits; upstream takes no lock for any config read). The copy to
-//! user space happens after the mutex is dropped, the copy from user space inside it
+//! mutex, except the reads `logic::config_fast` answers without it (every dword whose read
+//! has no side effect; upstream takes no lock for any config read), whose table is brought up
+//! to date after every emulated access. The copy to user space happens after the mutex is
+//! dropped, the copy from user space inside it
 //! (upstream copies from user space only when the owner of the bytes accepts writes, so the
 //! emulator asks for the bytes itself).
 

@@ -149,7 +149,9 @@ impl ConfigSpace {
     /// device mutex after `init` and the overlays of an open.
     pub fn publish_fast_reads(&mut self, fast: &FastReads) {
         fast.limit.store(0, Ordering::Release);
-        for (i, e) in fast.entries.iter().enumerate() {
+        // Entries past the config size are never read (`limit`).
+        let used = self.cfg_size as usize / 4;
+        for (i, e) in fast.entries.iter().enumerate().take(used) {
             e.store(self.fast_entry(i), Ordering::Relaxed);
         }
         self.fast_dirty = (u16::MAX, 0);
