@@ -206,6 +206,7 @@ fn size_mask(count: usize) -> u32 {
     }
 }
 
+#[inline]
 pub(super) fn is_bar(offset: u16) -> bool {
     (r::BASE_ADDRESS_0..r::BASE_ADDRESS_5 + 4).contains(&offset)
         || (r::ROM_ADDRESS..r::ROM_ADDRESS + 4).contains(&offset)
@@ -333,6 +334,7 @@ impl ConfigSpace {
     }
 
     /// The virtual COMMAND register.
+    #[inline]
     pub fn command(&self) -> u16 {
         self.vget(r::COMMAND, 2) as u16
     }
@@ -371,6 +373,7 @@ impl ConfigSpace {
     }
 
     /// `count` (≤ 4) image bytes at `pos`, little-endian; bytes past the array read 0.
+    #[inline]
     pub(super) fn vget(&self, pos: u16, count: usize) -> u32 {
         if let Some(v) = perm::le_at(&self.vconfig, pos as usize, count) {
             return v;
@@ -384,6 +387,7 @@ impl ConfigSpace {
     }
 
     /// Stores the low `count` (≤ 4) bytes of `val` at `pos`; bytes past the array are dropped.
+    #[inline]
     pub(super) fn vset(&mut self, pos: u16, count: usize, val: u32) {
         self.mark_fast_dirty(pos, count);
         if perm::set_le_at(&mut self.vconfig, pos as usize, count, val) {
@@ -421,6 +425,7 @@ impl ConfigSpace {
     ///
     /// On every config access, so done on the dword's four owner bytes at once: the run is the
     /// number of low-order bytes, from `pos` up, equal to `pos`'s owner.
+    #[inline]
     fn remaining_in_dword(&self, pos: u16) -> usize {
         let p = pos as usize;
         let base = p & !3;
@@ -451,6 +456,7 @@ impl ConfigSpace {
     /// that ends the request. Like upstream: `EFAULT` unless the whole remaining request fits
     /// in config space; then the widest naturally aligned 4/2/1 access that stays inside one
     /// owner's run.
+    #[inline]
     pub fn next_access(&self, pos: u64, remaining: usize) -> Result<usize, Errno> {
         let cfg = self.cfg_size as u64;
         let end = pos.checked_add(remaining as u64).ok_or(EFAULT)?;
@@ -470,6 +476,7 @@ impl ConfigSpace {
 
     /// The table that owns `pos` and the start of its capability (upstream's dispatch in
     /// `vfio_config_do_rw`).
+    #[inline]
     pub(super) fn perm_at(&self, pos: u16) -> (&'static PermBits, u16) {
         let id = self.mbyte(pos);
         if id == MAP_INVALID {
@@ -753,6 +760,7 @@ impl ConfigSpace {
     // ---- write handlers ----
 
     /// `vfio_default_config_write`.
+    #[inline]
     fn default_write<D: ConfigDevice>(
         &mut self,
         dev: &mut D,

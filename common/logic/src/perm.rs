@@ -100,6 +100,7 @@ pub fn set_le_at(s: &mut [u8], off: usize, count: usize, val: u32) -> bool {
     true
 }
 
+#[inline]
 fn mask_at(table: &[u8], offset: usize, count: usize) -> u32 {
     if let Some(m) = le_at(table, offset, count) {
         return m;
@@ -124,11 +125,13 @@ fn mask_at(table: &[u8], offset: usize, count: usize) -> u32 {
 
 impl PermBits {
     /// The virtualized bits of the `count` (1, 2 or 4) bytes at `offset`, little-endian.
+    #[inline]
     pub fn virt_bits(&self, offset: usize, count: usize) -> u32 {
         mask_at(self.virt, offset, count)
     }
 
     /// The writable bits of the `count` (1, 2 or 4) bytes at `offset`, little-endian.
+    #[inline]
     pub fn write_bits(&self, offset: usize, count: usize) -> u32 {
         mask_at(self.write, offset, count)
     }
