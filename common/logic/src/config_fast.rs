@@ -33,7 +33,7 @@
 //! `(device & !mask) | (image & mask)`, with the image as of the last `sync_fast_reads` or
 //! `publish_fast_reads`; the mask changes only in `publish_fast_reads`.
 
-use super::config_space::{is_bar, ConfigSpace};
+use super::config_space::{access_width, is_bar, size_mask, ConfigSpace};
 use super::errno::Errno;
 use super::pci_regs as r;
 use super::perm::ReadKind;
@@ -67,14 +67,6 @@ pub enum FastChunk {
     Done(usize, u32),
     /// The locked emulator must answer this chunk (and decides its size and errors).
     Locked,
-}
-
-fn size_mask(count: usize) -> u32 {
-    if count >= 4 {
-        u32::MAX
-    } else {
-        (1u32 << (8 * count)) - 1
-    }
 }
 
 impl FastReads {
@@ -114,14 +106,7 @@ impl FastReads {
         }
         // One owner run per dword: `next_access` reduces to the alignment rule.
         let k = (pos % 4) as usize;
-        let n = remaining.min(4 - k);
-        let size = if n >= 4 {
-            4
-        } else if n >= 2 && k % 2 == 0 {
-            2
-        } else {
-            1
-        };
+        let size = access_width(pos, remaining.min(4 - k));
         let shift = 8 * k as u32;
         let smask = size_mask(size);
         let mask = ((entry >> 32) as u32 >> shift) & smask;

@@ -198,7 +198,21 @@ pub struct ConfigSpace {
     pub(super) fast_rebuild: bool,
 }
 
-fn size_mask(count: usize) -> u32 {
+/// The widest naturally aligned access (4, 2 or 1 bytes) at `pos` of at most `n` bytes
+/// (upstream `vfio_pci_config_rw`'s width rule).
+#[inline]
+pub(super) fn access_width(pos: u64, n: usize) -> usize {
+    if n >= 4 && pos % 4 == 0 {
+        4
+    } else if n >= 2 && pos % 2 == 0 {
+        2
+    } else {
+        1
+    }
+}
+
+/// The low `count` (1 to 4) bytes of a `u32`.
+pub(super) fn size_mask(count: usize) -> u32 {
     if count >= 4 {
         u32::MAX
     } else {
@@ -464,14 +478,10 @@ impl ConfigSpace {
             return Err(EFAULT);
         }
         // In range now, so `pos` < cfg_size ≤ 4096; the width rule is `config_rw`'s.
-        let n = remaining.min(self.remaining_in_dword(pos as u16));
-        Ok(if n >= 4 && pos % 4 == 0 {
-            4
-        } else if n >= 2 && pos % 2 == 0 {
-            2
-        } else {
-            1
-        })
+        Ok(access_width(
+            pos,
+            remaining.min(self.remaining_in_dword(pos as u16)),
+        ))
     }
 
     /// The table that owns `pos` and the start of its capability (upstream's dispatch in
