@@ -168,7 +168,7 @@ pub fn new_variant_cmd(
     );
     println!("    added `obj-m += variants/{}/` to Kbuild", spec.name);
     if build {
-        let kos = crate::modules::build_modules(kdir)?;
+        let kos = crate::modules::build_modules(kdir, crate::kernel::Profile::Test)?;
         if !kos.contains(&c.ko) {
             bail!("the build did not list {}", c.ko.display());
         }

@@ -15,6 +15,7 @@
 //!   ran to the end, so QEMU exits with 33; anything else (panic: 0 with `panic=-1
 //!   -no-reboot`, the init fallback: 3, a QEMU error, a timeout) is a failure.
 
+use crate::kernel::Profile;
 use crate::util::{cache_root, repo_root, run, sha256_hex, show, step};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, VecDeque};
@@ -158,6 +159,43 @@ impl Mode {
         match self {
             Mode::Iommu => "iommu",
             Mode::NoIommu => "noiommu",
+        }
+    }
+}
+
+/// Which checks the guest runs (`--suite` of the test binary).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Suite {
+    /// Every check.
+    Full,
+    /// The regression, concurrency, fuzz, fault and storm checks only (what `cargo xtask
+    /// test` runs on the debug kernel).
+    Robust,
+}
+
+impl Suite {
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Full => "full",
+            Suite::Robust => "robust",
+        }
+    }
+}
+
+/// One guest run: which kernel and which checks.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestRun {
+    pub profile: Profile,
+    pub suite: Suite,
+    pub mode: Mode,
+}
+
+impl GuestRun {
+    /// The label of this run in the console prefix and in failure lines.
+    pub fn label(self) -> String {
+        match self.profile {
+            Profile::Test => self.mode.name().to_string(),
+            Profile::Debug => format!("{} {}", self.profile.name(), self.mode.name()),
         }
     }
 }
@@ -434,6 +472,7 @@ pub fn build_initramfs(
     kernel_build: &Path,
     our_modules: &[PathBuf],
     extra: Option<&Path>,
+    profile: Profile,
 ) -> Result<PathBuf> {
     let bin = build_guest_binary()?;
     let modules = modules_in_load_order(kernel_build, our_modules)?;
@@ -475,7 +514,8 @@ pub fn build_initramfs(
     let hash = &sha256_hex(&key)[..16];
     // Per checkout: the clean-up below must not delete another worktree's image before its
     // QEMU starts.
-    let dir = crate::util::checkout_cache("initramfs");
+    // And per kernel: each profile's image holds that kernel's modules.
+    let dir = crate::util::checkout_cache(&format!("initramfs-{}", profile.name()));
     let out = dir.join(format!("initramfs-{hash}.cpio"));
     if out.exists() {
         step(format!("initramfs up to date: {}", out.display()));
@@ -536,6 +576,7 @@ fn qemu_command(
     kernel_build: &Path,
     initramfs: &Path,
     mode: Mode,
+    profile: Profile,
     extra_append: &str,
 ) -> Result<Command> {
     let bz = kernel_build.join("arch/x86/boot/bzImage");
@@ -546,10 +587,13 @@ fn qemu_command(
     // RAM the kernel leaves alone, for the fake IGD of tests/fixtures/fakepci: its OpRegion
     // area and BAR memory (the layout is in that module's documentation).
     append.push_str(&format!("memmap={FAKEPCI_MEMMAP} "));
+    // KASAN's shadow takes an eighth of RAM and kmemleak keeps a record of every object.
+    let mem = match profile {
+        Profile::Test => "512M",
+        Profile::Debug => "1G",
+    };
     let mut c = Command::new("qemu-system-x86_64");
-    c.args([
-        "-machine", "q35", "-accel", "tcg", "-m", "512M", "-smp", "1",
-    ]);
+    c.args(["-machine", "q35", "-accel", "tcg", "-m", mem, "-smp", "1"]);
     c.args(["-nodefaults", "-display", "none", "-no-reboot"]);
     match mode {
         Mode::Iommu => {
@@ -584,13 +628,21 @@ fn qemu_command(
     Ok(c)
 }
 
-fn timeout() -> Duration {
+fn timeout(profile: Profile) -> Duration {
     std::env::var("VFIO_RS_GUEST_TIMEOUT")
         .ok()
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_TIMEOUT)
+        .unwrap_or(match profile {
+            Profile::Test => DEFAULT_TIMEOUT,
+            // KASAN, lockdep and kmemleak make every kernel path several times slower.
+            Profile::Debug => DEFAULT_TIMEOUT * 4,
+        })
 }
+
+/// How many console lines after a report's first line belong to it (a lockdep chain or a
+/// KASAN report with its stacks is 40 to 120 lines).
+const REPORT_LINES: usize = 150;
 
 /// What the console said, parsed.
 #[derive(Default, Debug)]
@@ -600,10 +652,28 @@ struct Parsed {
     summary: Option<(usize, usize)>,
     panic: bool,
     bench: Vec<String>,
+    /// Kernel reports (KASAN, lockdep, hung task, WARNING, ...), each with the lines after it.
+    reports: Vec<Vec<String>>,
+    /// Lines still to add to the last report.
+    report_left: usize,
 }
 
 impl Parsed {
     fn feed(&mut self, line: &str) {
+        // Kernel messages may share a console line with the test binary's output, so look
+        // anywhere in the line; the guest's own FAIL lines quoting dmesg are not reports.
+        if !line.starts_with("FAIL ") && pcibind::kernel_log::is_report(line) {
+            if self.report_left == 0 || self.reports.is_empty() {
+                self.reports.push(Vec::new());
+            }
+            self.report_left = REPORT_LINES;
+        }
+        if self.report_left > 0 {
+            if let Some(r) = self.reports.last_mut() {
+                r.push(line.to_string());
+            }
+            self.report_left -= 1;
+        }
         if line.starts_with("PASS ") {
             self.passes += 1;
         } else if let Some(f) = line.strip_prefix("FAIL ") {
@@ -633,17 +703,21 @@ pub fn run_guest_suite(
     kernel_build: &Path,
     our_modules: &[PathBuf],
     extra: Option<&Path>,
-    mode: Mode,
+    run: GuestRun,
 ) -> Result<Counts> {
-    let initramfs = build_initramfs(kernel_build, our_modules, extra)?;
-    let mut cmd = qemu_command(kernel_build, &initramfs, mode, "")?;
+    let mode = run.mode;
+    let initramfs = build_initramfs(kernel_build, our_modules, extra, run.profile)?;
+    let append = format!("vfiotest.extra=--suite,{}", run.suite.name());
+    let mut cmd = qemu_command(kernel_build, &initramfs, mode, run.profile, &append)?;
     cmd.args(["-serial", "stdio"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let limit = timeout();
+    let limit = timeout(run.profile);
     step(format!(
-        "guest tests, mode {} (QEMU TCG, timeout {}s)",
+        "guest tests ({} suite), {} kernel, mode {} (QEMU TCG, timeout {}s)",
+        run.suite.name(),
+        run.profile.name(),
         mode.name(),
         limit.as_secs()
     ));
@@ -676,7 +750,7 @@ pub fn run_guest_suite(
         }));
     }
     drop(tx);
-    let prefix = format!("[guest {}]", mode.name());
+    let prefix = format!("[guest {}]", run.label());
     let mut parsed = Parsed::default();
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut timed_out = false;
@@ -745,17 +819,17 @@ pub fn run_guest_suite(
             );
         }
     }
+    let label = run.label();
     let mut failures: Vec<String> = parsed
         .fails
         .iter()
-        .map(|f| format!("[{}] {f}", mode.name()))
+        .map(|f| format!("[{label}] {f}"))
         .collect();
     if let Some(p) = &problem {
         failed += 1;
-        failures.push(format!("[{}] guest run: {p}", mode.name()));
+        failures.push(format!("[{label}] guest run: {p}"));
         println!(
-            "---- guest {}: {p}; last {} console lines ----",
-            mode.name(),
+            "---- guest {label}: {p}; last {} console lines ----",
             tail.len()
         );
         for l in &tail {
@@ -763,9 +837,38 @@ pub fn run_guest_suite(
         }
         println!("---- end ----");
     }
+    // A kernel report fails the run even when every check passed: the checks only see what
+    // the uAPI returns, the report is what the kernel saw.
+    if !parsed.reports.is_empty() {
+        failed += 1;
+        failures.push(format!(
+            "[{label}] kernel reports on the console: {}",
+            parsed
+                .reports
+                .iter()
+                .map(|r| r
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ));
+        for (i, r) in parsed.reports.iter().enumerate() {
+            println!(
+                "---- guest {label}: kernel report {} of {} ----",
+                i + 1,
+                parsed.reports.len()
+            );
+            for l in r {
+                println!("{prefix} {l}");
+            }
+            println!("---- end ----");
+        }
+    }
     println!(
-        "    guest {}: {passed} passed, {failed} failed in {:.1}s (first test at {})",
-        mode.name(),
+        "    guest {label}: {passed} passed, {failed} failed in {:.1}s (first test at {})",
         elapsed.as_secs_f64(),
         first_test
             .map(|t| format!("{:.1}s", t.as_secs_f64()))
@@ -774,7 +877,7 @@ pub fn run_guest_suite(
     let bench = parsed
         .bench
         .iter()
-        .map(|b| format!("[{}] {b}", mode.name()))
+        .map(|b| format!("[{label}] {b}"))
         .collect();
     Ok(Counts {
         passed,
@@ -786,9 +889,14 @@ pub fn run_guest_suite(
 
 /// Boots the same guest with a shell on the terminal instead of the tests (Ctrl-A X quits).
 /// The command to run the suite by hand is printed at the prompt.
-pub fn qemu_shell(kernel_build: &Path, our_modules: &[PathBuf], mode: Mode) -> Result<()> {
-    let initramfs = build_initramfs(kernel_build, our_modules, None)?;
-    let mut cmd = qemu_command(kernel_build, &initramfs, mode, "vfiotest.shell=1")?;
+pub fn qemu_shell(
+    kernel_build: &Path,
+    our_modules: &[PathBuf],
+    mode: Mode,
+    profile: Profile,
+) -> Result<()> {
+    let initramfs = build_initramfs(kernel_build, our_modules, None, profile)?;
+    let mut cmd = qemu_command(kernel_build, &initramfs, mode, profile, "vfiotest.shell=1")?;
     cmd.args(["-serial", "mon:stdio"]);
     step(format!(
         "interactive guest, mode {} (Ctrl-A X quits QEMU)",

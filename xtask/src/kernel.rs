@@ -17,7 +17,64 @@ use std::time::Duration;
 
 pub const TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
 pub const FRAGMENT: &str = "tests/kernel/vfio-test.config";
+/// Applied after [`FRAGMENT`] for the debug kernel (KASAN, lockdep, kmemleak, ...).
+pub const DEBUG_FRAGMENT: &str = "tests/kernel/vfio-debug.config";
 const COMPLETE: &str = ".vfio-rs-complete";
+/// The LLVM suffix the debug kernel is built with (`LLVM=-14`: clang-14, ld.lld-14, ...).
+pub const DEBUG_LLVM: &str = "-14";
+
+/// Which guest kernel: the small test kernel, or the same plus the debug options.
+///
+/// On 6.12 `CONFIG_RUST` depends on `!KASAN || CC_IS_CLANG`, so the debug kernel is built with
+/// LLVM (Debian's clang-14), and modules built against it must use the same compiler: see
+/// [`llvm_of`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Profile {
+    Test,
+    Debug,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Test => "test",
+            Profile::Debug => "debug",
+        }
+    }
+
+    /// The config fragments, applied in order.
+    pub fn fragments(self) -> &'static [&'static str] {
+        match self {
+            Profile::Test => &[FRAGMENT],
+            Profile::Debug => &[FRAGMENT, DEBUG_FRAGMENT],
+        }
+    }
+
+    fn llvm(self) -> Option<&'static str> {
+        match self {
+            Profile::Test => None,
+            Profile::Debug => Some(DEBUG_LLVM),
+        }
+    }
+}
+
+/// The `LLVM=` value modules built against `kdir` need: none for a gcc-built kernel;
+/// `-N` when the kernel was built with clang N and `clang-N` is installed, else `1`.
+pub fn llvm_of(kdir: &Path) -> Option<String> {
+    let config = std::fs::read_to_string(kdir.join(".config")).ok()?;
+    if !config.lines().any(|l| l == "CONFIG_CC_IS_CLANG=y") {
+        return None;
+    }
+    let major = config
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFIG_CLANG_VERSION="))
+        .and_then(|v| v.parse::<u32>().ok())
+        .map(|v| v / 10000);
+    match major {
+        Some(m) if crate::util::which(&format!("clang-{m}")).is_some() => Some(format!("-{m}")),
+        _ => Some("1".into()),
+    }
+}
 
 fn package_version() -> Result<String> {
     let v = output(Command::new("dpkg-query").args(["-W", "-f=${Version}", "linux-source-6.12"]))
@@ -70,22 +127,34 @@ pub struct KernelKey {
     pub hash: String,
 }
 
-pub fn key() -> Result<KernelKey> {
+pub fn key(profile: Profile) -> Result<KernelKey> {
     let frag =
         std::fs::read(repo_root().join(FRAGMENT)).with_context(|| format!("reading {FRAGMENT}"))?;
     let rustc = output(Command::new(KERNEL_RUSTC).arg("--version"))?;
     let bg = output(Command::new(bindgen()?).arg("--version"))?;
-    let text = format!(
+    let mut text = format!(
         "linux-source-6.12={}\nrustc={rustc}\nbindgen={bg}\nfragment-sha256={}\n",
         package_version()?,
         sha256_hex(&frag)
     );
+    // The test kernel's key is the one it always had, so its cache stays valid.
+    if profile == Profile::Debug {
+        let dbg = std::fs::read(repo_root().join(DEBUG_FRAGMENT))
+            .with_context(|| format!("reading {DEBUG_FRAGMENT}"))?;
+        let clang = output(Command::new(format!("clang{DEBUG_LLVM}")).arg("--version"))
+            .context("clang-14 does not run: run `cargo xtask setup`")?;
+        let clang = clang.lines().next().unwrap_or_default().to_string();
+        text.push_str(&format!(
+            "profile=debug\ndebug-fragment-sha256={}\nclang={clang}\n",
+            sha256_hex(&dbg)
+        ));
+    }
     let hash = sha256_hex(text.as_bytes())[..16].to_string();
     Ok(KernelKey { text, hash })
 }
 
 /// The make invocation every kernel-side build uses: the kernel's rustc, our bindgen, x86_64.
-pub fn make(src: &Path, build: &Path) -> Result<Command> {
+pub fn make(src: &Path, build: &Path, profile: Profile) -> Result<Command> {
     let mut c = Command::new("make");
     c.arg("-C")
         .arg(src)
@@ -94,35 +163,44 @@ pub fn make(src: &Path, build: &Path) -> Result<Command> {
         .arg(format!("RUSTC={KERNEL_RUSTC}"))
         .arg(format!("HOSTRUSTC={KERNEL_RUSTC}"))
         .arg(format!("BINDGEN={}", bindgen()?.display()));
+    if let Some(l) = profile.llvm() {
+        c.arg(format!("LLVM={l}"));
+    }
     Ok(c)
 }
 
 /// The prepared kernel build directory for the current key, if it exists and finished.
-pub fn cached_build() -> Result<Option<PathBuf>> {
-    let k = key()?;
-    let dir = build_dir(&k)?;
+pub fn cached_build(profile: Profile) -> Result<Option<PathBuf>> {
+    let k = key(profile)?;
+    let dir = build_dir(&k, profile)?;
     Ok(dir.join(COMPLETE).exists().then_some(dir))
 }
 
-fn build_dir(k: &KernelKey) -> Result<PathBuf> {
+fn build_dir(k: &KernelKey, profile: Profile) -> Result<PathBuf> {
     let ver = package_version()?;
     // "6.12.117-1~deb12u1" -> "6.12.117"
     let kver = ver.split('-').next().unwrap_or(&ver).to_string();
-    Ok(cache_root()
-        .join("kernel")
-        .join(format!("{kver}-{}", k.hash)))
+    let name = match profile {
+        Profile::Test => format!("{kver}-{}", k.hash),
+        Profile::Debug => format!("{kver}-debug-{}", k.hash),
+    };
+    Ok(cache_root().join("kernel").join(name))
 }
 
-/// Symbols of the fragment with the value they must end up with (`n` for "is not set").
+/// Symbols of the fragment with the value they must end up with (`n` for "is not set"); where
+/// a symbol is set twice (a later fragment overriding an earlier one), the last value counts.
 fn fragment_expectations(frag: &str) -> Vec<(String, String)> {
-    frag.lines()
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in frag
+        .lines()
         .map(str::trim)
         .filter(|l| l.starts_with("CONFIG_"))
-        .filter_map(|l| {
-            l.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect()
+        .filter_map(|l| l.split_once('='))
+    {
+        out.retain(|(seen, _)| seen != k);
+        out.push((k.to_string(), v.to_string()));
+    }
+    out
 }
 
 fn check_config(build: &Path, frag: &str) -> Result<()> {
@@ -157,28 +235,39 @@ fn check_config(build: &Path, frag: &str) -> Result<()> {
 }
 
 /// Builds (or reuses) the test kernel and returns its build directory.
-pub fn kernel(force: bool) -> Result<PathBuf> {
-    let k = key()?;
-    let build = build_dir(&k)?;
+pub fn kernel(profile: Profile, force: bool) -> Result<PathBuf> {
+    let what = profile.name();
+    let k = key(profile)?;
+    let build = build_dir(&k, profile)?;
     if build.join(COMPLETE).exists() && !force {
-        step(format!("test kernel is cached: {}", build.display()));
+        step(format!("{what} kernel is cached: {}", build.display()));
         return Ok(build);
     }
     let src = extract_source()?;
     std::fs::create_dir_all(&build)?;
     std::fs::write(build.join(".vfio-rs-key"), &k.text)?;
-    let frag_path = repo_root().join(FRAGMENT);
-    let frag = std::fs::read_to_string(&frag_path)?;
+    // One KCONFIG_ALLCONFIG file: the fragments in order (a later line wins).
+    let mut frag = String::new();
+    for f in profile.fragments() {
+        frag.push_str(
+            &std::fs::read_to_string(repo_root().join(f))
+                .with_context(|| format!("reading {f}"))?,
+        );
+        frag.push('\n');
+    }
+    let frag_path = build.join(".vfio-rs-fragment");
+    std::fs::write(&frag_path, &frag)?;
 
     step(format!(
-        "configuring the test kernel: allnoconfig + {FRAGMENT}"
+        "configuring the {what} kernel: allnoconfig + {}",
+        profile.fragments().join(" + ")
     ));
     println!(
         "    cache key {} from:\n      {}",
         k.hash,
         k.text.trim_end().replace('\n', "\n      ")
     );
-    run(make(&src, &build)?
+    run(make(&src, &build, profile)?
         .arg("-s")
         .arg(format!("KCONFIG_ALLCONFIG={}", frag_path.display()))
         .arg("allnoconfig"))?;
@@ -186,11 +275,15 @@ pub fn kernel(force: bool) -> Result<PathBuf> {
 
     let jobs = nproc();
     step(format!(
-        "building bzImage and modules with -j{jobs} (about 4 minutes on 2 cores)"
+        "building the {what} kernel's bzImage and modules with -j{jobs} ({} on 2 cores)",
+        match profile {
+            Profile::Test => "about 4 minutes",
+            Profile::Debug => "about 10 minutes: clang, KASAN and lockdep",
+        }
     ));
     let log = build.join("build.log");
     run_logged(
-        make(&src, &build)?
+        make(&src, &build, profile)?
             .arg(format!("-j{jobs}"))
             .arg("bzImage")
             .arg("modules"),
@@ -215,6 +308,6 @@ pub fn kernel(force: bool) -> Result<PathBuf> {
         bail!("the kernel has no Rust bindings command file: is CONFIG_RUST set?");
     }
     std::fs::write(build.join(COMPLETE), &k.text)?;
-    step(format!("test kernel ready: {}", build.display()));
+    step(format!("{what} kernel ready: {}", build.display()));
     Ok(build)
 }

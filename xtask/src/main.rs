@@ -12,7 +12,8 @@ mod util;
 mod variant;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use kernel::Profile;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -25,6 +26,24 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// `--kernel`: which cached guest kernel.
+#[derive(Clone, Copy, ValueEnum)]
+enum KernelArg {
+    /// The small test kernel (gcc).
+    Test,
+    /// The test kernel plus KASAN, lockdep, UBSAN, kmemleak and hang detection (clang).
+    Debug,
+}
+
+impl From<KernelArg> for Profile {
+    fn from(k: KernelArg) -> Profile {
+        match k {
+            KernelArg::Test => Profile::Test,
+            KernelArg::Debug => Profile::Debug,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Install the Debian packages and bindgen the build needs; check the Rust toolchain.
@@ -34,22 +53,33 @@ enum Cmd {
         /// Rebuild even when the cache has a finished build for the current key.
         #[arg(long)]
         force: bool,
+        #[arg(long, value_enum, default_value = "test")]
+        kernel: KernelArg,
     },
     /// Build every module in one Kbuild invocation (runs setup and kernel first when needed).
     BuildModules {
         /// A prepared Rust-enabled kernel build directory to build against instead of ours.
         #[arg(long, env = "KDIR")]
         kdir: Option<PathBuf>,
+        /// Which cached kernel to build against (when no KDIR is given).
+        #[arg(long, value_enum, default_value = "test")]
+        kernel: KernelArg,
     },
     /// Generate only the extra bindings for KDIR (used by the top-level Makefile).
     Bindings {
         #[arg(long, env = "KDIR")]
         kdir: Option<PathBuf>,
     },
-    /// Run every test: host crates, then the QEMU guest suite (intel-iommu and noiommu modes).
+    /// Run every test: host crates, then the QEMU guest suite (intel-iommu and noiommu modes)
+    /// on the test kernel, then the robustness suite (regressions, concurrent fuzzing,
+    /// faults, storms) on the debug kernel.
     Test {
         #[arg(long, env = "KDIR")]
         kdir: Option<PathBuf>,
+        /// Run the whole guest suite on this kernel only (`debug`: every check on the KASAN +
+        /// lockdep kernel).
+        #[arg(long, value_enum)]
+        kernel: Option<KernelArg>,
         /// Run only this guest mode.
         #[arg(long, value_parser = ["iommu", "noiommu"])]
         mode: Option<String>,
@@ -63,9 +93,14 @@ enum Cmd {
         kdir: Option<PathBuf>,
         #[arg(long, value_parser = ["iommu", "noiommu"], default_value = "iommu")]
         mode: String,
+        #[arg(long, value_enum, default_value = "test")]
+        kernel: KernelArg,
     },
-    /// Print the cached test kernel's build directory (empty and failing if not built yet).
-    Kdir,
+    /// Print the cached kernel's build directory (empty and failing if not built yet).
+    Kdir {
+        #[arg(long, value_enum, default_value = "test")]
+        kernel: KernelArg,
+    },
     /// Select the VFIO driver for a device: its modalias against the vfio_pci: aliases of our
     /// built modules and of modules.alias. Exit status: 0 one specific variant, 3 only the
     /// generic (match-any) drivers, 4 a tie, 5 no match, 1 error.
@@ -149,15 +184,18 @@ fn main() {
     let cli = Cli::parse();
     let r: Result<()> = match cli.cmd {
         Cmd::Setup => setup::setup(),
-        Cmd::Kernel { force } => setup::setup()
-            .and_then(|_| kernel::kernel(force))
+        Cmd::Kernel { force, kernel } => setup::setup()
+            .and_then(|_| kernel::kernel(kernel.into(), force))
             .map(|_| ()),
-        Cmd::BuildModules { kdir } => modules::build_modules(kdir).map(|_| ()),
-        Cmd::Bindings { kdir } => modules::resolve_kdir(kdir)
+        Cmd::BuildModules { kdir, kernel } => {
+            modules::build_modules(kdir, kernel.into()).map(|_| ())
+        }
+        Cmd::Bindings { kdir } => modules::resolve_kdir(kdir, Profile::Test)
             .and_then(|k| modules::generate_bindings(&k))
             .map(|_| ()),
         Cmd::Test {
             kdir,
+            kernel,
             mode,
             no_host,
         } => {
@@ -165,17 +203,20 @@ fn main() {
                 Some(m) => vec![parse_mode(m)],
                 None => vec![guest::Mode::Iommu, guest::Mode::NoIommu],
             };
-            match testrun::test(kdir, &modes, !no_host) {
+            match testrun::test(kdir, kernel.map(Profile::from), &modes, !no_host) {
                 Ok(true) => Ok(()),
                 Ok(false) => std::process::exit(1),
                 Err(e) => Err(e),
             }
         }
-        Cmd::Qemu { kdir, mode } => modules::build_modules(kdir.clone()).and_then(|kos| {
-            let k = modules::resolve_kdir(kdir)?;
-            guest::qemu_shell(&k, &kos, parse_mode(&mode))
-        }),
-        Cmd::Kdir => kernel::cached_build().and_then(|k| match k {
+        Cmd::Qemu { kdir, mode, kernel } => {
+            let profile = Profile::from(kernel);
+            modules::build_modules(kdir.clone(), profile).and_then(|kos| {
+                let k = modules::resolve_kdir(kdir, profile)?;
+                guest::qemu_shell(&k, &kos, parse_mode(&mode), profile)
+            })
+        }
+        Cmd::Kdir { kernel } => kernel::cached_build(kernel.into()).and_then(|k| match k {
             Some(k) => {
                 println!("{}", k.display());
                 Ok(())

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `cargo xtask build-modules`: extra bindings, then one Kbuild `M=` build of every module.
 
+use crate::kernel::Profile;
 use crate::setup::KERNEL_RUSTC;
 use crate::util::{nproc, output, repo_root, run, step};
 use anyhow::{bail, Context, Result};
@@ -17,9 +18,11 @@ const GENERATED: &str = "common/bindings/generated/vfio_pci_bindings.rs";
 /// PCI root bus (tests/fixtures/fakepci) hands to the PCI core.
 const ALLOWLIST_FILE: &str = r".*/include/(uapi/)?linux/(pci|pci_regs|pci_ids|vfio|eventfd|iova_bitmap|msi_api|poll|cdev)\.h|.*/arch/x86/include/asm/pci\.h";
 
-/// The kernel build directory to use: the one given, or the cached test kernel (built first
-/// if needed, after installing what the build needs).
-pub fn resolve_kdir(kdir: Option<PathBuf>) -> Result<PathBuf> {
+/// The kernel build directory to use: the one given, or the cached kernel of `profile` (built
+/// first if needed, after installing what the build needs). Nothing here runs a tool before
+/// setup has made sure it is installed: on a bare machine the cache lookup itself needs the
+/// kernel's rustc and bindgen.
+pub fn resolve_kdir(kdir: Option<PathBuf>, profile: Profile) -> Result<PathBuf> {
     match kdir {
         Some(k) => {
             let k = k
@@ -35,12 +38,25 @@ pub fn resolve_kdir(kdir: Option<PathBuf>) -> Result<PathBuf> {
             Ok(k)
         }
         None => {
-            if let Some(k) = crate::kernel::cached_build()? {
+            let missing = crate::setup::missing_tools();
+            if !missing.is_empty() {
+                step(format!(
+                    "{} missing: running setup first",
+                    missing.join(", ")
+                ));
+                crate::setup::setup()?;
+            }
+            if let Some(k) = crate::kernel::cached_build(profile)? {
                 return Ok(k);
             }
-            step("no prepared test kernel yet: running setup and kernel first");
-            crate::setup::setup()?;
-            crate::kernel::kernel(false)
+            if missing.is_empty() {
+                step(format!(
+                    "no prepared {} kernel yet: running setup and kernel first",
+                    profile.name()
+                ));
+                crate::setup::setup()?;
+            }
+            crate::kernel::kernel(profile, false)
         }
     }
 }
@@ -105,10 +121,15 @@ pub fn rewrite_bindgen_command(saved: &str, header: &Path, out: &Path) -> Result
 /// Re-runs the kernel's own bindgen invocation on our header, so our bindings are made with
 /// exactly the flags, target and clang options the kernel's `bindings` crate was made with.
 pub fn generate_bindings(kdir: &Path) -> Result<PathBuf> {
+    generate_bindings_in(kdir, &repo_root())
+}
+
+/// [`generate_bindings`] for the tree at `root`.
+pub fn generate_bindings_in(kdir: &Path, root: &Path) -> Result<PathBuf> {
+    let root = root.to_path_buf();
     let cmd_file = kdir.join("rust/bindings/.bindings_generated.rs.cmd");
     let saved = std::fs::read_to_string(&cmd_file)
         .with_context(|| format!("reading {}", cmd_file.display()))?;
-    let root = repo_root();
     let out = root.join(GENERATED);
     let tmp = out.with_extension("rs.tmp");
     std::fs::create_dir_all(out.parent().unwrap_or(&root))?;
@@ -141,12 +162,8 @@ pub fn generate_bindings(kdir: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The make invocation for our tree against `kdir`.
-pub fn kbuild(kdir: &Path) -> Command {
-    kbuild_at(kdir, &repo_root())
-}
-
-/// The make invocation for the external-module directory `m` against `kdir`.
+/// The make invocation for the external-module directory `m` against `kdir` (with the
+/// kernel's own compiler: `LLVM=` when it was built with clang).
 pub fn kbuild_at(kdir: &Path, m: &Path) -> Command {
     let mut c = Command::new("make");
     c.arg("-C")
@@ -154,6 +171,9 @@ pub fn kbuild_at(kdir: &Path, m: &Path) -> Command {
         .arg(format!("M={}", m.display()))
         .arg(format!("RUSTC={KERNEL_RUSTC}"))
         .arg(format!("HOSTRUSTC={KERNEL_RUSTC}"));
+    if let Some(l) = crate::kernel::llvm_of(kdir) {
+        c.arg(format!("LLVM={l}"));
+    }
     if let Some(bg) = crate::util::which("bindgen") {
         c.arg(format!("BINDGEN={}", bg.display()));
     }
@@ -216,20 +236,33 @@ pub fn module_paths() -> Result<Vec<PathBuf>> {
     module_paths_in(&repo_root())
 }
 
-pub fn build_modules(kdir: Option<PathBuf>) -> Result<Vec<PathBuf>> {
-    let kdir = resolve_kdir(kdir)?;
-    generate_bindings(&kdir)?;
+/// Every module of this tree, built against the given kernel or the cached kernel of
+/// `profile`. Test-profile builds write next to the sources, as a plain `make` does; a
+/// debug-profile build (a clang kernel) uses a mirror of the module sources in the cache
+/// ([`mirror_tree`]), so the two builds never overwrite each other's objects.
+pub fn build_modules(kdir: Option<PathBuf>, profile: Profile) -> Result<Vec<PathBuf>> {
+    let explicit = kdir.is_some();
+    let kdir = resolve_kdir(kdir, profile)?;
+    let root = if profile == Profile::Debug && !explicit {
+        let m = crate::util::checkout_cache("modules-debug");
+        step(format!("mirroring the module sources to {}", m.display()));
+        mirror_tree(&repo_root(), &m)?;
+        m
+    } else {
+        repo_root()
+    };
+    generate_bindings_in(&kdir, &root)?;
     step(format!(
         "building all modules against {} (warnings are errors)",
         kdir.display()
     ));
-    run(kbuild(&kdir)
+    run(kbuild_at(&kdir, &root)
         .arg(format!("-j{}", nproc()))
         // Warnings are errors for our code even when the kernel was configured without
         // CONFIG_WERROR: C gets -Werror, Rust -Dwarnings (see the kernel Makefile).
         .arg("CONFIG_WERROR=y")
         .arg("modules"))?;
-    let kos = module_paths()?;
+    let kos = module_paths_in(&root)?;
     step("built modules");
     for ko in &kos {
         if !ko.exists() {
@@ -240,13 +273,58 @@ pub fn build_modules(kdir: Option<PathBuf>) -> Result<Vec<PathBuf>> {
                 .unwrap_or_default()
                 .replace('\n', ", ")
         };
-        let rel = ko.strip_prefix(repo_root()).unwrap_or(ko);
+        let rel = ko.strip_prefix(&root).unwrap_or(ko);
         println!("    {}", rel.display());
         println!("        name:    {}", field("name"));
         println!("        alias:   {}", field("alias"));
         println!("        depends: {}", field("depends"));
     }
     Ok(kos)
+}
+
+/// What a module build reads: the top-level Kbuild, and below it every Kbuild, Rust, C and
+/// header file (build output, Cargo targets and fuzz corpora are not sources).
+fn is_module_source(name: &str) -> bool {
+    name == "Kbuild" || name.ends_with(".rs") || name.ends_with(".c") || name.ends_with(".h")
+}
+
+/// Makes `to` hold the module sources of `from` (see [`is_module_source`]): a file is written
+/// only when its bytes differ, so Kbuild rebuilds only what changed; files gone from `from`
+/// are removed.
+pub fn mirror_tree(from: &Path, to: &Path) -> Result<()> {
+    fn walk(from: &Path, to: &Path, depth: usize) -> Result<()> {
+        std::fs::create_dir_all(to)?;
+        let mut wanted = std::collections::BTreeSet::new();
+        for e in std::fs::read_dir(from)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                if name.starts_with('.')
+                    || ["target", "generated", "fuzz", "xtask", "Documentation"]
+                        .contains(&name.as_str())
+                {
+                    continue;
+                }
+                wanted.insert(name.clone());
+                walk(&e.path(), &to.join(&name), depth + 1)?;
+            } else if ft.is_file() && is_module_source(&name) && (depth > 0 || name == "Kbuild") {
+                wanted.insert(name.clone());
+                let data = std::fs::read(e.path())?;
+                let dst = to.join(&name);
+                if std::fs::read(&dst).ok().as_deref() != Some(&data[..]) {
+                    std::fs::write(&dst, &data)?;
+                }
+            }
+        }
+        for e in std::fs::read_dir(to)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type()?.is_file() && is_module_source(&name) && !wanted.contains(&name) {
+                std::fs::remove_file(e.path())?;
+            }
+        }
+        Ok(())
+    }
+    walk(from, to, 0)
 }
 
 #[cfg(test)]

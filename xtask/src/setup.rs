@@ -35,6 +35,15 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("make", "kernel build"),
     ("gcc", "kernel build"),
     ("libc6-dev", "static guest test binary"),
+    (
+        "clang-14",
+        "the debug kernel's C compiler (KASAN with Rust needs clang on 6.12)",
+    ),
+    ("lld-14", "the debug kernel's linker"),
+    (
+        "llvm-14",
+        "the debug kernel's binutils (llvm-ar, llvm-nm, ...)",
+    ),
 ];
 
 pub const BINDGEN_VERSION: &str = "0.69.5";
@@ -70,6 +79,42 @@ pub fn bindgen() -> Result<PathBuf> {
         BINDGEN_VERSION,
     ]))?;
     which("bindgen").context("bindgen was installed but is not in PATH nor ~/.cargo/bin")
+}
+
+/// What a build step needs before it can even look up its cache (the cache key reads the
+/// kernel's rustc and bindgen versions and the kernel source package), named when missing.
+/// Empty: setup has run on this machine.
+pub fn missing_tools() -> Vec<String> {
+    missing_tools_with(
+        installed,
+        |p| std::path::Path::new(p).exists(),
+        || {
+            which("bindgen").is_some_and(|p| {
+                output(Command::new(p).arg("--version"))
+                    .is_ok_and(|v| v.split_whitespace().last() == Some(BINDGEN_VERSION))
+            })
+        },
+    )
+}
+
+/// [`missing_tools`] with its probes passed in (the host tests report things missing).
+pub fn missing_tools_with(
+    package: impl Fn(&str) -> bool,
+    file: impl Fn(&str) -> bool,
+    bindgen_ok: impl Fn() -> bool,
+) -> Vec<String> {
+    let mut m: Vec<String> = PACKAGES
+        .iter()
+        .filter(|(p, _)| !package(p))
+        .map(|(p, _)| format!("package {p}"))
+        .collect();
+    if !file(KERNEL_RUSTC) {
+        m.push(KERNEL_RUSTC.to_string());
+    }
+    if !bindgen_ok() {
+        m.push(format!("bindgen {BINDGEN_VERSION}"));
+    }
+    m
 }
 
 pub fn setup() -> Result<()> {
@@ -125,4 +170,24 @@ pub fn setup() -> Result<()> {
         .arg("rustavailable"))
     .context("the kernel rejects this Rust toolchain; the lines above say why")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_machine_misses_the_compiler_packages_and_bindgen() {
+        let m = missing_tools_with(|_| false, |_| false, || false);
+        assert!(m.contains(&"package rustc-web".to_string()));
+        assert!(m.contains(&"package clang-14".to_string()));
+        assert!(m.contains(&KERNEL_RUSTC.to_string()));
+        assert!(m.contains(&format!("bindgen {BINDGEN_VERSION}")));
+        assert!(missing_tools_with(|_| true, |_| true, || true).is_empty());
+        // Packages present but the compiler gone (a removed rustc-web): still not ready.
+        assert_eq!(
+            missing_tools_with(|_| true, |_| false, || true),
+            [KERNEL_RUSTC]
+        );
+    }
 }

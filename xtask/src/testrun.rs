@@ -3,7 +3,8 @@
 //! line `N passed, N failed`. Anything that cannot run (no kernel, no QEMU, a guest that does
 //! not finish) is a failure, never a skip.
 
-use crate::guest::{self, Counts, Mode};
+use crate::guest::{self, Counts, GuestRun, Mode, Suite};
+use crate::kernel::Profile;
 use crate::util::{repo_root, run, show, step};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
@@ -112,7 +113,7 @@ fn xtask(args: &[&str]) -> Result<(Option<i32>, String)> {
 /// `Module.symvers` (so the common module is not rebuilt). Returns the `.ko` for the guest
 /// suite, which loads it through the bind library, binds it to edu by override and drives it
 /// through VFIO.
-fn new_variant_step(kdir: &Path) -> Result<PathBuf> {
+fn new_variant_step(kdir: &Path, kos: &[PathBuf]) -> Result<PathBuf> {
     use crate::variant;
     // Per checkout: another worktree's run must not rebuild the scratch tree (with its own
     // `common/`) under this one.
@@ -163,7 +164,14 @@ fn new_variant_step(kdir: &Path) -> Result<PathBuf> {
             ko.display()
         );
     }
-    let symvers = repo_root().join("Module.symvers");
+    // The Module.symvers of the tree our modules were just built in (the repository, or the
+    // debug kernel's mirror of it).
+    let symvers = kos
+        .first()
+        .and_then(|k| k.parent())
+        .and_then(Path::parent)
+        .map(|root| root.join("Module.symvers"))
+        .context("no modules built")?;
     run(crate::modules::kbuild_at(kdir, &dir)
         .arg(format!("KBUILD_EXTRA_SYMBOLS={}", symvers.display()))
         .arg("CONFIG_WERROR=y")
@@ -309,50 +317,88 @@ fn add(total: &mut Counts, c: Counts) {
 }
 
 /// The whole suite. Returns whether everything passed; the summary line is printed last.
-pub fn test(kdir: Option<PathBuf>, modes: &[Mode], host: bool) -> Result<bool> {
+///
+/// Without `--kernel`: every guest check on the test kernel, then the robustness checks on
+/// the debug kernel (KASAN, lockdep, ...). With `--kernel K`: every check on K only. With a
+/// KDIR: every check on that kernel only.
+pub fn test(
+    kdir: Option<PathBuf>,
+    kernel: Option<Profile>,
+    modes: &[Mode],
+    host: bool,
+) -> Result<bool> {
     let start = Instant::now();
     let mut total = Counts::default();
     if host {
         add(&mut total, host_tests());
         add(&mut total, crate::fuzz::fuzz_check());
     }
-    let guest_ready = crate::modules::build_modules(kdir.clone()).and_then(|kos| {
-        let kdir = crate::modules::resolve_kdir(kdir)?;
-        Ok((kdir, kos))
-    });
-    match guest_ready {
-        Ok((kdir, kos)) => {
+    let plan: Vec<(Profile, Suite)> = match (kernel, kdir.is_some()) {
+        (Some(p), _) => vec![(p, Suite::Full)],
+        (None, true) => vec![(Profile::Test, Suite::Full)],
+        (None, false) => vec![
+            (Profile::Test, Suite::Full),
+            (Profile::Debug, Suite::Robust),
+        ],
+    };
+    let mut cli_done = false;
+    for (profile, suite) in plan {
+        let guest_ready = crate::modules::build_modules(kdir.clone(), profile).and_then(|kos| {
+            let kdir = crate::modules::resolve_kdir(kdir.clone(), profile)?;
+            Ok((kdir, kos))
+        });
+        let (kdir, kos) = match guest_ready {
+            Ok(x) => x,
+            Err(e) => {
+                total.failed += 1;
+                total
+                    .failures
+                    .push(format!("build ({} kernel): {e:#}", profile.name()));
+                continue;
+            }
+        };
+        if !cli_done {
             add(&mut total, cli_checks());
-            let extra = match new_variant_step(&kdir) {
+            cli_done = true;
+        }
+        let extra = if suite == Suite::Full {
+            match new_variant_step(&kdir, &kos) {
                 Ok(ko) => {
                     total.passed += 1;
-                    println!("PASS host: new-variant-{NEW_VARIANT}-build");
+                    println!(
+                        "PASS host: new-variant-{NEW_VARIANT}-build ({} kernel)",
+                        profile.name()
+                    );
                     Some(ko)
                 }
                 Err(e) => {
                     total.failed += 1;
-                    total
-                        .failures
-                        .push(format!("host: new-variant-{NEW_VARIANT}-build: {e:#}"));
+                    total.failures.push(format!(
+                        "host: new-variant-{NEW_VARIANT}-build ({} kernel): {e:#}",
+                        profile.name()
+                    ));
                     None
                 }
+            }
+        } else {
+            None
+        };
+        for &mode in modes {
+            let run = GuestRun {
+                profile,
+                suite,
+                mode,
             };
-            for &mode in modes {
-                step(format!("guest suite, {} mode", mode.name()));
-                match guest::run_guest_suite(&kdir, &kos, extra.as_deref(), mode) {
-                    Ok(c) => add(&mut total, c),
-                    Err(e) => {
-                        total.failed += 1;
-                        total
-                            .failures
-                            .push(format!("guest ({}): {e:#}", mode.name()));
-                    }
+            step(format!("guest suite, {}", run.label()));
+            match guest::run_guest_suite(&kdir, &kos, extra.as_deref(), run) {
+                Ok(c) => add(&mut total, c),
+                Err(e) => {
+                    total.failed += 1;
+                    total
+                        .failures
+                        .push(format!("guest ({}): {e:#}", run.label()));
                 }
             }
-        }
-        Err(e) => {
-            total.failed += 1;
-            total.failures.push(format!("build: {e:#}"));
         }
     }
     println!();

@@ -69,19 +69,7 @@ pub fn kmsg() -> io::Result<Vec<String>> {
 
 /// Lines of the kernel log that mean something went wrong in the kernel.
 pub fn bad_kernel_lines(log: &[String]) -> Vec<String> {
-    const PATTERNS: &[&str] = &[
-        "WARNING:",
-        "BUG:",
-        "Oops",
-        "general protection fault",
-        "Kernel panic",
-        "UBSAN:",
-        "kernel BUG",
-    ];
-    log.iter()
-        .filter(|l| PATTERNS.iter().any(|p| l.contains(p)))
-        .cloned()
-        .collect()
+    pcibind::kernel_log::reports(log)
 }
 
 /// Writes `value` to QEMU's isa-debug-exit port (0xf4) through `/dev/port`; QEMU exits with

@@ -3,7 +3,13 @@
 //!
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
-//!         [--config-trace LABEL]... [--regions-trace LABEL]... [--no-exit]`
+//!         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust]
+//!         [--seed N] [--no-exit]`
+//!
+//! `--suite robust` runs only the robustness checks (regressions of fixed defects, the
+//! concurrent fuzzer, faults and storms: see `robust.rs`), as `cargo xtask test` does on the
+//! debug kernel; `full` (the default) runs them after every other check. `--seed` replays a
+//! fuzzer run.
 //!
 //! Modules are loaded in the order given and unloaded in reverse. Every driver-dependent check
 //! runs once per `--driver`, named `<check>-<device>-<driver>`; with two or more drivers the
@@ -17,12 +23,17 @@
 mod bench;
 mod binding;
 mod config;
+mod faults;
+mod fuzz;
 mod igd;
 mod irq;
 mod kmod;
 mod lifecycle;
 mod overlay;
 mod regions;
+mod regress;
+mod robust;
+mod storms;
 mod vfio;
 
 use pcibind::{Bdf, Sysfs};
@@ -59,6 +70,10 @@ struct Args {
     catalog: Vec<PathBuf>,
     /// The variant `cargo xtask new-variant` made for edu (loaded by the bind checks).
     new_variant_ko: Option<PathBuf>,
+    /// Only the robustness checks (`--suite robust`).
+    robust_only: bool,
+    /// The fuzzer's seed (`--seed`); random (and printed) when not given.
+    seed: Option<u64>,
     exit: bool,
 }
 
@@ -67,7 +82,7 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
-         [--config-trace LABEL]... [--regions-trace LABEL]... [--no-exit]"
+         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust] [--seed N] [--no-exit]"
     );
     std::process::exit(2)
 }
@@ -84,6 +99,8 @@ fn parse_args() -> Args {
         generic_ko: None,
         catalog: vec![],
         new_variant_ko: None,
+        robust_only: false,
+        seed: None,
         exit: true,
     };
     let mut mode = None;
@@ -126,6 +143,21 @@ fn parse_args() -> Args {
             "--generic-ko" => a.generic_ko = Some(val("--generic-ko").into()),
             "--catalog" => a.catalog.push(val("--catalog").into()),
             "--new-variant-ko" => a.new_variant_ko = Some(val("--new-variant-ko").into()),
+            "--suite" => {
+                a.robust_only = match val("--suite").as_str() {
+                    "full" => false,
+                    "robust" => true,
+                    x => usage(&format!("unknown suite {x}")),
+                }
+            }
+            "--seed" => {
+                let v = val("--seed");
+                let n = v
+                    .strip_prefix("0x")
+                    .map_or_else(|| v.parse().ok(), |h| u64::from_str_radix(h, 16).ok())
+                    .unwrap_or_else(|| usage(&format!("bad --seed {v}")));
+                a.seed = Some(n);
+            }
             "--no-exit" => a.exit = false,
             "-h" | "--help" => usage("help"),
             x => usage(&format!("unknown argument {x}")),
@@ -820,23 +852,33 @@ fn main() {
             .collect::<Vec<_>>()
     ));
     suite.environment();
+    suite.leak_check_start();
     suite.load_modules();
-    suite.modinfo();
-    suite.no_autobind();
-    // Every device's config before any binding (and after the rescan, which moves BARs),
-    // compared with the state after the suite.
-    let pristine = suite.snapshot_configs();
-    suite.per_driver();
-    suite.config_checks();
-    suite.region_checks();
-    suite.irq_checks();
-    suite.binding_checks();
-    suite.overlay_checks();
-    suite.igd_checks();
-    suite.lifecycle_checks();
-    suite.unload_while_open();
-    suite.unload_modules();
-    suite.config_restored(&pristine);
+    if suite.args.robust_only {
+        let pristine = suite.snapshot_configs();
+        suite.robust_checks();
+        suite.unload_modules();
+        suite.config_restored(&pristine);
+    } else {
+        suite.modinfo();
+        suite.no_autobind();
+        // Every device's config before any binding (and after the rescan, which moves BARs),
+        // compared with the state after the suite.
+        let pristine = suite.snapshot_configs();
+        suite.per_driver();
+        suite.config_checks();
+        suite.region_checks();
+        suite.irq_checks();
+        suite.binding_checks();
+        suite.overlay_checks();
+        suite.igd_checks();
+        suite.lifecycle_checks();
+        suite.robust_checks();
+        suite.unload_while_open();
+        suite.unload_modules();
+        suite.config_restored(&pristine);
+    }
+    suite.leak_check_end();
     suite.dmesg();
     let r = &suite.r;
     r.line(&format!(

@@ -17,6 +17,7 @@
 
 pub mod binder;
 pub mod glob;
+pub mod kernel_log;
 pub mod modinfo;
 pub mod select;
 
