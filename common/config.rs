@@ -99,7 +99,7 @@ impl ConfigDevice for HostConfig<'_> {
         if state >= 3 {
             crate::bar::zap(self.dev);
         }
-        let _ = crate::state::set_power_state(self.pdev, self.pm, state.into());
+        let _ = crate::state::set_power_state(self.pdev, self.pm, state.into(), self.dev.sriov.active());
     }
 
     // The emulator has just changed its `virq_disabled`; the mutex it runs under is upstream's

@@ -11,10 +11,15 @@
 //!   after the embedded `struct vfio_device`; the VFIO core frees it after calling our
 //!   `release`, which drops that state. Variant data is released earlier, in
 //!   `vfio_pci_common_device_unregister`, while the variant module is certainly loaded.
-//! - Locking: all mutable per-device state is in [`crate::state::Inner`] behind one mutex,
-//!   taken by every op that reads or changes it; the VFIO core additionally serialises
-//!   open/close (`dev_set->lock`). Nothing is called with that mutex held that could take it
-//!   again (the variant hooks run outside it).
+//! - Locking: the mutable per-device state is in [`crate::state::Inner`] behind the state
+//!   mutex (upstream's memory lock and most of what upstream keeps unlocked), except the
+//!   interrupt state, behind the interrupt gate (upstream's `igate`), and the ioeventfd list,
+//!   behind its own mutex; the VFIO core additionally serialises open/close (`dev_set->lock`).
+//!   Lock order: `dev_set->lock` → ioeventfd list → interrupt gate → state mutex → spinlocks.
+//!   Nothing waits, with the state mutex held, for work that takes it: in particular the
+//!   VFIO core's virqfd clean-up workqueue, whose ioeventfd shutdowns wait for writes that take
+//!   the state mutex, is flushed only without it (`intrs.rs`, `ioeventfd.rs`). Which variant
+//!   hooks run under which lock is in `Documentation/architecture.md`.
 
 use crate::abi::{DeviceHandle, VariantHandle, VariantOps, ABI_VERSION};
 use crate::bindings;
@@ -57,10 +62,15 @@ pub(crate) struct DeviceState {
     /// Everything that changes while the device is bound.
     #[pin]
     pub(crate) inner: Mutex<crate::state::Inner>,
-    /// The ioeventfds of the open device; never locked with `inner` held (see
+    /// The ioeventfds of the open device; never locked with `inner` or `irq_gate` held (see
     /// `ioeventfd.rs`).
     #[pin]
     pub(crate) ioeventfds: Mutex<crate::ioeventfd::IoEventFds>,
+    /// The interrupt gate (upstream `igate`): the interrupt state of `crate::intrs`. Taken
+    /// before `inner` when both are needed; held, without `inner`, across the virqfd flushes
+    /// of INTx teardown.
+    #[pin]
+    pub(crate) irq_gate: Mutex<crate::intrs::IrqState>,
     /// What interrupt handlers may touch (see `crate::intrs`); its address is their `dev_id`,
     /// stable because the VFIO core's allocation never moves.
     #[pin]
@@ -409,6 +419,7 @@ unsafe fn register_device(
         variant_data: VariantData { variant, data },
         inner <- new_mutex!(inner, "vfio_pci_common::inner"),
         ioeventfds <- new_mutex!(crate::ioeventfd::IoEventFds::default(), "vfio_pci_common::ioeventfds"),
+        irq_gate <- new_mutex!(crate::intrs::IrqState::default(), "vfio_pci_common::irq_gate"),
         irq <- crate::intrs::IrqShared::new(),
         needs_reset: AtomicBool::new(false),
         disable_idle_d3,
@@ -431,7 +442,7 @@ unsafe fn register_device(
     if ret.is_ok() {
         // pci-core leaves a released device in an unknown power state from which only D0 is
         // allowed; go there before runtime PM may take the idle device to D3hot.
-        let _ = crate::state::set_power_state(&state.pdev, &mut state.inner.lock().pm, 0);
+        let _ = crate::state::set_power_state(&state.pdev, &mut state.inner.lock().pm, 0, false);
         state.pdev.pm_probe(!disable_idle_d3);
         // SAFETY: `vdev` is a fully initialised, unregistered VFIO device.
         ret = to_result(unsafe { bindings::vfio_register_group_dev(vdev) });

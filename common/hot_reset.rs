@@ -289,7 +289,7 @@ fn dev_set_hot_reset(dev: &DeviceState, mut proof: Proof<'_>) -> Result {
             let mut g = m.inner.lock();
             crate::bar::zap(m);
             // From D0: the reset would otherwise wake a NoSoftRst- device without our state.
-            let _ = crate::state::set_power_state(&m.pdev, &mut g.pm, 0);
+            let _ = crate::state::set_power_state(&m.pdev, &mut g.pm, 0, m.sriov.active());
             guards.push(g, GFP_KERNEL)?;
         }
         first.pdev.reset_bus()

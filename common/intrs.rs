@@ -8,27 +8,40 @@
 //!
 //! Two parts, by who may touch them:
 //!
-//! - [`IrqState`], in [`crate::state::Inner`] behind the device mutex (upstream's `igate`):
-//!   the MSI/MSI-X vectors with their triggers and names, the INTx interrupt name, the ERR and
-//!   REQ eventfds, and what `open` learnt (`nointx`, dynamic MSI-X). Only process context with
-//!   the mutex held reads or changes it.
+//! - [`IrqState`], behind the interrupt gate [`crate::device::DeviceState::irq_gate`]
+//!   (upstream's `igate`), a mutex of its own, apart from the state mutex (upstream's memory
+//!   lock): the MSI/MSI-X vectors with their triggers and names, the INTx interrupt name, the
+//!   ERR and REQ eventfds, and what `open` learnt (`nointx`, dynamic MSI-X). Only process
+//!   context with the gate held reads or changes it.
 //! - [`IrqShared`], in [`crate::device::DeviceState`] (pinned there, so its address is the
 //!   `dev_id` of the INTx handler and the opaque of the unmask virqfd): what the INTx hard-IRQ
 //!   handler and the virqfd callbacks need, which run in atomic context and cannot take the
 //!   mutex. The INTx mask state (`ctx->masked`) is behind a spinlock taken with interrupts off
-//!   (upstream's `irqlock`); the active mode, `pci_2_3`, the mirror of the virtual
-//!   INTx-disable bit, `msi_qmax` and the INTx trigger are atomics that are only *written* with
-//!   the device mutex held, so the mutex holder sees them stable.
+//!   (upstream's `irqlock`); the active mode, `pci_2_3`, `msi_qmax` and the INTx trigger are
+//!   atomics only *written* with both the gate and the state mutex held, so a holder of either
+//!   sees them stable (the config emulator, under the state mutex, reads the mode and may
+//!   signal the trigger); the mirror of the virtual INTx-disable bit is written under the state
+//!   mutex.
 //!
 //! MSI and MSI-X handlers get their eventfd as `dev_id` and touch nothing else, as upstream.
 //!
 //! # Lock order
 //!
-//! `device_lock` (held by the PCI core around `error_detected`) → device mutex → an eventfd's
-//! wait-queue lock (the virqfd unmask handler runs under it) → the INTx spinlock → `pci_lock`
-//! (inside the PCI config accessors). Nothing holding the device mutex waits for
-//! `device_lock` (resets only try-lock it), no handler or virqfd callback takes the mutex, and
-//! no eventfd is signalled with the INTx spinlock held (the unmask eventfd may be the trigger).
+//! `device_lock` (held by the PCI core around `error_detected`) → interrupt gate → state mutex
+//! → an eventfd's wait-queue lock (the virqfd unmask handler runs under it) → the INTx
+//! spinlock → `pci_lock` (inside the PCI config accessors). Nothing holding the gate or the
+//! state mutex waits for `device_lock` (resets only try-lock it), no handler or virqfd callback
+//! takes either mutex, and no eventfd is signalled with the INTx spinlock held (the unmask
+//! eventfd may be the trigger).
+//!
+//! `vfio_virqfd_disable` and `vfio_virqfd_flush_thread` flush the VFIO core's one, system-wide
+//! virqfd clean-up workqueue, which may hold the shutdown of any device's ioeventfd, which
+//! waits for that ioeventfd's write, which takes that device's state mutex. So they are called
+//! with the gate held and the state mutex *not* held: the INTx unmask eventfd, trigger
+//! replacement and INTx disable take the state mutex only around what the config emulator
+//! reads (mode, trigger) and never across a flush. MSI/MSI-X changes hold the state mutex
+//! throughout (it is the memory lock: the PCI core writes the MSI-X table in a BAR) and flush
+//! nothing.
 //!
 //! # Lifetimes
 //!
@@ -268,7 +281,7 @@ impl IrqShared {
         }
     }
 
-    /// Only with the device mutex held.
+    /// Only with both the gate and the state mutex held.
     fn set_mode(&self, m: Mode) {
         self.mode.store(m.index() as u8, Ordering::Release);
     }
@@ -295,13 +308,13 @@ impl IrqShared {
         let t = self.intx_trigger.load(Ordering::Acquire);
         if !t.is_null() {
             // SAFETY: a trigger is released only after `synchronize_irq` and a virqfd flush
-            // (hard-IRQ and virqfd readers), or by the mutex holder that replaced it (the
-            // other callers hold the mutex).
+            // (hard-IRQ and virqfd readers), and replaced only with both the gate and the
+            // state mutex held: the other callers hold one of them.
             unsafe { signal_raw(t) };
         }
     }
 
-    /// `__vfio_pci_intx_mask`: whether this masked INTx. With the device mutex held.
+    /// `__vfio_pci_intx_mask`: whether this masked INTx. With the gate or the state mutex held.
     pub(crate) fn intx_mask(&self, pdev: &PciDev) -> bool {
         let mut masked = self.intx_masked.lock();
         // Masking can come from the virtual COMMAND bit while INTx is not in use: then the
@@ -318,7 +331,8 @@ impl IrqShared {
         if self.pci_2_3() {
             pdev.intx(false);
         } else {
-            // SAFETY: INTx is requested on this line (mode is INTx, set under the mutex).
+            // SAFETY: INTx is requested on this line (mode is INTx, stable under the lock we
+            // hold).
             unsafe { bindings::disable_irq_nosync(pdev.irq()) };
         }
         *masked = true;
@@ -348,7 +362,7 @@ impl IrqShared {
         pending
     }
 
-    /// `__vfio_pci_intx_unmask`. With the device mutex held.
+    /// `__vfio_pci_intx_unmask`. With the gate or the state mutex held.
     pub(crate) fn intx_unmask(&self, pdev: &PciDev) {
         if self.intx_unmask_handler(pdev) {
             self.send_intx();
@@ -369,7 +383,7 @@ struct MsiVector {
     _name: IrqName,
 }
 
-/// The interrupt state behind the device mutex: see the module documentation.
+/// The interrupt state behind the interrupt gate: see the module documentation.
 #[derive(Default)]
 pub(crate) struct IrqState {
     /// MSI/MSI-X vectors by index (`vdev->ctx`); `None` where user space set no trigger.
@@ -389,7 +403,7 @@ pub(crate) struct IrqState {
 // ---- open and close ------------------------------------------------------------------------
 
 /// The interrupt part of `vfio_pci_core_enable`: how INTx can be masked, and whether MSI-X
-/// vectors can be added later. With the device mutex held, nothing enabled.
+/// vectors can be added later. With the gate and the state mutex held, nothing enabled.
 pub(crate) fn open(dev: &DeviceState, st: &mut IrqState) {
     let pdev = &dev.pdev;
     let (vendor, device) = pdev.ids();
@@ -416,14 +430,16 @@ pub(crate) fn open(dev: &DeviceState, st: &mut IrqState) {
 }
 
 /// The interrupt part of `vfio_pci_core_disable`: whatever mode is active goes off, as upstream
-/// does with `SET_IRQS(DATA_NONE | TRIGGER, irq_type, 0, 0)`. With the device mutex held.
-pub(crate) fn disable(dev: &DeviceState, inner: &mut Inner) {
+/// does with `SET_IRQS(DATA_NONE | TRIGGER, irq_type, 0, 0)`. With the gate held and the state
+/// mutex not held (INTx disable flushes the virqfd workqueue: see the module documentation).
+pub(crate) fn disable(dev: &DeviceState, st: &mut IrqState) {
     match dev.irq.mode() {
-        Mode::Intx => intx_disable(dev, &mut inner.irqs),
-        Mode::Msi => msi_disable(dev, &mut inner.irqs, false),
-        Mode::Msix => msi_disable(dev, &mut inner.irqs, true),
+        Mode::Intx => intx_disable(dev, st),
+        Mode::Msi => msi_disable(dev, st, false, &dev.inner.lock()),
+        Mode::Msix => msi_disable(dev, st, true, &dev.inner.lock()),
         Mode::None => {}
     }
+    let mut inner = dev.inner.lock();
     inner.config.virq_disabled = false;
     dev.irq.set_virq_disabled(false);
 }
@@ -438,7 +454,7 @@ pub(crate) fn release_triggers(st: &mut IrqState) {
 
 /// `vfio_pci_core_aer_err_detected`: tell user space, if it listens.
 pub(crate) fn error_detected(dev: &DeviceState) {
-    if let Some(e) = &dev.inner.lock().irqs.err {
+    if let Some(e) = &dev.irq_gate.lock().err {
         e.signal();
     }
 }
@@ -446,8 +462,8 @@ pub(crate) fn error_detected(dev: &DeviceState) {
 /// `vfio_pci_core_request`: the device is being unbound while user space holds it; ask it to
 /// let go (called every 10 s by the VFIO core until it does).
 pub(crate) fn request(dev: &DeviceState, count: u32) {
-    let inner = dev.inner.lock();
-    match &inner.irqs.req {
+    let irqs = dev.irq_gate.lock();
+    match &irqs.req {
         Some(r) => {
             if count % 10 == 0 {
                 crate::pci::dev_notice(&dev.pdev, format_args!("Relaying device request to user (#{count})\n"));
@@ -464,15 +480,17 @@ pub(crate) fn request(dev: &DeviceState, count: u32) {
 
 // ---- ioctls --------------------------------------------------------------------------------
 
-fn caps(dev: &DeviceState, inner: &Inner) -> l::IrqCaps {
+/// What `GET_IRQ_INFO` and `SET_IRQS` check against. With the gate held (the state mutex is
+/// taken for the virtual interrupt pin, after the gate in the lock order).
+fn caps(dev: &DeviceState, st: &IrqState) -> l::IrqCaps {
     let pdev = &dev.pdev;
     let flags = |cap: u8| (cap != 0).then(|| pdev.read_config_word(i32::from(cap) + 2));
     l::IrqCaps {
-        intx_pin: inner.config.interrupt_pin(),
+        intx_pin: dev.inner.lock().config.interrupt_pin(),
         msi_flags: flags(pdev.msi_cap()),
         msix_flags: flags(pdev.msix_cap()),
         pcie: pdev.is_pcie(),
-        dyn_msix: inner.irqs.has_dyn_msix,
+        dyn_msix: st.has_dyn_msix,
     }
 }
 
@@ -480,7 +498,7 @@ fn caps(dev: &DeviceState, inner: &Inner) -> l::IrqCaps {
 pub(crate) fn get_irq_info(dev: &DeviceState, arg: usize) -> Result<i64> {
     let mut raw = [0u8; l::IrqInfo::MINSZ];
     UserSlice::new(arg, raw.len()).reader().read_slice(&mut raw)?;
-    let c = caps(dev, &dev.inner.lock());
+    let c = caps(dev, &dev.irq_gate.lock());
     let info = l::IrqInfo::from_user(&raw).answer(&c).map_err(errno)?;
     UserSlice::new(arg, raw.len()).writer().write_slice(&info.to_bytes())?;
     Ok(0)
@@ -493,26 +511,27 @@ pub(crate) fn set_irqs(dev: &DeviceState, arg: usize) -> Result<i64> {
     UserSlice::new(arg, raw.len()).reader().read_slice(&mut raw)?;
     let hdr = l::IrqSet::from_user(&raw);
     // Like upstream, the vector count is read before taking the lock (it only changes at open).
-    let max = caps(dev, &dev.inner.lock()).count(hdr.index);
+    let max = caps(dev, &dev.irq_gate.lock()).count(hdr.index);
     let size = hdr.validate(max).map_err(errno)?;
     let mut data = KVec::new();
     if size > 0 {
         UserSlice::new(arg + l::IrqSet::MINSZ, size).reader().read_all(&mut data, GFP_KERNEL)?;
     }
-    let mut guard = dev.inner.lock();
-    let inner = &mut *guard;
+    let mut gate = dev.irq_gate.lock();
+    let st = &mut *gate;
     let status = l::IrqStatus {
         mode: dev.irq.mode(),
-        err_set: inner.irqs.err.is_some(),
-        req_set: inner.irqs.req.is_some(),
+        err_set: st.err.is_some(),
+        req_set: st.req.is_some(),
         pcie: dev.pdev.is_pcie(),
     };
     let cmd = l::plan(&hdr, &data, &status).map_err(errno)?;
-    execute(dev, inner, cmd)
+    execute(dev, st, cmd)
 }
 
-/// Carries out one checked request, with the device mutex held.
-fn execute(dev: &DeviceState, inner: &mut Inner, cmd: Command<'_>) -> Result<i64> {
+/// Carries out one checked request, with the gate held and the state mutex not held: each
+/// command takes the state mutex only where the module documentation says.
+fn execute(dev: &DeviceState, st: &mut IrqState, cmd: Command<'_>) -> Result<i64> {
     let pdev = &dev.pdev;
     let sh = &dev.irq;
     match cmd {
@@ -546,27 +565,28 @@ fn execute(dev: &DeviceState, inner: &mut Inner, cmd: Command<'_>) -> Result<i64
         }
         Command::IntxEnable(fd) => {
             let trigger = fd.map(EventFd::from_fd).transpose()?;
-            intx_enable(dev, inner, trigger)?;
+            intx_enable(dev, st, &dev.inner.lock(), trigger)?;
         }
-        Command::IntxDisable => intx_disable(dev, &mut inner.irqs),
+        Command::IntxDisable => intx_disable(dev, st),
         Command::IntxSignal => sh.send_intx(),
-        Command::MsiDisable { msix } => msi_disable(dev, &mut inner.irqs, msix),
+        Command::MsiDisable { msix } => msi_disable(dev, st, msix, &dev.inner.lock()),
         Command::MsiSetBlock { msix, enable, start, count, fds } => {
+            let mem = dev.inner.lock();
             if enable {
-                let ret = msi_enable(dev, &mut inner.irqs, start + count, msix);
+                let ret = msi_enable(dev, st, start + count, msix, &mem);
                 if ret != 0 {
                     return ret_to_result(ret);
                 }
             }
-            let ret = msi_set_block(dev, &mut inner.irqs, start, count, fds, msix);
+            let ret = msi_set_block(dev, st, start, count, fds, msix, &mem);
             if ret != 0 && enable {
-                msi_disable(dev, &mut inner.irqs, msix);
+                msi_disable(dev, st, msix, &mem);
             }
             return ret_to_result(ret);
         }
         Command::MsiSignal { start, count, bools } => {
             for i in 0..count {
-                let Some(Some(v)) = inner.irqs.vectors.get((start + i) as usize) else { continue };
+                let Some(Some(v)) = st.vectors.get((start + i) as usize) else { continue };
                 if bools.is_none_or(|b| b.get(i as usize).is_some_and(|&x| x != 0)) {
                     v.trigger.signal();
                 }
@@ -574,8 +594,8 @@ fn execute(dev: &DeviceState, inner: &mut Inner, cmd: Command<'_>) -> Result<i64
         }
         Command::Single(which, op) => {
             let slot = match which {
-                Single::Err => &mut inner.irqs.err,
-                Single::Req => &mut inner.irqs.req,
+                Single::Err => &mut st.err,
+                Single::Req => &mut st.req,
             };
             match op {
                 SingleOp::Signal => {
@@ -649,8 +669,9 @@ fn dev_id(dev: &DeviceState) -> *mut c_void {
     ptr::from_ref(dev).cast_mut().cast()
 }
 
-/// `vfio_intx_enable`, taking ownership of `trigger`.
-fn intx_enable(dev: &DeviceState, inner: &mut Inner, trigger: Option<EventFd>) -> Result {
+/// `vfio_intx_enable`, taking ownership of `trigger`. With the gate and the state mutex held
+/// (`inner`): the mode and the trigger change, and nothing here flushes.
+fn intx_enable(dev: &DeviceState, st: &mut IrqState, inner: &Inner, trigger: Option<EventFd>) -> Result {
     let pdev = &dev.pdev;
     let sh = &dev.irq;
     if sh.mode() != Mode::None {
@@ -698,44 +719,55 @@ fn intx_enable(dev: &DeviceState, inner: &mut Inner, trigger: Option<EventFd>) -
         drop(unsafe { EventFd::from_raw(sh.intx_trigger.swap(ptr::null_mut(), Ordering::AcqRel)) });
         return Err(Error::from_errno(ret));
     }
-    inner.irqs.intx_name = Some(name);
+    st.intx_name = Some(name);
     Ok(())
 }
 
-/// `vfio_intx_set_signal`: replace the trigger of active INTx.
+/// `vfio_intx_set_signal`: replace the trigger of active INTx. With the gate held and the
+/// state mutex not held.
 fn intx_set_trigger(dev: &DeviceState, new: Option<EventFd>) {
     let sh = &dev.irq;
-    let old = sh.intx_trigger.swap(new.map_or(ptr::null_mut(), EventFd::into_raw), Ordering::AcqRel);
+    // Swapped under the state mutex: a config write signalling the trigger under it has
+    // finished with the old one when we get the mutex, and later ones see the new one.
+    let old = {
+        let _inner = dev.inner.lock();
+        sh.intx_trigger.swap(new.map_or(ptr::null_mut(), EventFd::into_raw), Ordering::AcqRel)
+    };
     if !old.is_null() {
-        // SAFETY: INTx is requested on this line (mode INTx); the slot is ours.
+        // SAFETY: INTx is requested on this line (mode INTx, stable under the gate); the slot
+        // is ours. The flush runs without the state mutex (module documentation).
         unsafe {
             bindings::synchronize_irq(dev.pdev.irq());
             bindings::vfio_virqfd_flush_thread(sh.unmask_slot());
         }
         // SAFETY: no handler or virqfd thread can still be using `old` (synchronised above),
-        // and other readers hold the mutex we hold.
+        // and no reader under either mutex can (the gate is ours, the swap was under the
+        // state mutex).
         drop(unsafe { EventFd::from_raw(old) });
     }
 }
 
-/// `vfio_intx_disable`.
+/// `vfio_intx_disable`. With the gate held and the state mutex not held.
 fn intx_disable(dev: &DeviceState, st: &mut IrqState) {
     let sh = &dev.irq;
     let irq = dev.pdev.irq();
-    // SAFETY: the slot is ours; afterwards no virqfd callback runs. Then the interrupt we
-    // requested with `dev_id(dev)` is freed, which waits for a running handler.
-    unsafe {
-        bindings::vfio_virqfd_disable(sh.unmask_slot());
-        bindings::free_irq(irq, dev_id(dev));
-    }
+    // SAFETY: the slot is ours; afterwards no virqfd callback runs. The flush inside runs
+    // without the state mutex (module documentation).
+    unsafe { bindings::vfio_virqfd_disable(sh.unmask_slot()) };
+    // The mode and the trigger change under the state mutex too (config writes read them).
+    let _inner = dev.inner.lock();
+    // SAFETY: the interrupt we requested with `dev_id(dev)` (mode INTx); waits for a running
+    // handler.
+    unsafe { bindings::free_irq(irq, dev_id(dev)) };
     if !sh.pci_2_3() {
         // SAFETY: a valid interrupt number.
         unsafe { vfio_pci_common_irq_disable_unlazy(irq, false) };
     }
-    // SAFETY: no handler or virqfd is left to read the trigger.
+    sh.set_mode(Mode::None);
+    // SAFETY: no handler or virqfd is left to read the trigger, and readers under either
+    // mutex see mode none (the config path signals only in INTx mode) from here on.
     drop(unsafe { EventFd::from_raw(sh.intx_trigger.swap(ptr::null_mut(), Ordering::AcqRel)) });
     st.intx_name = None;
-    sh.set_mode(Mode::None);
 }
 
 // ---- MSI and MSI-X -------------------------------------------------------------------------
@@ -751,7 +783,8 @@ unsafe extern "C" fn msi_handler(_irq: c_int, arg: *mut c_void) -> bindings::irq
 /// `vfio_pci_memory_lock_and_enable`: MSI-X tables live in a BAR, so the PCI core needs memory
 /// decode on while it programs them, whatever user space set. Returns COMMAND to restore.
 /// Every caller holds the state mutex, which is also the memory lock (see `bar.rs`), so no BAR
-/// access or fault sees the temporary decode change.
+/// access or fault sees the temporary decode change: the MSI functions below take its guard as
+/// `_mem` to say so.
 fn memory_enable(pdev: &PciDev) -> u16 {
     let cmd = pdev.read_config_word(PCI_COMMAND);
     if cmd & PCI_COMMAND_MEMORY == 0 {
@@ -766,7 +799,7 @@ fn memory_restore(pdev: &PciDev, cmd: u16) {
 }
 
 /// `vfio_msi_enable`: 0, a negative errno, or the (smaller) number of vectors available.
-fn msi_enable(dev: &DeviceState, st: &mut IrqState, nvec: u32, msix: bool) -> i32 {
+fn msi_enable(dev: &DeviceState, st: &mut IrqState, nvec: u32, msix: bool, _mem: &Inner) -> i32 {
     let pdev = &dev.pdev;
     if dev.irq.mode() != Mode::None {
         return EINVAL.to_errno();
@@ -790,7 +823,7 @@ fn msi_enable(dev: &DeviceState, st: &mut IrqState, nvec: u32, msix: bool) -> i3
 }
 
 /// `vfio_msi_alloc_irq`: the Linux interrupt of `vector`, allocating it when MSI-X can grow.
-fn msi_alloc_irq(dev: &DeviceState, st: &IrqState, vector: u32, msix: bool) -> i32 {
+fn msi_alloc_irq(dev: &DeviceState, st: &IrqState, vector: u32, msix: bool, _mem: &Inner) -> i32 {
     let pdev = &dev.pdev;
     let irq = pdev.irq_vector(vector);
     if irq == 0 {
@@ -807,7 +840,7 @@ fn msi_alloc_irq(dev: &DeviceState, st: &IrqState, vector: u32, msix: bool) -> i
 
 /// `vfio_msi_set_vector_signal`: detach `vector`'s trigger, then attach the eventfd `fd` if
 /// `fd >= 0`. The Linux interrupt stays allocated until MSI/MSI-X is disabled.
-fn msi_set_vector_signal(dev: &DeviceState, st: &mut IrqState, vector: u32, fd: i32, msix: bool) -> i32 {
+fn msi_set_vector_signal(dev: &DeviceState, st: &mut IrqState, vector: u32, fd: i32, msix: bool, mem: &Inner) -> i32 {
     let pdev = &dev.pdev;
     let slot = vector as usize;
     let mut irq = EINVAL.to_errno();
@@ -823,7 +856,7 @@ fn msi_set_vector_signal(dev: &DeviceState, st: &mut IrqState, vector: u32, fd: 
         return 0;
     }
     if irq < 0 {
-        irq = msi_alloc_irq(dev, st, vector, msix);
+        irq = msi_alloc_irq(dev, st, vector, msix, mem);
         if irq < 0 {
             return irq;
         }
@@ -866,7 +899,7 @@ fn msi_set_vector_signal(dev: &DeviceState, st: &mut IrqState, vector: u32, fd: 
 
 /// `vfio_msi_set_block`: on failure, every vector from `start` up to the failing one is
 /// detached (as upstream).
-fn msi_set_block(dev: &DeviceState, st: &mut IrqState, start: u32, count: u32, fds: &[u8], msix: bool) -> i32 {
+fn msi_set_block(dev: &DeviceState, st: &mut IrqState, start: u32, count: u32, fds: &[u8], msix: bool, mem: &Inner) -> i32 {
     let mut ret = 0;
     let mut j = start;
     for i in 0..count {
@@ -874,22 +907,22 @@ fn msi_set_block(dev: &DeviceState, st: &mut IrqState, start: u32, count: u32, f
             break;
         }
         let fd = if fds.is_empty() { -1 } else { l::fd_at(fds, i as usize) };
-        ret = msi_set_vector_signal(dev, st, j, fd, msix);
+        ret = msi_set_vector_signal(dev, st, j, fd, msix, mem);
         j += 1;
     }
     if ret != 0 {
         for i in start..j {
-            msi_set_vector_signal(dev, st, i, -1, msix);
+            msi_set_vector_signal(dev, st, i, -1, msix, mem);
         }
     }
     ret
 }
 
 /// `vfio_msi_disable`.
-fn msi_disable(dev: &DeviceState, st: &mut IrqState, msix: bool) {
+fn msi_disable(dev: &DeviceState, st: &mut IrqState, msix: bool, mem: &Inner) {
     let pdev = &dev.pdev;
     for i in 0..st.vectors.len() {
-        msi_set_vector_signal(dev, st, i as u32, -1, msix);
+        msi_set_vector_signal(dev, st, i as u32, -1, msix, mem);
     }
     st.vectors = KVec::new();
     let cmd = memory_enable(pdev);

@@ -4,9 +4,19 @@
 //!
 //! Locking and lifetimes: the list lives in its own mutex (`DeviceState::ioeventfds`, upstream's
 //! `ioeventfds_lock`), never taken with the state mutex held. Removing an entry disables its
-//! virqfd, which waits for a running write to finish; the write takes the state mutex (memory
-//! decode check, the memory lock), so that must not be held while removing. Each entry is
-//! boxed, so the address the virqfd keeps stays valid until it is disabled in `Drop`.
+//! virqfd, which flushes the VFIO core's global virqfd clean-up workqueue and so waits for every
+//! queued virqfd shutdown, each of which waits for its running write; the write takes the state
+//! mutex (memory decode check, the memory lock), so neither that mutex nor anything taken
+//! before it in the lock order may be held while removing (see `Documentation/architecture.md`,
+//! "Locks"). Each entry is boxed, so the address the virqfd keeps stays valid until it is
+//! disabled in `Drop`.
+//!
+//! The virqfd pointer of an entry is the VFIO core's: it is set by `vfio_virqfd_enable` and
+//! cleared under `virqfd_lock`, either by `vfio_virqfd_disable` or by the eventfd's wake-up when
+//! user space closes the eventfd (which queues the shutdown). We never read it; `Drop` always
+//! calls `vfio_virqfd_disable`, which looks at it under that lock and, set or not, flushes the
+//! clean-up workqueue, so a shutdown queued by a close and its pending write have finished
+//! before the entry and the BAR mapping go away (upstream does the same).
 //!
 //! Difference from upstream: upstream tries the write in the eventfd's wake-up callback when
 //! the memory lock is free and defers to a thread otherwise; we always use the thread (a kernel
@@ -24,9 +34,11 @@ use kernel::uaccess::UserSlice;
 ///
 /// # Invariants
 ///
-/// While `virqfd` is non-null it was set up by `vfio_virqfd_enable` with `self` (at this
-/// boxed address) as its opaque pointer; `Drop` disables it before the memory goes away.
-/// `dev` outlives the entry (entries are removed at close, before the state is dropped).
+/// Once `vfio_virqfd_enable` succeeded, `virqfd` belongs to the VFIO core (read and written
+/// only under its `virqfd_lock`), and the virqfd it names, live or shutting down, uses `self`
+/// at this boxed address as its opaque pointer; `Drop` disables and flushes it before the
+/// memory goes away. `dev` outlives the entry (entries are removed at close, before the state
+/// is dropped).
 struct Entry {
     dev: *const DeviceState,
     bar: usize,
@@ -44,11 +56,13 @@ unsafe impl Send for Entry {}
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        if !self.virqfd.is_null() {
-            // SAFETY: set up by `vfio_virqfd_enable` (type invariant); this waits for a running
-            // write and frees the virqfd.
-            unsafe { bindings::vfio_virqfd_disable(&mut self.virqfd) };
-        }
+        // Unconditionally: the pointer may have been cleared by an eventfd close whose
+        // shutdown (and pending write) is still queued; only the flush inside waits for it.
+        // SAFETY: `virqfd` is the VFIO core's slot for this entry (type invariant), which
+        // `vfio_virqfd_disable` reads and clears under `virqfd_lock`; a null slot is allowed.
+        // It returns once every queued shutdown, and so every write of this entry, finished.
+        // The caller holds no lock a write takes (module documentation).
+        unsafe { bindings::vfio_virqfd_disable(&mut self.virqfd) };
     }
 }
 
@@ -59,7 +73,8 @@ pub(crate) struct IoEventFds {
 }
 
 impl IoEventFds {
-    /// Removes every ioeventfd (at close).
+    /// Removes every ioeventfd (at close). Called without the state mutex (see the module
+    /// documentation).
     pub(crate) fn clear(&mut self) {
         self.list = KVec::new();
     }

@@ -52,6 +52,8 @@ pub(crate) fn open(dev: &DeviceState) -> Result {
 fn enable(dev: &DeviceState) -> Result {
     let pdev = &dev.pdev;
     {
+        // Gate first (the lock order); nothing is enabled yet, so nothing here flushes.
+        let mut irqs = dev.irq_gate.lock();
         let mut guard = dev.inner.lock();
         let st = &mut *guard;
         // Our saved state must not include bus mastering.
@@ -67,9 +69,9 @@ fn enable(dev: &DeviceState) -> Result {
         }
         st.saved = pdev.save_state();
         st.enabled = true;
-        crate::intrs::open(dev, &mut st.irqs);
+        crate::intrs::open(dev, &mut irqs);
         let mut info = pdev.config_info();
-        info.nointx = st.irqs.nointx;
+        info.nointx = irqs.nointx;
         let mut host = HostConfig::new(dev, &mut st.pm);
         let built = st.config.init(&mut host, &info).and_then(|()| {
             crate::config::overlays(dev.variant_ops())
@@ -81,6 +83,7 @@ fn enable(dev: &DeviceState) -> Result {
         }
         if let Err(e) = built {
             drop(guard);
+            drop(irqs);
             crate::pci::dev_notice(pdev, format_args!("cannot build the virtual config space ({})\n", -e.0));
             undo(dev);
             return Err(Error::from_errno(-e.0));
@@ -138,7 +141,7 @@ fn close_common(dev: &DeviceState) {
         unsafe { hook(dev.variant_data()) };
     }
     undo(dev);
-    crate::intrs::release_triggers(&mut dev.inner.lock().irqs);
+    crate::intrs::release_triggers(&mut dev.irq_gate.lock());
     put_pm(dev);
 }
 
@@ -147,23 +150,30 @@ fn undo(dev: &DeviceState) {
     let pdev = &dev.pdev;
     // Before the state mutex: disabling an ioeventfd waits for its write, which takes it.
     dev.ioeventfds.lock().clear();
+    let mut irqs = dev.irq_gate.lock();
+    {
+        let mut guard = dev.inner.lock();
+        let st = &mut *guard;
+        dev.cfg_fast.clear();
+        if !st.enabled {
+            return;
+        }
+        // Regions, BAR mappings and claims go first, as in upstream vfio_pci_core_disable.
+        st.n_regions = 0;
+        st.bars = crate::bar::BarState::default();
+        // Back to D0 first: a function reset through PM fails in other states, and a device
+        // without NoSoftRst would lose the state we restore.
+        if pdev.current_state() != 0 {
+            let _ = crate::state::set_power_state(pdev, &mut st.pm, 0, dev.sriov.active());
+        }
+        pdev.clear_master();
+    }
+    // No interrupt may fire into user space after close, nor stay requested. With the gate
+    // and without the state mutex: INTx teardown flushes the virqfd workqueue.
+    crate::intrs::disable(dev, &mut irqs);
+    drop(irqs);
     let mut guard = dev.inner.lock();
     let st = &mut *guard;
-    dev.cfg_fast.clear();
-    if !st.enabled {
-        return;
-    }
-    // Regions, BAR mappings and claims go first, as in upstream vfio_pci_core_disable.
-    st.n_regions = 0;
-    st.bars = crate::bar::BarState::default();
-    // Back to D0 first: a function reset through PM fails in other states, and a device
-    // without NoSoftRst would lose the state we restore.
-    if pdev.current_state() != 0 {
-        let _ = crate::state::set_power_state(pdev, &mut st.pm, 0);
-    }
-    pdev.clear_master();
-    // No interrupt may fire into user space after close, nor stay requested.
-    crate::intrs::disable(dev, st);
     // Put the config space saved at open into the save area (with nothing stored, the save
     // area still holds what open saved). If that fails, resetting with the current state is
     // better than nothing, but saving and restoring the current state without a reset is

@@ -79,6 +79,12 @@ impl Sriov {
         })
     }
 
+    /// Upstream `sriov_active`: set, under the state mutex, before VFs are enabled, so a
+    /// power change that would take the PF out of D0 is refused from then on.
+    pub(crate) fn active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
     fn pf(&self) -> Option<&DeviceState> {
         // SAFETY: the PF's state outlives this VF (module docs).
         self.pf.map(|p| unsafe { p.as_ref() })
@@ -127,9 +133,11 @@ pub(crate) fn configure(dev: &DeviceState, nr: i32) -> Result<i32> {
             }
             {
                 // The PF must stay in D0 while it has VFs; the state mutex is our memory lock.
+                // `active` is set under it before any VF exists, so a D3 write racing with
+                // `enable_sriov` below is refused (upstream `sriov_active`).
                 let mut inner = dev.inner.lock();
-                let _ = crate::state::set_power_state(pdev, &mut inner.pm, 0);
                 dev.sriov.active.store(true, Ordering::Release);
+                let _ = crate::state::set_power_state(pdev, &mut inner.pm, 0, true);
             }
             if let Err(e) = pdev.enable_sriov(nr) {
                 pdev.pm_put();

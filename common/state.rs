@@ -22,6 +22,13 @@ pub(crate) struct PmState {
     pub(crate) pm_save: Option<SavedState>,
 }
 
+/// The space every device starts with, before its first open builds it from the device.
+/// (Earlier versions zero-filled the allocation instead, which relied on all-zero bytes being
+/// a valid `ConfigSpace`: nothing guarantees that for its enum fields.)
+static EMPTY_CONFIG: ConfigSpace = ConfigSpace::zeroed();
+// The byte copy in `Inner::new` is only a valid duplicate of a value that owns nothing.
+const _: () = assert!(!core::mem::needs_drop::<ConfigSpace>());
+
 /// See the module documentation.
 pub(crate) struct Inner {
     /// Whether a function reset worked at open (`VFIO_DEVICE_FLAGS_RESET`).
@@ -41,18 +48,21 @@ pub(crate) struct Inner {
     pub(crate) regions: [RegionDesc; MAX_REGIONS],
     /// How many of `regions` are in use.
     pub(crate) n_regions: usize,
-    /// Interrupts: the part only process context touches (see `crate::intrs`).
-    pub(crate) irqs: crate::intrs::IrqState,
 }
 
 impl Inner {
     /// The state of a freshly probed device.
     pub(crate) fn new(pdev: &PciDev) -> Result<Self> {
-        let config = KBox::<ConfigSpace>::new_uninit(flags::GFP_KERNEL | flags::__GFP_ZERO)?;
-        // SAFETY: the allocation is zeroed (`__GFP_ZERO`), and an all-zero `ConfigSpace` is a
-        // valid, uninitialised space (documented by the logic crate: plain integers, arrays
-        // and bools only).
-        let config = unsafe { config.assume_init() };
+        let mut config = KBox::<ConfigSpace>::new_uninit(flags::GFP_KERNEL)?;
+        // SAFETY: `EMPTY_CONFIG` is a valid `ConfigSpace` built by the logic crate's own
+        // constructor, and `ConfigSpace` has no `Drop` and owns nothing (plain data), so a
+        // byte copy of it is a valid, independent value; the destination is a fresh
+        // allocation of exactly one `ConfigSpace`. Copying from the static keeps the 8 KiB
+        // value off the kernel stack.
+        let config = unsafe {
+            core::ptr::copy_nonoverlapping(&EMPTY_CONFIG, config.as_mut_ptr(), 1);
+            config.assume_init()
+        };
         Ok(Self {
             reset_works: false,
             saved: None,
@@ -62,7 +72,6 @@ impl Inner {
             bars: crate::bar::BarState::default(),
             regions: [RegionDesc::new(0, 0, 0, 0); MAX_REGIONS],
             n_regions: 0,
-            irqs: crate::intrs::IrqState::default(),
         })
     }
 
@@ -92,14 +101,13 @@ fn needs_pm_restore(pdev: &PciDev) -> bool {
 
 /// `vfio_pci_set_power_state`: moves the device to `state` (0 = D0 .. 3 = D3hot), saving its
 /// config space on the way into D3hot and restoring it on the way back when the device loses
-/// it there.
-pub(crate) fn set_power_state(pdev: &PciDev, pm: &mut PmState, state: i32) -> Result {
+/// it there. With the state mutex held (the `pm` borrow comes from it); `sriov_active` is
+/// `Sriov::active`, which `sriov_configure` sets under that mutex before enabling VFs.
+pub(crate) fn set_power_state(pdev: &PciDev, pm: &mut PmState, state: i32, sriov_active: bool) -> Result {
     const D0: i32 = 0;
     const D3HOT: i32 = 3;
-    // A PF with VFs enabled stays in D0: its VFs would go down with it.
-    if pdev.num_vf() > 0 && state > D0 {
-        return Err(kernel::error::code::EBUSY);
-    }
+    crate::logic::lifecycle::power_change_allowed(sriov_active, state)
+        .map_err(|e| kernel::error::Error::from_errno(-e.0))?;
     let mut needs_save = false;
     let mut needs_restore = false;
     if pm.needs_pm_restore {

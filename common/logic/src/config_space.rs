@@ -227,7 +227,9 @@ pub(super) fn is_bar(offset: u16) -> bool {
 }
 
 impl ConfigSpace {
-    /// An uninitialised space (all zero), for host tests; the kernel allocates it zeroed.
+    /// An empty, uninitialised space (no device, size 0): what host tests start from, and what
+    /// the kernel copies into every new device's allocation (not an all-zero byte pattern:
+    /// `fast_dirty` starts empty, and no layout rule makes zero bytes a valid enum).
     pub const fn zeroed() -> Self {
         Self {
             vconfig: [0; SPACE],

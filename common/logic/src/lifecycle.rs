@@ -390,10 +390,37 @@ pub fn sriov_step(nr: i32, already_active: bool) -> Result<SriovStep, Errno> {
     Ok(SriovStep::Enable(nr))
 }
 
+/// `vfio_pci_set_power_state`'s first rule: a PF whose SR-IOV is active stays in D0 (its VFs
+/// would go down with it). `sriov_active` is the flag `sriov_configure` sets, under the memory
+/// lock, *before* enabling the VFs, as upstream's `sriov_active`; the number of VFs the PCI core
+/// reports is no substitute, since it stays 0 until `pci_enable_sriov` has returned, a window
+/// in which a D3 write would otherwise put the PF to sleep under its new VFs.
+pub fn power_change_allowed(sriov_active: bool, state: i32) -> Result<(), Errno> {
+    if sriov_active && state > 0 {
+        return Err(super::errno::EBUSY);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::errno::ENOTTY;
     use super::*;
+
+    /// Regression: D3 was allowed while SR-IOV was being enabled (no VFs counted yet).
+    #[test]
+    fn a_pf_enabling_sriov_refuses_low_power_before_any_vf_exists() {
+        assert_eq!(
+            power_change_allowed(true, 3),
+            Err(super::super::errno::EBUSY)
+        );
+        assert_eq!(
+            power_change_allowed(true, 1),
+            Err(super::super::errno::EBUSY)
+        );
+        assert_eq!(power_change_allowed(true, 0), Ok(()));
+        assert_eq!(power_change_allowed(false, 3), Ok(()));
+    }
 
     const NAME: &[u8] = b"0000:03:00.0";
     const U: &[u8] = b"bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3";
