@@ -51,7 +51,7 @@ impl Suite {
     /// across scans) and fails on any suspect, printing kmemleak's records.
     pub(crate) fn leak_check_end(&mut self) {
         if !kmemleak_available() {
-            self.r.info("kmemleak: not in this kernel; no leak scan");
+            self.r.info("no kmemleak in this kernel: no leak scan");
             return;
         }
         self.r.check("kmemleak-clean", || {
@@ -67,4 +67,12 @@ impl Suite {
             }
         });
     }
+}
+
+/// An `INFO` line with how many loop steps a robustness check made.
+pub(crate) fn progress_info(check: &str, steps: u64) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(format!("INFO {check}: {steps} steps\n").as_bytes());
+    let _ = out.flush();
 }
