@@ -61,7 +61,7 @@ pub(crate) struct DeviceState {
     variant_data: VariantData,
     /// Everything that changes while the device is bound.
     #[pin]
-    pub(crate) inner: Mutex<crate::state::Inner>,
+    pub(crate) inner: crate::state_lock::StateMutex<crate::state::Inner>,
     /// The ioeventfds of the open device; never locked with `inner` or `irq_gate` held (see
     /// `ioeventfd.rs`).
     #[pin]
@@ -417,7 +417,7 @@ unsafe fn register_device(
     let init = pin_init!(DeviceState {
         pdev: pci,
         variant_data: VariantData { variant, data },
-        inner <- new_mutex!(inner, "vfio_pci_common::inner"),
+        inner <- crate::state_lock::StateMutex::new(inner),
         ioeventfds <- new_mutex!(crate::ioeventfd::IoEventFds::default(), "vfio_pci_common::ioeventfds"),
         irq_gate <- new_mutex!(crate::intrs::IrqState::default(), "vfio_pci_common::irq_gate"),
         irq <- crate::intrs::IrqShared::new(),

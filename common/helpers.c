@@ -174,3 +174,30 @@ char *vfio_pci_common_irq_name(struct pci_dev *pdev, const char *kind, int vecto
 		return kasprintf(GFP_KERNEL_ACCOUNT, "vfio-%s(%s)", kind, pci_name(pdev));
 	return kasprintf(GFP_KERNEL_ACCOUNT, "vfio-%s[%d](%s)", kind, vector, pci_name(pdev));
 }
+
+/* The state mutex of common/state_lock.rs: one lockdep class for every device's. */
+void vfio_pci_common_state_mutex_init(struct mutex *m);
+void vfio_pci_common_state_mutex_init(struct mutex *m)
+{
+	mutex_init(m);
+}
+
+void vfio_pci_common_mutex_lock(struct mutex *m);
+void vfio_pci_common_mutex_lock(struct mutex *m)
+{
+	mutex_lock(m);
+}
+
+/* One of several members' state mutexes, under the dev_set lock (hot reset). */
+void vfio_pci_common_mutex_lock_in_set(struct mutex *m, struct vfio_device *vdev);
+void vfio_pci_common_mutex_lock_in_set(struct mutex *m, struct vfio_device *vdev)
+{
+	lockdep_assert_held(&vdev->dev_set->lock);
+	mutex_lock_nest_lock(m, &vdev->dev_set->lock);
+}
+
+void vfio_pci_common_mutex_unlock(struct mutex *m);
+void vfio_pci_common_mutex_unlock(struct mutex *m)
+{
+	mutex_unlock(m);
+}

@@ -286,7 +286,9 @@ fn dev_set_hot_reset(dev: &DeviceState, mut proof: Proof<'_>) -> Result {
             // SAFETY: as above.
             let m = unsafe { member(m) };
             // Memory access blocked and mappings gone while the functions are in reset.
-            let mut g = m.inner.lock();
+            // SAFETY: `_set` holds this dev_set's lock (every member shares it) until after
+            // `guards` is dropped at the end of this block.
+            let mut g = unsafe { m.inner.lock_in_set(vdev) };
             crate::bar::zap(m);
             // From D0: the reset would otherwise wake a NoSoftRst- device without our state.
             let _ = crate::state::set_power_state(&m.pdev, &mut g.pm, 0, m.sriov.active());

@@ -44,6 +44,7 @@ mod regions;
 mod reset;
 mod sriov;
 mod state;
+mod state_lock;
 
 module! {
     type: VfioPciCommon,

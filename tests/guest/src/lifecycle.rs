@@ -752,7 +752,9 @@ impl Suite {
             if maps1 != maps0 {
                 return Err(format!("{maps0} mappings before, {maps1} after"));
             }
-            if slab1 - slab0 > SLAB_SLACK_KB {
+            // KASAN keeps freed objects in its quarantine (up to 1/32 of RAM) before they are
+            // reused, so Slab grows with any churn there; kmemleak is the leak check on it.
+            if slab1 - slab0 > SLAB_SLACK_KB && !crate::robust::kasan_kernel() {
                 return Err(format!(
                     "Slab grew by {} kB over {LOOPS} opens",
                     slab1 - slab0

@@ -76,3 +76,11 @@ pub(crate) fn progress_info(check: &str, steps: u64) {
     let _ = out.write_all(format!("INFO {check}: {steps} steps\n").as_bytes());
     let _ = out.flush();
 }
+
+/// Whether this kernel runs KASAN (its quarantine holds freed objects, so slab usage does not
+/// return to its level after churn: leak checks use kmemleak there).
+pub(crate) fn kasan_kernel() -> bool {
+    crate::kmod::kmsg()
+        .map(|l| l.iter().any(|l| l.contains("KernelAddressSanitizer initialized")))
+        .unwrap_or(false)
+}
