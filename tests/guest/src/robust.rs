@@ -81,6 +81,9 @@ pub(crate) fn progress_info(check: &str, steps: u64) {
 /// return to its level after churn: leak checks use kmemleak there).
 pub(crate) fn kasan_kernel() -> bool {
     crate::kmod::kmsg()
-        .map(|l| l.iter().any(|l| l.contains("KernelAddressSanitizer initialized")))
+        .map(|l| {
+            l.iter()
+                .any(|l| l.contains("KernelAddressSanitizer initialized"))
+        })
         .unwrap_or(false)
 }
