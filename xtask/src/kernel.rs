@@ -311,3 +311,48 @@ pub fn kernel(profile: Profile, force: bool) -> Result<PathBuf> {
     step(format!("{what} kernel ready: {}", build.display()));
     Ok(build)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_fragment_overrides_an_earlier_one() {
+        let frag = "CONFIG_A=y\n# comment\nCONFIG_B=n\nCONFIG_A=n\n  CONFIG_C=\"x\"\n";
+        assert_eq!(
+            fragment_expectations(frag),
+            [
+                ("CONFIG_B".to_string(), "n".to_string()),
+                ("CONFIG_A".to_string(), "n".to_string()),
+                ("CONFIG_C".to_string(), "\"x\"".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_debug_kernel_adds_its_fragment_after_the_test_one() {
+        assert_eq!(Profile::Test.fragments(), [FRAGMENT]);
+        assert_eq!(Profile::Debug.fragments(), [FRAGMENT, DEBUG_FRAGMENT]);
+        // Every debug option the issue asks for is in the fragment.
+        let dbg = std::fs::read_to_string(repo_root().join(DEBUG_FRAGMENT)).unwrap();
+        for o in [
+            "CONFIG_KASAN=y",
+            "CONFIG_KASAN_GENERIC=y",
+            "CONFIG_PROVE_LOCKING=y",
+            "CONFIG_DEBUG_ATOMIC_SLEEP=y",
+            "CONFIG_DEBUG_LIST=y",
+            "CONFIG_UBSAN_BOUNDS=y",
+            "CONFIG_DEBUG_KMEMLEAK=y",
+            "CONFIG_SLUB_DEBUG=y",
+            "CONFIG_DETECT_HUNG_TASK=y",
+            "CONFIG_SOFTLOCKUP_DETECTOR=y",
+            "CONFIG_RUST_DEBUG_ASSERTIONS=y",
+            "CONFIG_RUST_OVERFLOW_CHECKS=y",
+        ] {
+            assert!(
+                dbg.lines().any(|l| l == o),
+                "{o} missing from {DEBUG_FRAGMENT}"
+            );
+        }
+    }
+}
