@@ -57,8 +57,11 @@ const UNPLUG_WAIT: Duration = Duration::from_secs(20);
 const REMOVE_WAIT: Duration = Duration::from_secs(10);
 /// Children killed per driver in `fault-sigkill-*`.
 const KILLS: usize = 8;
-/// The longest delay before a SIGKILL: a few loop rounds (an FLR or a bus reset takes 100+ ms).
-const KILL_DELAY_MS: u64 = 700;
+/// The longest delay before a SIGKILL: a few loop rounds (a hot reset through the root port
+/// takes over half a second under TCG, an FLR 100+ ms).
+const KILL_DELAY_MS: u64 = 2500;
+/// The child's operations, in loop order (the INFO line names the one a kill landed in).
+const CHILD_OPS: [&str; 4] = ["msix", "hot-reset", "mmap-reset", "msix-reset"];
 
 fn e(r: i32) -> String {
     if r == 0 {
@@ -174,7 +177,7 @@ fn sigkill_child(group_node: &str, bdf: &str, iommu_type: u32, ready: i32) -> i3
     tick();
     let mut i = 0u64;
     loop {
-        match i % 4 {
+        match i % CHILD_OPS.len() as u64 {
             0 => {
                 let _ = set_irqs(&f, TRIG | EFD, MSIX, 0, 2, &both, None);
                 let _ = set_irqs(&f, TRIG | NONE, MSIX, 0, 0, &[], None);
@@ -621,7 +624,10 @@ impl Suite {
             for k in 0..KILLS {
                 let delay = rng.next() % KILL_DELAY_MS;
                 let (end, ops) = fork_and_kill(&node, bdf.as_str(), it, delay);
-                ends.push(format!("{delay}ms:{ops}ops:{end}"));
+                ends.push(format!(
+                    "{delay}ms:{ops}ops,in-{}:{end}",
+                    CHILD_OPS[ops % CHILD_OPS.len()]
+                ));
                 if end != vfio::ChildEnd::Signal(libc::SIGKILL) {
                     return Err(format!(
                         "child {k} (killed after {delay} ms): {end}, expected SIGKILL"
