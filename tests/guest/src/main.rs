@@ -9,8 +9,8 @@
 //! `--suite robust` runs only the robustness checks (regressions of fixed defects, the
 //! concurrent fuzzer, faults and storms: see `robust.rs`), as `cargo xtask test` does on the
 //! debug kernel; `full` (the default) runs them after every other check. `--seed` replays a
-//! fuzzer run. `--storm-cycles` changes the number of cycles of each storm (default
-//! [`storms::CYCLES`]).
+//! fuzzer run. `--storm-cycles` sets the number of cycles of each storm (default
+//! [`storms::CYCLES`], [`storms::DEBUG_CYCLES`] on a KASAN kernel).
 //!
 //! Modules are loaded in the order given and unloaded in reverse. Every driver-dependent check
 //! runs once per `--driver`, named `<check>-<device>-<driver>`; with two or more drivers the
@@ -75,8 +75,8 @@ struct Args {
     robust_only: bool,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
     seed: Option<u64>,
-    /// Cycles per storm (`--storm-cycles`).
-    storm_cycles: usize,
+    /// Cycles per storm (`--storm-cycles`; the default depends on the kernel).
+    storm_cycles: Option<usize>,
     exit: bool,
 }
 
@@ -105,7 +105,7 @@ fn parse_args() -> Args {
         new_variant_ko: None,
         robust_only: false,
         seed: None,
-        storm_cycles: storms::CYCLES,
+        storm_cycles: None,
         exit: true,
     };
     let mut mode = None;
@@ -165,9 +165,10 @@ fn parse_args() -> Args {
             }
             "--storm-cycles" => {
                 let v = val("--storm-cycles");
-                a.storm_cycles = v
-                    .parse()
-                    .unwrap_or_else(|_| usage(&format!("bad --storm-cycles {v}")));
+                a.storm_cycles = Some(
+                    v.parse()
+                        .unwrap_or_else(|_| usage(&format!("bad --storm-cycles {v}"))),
+                );
             }
             "--no-exit" => a.exit = false,
             "-h" | "--help" => usage("help"),
