@@ -11,7 +11,8 @@
 //!   nvme, and e1000e and virtio-rng-pci behind their own `pcie-root-port`s), with
 //!   `intel-iommu` (mode `iommu`) or without an IOMMU and `vfio.enable_unsafe_noiommu_mode=1`
 //!   (mode `noiommu`). The console is streamed with a `[guest]` prefix and the
-//!   `PASS`/`FAIL`/`SUMMARY` lines are parsed. The guest writes 0x10 to isa-debug-exit when it
+//!   `PASS`/`FAIL`/`SUMMARY` lines are parsed; `HOST-REQUEST qmp ...` lines are served on
+//!   QEMU's QMP socket (`qmp.rs`: device unplug and re-plug for the fault checks). The guest writes 0x10 to isa-debug-exit when it
 //!   ran to the end, so QEMU exits with 33; anything else (panic: 0 with `panic=-1
 //!   -no-reboot`, the init fallback: 3, a QEMU error, a timeout) is a failure.
 
