@@ -11,7 +11,8 @@
 //!   nvme, and e1000e and virtio-rng-pci behind their own `pcie-root-port`s), with
 //!   `intel-iommu` (mode `iommu`) or without an IOMMU and `vfio.enable_unsafe_noiommu_mode=1`
 //!   (mode `noiommu`). The console is streamed with a `[guest]` prefix and the
-//!   `PASS`/`FAIL`/`SUMMARY` lines are parsed. The guest writes 0x10 to isa-debug-exit when it
+//!   `PASS`/`FAIL`/`SUMMARY` lines are parsed; `HOST-REQUEST qmp ...` lines are served on
+//!   QEMU's QMP socket (`qmp.rs`: device unplug and re-plug for the fault checks). The guest writes 0x10 to isa-debug-exit when it
 //!   ran to the end, so QEMU exits with 33; anything else (panic: 0 with `panic=-1
 //!   -no-reboot`, the init fallback: 3, a QEMU error, a timeout) is a failure.
 
@@ -40,7 +41,8 @@ const GENERIC_KO: &str = "vfio_pci_generic.ko";
 pub const FAKEPCI_MEMMAP: &str = "16M$0x8000000";
 /// One emulated device of the test machine: the label the guest checks use in their names, its
 /// fixed address in the guest, and the QEMU arguments that create it (its backend or its
-/// `pcie-root-port` first). Bus numbers behind root ports are the ones the firmware assigns in
+/// `pcie-root-port` first). A device behind a root port has `id=<label>`, so the surprise
+/// removal checks can have it unplugged and re-plugged through QMP (`qmp.rs`). Bus numbers behind root ports are the ones the firmware assigns in
 /// slot order (root port 00:07.0 gets bus 1, 00:08.0 bus 2); the guest's `environment` check
 /// fails if a device is not where this table says.
 pub struct GuestDevice {
@@ -106,7 +108,7 @@ pub const DEVICES: &[GuestDevice] = &[
             "-netdev",
             "user,id=e1000e-net,restrict=on",
             "-device",
-            "e1000e,bus=rp-e1000e,addr=00.0,netdev=e1000e-net,romfile=",
+            "e1000e,bus=rp-e1000e,addr=00.0,netdev=e1000e-net,romfile=,id=e1000e",
         ],
     },
     // Modern-only virtio behind a root port: vendor-specific capabilities (including the
@@ -119,7 +121,7 @@ pub const DEVICES: &[GuestDevice] = &[
             "-device",
             "pcie-root-port,id=rp-virtio,bus=pcie.0,addr=08.0,chassis=2,slot=2",
             "-device",
-            "virtio-rng-pci,bus=rp-virtio,addr=00.0,disable-legacy=on",
+            "virtio-rng-pci,bus=rp-virtio,addr=00.0,disable-legacy=on,id=virtio-rng",
         ],
     },
     // Two functions sharing one conventional PCI bus behind a `pci-bridge` (bus 3, after the
@@ -707,8 +709,20 @@ pub fn run_guest_suite(
 ) -> Result<Counts> {
     let mode = run.mode;
     let initramfs = build_initramfs(kernel_build, our_modules, extra, run.profile)?;
-    let append = format!("vfiotest.extra=--suite,{}", run.suite.name());
+    // `vfiotest.qmp=1` tells the guest that this host serves its `HOST-REQUEST qmp` lines
+    // (device unplug and re-plug for the surprise-removal checks) on this QMP socket.
+    let append = format!("vfiotest.extra=--suite,{} vfiotest.qmp=1", run.suite.name());
+    let qmp_dir = std::env::temp_dir().join(format!(
+        "vfio-rs-qmp-{}-{}",
+        std::process::id(),
+        run.label().replace(' ', "-")
+    ));
+    std::fs::create_dir_all(&qmp_dir).with_context(|| format!("creating {}", qmp_dir.display()))?;
+    let qmp_sock = qmp_dir.join("qmp.sock");
+    let _ = std::fs::remove_file(&qmp_sock);
     let mut cmd = qemu_command(kernel_build, &initramfs, mode, run.profile, &append)?;
+    cmd.arg("-qmp")
+        .arg(format!("unix:{},server=on,wait=off", qmp_sock.display()));
     cmd.args(["-serial", "stdio"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -770,6 +784,11 @@ pub fn run_guest_suite(
                     first_test = Some(start.elapsed());
                 }
                 parsed.feed(&line);
+                if !is_err {
+                    if let Some(done) = crate::qmp::serve(&qmp_sock, &line) {
+                        println!("{prefix} {done}");
+                    }
+                }
                 tail.push_back(shown);
                 if tail.len() > 60 {
                     tail.pop_front();
@@ -788,6 +807,7 @@ pub fn run_guest_suite(
     for r in readers {
         let _ = r.join();
     }
+    let _ = std::fs::remove_dir_all(&qmp_dir);
     let elapsed = start.elapsed();
     let code = status.code();
     let mut problem = None;

@@ -6,6 +6,7 @@ mod fuzz;
 mod guest;
 mod kernel;
 mod modules;
+mod qmp;
 mod setup;
 mod testrun;
 mod util;

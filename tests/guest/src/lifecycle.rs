@@ -49,7 +49,34 @@ const SLAB_SLACK_KB: i64 = 256;
 const UUID: &str = "bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3";
 
 /// What one driver answered, in order, for the differential.
-type Record = Vec<(String, String)>;
+pub(crate) type Record = Vec<(String, String)>;
+
+/// Compares what driver `d` answered (`t`) with the oracle's answers (`o`), key by key.
+pub(crate) fn record_diff(oracle: &str, d: &str, o: &Record, t: &Record) -> Result<(), String> {
+    let om: BTreeMap<_, _> = o.iter().cloned().collect();
+    let tm: BTreeMap<_, _> = t.iter().cloned().collect();
+    let mut diffs = vec![];
+    for (k, v) in &om {
+        match tm.get(k) {
+            Some(w) if w == v => {}
+            w => diffs.push(format!(
+                "{k}: {oracle} {v} vs {d} {}",
+                w.map(String::as_str).unwrap_or("(missing)")
+            )),
+        }
+    }
+    for k in tm.keys().filter(|k| !om.contains_key(*k)) {
+        diffs.push(format!("{k}: only {d} answered"));
+    }
+    if om.is_empty() {
+        return Err("the oracle recorded nothing".into());
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(diffs.join("; "))
+    }
+}
 
 fn e(r: i32) -> String {
     if r == 0 {
@@ -71,7 +98,7 @@ fn cfg_write(f: &File, off: u64, b: &[u8]) -> Result<(), String> {
         .map_err(|x| format!("config write at {off:#x}: {x}"))
 }
 
-fn sysfs_config(suite: &Suite, bdf: &Bdf) -> Result<Vec<u8>, String> {
+pub(crate) fn sysfs_config(suite: &Suite, bdf: &Bdf) -> Result<Vec<u8>, String> {
     let p = suite.sys.device_dir(bdf).join("config");
     std::fs::read(&p).map_err(|x| format!("{}: {x}", p.display()))
 }
@@ -202,7 +229,7 @@ fn reset_register(label: &str, f: &File) -> Result<(u32, usize, u32, u32), Strin
 }
 
 impl Suite {
-    fn label_bdf(&self, label: &str) -> Option<Bdf> {
+    pub(crate) fn label_bdf(&self, label: &str) -> Option<Bdf> {
         self.args
             .devices
             .iter()
@@ -210,7 +237,7 @@ impl Suite {
             .map(|(b, _)| b.clone())
     }
 
-    fn group_node(&self, bdf: &Bdf) -> Result<String, String> {
+    pub(crate) fn group_node(&self, bdf: &Bdf) -> Result<String, String> {
         find_nodes(&self.sys, self.args.mode, bdf).map(|n| n.group)
     }
 
@@ -250,10 +277,15 @@ impl Suite {
         m
     }
 
-    /// After the whole suite: every device's config equals the snapshot.
+    /// After the whole suite: every device's config equals the snapshot (or, for a device a
+    /// fault check removed and re-added, the config it came back with).
     pub(crate) fn config_restored(&mut self, before: &BTreeMap<String, Vec<u8>>) {
         for (bdf, label) in self.args.devices.clone() {
-            let b = before.get(&label).cloned();
+            let b = self
+                .config_baseline
+                .get(&label)
+                .or_else(|| before.get(&label))
+                .cloned();
             let now = sysfs_config(self, &bdf);
             let res: Result<(), String> = (|| {
                 let mut b = b.ok_or("no snapshot")?;
@@ -318,31 +350,7 @@ impl Suite {
                     rec.get(oracle).cloned().unwrap_or_default(),
                     rec.get(d).cloned().unwrap_or_default(),
                 );
-                let res: Result<(), String> = (|| {
-                    let om: BTreeMap<_, _> = o.iter().cloned().collect();
-                    let tm: BTreeMap<_, _> = t.iter().cloned().collect();
-                    let mut diffs = vec![];
-                    for (k, v) in &om {
-                        match tm.get(k) {
-                            Some(w) if w == v => {}
-                            w => diffs.push(format!(
-                                "{k}: {oracle} {v} vs {d} {}",
-                                w.map(String::as_str).unwrap_or("(missing)")
-                            )),
-                        }
-                    }
-                    for k in tm.keys().filter(|k| !om.contains_key(*k)) {
-                        diffs.push(format!("{k}: only {d} answered"));
-                    }
-                    if om.is_empty() {
-                        return Err("the oracle recorded nothing".into());
-                    }
-                    if diffs.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(diffs.join("; "))
-                    }
-                })();
+                let res = record_diff(oracle, d, &o, &t);
                 self.r.check(&format!("lifecycle-differential-{d}"), || res);
             }
         }
@@ -879,7 +887,7 @@ impl Suite {
     }
 }
 
-fn meminfo(key: &str) -> i64 {
+pub(crate) fn meminfo(key: &str) -> i64 {
     std::fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
         .lines()
@@ -889,7 +897,7 @@ fn meminfo(key: &str) -> i64 {
         .unwrap_or(0)
 }
 
-fn maps_count() -> usize {
+pub(crate) fn maps_count() -> usize {
     std::fs::read_to_string("/proc/self/maps")
         .map(|s| s.lines().count())
         .unwrap_or(0)

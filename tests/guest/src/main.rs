@@ -4,12 +4,13 @@
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
 //!         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust]
-//!         [--seed N] [--no-exit]`
+//!         [--seed N] [--storm-cycles N] [--no-exit]`
 //!
 //! `--suite robust` runs only the robustness checks (regressions of fixed defects, the
 //! concurrent fuzzer, faults and storms: see `robust.rs`), as `cargo xtask test` does on the
 //! debug kernel; `full` (the default) runs them after every other check. `--seed` replays a
-//! fuzzer run.
+//! fuzzer run. `--storm-cycles` sets the number of cycles of each storm (default
+//! [`storms::CYCLES`], [`storms::DEBUG_CYCLES`] on a KASAN kernel).
 //!
 //! Modules are loaded in the order given and unloaded in reverse. Every driver-dependent check
 //! runs once per `--driver`, named `<check>-<device>-<driver>`; with two or more drivers the
@@ -74,6 +75,8 @@ struct Args {
     robust_only: bool,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
     seed: Option<u64>,
+    /// Cycles per storm (`--storm-cycles`; the default depends on the kernel).
+    storm_cycles: Option<usize>,
     exit: bool,
 }
 
@@ -82,7 +85,8 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
-         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust] [--seed N] [--no-exit]"
+         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust] [--seed N] \
+         [--storm-cycles N] [--no-exit]"
     );
     std::process::exit(2)
 }
@@ -101,6 +105,7 @@ fn parse_args() -> Args {
         new_variant_ko: None,
         robust_only: false,
         seed: None,
+        storm_cycles: None,
         exit: true,
     };
     let mut mode = None;
@@ -157,6 +162,13 @@ fn parse_args() -> Args {
                     .map_or_else(|| v.parse().ok(), |h| u64::from_str_radix(h, 16).ok())
                     .unwrap_or_else(|| usage(&format!("bad --seed {v}")));
                 a.seed = Some(n);
+            }
+            "--storm-cycles" => {
+                let v = val("--storm-cycles");
+                a.storm_cycles = Some(
+                    v.parse()
+                        .unwrap_or_else(|_| usage(&format!("bad --storm-cycles {v}"))),
+                );
             }
             "--no-exit" => a.exit = false,
             "-h" | "--help" => usage("help"),
@@ -286,6 +298,9 @@ struct Suite {
     r: Report,
     /// (device label, driver, path) -> answers, for the differential checks.
     answers: BTreeMap<(String, String, &'static str), vfio::Answers>,
+    /// The config a device came back with after a check removed it and had it re-added
+    /// (`faults.rs`): what `config-restored-<label>` compares with instead of the first snapshot.
+    config_baseline: BTreeMap<String, Vec<u8>>,
 }
 
 impl Suite {
@@ -839,6 +854,7 @@ fn main() {
             start: Instant::now(),
         },
         answers: BTreeMap::new(),
+        config_baseline: BTreeMap::new(),
     };
     suite.r.info(format!(
         "vfio-guest-tests mode={:?} drivers={:?} devices={:?}",
