@@ -45,19 +45,19 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-const VFIO_DEVICE_GET_IRQ_INFO: u64 = (b';' as u64) << 8 | (100 + 9);
-const VFIO_DEVICE_SET_IRQS: u64 = (b';' as u64) << 8 | (100 + 10);
+pub(crate) const VFIO_DEVICE_GET_IRQ_INFO: u64 = (b';' as u64) << 8 | (100 + 9);
+pub(crate) const VFIO_DEVICE_SET_IRQS: u64 = (b';' as u64) << 8 | (100 + 10);
 const INTX: u32 = 0;
 const MSI: u32 = 1;
 const MSIX: u32 = 2;
 const ERR: u32 = 3;
 const REQ: u32 = 4;
-const NONE: u32 = 1;
-const BOOL: u32 = 2;
-const EFD: u32 = 4;
-const MASK: u32 = 8;
-const UNMASK: u32 = 16;
-const TRIG: u32 = 32;
+pub(crate) const NONE: u32 = 1;
+pub(crate) const BOOL: u32 = 2;
+pub(crate) const EFD: u32 = 4;
+pub(crate) const MASK: u32 = 8;
+pub(crate) const UNMASK: u32 = 16;
+pub(crate) const TRIG: u32 = 32;
 const CONFIG_BASE: i64 = 7 << 40;
 const BENCH_SAMPLES: usize = 300;
 /// The samples are taken in this many rounds; the best round's median is reported (TCG only

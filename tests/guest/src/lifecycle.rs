@@ -202,7 +202,7 @@ fn reset_register(label: &str, f: &File) -> Result<(u32, usize, u32, u32), Strin
 }
 
 impl Suite {
-    fn label_bdf(&self, label: &str) -> Option<Bdf> {
+    pub(crate) fn label_bdf(&self, label: &str) -> Option<Bdf> {
         self.args
             .devices
             .iter()
