@@ -157,7 +157,7 @@ const POOL: usize = 8;
 const ARENA: usize = 64 << 10;
 const PAGE: usize = 4096;
 /// The most pages one `mmap` maps.
-const MMAP_PAGES: u64 = 8;
+const MMAP_PAGES: u64 = 4;
 /// The largest `pread`/`pwrite`.
 const RW_MAX: usize = 16 << 10;
 
@@ -290,26 +290,45 @@ fn kind(label: &str) -> Kind {
 }
 
 /// A BAR write that cannot make the device do DMA or anything lasting: (BAR, offset, size,
-/// data). `None` for devices whose BARs are only read.
-fn safe_write(k: Kind, rng: &mut Rng) -> Option<(u32, u64, usize, u64)> {
+/// data). `None` for devices whose BARs are only read. With `few`, offsets and data come from
+/// small sets, so that an `IOEVENTFD` removal (which must match offset, size and data) often
+/// finds a registration.
+fn safe_write(k: Kind, rng: &mut Rng, few: bool) -> Option<(u32, u64, usize, u64)> {
     match k {
         Kind::Edu => {
             // The factorial runs in a QEMU thread: keep it short.
-            let fact = rng.below(13);
-            let any = rng.next() & 0xffff_ffff;
+            let fact = if few {
+                rng.pick(&[0, 1, 12])
+            } else {
+                rng.below(13)
+            };
+            let any = if few {
+                rng.pick(&[0, 1, 0xffff_ffff])
+            } else {
+                rng.next() & 0xffff_ffff
+            };
             Some(match rng.below(6) {
                 0 => (0, 0x04, 4, any),
                 1 => (0, 0x08, 4, fact),
                 2 => (0, 0x60, 4, any),
                 3 => (0, 0x64, 4, any),
                 4 => (0, 0x04, 8, (fact << 32) | any),
-                _ => (0, 0x60, 8, rng.next()),
+                _ => (0, 0x60, 8, any << 32 | any),
             })
         }
         Kind::TestDev => {
             let size = rng.pick(&[1usize, 2, 4, 8]);
-            let off = rng.below((0x100 - size + 1) as u64);
-            Some((0, off, size, rng.next()))
+            if few {
+                Some((
+                    0,
+                    rng.pick(&[0, 8, 0x10, 0x40]),
+                    size,
+                    rng.pick(&[0, 1, u64::MAX]),
+                ))
+            } else {
+                let off = rng.below((0x100 - size + 1) as u64);
+                Some((0, off, size, rng.next()))
+            }
         }
         Kind::ReadOnly => None,
     }
@@ -784,11 +803,11 @@ const OPS: &[Op] = &[
     Op { name: "feature", weight: 6, run: op_feature },
     Op { name: "cfg-read", weight: 5, run: op_cfg_read },
     Op { name: "cfg-write", weight: 5, run: op_cfg_write },
-    Op { name: "command", weight: 3, run: op_command },
+    Op { name: "command", weight: 2, run: op_command },
     Op { name: "bar-read", weight: 4, run: op_bar_read },
     Op { name: "bar-write", weight: 4, run: op_bar_write },
-    Op { name: "mmap", weight: 2, run: op_mmap },
-    Op { name: "ev-new", weight: 3, run: op_ev_new },
+    Op { name: "mmap", weight: 1, run: op_mmap },
+    Op { name: "ev-new", weight: 2, run: op_ev_new },
     Op { name: "ev-close", weight: 2, run: op_ev_close },
     Op { name: "ev-signal", weight: 4, run: op_ev_signal },
 ];
@@ -951,16 +970,18 @@ fn op_ioeventfd(w: &mut Worker) -> bool {
     let bars = w.t.bars();
     let mut hold = None;
     let (argsz, flags, offset, data, fd) = match w.rng.below(10) {
-        // An allow-listed registration (or its removal) with a live eventfd.
+        // An allow-listed registration with a live eventfd, or its removal.
         0..=3 if kind != Kind::ReadOnly => {
-            let (bar, off, size, data) = safe_write(kind, &mut w.rng).unwrap_or_default();
-            hold = w.t.pool.live(&mut w.rng);
+            let (bar, off, size, data) = safe_write(kind, &mut w.rng, true).unwrap_or_default();
+            if w.rng.chance(60) {
+                hold = w.t.pool.live(&mut w.rng);
+            }
             let fd = hold.as_ref().map_or(-1, |e| e.as_raw_fd());
             (32, size as u32, region_offset(bar) + off, data, fd)
         }
         // Allow-listed place and data, anything else mutated.
         4 if kind != Kind::ReadOnly => {
-            let (bar, off, size, data) = safe_write(kind, &mut w.rng).unwrap_or_default();
+            let (bar, off, size, data) = safe_write(kind, &mut w.rng, true).unwrap_or_default();
             let flags = if w.rng.chance(50) {
                 size as u32 | 1 << w.rng.below(32)
             } else {
@@ -1218,7 +1239,9 @@ fn op_bar_read(w: &mut Worker) -> bool {
 /// A `pwrite` to an allow-listed register, or one the kernel must refuse as a whole.
 fn op_bar_write(w: &mut Worker) -> bool {
     let k = w.t.kind;
-    if let (true, Some((bar, off, size, data))) = (w.rng.chance(70), safe_write(k, &mut w.rng)) {
+    if let (true, Some((bar, off, size, data))) =
+        (w.rng.chance(70), safe_write(k, &mut w.rng, false))
+    {
         w.buf[..size].copy_from_slice(&data.to_le_bytes()[..size]);
         return w.pwrite(region_offset(bar) + off, size);
     }
@@ -1302,14 +1325,14 @@ fn op_mmap(w: &mut Worker) -> bool {
     if sane {
         MAP_START[w.slot].store(base, Relaxed);
         MAP_END[w.slot].store(base + len, Relaxed);
-        for _ in 0..1 + w.rng.below(6) {
+        for _ in 0..1 + w.rng.below(3) {
             let o = (w.rng.below(len as u64 / 4) * 4) as usize;
             // SAFETY: an aligned dword inside our live mapping; a SIGBUS is handled by
             // `on_sigbus` (the slot covers it), which maps a page of zeros there.
             let _ = unsafe { std::ptr::read_volatile((base + o) as *const u32) };
         }
         if prot & libc::PROT_WRITE != 0 {
-            if let Some((bar, woff, size, data)) = safe_write(w.t.kind, &mut w.rng) {
+            if let Some((bar, woff, size, data)) = safe_write(w.t.kind, &mut w.rng, false) {
                 if bar == index && woff >= off && woff + size as u64 <= off + len as u64 {
                     let a = base + (woff - off) as usize;
                     // SAFETY: an allow-listed register inside our writable mapping, naturally
