@@ -140,7 +140,7 @@ const SECONDS_ENV: &str = "VFIO_FUZZ_SECONDS";
 const DEVICES_ENV: &str = "VFIO_FUZZ_DEVICES";
 /// Threads on the one device fd (plus the thread that reopens the device).
 const WORKERS: usize = 4;
-/// How long after the deadline a thread may take to finish before it counts as hung (an FLR
+/// How long after the stop a thread may take to finish before it counts as hung (an FLR
 /// or a bus reset in flight, queued behind the device's locks, takes a second or two).
 const GRACE: Duration = Duration::from_secs(25);
 /// The devices fuzzed (the pair is fuzzed through pair-a, with pair-b bound beside it).
@@ -1802,6 +1802,7 @@ fn plan() -> Plan {
 struct Total {
     ioctls: u64,
     time: Duration,
+    sessions: u64,
     /// A session hung, and the driver's remaining sessions were skipped.
     hung: bool,
 }
@@ -1847,6 +1848,7 @@ impl Suite {
                 let (ioctls, time, hung) = self.fuzz_session(label, d, seed, plan);
                 total.ioctls += ioctls;
                 total.time += time;
+                total.sessions += 1;
                 if hung {
                     total.hung = true;
                     hung_at = Some(format!("the session {label} {d}"));
@@ -1854,9 +1856,12 @@ impl Suite {
             }
         }
         restore_sigbus(&old);
-        // The minimum is meant for the default plan; a shorter fixed one scales it down.
-        let min = MIN_IOCTLS * plan.max.as_secs().min(FUZZ_SECONDS) / FUZZ_SECONDS;
         for (d, total) in drivers.iter().zip(&totals) {
+            // The minimum is meant for the default plan and devices; a shorter fixed plan or
+            // fewer devices (`VFIO_FUZZ_DEVICES`) scale it down.
+            let min = MIN_IOCTLS * plan.max.as_secs().min(FUZZ_SECONDS) / FUZZ_SECONDS
+                * total.sessions
+                / DEVICES.len() as u64;
             if total.hung {
                 self.r.info(format!(
                     "fuzz: no fuzz-ioctls-{d}: its sessions were cut short by a hang (the hung device stays bound)"
