@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 pub const PASS_STATUS: i32 = 33;
 /// Default wall-clock limit for one guest run under TCG (override: `VFIO_RS_GUEST_TIMEOUT`, in
 /// seconds; `VFIO_RS_GUEST_APPEND` adds kernel command-line arguments).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
 const BUSYBOX: &str = "/bin/busybox";
 /// Where modules live inside the guest.
@@ -609,7 +609,11 @@ fn qemu_command(
         c.args(d.qemu);
     }
     c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
-    append.push_str(&format!("vfiotest.mode={} {extra_append}", mode.name()));
+    append.push_str(&format!(
+        "vfiotest.mode={} vfiotest.kernel={} {extra_append}",
+        mode.name(),
+        profile.name()
+    ));
     // Debugging aid: extra kernel arguments, e.g. `loglevel=8`, `vfiotest.shell=1`, or
     // `vfiotest.extra=--driver,vfio-pci` (extra test-binary arguments, commas for spaces).
     if let Ok(extra) = std::env::var("VFIO_RS_GUEST_APPEND") {
@@ -638,7 +642,7 @@ fn timeout(profile: Profile) -> Duration {
         .unwrap_or(match profile {
             Profile::Test => DEFAULT_TIMEOUT,
             // KASAN, lockdep and kmemleak make every kernel path several times slower.
-            Profile::Debug => DEFAULT_TIMEOUT * 4,
+            Profile::Debug => DEFAULT_TIMEOUT * 3,
         })
 }
 

@@ -125,7 +125,10 @@ fn new_variant_step(kdir: &Path, kos: &[PathBuf]) -> Result<PathBuf> {
     if tree.exists() {
         std::fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))?;
     }
-    variant::copy_tree_skeleton(&repo_root(), &tree).context("copying the tree")?;
+    // From the tree the modules were built in: for the debug kernel that is the mirror, whose
+    // `common/` holds the bindings generated for that kernel.
+    let mod_root = module_root(kos)?;
+    variant::copy_tree_skeleton(&mod_root, &tree).context("copying the tree")?;
     let root = tree.display().to_string();
     let args = [
         "new-variant",
@@ -164,14 +167,8 @@ fn new_variant_step(kdir: &Path, kos: &[PathBuf]) -> Result<PathBuf> {
             ko.display()
         );
     }
-    // The Module.symvers of the tree our modules were just built in (the repository, or the
-    // debug kernel's mirror of it).
-    let symvers = kos
-        .first()
-        .and_then(|k| k.parent())
-        .and_then(Path::parent)
-        .map(|root| root.join("Module.symvers"))
-        .context("no modules built")?;
+    // The Module.symvers of the tree our modules were just built in.
+    let symvers = mod_root.join("Module.symvers");
     run(crate::modules::kbuild_at(kdir, &dir)
         .arg(format!("KBUILD_EXTRA_SYMBOLS={}", symvers.display()))
         .arg("CONFIG_WERROR=y")
@@ -196,10 +193,20 @@ fn new_variant_step(kdir: &Path, kos: &[PathBuf]) -> Result<PathBuf> {
     Ok(ko)
 }
 
+/// The root of the tree `kos` were built in (the repository, or the debug kernel's mirror of
+/// it): the common module is `<root>/common/vfio_pci_common.ko`.
+fn module_root(kos: &[PathBuf]) -> Result<PathBuf> {
+    kos.first()
+        .and_then(|k| k.parent())
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .context("no modules built")
+}
+
 /// The `match`, `bind` and `unbind` command lines on the host (the guest suite runs the same
 /// library on real devices): selection on edu's and pci-testdev's modaliases against our
 /// built modules, and the error paths of bind/unbind for a device that does not exist.
-fn cli_checks() -> Counts {
+fn cli_checks(mod_root: &Path) -> Counts {
     let mut c = Counts::default();
     let mut check = |name: &str, args: &[&str], want: Option<i32>, text: &str| {
         let r = xtask(args);
@@ -222,7 +229,7 @@ fn cli_checks() -> Counts {
     };
     // Restricted to the skeleton and the generic driver, so a variant someone adds to the tree
     // does not change the expectation.
-    let root = repo_root();
+    let root = mod_root;
     let skel = root
         .join("samples/skeleton/vfio_pci_skeleton.ko")
         .display()
@@ -358,7 +365,13 @@ pub fn test(
             }
         };
         if !cli_done {
-            add(&mut total, cli_checks());
+            match module_root(&kos) {
+                Ok(root) => add(&mut total, cli_checks(&root)),
+                Err(e) => {
+                    total.failed += 1;
+                    total.failures.push(format!("host: cli checks: {e:#}"));
+                }
+            }
             cli_done = true;
         }
         let extra = if suite == Suite::Full {

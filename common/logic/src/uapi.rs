@@ -331,4 +331,25 @@ mod ioeventfd_tests {
         assert_eq!(e(6 << 40, 4).target(len, msix), Err(EINVAL));
         assert_eq!(e((1 << 40) | 0x2000, 4).target(len, msix), Ok((1, 0x2000)));
     }
+
+    /// Upstream 6.12 derives a signed index from these and oopses (found by the guest fuzzer,
+    /// `Documentation/reliability.md`); the index is unsigned here, so they are just invalid.
+    #[test]
+    fn ioeventfd_offsets_with_the_top_bits_set_are_invalid() {
+        let e = |offset: u64| IoEventFd {
+            offset,
+            data: 0,
+            count: 4,
+            fd: 3,
+        };
+        let len = |_bar: usize| u64::MAX;
+        for off in [
+            1 << 63,
+            u64::MAX - 3,
+            (1 << 63) | 0x10,
+            0xffff_ff00_0000_0000,
+        ] {
+            assert_eq!(e(off).target(len, None), Err(EINVAL), "{off:#x}");
+        }
+    }
 }

@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) const VFIO_DEVICE_GET_IRQ_INFO: u64 = (b';' as u64) << 8 | (100 + 9);
 pub(crate) const VFIO_DEVICE_SET_IRQS: u64 = (b';' as u64) << 8 | (100 + 10);
-const INTX: u32 = 0;
+pub(crate) const INTX: u32 = 0;
 const MSI: u32 = 1;
 pub(crate) const MSIX: u32 = 2;
 const ERR: u32 = 3;

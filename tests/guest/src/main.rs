@@ -868,6 +868,9 @@ fn main() {
             .collect::<Vec<_>>()
     ));
     suite.environment();
+    // Decided while the boot log is still complete.
+    let kasan = robust::kasan_kernel();
+    suite.r.info(format!("KASAN kernel: {kasan}"));
     suite.leak_check_start();
     suite.load_modules();
     if suite.args.robust_only {

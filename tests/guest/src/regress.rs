@@ -21,7 +21,7 @@
 //! Each loop runs for [`SECONDS`]; the kernel's reports (KASAN, lockdep, hung tasks) fail the
 //! run on the host even where the loop itself survives.
 
-use crate::irq::{fds, set_irqs, EventFd};
+use crate::irq::{fds, set_irqs, EventFd, EFD, INTX, NONE, TRIG, UNMASK};
 use crate::vfio::{self, Ioeventfd};
 use crate::Suite;
 use std::fs::File;
@@ -39,11 +39,6 @@ const EDU_LIVENESS: u64 = 0x04;
 /// Config space region offset (`VFIO_PCI_CONFIG_REGION_INDEX` << 40).
 const CONFIG: u64 = 7 << 40;
 const VFIO_DEVICE_IOEVENTFD_32: u32 = 4;
-const IRQ_DATA_NONE: u32 = 1;
-const IRQ_DATA_EVENTFD: u32 = 4;
-const IRQ_ACTION_UNMASK: u32 = 16;
-const IRQ_ACTION_TRIGGER: u32 = 32;
-const INTX: u32 = 0;
 
 /// Threads that share a stop flag and a progress counter.
 struct Workers {
@@ -149,22 +144,11 @@ fn intx_cycle(f: &File) -> Result<(), String> {
     let trigger = EventFd::new()?;
     let unmask = EventFd::new()?;
     let set = |flags, data: &[u8], count| set_irqs(f, flags, INTX, 0, count, data, None);
-    set(
-        IRQ_DATA_EVENTFD | IRQ_ACTION_TRIGGER,
-        &fds(&[trigger.fd()]),
-        1,
-    )
-    .map_err(|e| format!("INTx enable: errno {e}"))?;
-    set(
-        IRQ_DATA_EVENTFD | IRQ_ACTION_UNMASK,
-        &fds(&[unmask.fd()]),
-        1,
-    )
-    .map_err(|e| format!("INTx unmask eventfd: errno {e}"))?;
-    set(IRQ_DATA_EVENTFD | IRQ_ACTION_UNMASK, &fds(&[-1]), 1)
-        .map_err(|e| format!("INTx unmask eventfd off: errno {e}"))?;
-    set(IRQ_DATA_NONE | IRQ_ACTION_TRIGGER, &[], 0)
-        .map_err(|e| format!("INTx disable: errno {e}"))?;
+    set(EFD | TRIG, &fds(&[trigger.fd()]), 1).map_err(|e| format!("INTx enable: errno {e}"))?;
+    set(EFD | UNMASK, &fds(&[unmask.fd()]), 1)
+        .map_err(|e| format!("INTx unmask eventfd: errno {e}"))?;
+    set(EFD | UNMASK, &fds(&[-1]), 1).map_err(|e| format!("INTx unmask eventfd off: errno {e}"))?;
+    set(NONE | TRIG, &[], 0).map_err(|e| format!("INTx disable: errno {e}"))?;
     Ok(())
 }
 

@@ -78,12 +78,21 @@ pub(crate) fn progress_info(check: &str, steps: u64) {
 }
 
 /// Whether this kernel runs KASAN (its quarantine holds freed objects, so slab usage does not
-/// return to its level after churn: leak checks use kmemleak there).
+/// return to its level after churn: leak checks use kmemleak there). The host says so on the
+/// kernel command line (`vfiotest.kernel=debug`); the boot log is only a fallback, since a
+/// long run can rotate its first lines out of the buffer.
 pub(crate) fn kasan_kernel() -> bool {
-    crate::kmod::kmsg()
-        .map(|l| {
-            l.iter()
-                .any(|l| l.contains("KernelAddressSanitizer initialized"))
-        })
-        .unwrap_or(false)
+    static KASAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KASAN.get_or_init(|| {
+        let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        cmdline
+            .split_whitespace()
+            .any(|w| w == "vfiotest.kernel=debug")
+            || crate::kmod::kmsg()
+                .map(|l| {
+                    l.iter()
+                        .any(|l| l.contains("KernelAddressSanitizer initialized"))
+                })
+                .unwrap_or(false)
+    })
 }
