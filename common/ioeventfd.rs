@@ -57,11 +57,11 @@ unsafe impl Send for Entry {}
 impl Drop for Entry {
     fn drop(&mut self) {
         // Unconditionally: the pointer may have been cleared by an eventfd close whose
-        // shutdown (and pending write) is still queued; only the flush inside waits for it.
-        // SAFETY: `virqfd` is the VFIO core's slot for this entry (type invariant), which
-        // `vfio_virqfd_disable` reads and clears under `virqfd_lock`; a null slot is allowed.
-        // It returns once every queued shutdown, and so every write of this entry, finished.
+        // shutdown (and pending write) is still queued; only the flush inside waits for it,
+        // and it returns once every queued shutdown, so every write of this entry, finished.
         // The caller holds no lock a write takes (module documentation).
+        // SAFETY: `virqfd` is the VFIO core's slot for this entry (type invariant), read and
+        // cleared by `vfio_virqfd_disable` under `virqfd_lock`; a null slot is allowed.
         unsafe { bindings::vfio_virqfd_disable(&mut self.virqfd) };
     }
 }

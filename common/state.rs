@@ -54,11 +54,11 @@ impl Inner {
     /// The state of a freshly probed device.
     pub(crate) fn new(pdev: &PciDev) -> Result<Self> {
         let mut config = KBox::<ConfigSpace>::new_uninit(flags::GFP_KERNEL)?;
-        // SAFETY: `EMPTY_CONFIG` is a valid `ConfigSpace` built by the logic crate's own
-        // constructor, and `ConfigSpace` has no `Drop` and owns nothing (plain data), so a
-        // byte copy of it is a valid, independent value; the destination is a fresh
-        // allocation of exactly one `ConfigSpace`. Copying from the static keeps the 8 KiB
-        // value off the kernel stack.
+        // Copied from a static to keep the 8 KiB value off the kernel stack. `ConfigSpace`
+        // needs no drop and owns nothing (checked at compile time above), so a byte copy of a
+        // valid one is a valid, independent value.
+        // SAFETY: `EMPTY_CONFIG` is a valid `ConfigSpace`; the destination is a fresh
+        // allocation of exactly one `ConfigSpace`, initialised by the copy.
         let config = unsafe {
             core::ptr::copy_nonoverlapping(&EMPTY_CONFIG, config.as_mut_ptr(), 1);
             config.assume_init()
