@@ -148,6 +148,22 @@ pub const DEVICES: &[GuestDevice] = &[
     },
 ];
 
+/// An SR-IOV capable PF (QEMU's `nvme` with two VFs) for the check that a PF is never put in
+/// D3 under its VFs (`tests/guest/src/sriov.rs`). Not in [`DEVICES`]: enabling VFs is all that
+/// is done with it, and its VFs come and go during that check only.
+pub const SRIOV_PF: GuestDevice = GuestDevice {
+    label: "nvme-sriov",
+    bdf: "0000:00:0a.0",
+    cfg_size: 4096,
+    qemu: &[
+        "-device",
+        "nvme-subsys,id=sriov-subsys,nqn=vfiotest-sriov",
+        "-device",
+        "nvme,serial=sriov,subsys=sriov-subsys,sriov_max_vfs=2,sriov_vq_flexible=4,\
+         sriov_vi_flexible=2,max_ioqpairs=6,msix_qsize=5,addr=0a.0",
+    ],
+};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// q35 with `intel-iommu,intremap=on`: type1v2 containers and iommufd cdevs.
@@ -460,6 +476,7 @@ fn guest_args(modules: &[PathBuf], our_modules: &[PathBuf], extra: Option<&Path>
     for d in DEVICES {
         a.push(format!("--device {}={}/{}", d.bdf, d.label, d.cfg_size));
     }
+    a.push(format!("--sriov-pf {}", SRIOV_PF.bdf));
     a.join(" ")
 }
 
@@ -608,6 +625,7 @@ fn qemu_command(
     for d in DEVICES {
         c.args(d.qemu);
     }
+    c.args(SRIOV_PF.qemu);
     c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     append.push_str(&format!(
         "vfiotest.mode={} vfiotest.kernel={} {extra_append}",

@@ -4,7 +4,7 @@
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
 //!         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust]
-//!         [--seed N] [--storm-cycles N] [--no-exit]`
+//!         [--seed N] [--storm-cycles N] [--sriov-pf BDF] [--no-exit]`
 //!
 //! `--suite robust` runs only the robustness checks (regressions of fixed defects, the
 //! concurrent fuzzer, faults and storms: see `robust.rs`), as `cargo xtask test` does on the
@@ -34,6 +34,7 @@ mod overlay;
 mod regions;
 mod regress;
 mod robust;
+mod sriov;
 mod storms;
 mod vfio;
 
@@ -75,6 +76,8 @@ struct Args {
     robust_only: bool,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
     seed: Option<u64>,
+    /// The SR-IOV capable PF of the D3-versus-VF-enable check (`--sriov-pf BDF`).
+    sriov_pf: Option<Bdf>,
     /// Cycles per storm (`--storm-cycles`; the default depends on the kernel).
     storm_cycles: Option<usize>,
     exit: bool,
@@ -86,7 +89,7 @@ fn usage(msg: &str) -> ! {
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
          [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust] [--seed N] \
-         [--storm-cycles N] [--no-exit]"
+         [--storm-cycles N] [--sriov-pf BDF] [--no-exit]"
     );
     std::process::exit(2)
 }
@@ -106,6 +109,7 @@ fn parse_args() -> Args {
         robust_only: false,
         seed: None,
         storm_cycles: None,
+        sriov_pf: None,
         exit: true,
     };
     let mut mode = None;
@@ -154,6 +158,10 @@ fn parse_args() -> Args {
                     "robust" => true,
                     x => usage(&format!("unknown suite {x}")),
                 }
+            }
+            "--sriov-pf" => {
+                let v = val("--sriov-pf");
+                a.sriov_pf = Some(Bdf::parse(&v).unwrap_or_else(|e| usage(&e.to_string())));
             }
             "--seed" => {
                 let v = val("--seed");

@@ -2,7 +2,7 @@
 //! The robustness checks: what `cargo xtask test` runs on the debug kernel (KASAN, lockdep,
 //! UBSAN, kmemleak, hung-task detection), and the full suite runs after its other checks.
 //!
-//! - regressions of the defects fixed in the common module (`regress.rs`);
+//! - regressions of the defects fixed in the common module (`regress.rs`, `sriov.rs`);
 //! - the seeded, multi-threaded ioctl/region fuzzer, against upstream and ours (`fuzz.rs`);
 //! - faults: surprise removal, module unload, killed processes, failing resets (`faults.rs`);
 //! - storms: bind/unbind and open/close cycles with slab accounting (`storms.rs`);
@@ -33,6 +33,7 @@ impl Suite {
     /// Every robustness check, in an order where each leaves the devices unbound.
     pub(crate) fn robust_checks(&mut self) {
         self.regression_checks();
+        self.sriov_checks();
         self.fuzz_checks();
         self.fault_checks();
         self.storm_checks();
