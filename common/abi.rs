@@ -2,7 +2,7 @@
 //! The versioned C ABI between `vfio_pci_common` and the variant modules.
 //!
 //! Rust on 6.12 cannot export Rust items from one out-of-tree module to another, so the common
-//! module exports `extern "C"` functions (listed in `exports.c`) and these `#[repr(C)]` types.
+//! module exports `extern "C"` functions (listed in `abi_exports.c`) and these `#[repr(C)]` types.
 //! This file is compiled into both sides (the common module and, through the SDK, every
 //! variant), so the two always agree on the layout for one build; `abi_version` catches a
 //! variant built against another version of this file.
@@ -178,7 +178,7 @@ pub(crate) struct DeviceHandle {
     _private: [u8; 0],
 }
 
-// The functions, implemented in `device.rs` and declared for variants in
+// The functions, implemented in `abi_exports.rs` and declared for variants in
 // `sdk/registration.rs`:
 // - `u32 vfio_pci_common_abi_version(void)`;
 // - `VariantHandle *vfio_pci_common_variant_register(const VariantOps *)`: a handle or an
@@ -194,6 +194,6 @@ pub(crate) struct DeviceHandle {
 // - `int vfio_pci_common_sriov_configure(DeviceHandle *, int nr_virtfn)`: the `sriov_configure`
 //   of every variant (called by the PCI core with the PF's device lock held);
 // - `const struct dev_pm_ops *vfio_pci_common_pm_ops(void)`: the PM ops of every variant's
-//   `pci_driver` (runtime PM for idle D3; in `devset.c`);
+//   `pci_driver` (runtime PM for idle D3; in `primitives/pm_shims.c`);
 // - `bool vfio_pci_common_bound_by_override(struct pci_dev *)`: whether the device's
-//   `driver_override` names the driver probing it (in `helpers.c`).
+//   `driver_override` names the driver probing it (in `primitives/pci_shims.c`).

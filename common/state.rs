@@ -1,17 +1,204 @@
 // SPDX-License-Identifier: GPL-2.0
-//! [`Inner`]: every piece of per-device state that changes while the device is bound, kept
-//! behind the one mutex of [`crate::device::DeviceState`].
+//! The state of a VFIO PCI device: every type the common module keeps per bound PCI function,
+//! defined here and nowhere else, so the features (`features/`) share one picture of it and
+//! none of them owns a part the others reach into. This file imports no feature; behaviour on
+//! these types lives with the features (`impl` blocks there).
+//!
+//! # What is what
+//!
+//! - [`RegisteredVariant`]: the common module's record of a registered variant driver (its
+//!   [`VariantOps`] and the `vfio_device_ops` table made from them).
+//! - [`VfioPciDevice`]: the VFIO device registered for one bound PCI function: the VFIO core's
+//!   `struct vfio_device` followed by its [`DeviceState`].
+//! - [`DeviceState`]: everything the common module keeps for that device. [`Inner`], behind the
+//!   state mutex, is the part that changes while the device is open.
+//!
+//! # Memory and lifetimes
+//!
+//! - A [`RegisteredVariant`] is a `KBox` made by `vfio_pci_common_variant_register` (module init
+//!   of the variant) and freed by `..._variant_unregister` (module exit). It holds the
+//!   variant's `vfio_device_ops`, so it must outlive every device of that variant: the PCI core
+//!   removes all devices when the variant unregisters its `pci_driver`, before module exit
+//!   continues.
+//! - A [`VfioPciDevice`] is allocated by the VFIO core (`_vfio_alloc_device`) with our state
+//!   after the embedded `struct vfio_device`; the VFIO core frees it after calling our
+//!   `release`, which drops that state. Variant data is released earlier, in
+//!   `vfio_pci_common_device_unregister`, while the variant module is certainly loaded.
+//!
+//! # Locking
+//!
+//! - [`DeviceState::inner`], the state mutex: upstream's memory lock and most of what
+//!   upstream keeps unlocked ([`Inner`]).
+//! - [`DeviceState::irq_gate`], the interrupt gate (upstream's `igate`): [`IrqState`].
+//! - [`DeviceState::ioeventfds`]: the ioeventfd list (upstream's `ioeventfds_lock`).
+//! - [`IrqShared`]: atomics and the INTx spinlock, for interrupt handlers and virqfd callbacks.
+//! - The VFIO core additionally serialises open and close (`dev_set->lock`).
+//!
+//! Lock order: `dev_set->lock` → ioeventfd list → interrupt gate → state mutex → spinlocks.
+//! Nothing waits, with the state mutex held, for work that takes it: in particular the VFIO
+//! core's virqfd clean-up workqueue, whose ioeventfd shutdowns wait for writes that take the
+//! state mutex, is flushed only without it (`features/interrupts.rs`, `features/ioeventfd.rs`).
+//! Which variant hooks run under which lock is in `Documentation/architecture.md`, "Locks".
+//!
+//! # Where one feature calls another
+//!
+//! Features call each other only through these narrow functions:
+//! - `features::bar::zap`: drop every user mapping of the BARs (config COMMAND writes that
+//!   turn memory decode off, resets, power changes), with the state mutex held.
+//! - `features::power::set_power_state`: PMCSR writes, resets, open, SR-IOV enable.
+//! - `IrqShared::intx_mask` / `intx_unmask` / `set_virq_disabled` (`features/interrupts.rs`):
+//!   the config emulator's INTx-disable bit.
+//! - `features::hot_reset::try_reset`: the dev_set reset at the last close (`open_close.rs`).
 
-use crate::abi::{RegionDesc, MAX_REGIONS};
+use crate::abi::{RegionDesc, VariantOps, MAX_REGIONS};
+use crate::bindings;
 use crate::logic::config_space::ConfigSpace;
-use crate::pci::{PciDev, SavedState};
+use crate::logic::irq::Mode;
+use crate::logic::lifecycle::UUID_SIZE;
+use crate::primitives::bar_map::{BarMap, PageReservation};
+use crate::primitives::eventfd::EventFd;
+use crate::primitives::irq::{IrqName, IrqSpinLock};
+use crate::primitives::pci_function::{PciFunction, SavedState};
+use crate::primitives::state_mutex::StateMutex;
+use core::ffi::c_void;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 use kernel::alloc::{flags, KBox};
 use kernel::error::Result;
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+use kernel::types::Opaque;
 
-/// `PCI_PM_CTRL` offset inside the PM capability.
-const PCI_PM_CTRL: u64 = 4;
-/// `PCI_PM_CTRL_NO_SOFT_RESET`: the function keeps its state across D3hot -> D0.
-const PCI_PM_CTRL_NO_SOFT_RESET: u32 = 0x0008;
+// ---- the registered variant and the device --------------------------------------------------
+
+/// A registered variant driver.
+///
+/// # Invariants
+///
+/// `ops` points to the variant's static [`VariantOps`], valid until the variant unregisters,
+/// which happens after all its devices are gone.
+pub(crate) struct RegisteredVariant {
+    pub(crate) ops: NonNull<VariantOps>,
+    pub(crate) vfio_ops: bindings::vfio_device_ops,
+}
+
+/// The VFIO device of one bound PCI function: the VFIO core's `struct vfio_device`, and our
+/// state right after it in the same allocation.
+#[repr(C)]
+pub(crate) struct VfioPciDevice {
+    /// Must stay first: the VFIO core allocates, refcounts and frees us through it.
+    pub(crate) vdev: bindings::vfio_device,
+    pub(crate) state: DeviceState,
+}
+
+/// The Rust part of [`VfioPciDevice`].
+///
+/// Locking: see the module documentation.
+#[pin_data]
+pub(crate) struct DeviceState {
+    pub(crate) pdev: PciFunction,
+    pub(crate) variant_data: VariantData,
+    /// Everything that changes while the device is bound.
+    #[pin]
+    pub(crate) inner: StateMutex<Inner>,
+    /// The ioeventfds of the open device; never locked with `inner` or `irq_gate` held (see
+    /// `features/ioeventfd.rs`).
+    #[pin]
+    pub(crate) ioeventfds: Mutex<IoEventFds>,
+    /// The interrupt gate (upstream `igate`): the interrupt state of
+    /// `features/interrupts.rs`. Taken before `inner` when both are needed; held, without
+    /// `inner`, across the virqfd flushes of INTx teardown.
+    #[pin]
+    pub(crate) irq_gate: Mutex<IrqState>,
+    /// What interrupt handlers may touch (see `features/interrupts.rs`); its address is their
+    /// `dev_id`, stable because the VFIO core's allocation never moves.
+    #[pin]
+    pub(crate) irq: IrqShared,
+    /// Closed without a function reset: a slot or bus reset of its dev_set is due when the
+    /// set is idle (upstream `needs_reset`).
+    pub(crate) needs_reset: AtomicBool,
+    /// The `disable_idle_d3` parameter as it was at registration (upstream keeps it per
+    /// device, so a change affects devices bound later).
+    pub(crate) disable_idle_d3: bool,
+    /// SR-IOV: VF token, VF capture, the PF of a VF.
+    #[pin]
+    pub(crate) sriov: Sriov,
+    /// Config dwords user space may read without `inner` (see `logic::config_fast`):
+    /// published under `inner` at open, withdrawn at close.
+    pub(crate) cfg_fast: crate::logic::config_fast::FastReads,
+}
+
+// SAFETY: `FastReads` is atomics only, and all zero is its empty table (documented there).
+unsafe impl kernel::init::Zeroable for crate::logic::config_fast::FastReads {}
+
+/// The variant's per-device data, handed back to the variant exactly once.
+pub(crate) struct VariantData {
+    pub(crate) variant: NonNull<RegisteredVariant>,
+    /// Null once released.
+    pub(crate) data: *mut c_void,
+}
+
+impl VariantData {
+    /// Hands the variant data back to its owner exactly once.
+    pub(crate) fn release(&mut self) {
+        let data = core::mem::replace(&mut self.data, ptr::null_mut());
+        if data.is_null() {
+            return;
+        }
+        // SAFETY: `variant` is valid while any of its devices exists (type invariant of
+        // `RegisteredVariant`), and `ops` is valid by its invariant.
+        let release = unsafe { self.variant.as_ref().ops.as_ref().release };
+        if let Some(release) = release {
+            // SAFETY: `data` was given to us by this variant with ownership; we null our copy
+            // above, so this is the one and only release.
+            unsafe { release(data) };
+        }
+    }
+}
+
+impl DeviceState {
+    /// The variant's ops table.
+    pub(crate) fn variant_ops(&self) -> &VariantOps {
+        // SAFETY: `variant` outlives its devices and `ops` is valid until the variant
+        // unregisters (type invariant of `RegisteredVariant`).
+        unsafe { self.variant_data.variant.as_ref().ops.as_ref() }
+    }
+
+    /// The `struct vfio_device` this state belongs to.
+    pub(crate) fn vfio_device(&self) -> *mut bindings::vfio_device {
+        let state = core::ptr::from_ref(self).cast::<u8>();
+        // SAFETY: a `DeviceState` only ever exists as the `state` field of a `VfioPciDevice`
+        // (see `abi_exports::register_device`), so stepping back by the field offset stays inside it.
+        let cdev = unsafe { state.sub(core::mem::offset_of!(VfioPciDevice, state)) };
+        cdev.cast::<VfioPciDevice>().cast_mut().cast::<bindings::vfio_device>()
+    }
+
+    /// The variant's data pointer for its hooks (valid until the device is unregistered).
+    pub(crate) fn variant_data(&self) -> *mut c_void {
+        self.variant_data.data
+    }
+}
+
+impl Drop for VariantData {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl VfioPciDevice {
+    /// # Safety
+    ///
+    /// `vdev` must be the `vdev` field of a live [`VfioPciDevice`] whose `state` is initialised
+    /// (true for every device the VFIO core passes to our ops after registration, and for
+    /// every member of one of our dev_sets).
+    pub(crate) unsafe fn from_vdev<'a>(vdev: *mut bindings::vfio_device) -> &'a DeviceState {
+        // SAFETY: `vdev` is the first field of the `repr(C)` `VfioPciDevice`, so the pointers
+        // are equal; the caller guarantees `state` is initialised and alive.
+        unsafe { &(*vdev.cast::<VfioPciDevice>()).state }
+    }
+}
+
+// ---- behind the state mutex -------------------------------------------------------------------
 
 /// Power-management state of the device (upstream `needs_pm_restore`, `pm_save`).
 pub(crate) struct PmState {
@@ -29,7 +216,8 @@ static EMPTY_CONFIG: ConfigSpace = ConfigSpace::zeroed();
 // The byte copy in `Inner::new` is only a valid duplicate of a value that owns nothing.
 const _: () = assert!(!core::mem::needs_drop::<ConfigSpace>());
 
-/// See the module documentation.
+/// Everything that changes while the device is bound, behind the state mutex
+/// ([`DeviceState::inner`]).
 pub(crate) struct Inner {
     /// Whether a function reset worked at open (`VFIO_DEVICE_FLAGS_RESET`).
     pub(crate) reset_works: bool,
@@ -43,7 +231,7 @@ pub(crate) struct Inner {
     /// Power management.
     pub(crate) pm: PmState,
     /// BAR mappings and mmap rules of the open device.
-    pub(crate) bars: crate::bar::BarState,
+    pub(crate) bars: BarState,
     /// The variant's device-specific regions of this open (`n_regions` used).
     pub(crate) regions: [RegionDesc; MAX_REGIONS],
     /// How many of `regions` are in use.
@@ -52,7 +240,7 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// The state of a freshly probed device.
-    pub(crate) fn new(pdev: &PciDev) -> Result<Self> {
+    pub(crate) fn new(needs_pm_restore: bool) -> Result<Self> {
         let mut config = KBox::<ConfigSpace>::new_uninit(flags::GFP_KERNEL)?;
         // Copied from a static to keep the 8 KiB value off the kernel stack. `ConfigSpace`
         // needs no drop and owns nothing (checked at compile time above), so a byte copy of a
@@ -68,8 +256,8 @@ impl Inner {
             saved: None,
             enabled: false,
             config,
-            pm: PmState { needs_pm_restore: needs_pm_restore(pdev), pm_save: None },
-            bars: crate::bar::BarState::default(),
+            pm: PmState { needs_pm_restore, pm_save: None },
+            bars: BarState::default(),
             regions: [RegionDesc::new(0, 0, 0, 0); MAX_REGIONS],
             n_regions: 0,
         })
@@ -78,7 +266,7 @@ impl Inner {
     /// Whether user space may access memory BARs now (upstream `__vfio_pci_memory_enabled`):
     /// the device is above D3hot and its virtual COMMAND has memory decode on (or it has no
     /// memory-enable bit).
-    pub(crate) fn memory_enabled(&self, pdev: &PciDev) -> bool {
+    pub(crate) fn memory_enabled(&self, pdev: &PciFunction) -> bool {
         self.config.memory_enabled(pdev.current_state() < 3)
     }
 
@@ -88,47 +276,177 @@ impl Inner {
     }
 }
 
-/// `vfio_pci_probe_power_state`: a PM-capable function without NoSoftRst loses its state in
-/// D3hot.
-fn needs_pm_restore(pdev: &PciDev) -> bool {
-    match pdev.pm_cap() {
-        0 => false,
-        pm => pdev
-            .read_config(u64::from(pm) + PCI_PM_CTRL, 2)
-            .is_ok_and(|ctrl| ctrl & PCI_PM_CTRL_NO_SOFT_RESET == 0),
+/// What BAR access needs while the device is open (part of `Inner`).
+#[derive(Default)]
+pub(crate) struct BarState {
+    /// Claimed BARs, made on first access.
+    pub(crate) maps: [Option<BarMap>; 6],
+    /// Which BARs user space may mmap (`bar_mmap_supported`).
+    pub(crate) mmap_ok: [bool; 6],
+    /// Reservations for sub-page BARs.
+    pub(crate) reserved: KVec<PageReservation>,
+    /// The MSI-X table: (BAR, offset, size), excluded from BAR read/write.
+    pub(crate) msix: Option<(usize, u64, u64)>,
+}
+
+// ---- interrupts -------------------------------------------------------------------------------
+
+/// What the INTx handler and the virqfd callbacks may touch: see `features/interrupts.rs`.
+#[pin_data]
+pub(crate) struct IrqShared {
+    /// `ctx->masked`: INTx is masked (by the handler, user space or the virtual COMMAND bit).
+    #[pin]
+    pub(crate) intx_masked: IrqSpinLock<bool>,
+    /// The active [`Mode`] as its index (`vdev->irq_type`).
+    pub(crate) mode: AtomicU8,
+    /// `vdev->pci_2_3`: INTx is masked with COMMAND.INTX_DISABLE on a shared line (else at the
+    /// irqchip on an exclusive one).
+    pub(crate) pci_2_3: AtomicBool,
+    /// `vdev->virq_disabled`, mirrored from the config emulator's copy by the intx hooks.
+    pub(crate) virq_disabled: AtomicBool,
+    /// `vdev->msi_qmax`.
+    pub(crate) msi_qmax: AtomicU8,
+    /// The INTx trigger (an [`EventFd::into_raw`] reference we own), or null.
+    pub(crate) intx_trigger: AtomicPtr<bindings::eventfd_ctx>,
+    /// `ctx->unmask`: the virqfd that unmasks INTx when its eventfd fires. Written by the
+    /// virqfd code under its own lock; we only pass its address.
+    pub(crate) unmask: Opaque<*mut bindings::virqfd>,
+}
+
+// SAFETY: every field is an atomic, behind the spinlock, or (`unmask`) only handed by address
+// to the virqfd code, which serialises access to it with `virqfd_lock`.
+unsafe impl Sync for IrqShared {}
+// SAFETY: as for `Sync`; the trigger reference may be released from any thread.
+unsafe impl Send for IrqShared {}
+
+impl IrqShared {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            intx_masked <- IrqSpinLock::new(false),
+            mode: AtomicU8::new(Mode::None.index() as u8),
+            pci_2_3: AtomicBool::new(false),
+            virq_disabled: AtomicBool::new(false),
+            msi_qmax: AtomicU8::new(0),
+            intx_trigger: AtomicPtr::new(ptr::null_mut()),
+            unmask: Opaque::new(ptr::null_mut()),
+        })
     }
 }
 
-/// `vfio_pci_set_power_state`: moves the device to `state` (0 = D0 .. 3 = D3hot), saving its
-/// config space on the way into D3hot and restoring it on the way back when the device loses
-/// it there. With the state mutex held (the `pm` borrow comes from it); `sriov_active` is
-/// `Sriov::active`, which `sriov_configure` sets under that mutex before enabling VFs.
-pub(crate) fn set_power_state(pdev: &PciDev, pm: &mut PmState, state: i32, sriov_active: bool) -> Result {
-    const D0: i32 = 0;
-    const D3HOT: i32 = 3;
-    crate::logic::lifecycle::power_change_allowed(sriov_active, state)
-        .map_err(|e| kernel::error::Error::from_errno(-e.0))?;
-    let mut needs_save = false;
-    let mut needs_restore = false;
-    if pm.needs_pm_restore {
-        let cur = pdev.current_state();
-        if cur < D3HOT && state >= D3HOT {
-            pdev.save_current_state();
-            needs_save = true;
-        }
-        if cur >= D3HOT && state <= D0 {
-            needs_restore = true;
-        }
+/// One MSI or MSI-X vector handed to user space.
+pub(crate) struct MsiVector {
+    pub(crate) irq: u32,
+    pub(crate) trigger: EventFd,
+    /// Named in /proc/interrupts while requested.
+    pub(crate) _name: IrqName,
+}
+
+/// The interrupt state behind the interrupt gate: see `features/interrupts.rs`.
+#[derive(Default)]
+pub(crate) struct IrqState {
+    /// MSI/MSI-X vectors by index (`vdev->ctx`); `None` where user space set no trigger.
+    pub(crate) vectors: KVec<Option<MsiVector>>,
+    /// The name of the requested INTx interrupt.
+    pub(crate) intx_name: Option<IrqName>,
+    /// `vdev->err_trigger`.
+    pub(crate) err: Option<EventFd>,
+    /// `vdev->req_trigger`.
+    pub(crate) req: Option<EventFd>,
+    /// `vdev->nointx`: INTx masking is broken; the pin is hidden and INTx kept disabled.
+    pub(crate) nointx: bool,
+    /// `vdev->has_dyn_msix`.
+    pub(crate) has_dyn_msix: bool,
+}
+
+// ---- ioeventfds --------------------------------------------------------------------------------
+
+/// One registered ioeventfd.
+///
+/// # Invariants
+///
+/// Once `vfio_virqfd_enable` succeeded, `virqfd` belongs to the VFIO core (read and written
+/// only under its `virqfd_lock`), and the virqfd it names, live or shutting down, uses `self`
+/// at this boxed address as its opaque pointer; `Drop` disables and flushes it before the
+/// memory goes away. `dev` outlives the entry (entries are removed at close, before the state
+/// is dropped).
+pub(crate) struct Entry {
+    pub(crate) dev: *const DeviceState,
+    pub(crate) bar: usize,
+    pub(crate) pos: u64,
+    pub(crate) data: u64,
+    pub(crate) count: usize,
+    pub(crate) test_mem: bool,
+    pub(crate) io: *mut c_void,
+    pub(crate) virqfd: *mut bindings::virqfd,
+}
+
+// SAFETY: the entry is only touched under the ioeventfd mutex and by its virqfd thread; the raw
+// pointers are to objects that outlive it (see the invariants).
+unsafe impl Send for Entry {}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        // Unconditionally: the pointer may have been cleared by an eventfd close whose
+        // shutdown (and pending write) is still queued; only the flush inside waits for it,
+        // and it returns once every queued shutdown, so every write of this entry, finished.
+        // The caller holds no lock a write takes (`features/ioeventfd.rs`).
+        // SAFETY: `virqfd` is the VFIO core's slot for this entry (type invariant), read and
+        // cleared by `vfio_virqfd_disable` under `virqfd_lock`; a null slot is allowed.
+        unsafe { bindings::vfio_virqfd_disable(&mut self.virqfd) };
     }
-    pdev.set_power_state(state)?;
-    // D3 might be unsupported through a quirk: only keep a copy if the device is really there.
-    if needs_save && pdev.current_state() >= D3HOT {
-        pm.pm_save = pdev.save_state();
-    } else if needs_restore {
-        if let Some(saved) = pm.pm_save.take() {
-            let _ = pdev.load_saved_state(saved);
-        }
-        pdev.restore_state();
+}
+
+/// The ioeventfds of an open device.
+#[derive(Default)]
+pub(crate) struct IoEventFds {
+    pub(crate) list: KVec<KBox<Entry>>,
+}
+
+impl IoEventFds {
+    /// Removes every ioeventfd (at close). Called without the state mutex (see
+    /// `features/ioeventfd.rs`).
+    pub(crate) fn clear(&mut self) {
+        self.list = KVec::new();
     }
-    Ok(())
+}
+
+// ---- SR-IOV -------------------------------------------------------------------------------------
+
+/// A PF's VF token (upstream `struct vfio_pci_vf_token`).
+pub(crate) struct VfToken {
+    pub(crate) uuid: [u8; UUID_SIZE],
+    /// Open VFs of this PF.
+    pub(crate) users: u32,
+}
+
+/// The SR-IOV part of a device's state.
+#[pin_data]
+pub(crate) struct Sriov {
+    /// An SR-IOV PF (then `token` and the VF capture are in use).
+    pub(crate) is_pf: bool,
+    /// The VF token of a PF.
+    #[pin]
+    pub(crate) token: Mutex<VfToken>,
+    /// SR-IOV enabled through `sriov_configure` (upstream `sriov_active`); written with the
+    /// PF's device lock held.
+    pub(crate) active: AtomicBool,
+    /// A VF whose PF enabled SR-IOV through us: that PF's state (lifetime: see
+    /// `features/sriov.rs`).
+    pub(crate) pf: Option<NonNull<DeviceState>>,
+    /// The VF capture notifier of a PF (`primitives/sriov_shims.c`), null for others or once
+    /// stopped.
+    pub(crate) capture: AtomicPtr<c_void>,
+}
+
+impl Sriov {
+    /// Upstream `sriov_active`: set, under the state mutex, before VFs are enabled, so a
+    /// power change that would take the PF out of D0 is refused from then on.
+    pub(crate) fn active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn pf(&self) -> Option<&DeviceState> {
+        // SAFETY: the PF's state outlives this VF (`features/sriov.rs`).
+        self.pf.map(|p| unsafe { p.as_ref() })
+    }
 }

@@ -10,6 +10,7 @@ use kernel::prelude::*;
 /// Pure logic shared with the host tests (`common/logic/`).
 #[path = "logic/src"]
 #[allow(dead_code, unreachable_pub, missing_docs)]
+#[forbid(unsafe_code)]
 mod logic {
     pub(crate) mod bar_rw;
     pub(crate) mod config_fast;
@@ -27,24 +28,53 @@ mod logic {
     pub(crate) mod uapi;
 }
 
+// The layers, bottom up; a file imports only from its own layer or the ones below
+// (`cargo xtask test` fails on any import cycle). See `Documentation/architecture.md`, "Layers".
+
+/// The C ABI types shared with the SDK (compiled into both sides).
 mod abi;
-mod bar;
+/// Generated kernel bindings (shared with the SDK).
 mod bindings;
-mod config;
-mod device;
-mod hot_reset;
-mod info;
-mod ioeventfd;
-mod intrs;
-mod layout;
-mod lifecycle;
-mod params;
-mod pci;
-mod regions;
-mod reset;
-mod sriov;
+/// Device-prefixed printing (shared with the SDK).
+mod dev_print;
+
+/// Kernel primitives: wrappers of kernel objects that know nothing of a VFIO device.
+mod primitives {
+    pub(crate) mod bar_map;
+    pub(crate) mod dev_set;
+    pub(crate) mod eventfd;
+    pub(crate) mod irq;
+    pub(crate) mod layout;
+    pub(crate) mod params;
+    pub(crate) mod pci_function;
+    pub(crate) mod state_mutex;
+}
+
+/// The state of a VFIO PCI device, in one file; imports no feature.
 mod state;
-mod state_lock;
+
+/// The features, each over the state and the primitives.
+mod features {
+    pub(crate) mod bar;
+    pub(crate) mod config;
+    pub(crate) mod device_info;
+    pub(crate) mod device_regions;
+    pub(crate) mod hot_reset;
+    pub(crate) mod interrupts;
+    pub(crate) mod ioeventfd;
+    pub(crate) mod power;
+    pub(crate) mod reset;
+    pub(crate) mod sriov;
+}
+
+/// Opening and closing a device: the features in order.
+mod open_close;
+/// `VFIO_DEVICE_*` ioctl dispatch.
+mod ioctl;
+/// The `vfio_device_ops` callbacks.
+mod vfio_ops;
+/// The exported C ABI functions (variant and device registration).
+mod abi_exports;
 
 module! {
     type: VfioPciCommon,
@@ -58,7 +88,7 @@ struct VfioPciCommon;
 
 impl kernel::Module for VfioPciCommon {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        layout::check()?;
+        primitives::layout::check()?;
         pr_info!("ABI version {}\n", abi::ABI_VERSION);
         Ok(VfioPciCommon)
     }

@@ -14,6 +14,8 @@
 pub(crate) mod abi;
 #[path = "../bindings.rs"]
 pub(crate) mod bindings;
+#[path = "../dev_print.rs"]
+mod dev_print;
 mod id;
 mod memmap;
 mod pci;
@@ -25,12 +27,12 @@ pub(crate) use id::PciId;
 pub(crate) use memmap::MemMap;
 #[allow(unused_imports)]
 pub(crate) use pci::{devfn, PciFunction};
-pub(crate) use registration::{PciDevice, Registration};
+pub(crate) use registration::Registration;
 
 /// What a variant file needs, in one `use`.
 #[allow(unused_imports)]
 pub(crate) mod prelude {
-    pub(crate) use super::{ConfigOverlay, PciDevice, PciId, Regions, Variant};
+    pub(crate) use super::{ConfigOverlay, PciFunction, PciId, Regions, Variant};
     pub(crate) use core::pin::Pin;
     pub(crate) use kernel::prelude::*;
 }
@@ -54,7 +56,7 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
     type IdInfo: Send + Sync + 'static;
 
     /// Sets up a device that matched ID table entry `id`. Failing here refuses the device.
-    fn probe(dev: &PciDevice<'_>, id: &'static Self::IdInfo) -> impl PinInit<Self, Error>;
+    fn probe(dev: &PciFunction, id: &'static Self::IdInfo) -> impl PinInit<Self, Error>;
 
     /// User space opened the device (first open), after the common module enabled it.
     /// Failing here fails the open.

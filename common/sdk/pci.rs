@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-//! [`PciFunction`]: a counted reference to a PCI function, the variant's own device or another
-//! one on the platform (IGD reads its host bridge and LPC bridge), with read-only config access
+//! [`PciFunction`]: a counted reference to a PCI function: the variant's own device (handed to
+//! `probe`; clone it to keep it) or another one on the platform (IGD reads its host bridge and LPC bridge), with read-only config access
 //! and dev_* printing.
 //!
 //! Variants never write another device's config space through this: the type offers reads only.
 
 use super::bindings;
-use core::ffi::c_void;
+use super::dev_print::{dev_print, Level};
 use core::ptr::{self, NonNull};
 use kernel::error::{code::*, Result};
 
@@ -57,6 +57,29 @@ impl PciFunction {
     fn raw(&self) -> &bindings::pci_dev {
         // SAFETY: valid while we hold our reference (type invariant).
         unsafe { self.ptr.as_ref() }
+    }
+
+    /// Subsystem vendor ID.
+    pub(crate) fn subsystem_vendor_id(&self) -> u16 {
+        self.raw().subsystem_vendor
+    }
+
+    /// Subsystem device ID.
+    pub(crate) fn subsystem_device_id(&self) -> u16 {
+        self.raw().subsystem_device
+    }
+
+    /// Revision ID.
+    pub(crate) fn revision(&self) -> u8 {
+        self.raw().revision
+    }
+
+    /// Physical start and length of BAR `bar` (0..=5; 0 and 0 when absent).
+    pub(crate) fn bar(&self, bar: usize) -> (u64, u64) {
+        match self.raw().resource.get(bar) {
+            Some(r) if r.end != 0 => (r.start, r.end - r.start + 1),
+            _ => (0, 0),
+        }
     }
 
     /// Vendor ID.
@@ -123,20 +146,27 @@ impl PciFunction {
 
     /// Prints one line about this function at info level (`dev_info`).
     pub(crate) fn info(&self, args: core::fmt::Arguments<'_>) {
-        // SAFETY: `%pA` formats a `core::fmt::Arguments` through the kernel's Rust printing
-        // hook; the pointer is to a live local for the call; the device is valid.
-        unsafe { kernel::bindings::_dev_info(self.device(), c"%pA".as_ptr().cast(), ptr::from_ref(&args).cast::<c_void>()) };
+        // SAFETY: valid device (type invariant).
+        unsafe { dev_print(self.device(), Level::Info, args) };
     }
 
     /// Prints one line about this function at warning level (`dev_warn`).
     pub(crate) fn warn(&self, args: core::fmt::Arguments<'_>) {
-        // SAFETY: as in `info`.
-        unsafe { kernel::bindings::_dev_warn(self.device(), c"%pA".as_ptr().cast(), ptr::from_ref(&args).cast::<c_void>()) };
+        // SAFETY: valid device (type invariant).
+        unsafe { dev_print(self.device(), Level::Warning, args) };
     }
 
     fn device(&self) -> *mut kernel::bindings::device {
         // SAFETY: valid device (type invariant); taking a field address reads nothing.
         unsafe { ptr::addr_of_mut!((*self.ptr.as_ptr()).dev) }
+    }
+}
+
+/// Another counted reference to the same function (for per-device state that needs the
+/// device after `probe`: config reads at open, printing).
+impl Clone for PciFunction {
+    fn clone(&self) -> Self {
+        Self::get(self.raw())
     }
 }
 

@@ -44,63 +44,14 @@ static ERROR_HANDLERS: bindings::pci_error_handlers = bindings::pci_error_handle
     cor_error_detected: None,
 };
 
-/// A read-only view of the PCI function being probed.
-pub(crate) struct PciDevice<'a> {
-    pdev: &'a bindings::pci_dev,
-}
-
-#[allow(dead_code)]
-impl PciDevice<'_> {
-    /// Vendor ID.
-    pub(crate) fn vendor_id(&self) -> u16 {
-        self.pdev.vendor
-    }
-    /// Device ID.
-    pub(crate) fn device_id(&self) -> u16 {
-        self.pdev.device
-    }
-    /// Subsystem vendor ID.
-    pub(crate) fn subsystem_vendor_id(&self) -> u16 {
-        self.pdev.subsystem_vendor
-    }
-    /// Subsystem device ID.
-    pub(crate) fn subsystem_device_id(&self) -> u16 {
-        self.pdev.subsystem_device
-    }
-    /// 24-bit class code (class, subclass, programming interface).
-    pub(crate) fn class(&self) -> u32 {
-        self.pdev.class
-    }
-    /// Revision ID.
-    pub(crate) fn revision(&self) -> u8 {
-        self.pdev.revision
-    }
-    /// Physical start and length of BAR `bar` (0..=5; 0 and 0 when absent).
-    pub(crate) fn bar(&self, bar: usize) -> (u64, u64) {
-        match self.pdev.resource.get(bar) {
-            Some(r) if r.end != 0 => (r.start, r.end - r.start + 1),
-            _ => (0, 0),
-        }
-    }
-
-    /// A counted reference to this function, for per-device state that needs the device after
-    /// `probe` (config reads at open, printing).
-    pub(crate) fn function(&self) -> super::PciFunction {
-        super::PciFunction::get(self.pdev)
-    }
-    fn device(&self) -> *mut kernel::bindings::device {
-        ptr::addr_of!(self.pdev.dev).cast_mut()
-    }
-}
-
 /// The variant handle from `vfio_pci_common`, unregistered on drop.
 ///
 /// # Invariants
 ///
 /// `0` is a live handle returned by `vfio_pci_common_variant_register`.
-struct CommonVariant(*mut VariantHandle);
+struct RegisteredVariantHandle(*mut VariantHandle);
 
-impl Drop for CommonVariant {
+impl Drop for RegisteredVariantHandle {
     fn drop(&mut self) {
         // SAFETY: the handle is live by the type invariant; we drop it only after the
         // `pci_driver` was unregistered (field order of `Registration`), so no device is left.
@@ -122,7 +73,7 @@ pub(crate) struct Registration<T: Variant> {
     driver: Opaque<bindings::pci_driver>,
     info: &'static [T::IdInfo],
     table: &'static [bindings::pci_device_id],
-    variant: CommonVariant,
+    variant: RegisteredVariantHandle,
     _t: PhantomData<T>,
 }
 
@@ -182,11 +133,9 @@ impl<T: Variant> Registration<T> {
                 }
                 // SAFETY: `ops` is a `static`, so valid until after unregister.
                 let h = unsafe { vfio_pci_common_variant_register(ops) };
-                if let Some(e) = ptr_to_errno(h) {
-                    return Err(Error::from_errno(e));
-                }
+                let h = kernel::error::from_err_ptr(h)?;
                 // INVARIANT: `h` is a live handle.
-                CommonVariant(h)
+                RegisteredVariantHandle(h)
             },
             _t: PhantomData,
             // Last: once registered, probe can run and read the fields above, which are
@@ -226,19 +175,6 @@ impl<T: Variant> PinnedDrop for Registration<T> {
     }
 }
 
-/// Prints one line about `pdev` at info level, prefixed by the device name like `dev_info`.
-fn dev_info(pdev: &PciDevice<'_>, args: core::fmt::Arguments<'_>) {
-    // SAFETY: `%pA` formats a `core::fmt::Arguments` through the kernel's Rust printing hook;
-    // the pointer is to a live local for the duration of the call.
-    unsafe {
-        kernel::bindings::_dev_info(
-            pdev.device(),
-            c"%pA".as_ptr().cast(),
-            ptr::from_ref(&args).cast::<c_void>(),
-        )
-    };
-}
-
 /// `pci_driver.probe`: the strict ID check, then the variant's probe, then registration with
 /// the common module.
 unsafe extern "C" fn probe<T: Variant>(
@@ -254,7 +190,7 @@ unsafe extern "C" fn probe<T: Variant>(
         &*pci_drv.cast::<Registration<T>>()
     };
     // SAFETY: `pdev` is valid for the duration of probe.
-    let dev = PciDevice { pdev: unsafe { &*pdev } };
+    let dev = super::PciFunction::get(unsafe { &*pdev });
 
     // SAFETY: `name` is the static C string from `Registration::ops`.
     let driver = unsafe { CStr::from_char_ptr((*reg.driver.get()).name) };
@@ -264,10 +200,7 @@ unsafe extern "C" fn probe<T: Variant>(
     // SAFETY: `pdev` is valid and being probed (`dev.driver` is set).
     let overridden = unsafe { vfio_pci_common_bound_by_override(pdev) };
     if !overridden {
-        dev_info(
-            &dev,
-            format_args!("{driver}: not bound through driver_override; refusing it\n"),
-        );
+        dev.info(format_args!("{driver}: not bound through driver_override; refusing it\n"));
         return ENODEV.to_errno();
     }
 
@@ -276,9 +209,7 @@ unsafe extern "C" fn probe<T: Variant>(
     // SAFETY: `table` is zero-terminated (built by `PciId::table`), `pdev` is valid.
     let matched = unsafe { bindings::pci_match_id(reg.table.as_ptr(), pdev) };
     if matched.is_null() {
-        dev_info(
-            &dev,
-            format_args!(
+        dev.info(format_args!(
                 "{}: device [{:04x}:{:04x}] subsystem [{:04x}:{:04x}] class {:06x} is not in this \
                  driver's ID table; refusing it\n",
                 driver,
@@ -305,9 +236,10 @@ unsafe extern "C" fn probe<T: Variant>(
     // SAFETY: the handle is live while the driver is registered; `pdev` is being probed by
     // this variant's driver; ownership of `data` passes to the common module.
     let handle = unsafe { vfio_pci_common_device_register(reg.variant.0, pdev, data) };
-    if let Some(e) = ptr_to_errno(handle) {
-        return e;
-    }
+    let handle = match kernel::error::from_err_ptr(handle) {
+        Ok(h) => h,
+        Err(e) => return e.to_errno(),
+    };
     // SAFETY: `dev_set_drvdata` is a static inline storing to `dev.driver_data`; the device
     // is ours until remove.
     unsafe { (*pdev).dev.driver_data = handle.cast() };
@@ -453,14 +385,4 @@ unsafe extern "C" fn release_data<T: Variant>(data: *mut c_void) {
     // SAFETY: `data` came from `Pin<KBox<T>>::into_foreign` in `probe::<T>` and the common
     // module hands it back exactly once.
     drop(unsafe { <Pin<KBox<T>> as ForeignOwnable>::from_foreign(data) });
-}
-
-/// The errno inside an `ERR_PTR` returned by the ABI, or `None` for a valid pointer.
-fn ptr_to_errno<T>(p: *mut T) -> Option<c_int> {
-    let v = p as isize;
-    if (-4095..0).contains(&v) {
-        Some(v as c_int)
-    } else {
-        None
-    }
 }

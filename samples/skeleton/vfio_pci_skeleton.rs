@@ -14,7 +14,7 @@ struct Skeleton;
 impl Variant for Skeleton {
     type IdInfo = ();
 
-    fn probe(_dev: &PciDevice<'_>, _id: &'static ()) -> impl PinInit<Self, Error> {
+    fn probe(_dev: &PciFunction, _id: &'static ()) -> impl PinInit<Self, Error> {
         Skeleton
     }
 }

@@ -21,7 +21,7 @@ struct GenericDevice {
 impl Variant for GenericDevice {
     type IdInfo = ();
 
-    fn probe(dev: &PciDevice<'_>, _id: &'static ()) -> impl PinInit<Self, Error> {
+    fn probe(dev: &PciFunction, _id: &'static ()) -> impl PinInit<Self, Error> {
         try_pin_init!(GenericDevice { vendor: dev.vendor_id(), device: dev.device_id() })
     }
 }

@@ -232,9 +232,9 @@ impl Variant for Igd {
     /// the value user space sees (upstream's `vconfig`).
     const CONFIG_OVERLAYS: &'static [ConfigOverlay] = &[ConfigOverlay::from_device(ASLS, 4, 0xffff_ffff)];
 
-    fn probe(dev: &PciDevice<'_>, _id: &'static ()) -> impl PinInit<Self, Error> {
+    fn probe(dev: &PciFunction, _id: &'static ()) -> impl PinInit<Self, Error> {
         try_pin_init!(Igd {
-            dev: dev.function(),
+            dev: dev.clone(),
             exposed <- new_mutex!(Exposed::default()),
             asls: AtomicU32::new(0),
         })

@@ -48,7 +48,7 @@ impl Spec {
                     .unwrap_or_default()
             })
             .collect();
-        // A suffix keeps it clear of the SDK prelude's names (`Variant`, `PciDevice`, ...).
+        // A suffix keeps it clear of the SDK prelude's names (`Variant`, `PciFunction`, ...).
         format!("{camel}Variant")
     }
     /// The `PciId` expression of the single ID table entry.

@@ -206,6 +206,8 @@ pub const PM_CAP_PME_MASK: u16 = 0xf800;
 pub const PM_CTRL: u16 = 4;
 /// PMCSR: power state.
 pub const PM_CTRL_STATE_MASK: u32 = 0x0003;
+/// PMCSR: No_Soft_Reset (the function keeps its state across D3hot -> D0).
+pub const PM_CTRL_NO_SOFT_RESET: u32 = 0x0008;
 /// PMCSR: PME enable.
 pub const PM_CTRL_PME_ENABLE: u32 = 0x0100;
 /// PMCSR: PME status.

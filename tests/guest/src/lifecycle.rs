@@ -23,7 +23,7 @@
 //!   refused (noiommu, where the two have separate groups) and a complete one succeeds; on a
 //!   cdev the zero-length form succeeds and a group array is refused.
 //! - `hot-reset-mixed-<driver>`: pair-a on this driver, pair-b on the other one: neither can
-//!   reset the bus (our dev_sets never mix with upstream's; see `common/devset.c`).
+//!   reset the bus (our dev_sets never mix with upstream's; see `common/primitives/dev_set_shims.c`).
 //! - `open-close-loop-edu-<driver>`: 200 opens and closes (each maps BAR0 and enables MSI)
 //!   leave no `vfio-` interrupt, no mapping and no slab growth beyond 256 KiB.
 //! - `vf-token-name-edu-<driver>`: `GET_DEVICE_FD` with `vf_token=` on a device that is

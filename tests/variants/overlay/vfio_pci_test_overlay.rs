@@ -42,7 +42,7 @@ impl Variant for OverlayTest {
         ConfigOverlay::value(0xf8, 2, 0xab00, 0x00ff),
     ];
 
-    fn probe(dev: &PciDevice<'_>, _id: &'static ()) -> impl PinInit<Self, Error> {
+    fn probe(dev: &PciFunction, _id: &'static ()) -> impl PinInit<Self, Error> {
         try_pin_init!(OverlayTest {
             bar0_pfn: dev.bar(0).0 >> 12,
             writes: AtomicU32::new(0),

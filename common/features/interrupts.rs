@@ -8,12 +8,12 @@
 //!
 //! Two parts, by who may touch them:
 //!
-//! - [`IrqState`], behind the interrupt gate [`crate::device::DeviceState::irq_gate`]
+//! - [`IrqState`], behind the interrupt gate [`crate::state::DeviceState::irq_gate`]
 //!   (upstream's `igate`), a mutex of its own, apart from the state mutex (upstream's memory
 //!   lock): the MSI/MSI-X vectors with their triggers and names, the INTx interrupt name, the
 //!   ERR and REQ eventfds, and what `open` learnt (`nointx`, dynamic MSI-X). Only process
 //!   context with the gate held reads or changes it.
-//! - [`IrqShared`], in [`crate::device::DeviceState`] (pinned there, so its address is the
+//! - [`IrqShared`], in [`crate::state::DeviceState`] (pinned there, so its address is the
 //!   `dev_id` of the INTx handler and the opaque of the unmask virqfd): what the INTx hard-IRQ
 //!   handler and the virqfd callbacks need, which run in atomic context and cannot take the
 //!   mutex. The INTx mask state (`ctx->masked`) is behind a spinlock taken with interrupts off
@@ -53,225 +53,40 @@
 //! the fd closes, and nothing is left requested when [`IrqShared`] goes away with the device.
 
 use crate::bindings;
-use crate::device::DeviceState;
+use crate::state::DeviceState;
 use crate::logic::errno::Errno;
+use crate::logic::pci_regs;
 use crate::logic::irq::{self as l, Command, Mode, Single, SingleOp};
-use crate::pci::PciDev;
+use crate::primitives::pci_function::PciFunction;
 use crate::state::Inner;
-use core::cell::UnsafeCell;
+use crate::primitives::eventfd::{signal_raw, EventFd};
+use crate::primitives::irq::IrqName;
+use crate::state::{IrqShared, IrqState, MsiVector};
 use core::ffi::{c_int, c_uint, c_void};
-use kernel::ffi::c_char;
-use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
-use kernel::error::{code::*, from_err_ptr, Error, Result};
+use core::ptr;
+use core::sync::atomic::Ordering;
+use kernel::error::{code::*, Error, Result};
 use kernel::prelude::*;
-use kernel::types::Opaque;
 use kernel::uaccess::UserSlice;
 
-// The helpers in helpers.c. Pointers to structures containing a spinlock are passed as
-// `void *`: on a UP kernel `arch_spinlock_t` is an empty struct, which Rust calls FFI-unsafe.
+// The shims in primitives/irq_shims.c.
 extern "C" {
-    fn vfio_pci_common_spin_lock_init(lock: *mut c_void);
-    fn vfio_pci_common_spin_lock_irqsave(lock: *mut c_void) -> usize;
-    fn vfio_pci_common_spin_unlock_irqrestore(lock: *mut c_void, flags: usize);
     fn vfio_pci_common_irq_disable_unlazy(irq: c_uint, set: bool);
     fn vfio_pci_common_msi_refresh(irq: c_uint);
-    fn vfio_pci_common_irq_name(pdev: *mut c_void, kind: *const c_char, vector: c_int) -> *mut c_char;
 }
 
 /// `IRQ_NOTCONNECTED`: the platform has no legacy interrupt for the function.
 const IRQ_NOTCONNECTED: u32 = 1 << 31;
-const PCI_COMMAND: i32 = 0x04;
-const PCI_COMMAND_MEMORY: u16 = 0x0002;
-const PCI_COMMAND_INTX_DISABLE: u16 = 0x0400;
+const PCI_COMMAND: i32 = pci_regs::COMMAND as i32;
+use pci_regs::{COMMAND_INTX_DISABLE as PCI_COMMAND_INTX_DISABLE, COMMAND_MEMORY as PCI_COMMAND_MEMORY};
 
 fn errno(e: Errno) -> Error {
     Error::from_errno(-e.0)
 }
 
-// ---- eventfds ------------------------------------------------------------------------------
-
-/// A reference to an eventfd context, owned (`eventfd_ctx_fdget` ... `eventfd_ctx_put`).
-pub(crate) struct EventFd(NonNull<bindings::eventfd_ctx>);
-
-// SAFETY: an eventfd context is refcounted and signalling it is safe from any context and
-// thread (`eventfd_signal` takes its own wait-queue lock with interrupts off).
-unsafe impl Send for EventFd {}
-// SAFETY: as for `Send`; `&EventFd` only signals.
-unsafe impl Sync for EventFd {}
-
-impl EventFd {
-    /// The eventfd behind user file descriptor `fd` (`EBADF`, `EINVAL` as upstream gets them).
-    fn from_fd(fd: i32) -> Result<Self> {
-        // SAFETY: `eventfd_ctx_fdget` checks the descriptor itself and returns a new reference
-        // or an `ERR_PTR`.
-        let p = from_err_ptr(unsafe { bindings::eventfd_ctx_fdget(fd) })?;
-        NonNull::new(p).map(Self).ok_or(EINVAL)
-    }
-
-    /// `eventfd_signal`.
-    fn signal(&self) {
-        // SAFETY: we hold a reference, so the context is alive.
-        unsafe { signal_raw(self.0.as_ptr()) }
-    }
-
-    fn into_raw(self) -> *mut bindings::eventfd_ctx {
-        let p = self.0.as_ptr();
-        core::mem::forget(self);
-        p
-    }
-
-    /// # Safety
-    ///
-    /// `p` is null or a reference made by [`EventFd::into_raw`] that nobody else will release.
-    unsafe fn from_raw(p: *mut bindings::eventfd_ctx) -> Option<Self> {
-        NonNull::new(p).map(Self)
-    }
-}
-
-impl Drop for EventFd {
-    fn drop(&mut self) {
-        // SAFETY: we own this reference.
-        unsafe { bindings::eventfd_ctx_put(self.0.as_ptr()) }
-    }
-}
-
-/// `eventfd_signal` (a static inline around `eventfd_signal_mask(ctx, 0)`).
-///
-/// # Safety
-///
-/// `ctx` must be a live eventfd context.
-unsafe fn signal_raw(ctx: *mut bindings::eventfd_ctx) {
-    // SAFETY: the caller guarantees `ctx`.
-    unsafe { bindings::eventfd_signal_mask(ctx, 0) }
-}
-
-/// A `kasprintf`ed interrupt name, which must outlive the interrupt it names.
-struct IrqName(NonNull<c_char>);
-
-// SAFETY: plain kmalloc memory owned by us.
-unsafe impl Send for IrqName {}
-
-impl IrqName {
-    /// `vfio-<kind>(<bdf>)`, or with `[vector]` after the kind when `vector >= 0`.
-    fn new(pdev: &PciDev, kind: &'static core::ffi::CStr, vector: i32) -> Result<Self> {
-        // SAFETY: valid device; `kind` is a NUL-terminated static string; the result is a new
-        // allocation or null.
-        let p = unsafe { vfio_pci_common_irq_name(pdev.as_raw().cast(), kind.as_ptr().cast(), vector) };
-        NonNull::new(p).map(Self).ok_or(ENOMEM)
-    }
-}
-
-impl Drop for IrqName {
-    fn drop(&mut self) {
-        // SAFETY: our allocation from kasprintf.
-        unsafe { kernel::bindings::kfree(self.0.as_ptr().cast()) }
-    }
-}
-
-// ---- the INTx spinlock ---------------------------------------------------------------------
-
-/// A spinlock taken with local interrupts disabled (`spin_lock_irqsave`), for data shared with
-/// a hard-IRQ handler. The 6.12 `kernel` crate's `SpinLock` does not disable interrupts.
-#[pin_data]
-pub(crate) struct IrqSpinLock<T> {
-    #[pin]
-    lock: Opaque<bindings::spinlock_t>,
-    data: UnsafeCell<T>,
-}
-
-// SAFETY: the data is only reached through the lock.
-unsafe impl<T: Send> Send for IrqSpinLock<T> {}
-// SAFETY: as for `Send`: `&IrqSpinLock` gives access only under the lock.
-unsafe impl<T: Send> Sync for IrqSpinLock<T> {}
-
-impl<T> IrqSpinLock<T> {
-    fn new(data: T) -> impl PinInit<Self> {
-        pin_init!(Self {
-            // SAFETY: `p` is the lock's memory, not yet in use.
-            lock <- Opaque::ffi_init(|p: *mut bindings::spinlock_t| unsafe { vfio_pci_common_spin_lock_init(p.cast()) }),
-            data: UnsafeCell::new(data),
-        })
-    }
-
-    fn lock(&self) -> IrqSpinGuard<'_, T> {
-        // SAFETY: the lock was initialised by `new` and lives as long as `self`.
-        let flags = unsafe { vfio_pci_common_spin_lock_irqsave(self.lock.get().cast()) };
-        IrqSpinGuard { lock: self, flags }
-    }
-}
-
-/// The lock held; dropping it unlocks and restores the interrupt state.
-struct IrqSpinGuard<'a, T> {
-    lock: &'a IrqSpinLock<T>,
-    flags: usize,
-}
-
-impl<T> core::ops::Deref for IrqSpinGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: we hold the lock.
-        unsafe { &*self.lock.data.get() }
-    }
-}
-
-impl<T> core::ops::DerefMut for IrqSpinGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: we hold the lock, exclusively.
-        unsafe { &mut *self.lock.data.get() }
-    }
-}
-
-impl<T> Drop for IrqSpinGuard<'_, T> {
-    fn drop(&mut self) {
-        // SAFETY: we took the lock with these flags in `lock`, on this CPU.
-        unsafe { vfio_pci_common_spin_unlock_irqrestore(self.lock.lock.get().cast(), self.flags) }
-    }
-}
-
 // ---- the state -----------------------------------------------------------------------------
 
-/// What the INTx handler and the virqfd callbacks may touch: see the module documentation.
-#[pin_data]
-pub(crate) struct IrqShared {
-    /// `ctx->masked`: INTx is masked (by the handler, user space or the virtual COMMAND bit).
-    #[pin]
-    intx_masked: IrqSpinLock<bool>,
-    /// The active [`Mode`] as its index (`vdev->irq_type`).
-    mode: AtomicU8,
-    /// `vdev->pci_2_3`: INTx is masked with COMMAND.INTX_DISABLE on a shared line (else at the
-    /// irqchip on an exclusive one).
-    pci_2_3: AtomicBool,
-    /// `vdev->virq_disabled`, mirrored from the config emulator's copy by the intx hooks.
-    virq_disabled: AtomicBool,
-    /// `vdev->msi_qmax`.
-    msi_qmax: AtomicU8,
-    /// The INTx trigger (an [`EventFd::into_raw`] reference we own), or null.
-    intx_trigger: AtomicPtr<bindings::eventfd_ctx>,
-    /// `ctx->unmask`: the virqfd that unmasks INTx when its eventfd fires. Written by the
-    /// virqfd code under its own lock; we only pass its address.
-    unmask: Opaque<*mut bindings::virqfd>,
-}
-
-// SAFETY: every field is an atomic, behind the spinlock, or (`unmask`) only handed by address
-// to the virqfd code, which serialises access to it with `virqfd_lock`.
-unsafe impl Sync for IrqShared {}
-// SAFETY: as for `Sync`; the trigger reference may be released from any thread.
-unsafe impl Send for IrqShared {}
-
 impl IrqShared {
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            intx_masked <- IrqSpinLock::new(false),
-            mode: AtomicU8::new(Mode::None.index() as u8),
-            pci_2_3: AtomicBool::new(false),
-            virq_disabled: AtomicBool::new(false),
-            msi_qmax: AtomicU8::new(0),
-            intx_trigger: AtomicPtr::new(ptr::null_mut()),
-            unmask: Opaque::new(ptr::null_mut()),
-        })
-    }
-
     pub(crate) fn mode(&self) -> Mode {
         match u32::from(self.mode.load(Ordering::Acquire)) {
             l::INTX => Mode::Intx,
@@ -315,7 +130,7 @@ impl IrqShared {
     }
 
     /// `__vfio_pci_intx_mask`: whether this masked INTx. With the gate or the state mutex held.
-    pub(crate) fn intx_mask(&self, pdev: &PciDev) -> bool {
+    pub(crate) fn intx_mask(&self, pdev: &PciFunction) -> bool {
         let mut masked = self.intx_masked.lock();
         // Masking can come from the virtual COMMAND bit while INTx is not in use: then the
         // physical bit just follows the virtual one.
@@ -341,7 +156,7 @@ impl IrqShared {
 
     /// `vfio_pci_intx_unmask_handler`: unmask INTx; `true` when an interrupt was pending, so
     /// the caller must signal the trigger instead. Atomic context allowed.
-    fn intx_unmask_handler(&self, pdev: &PciDev) -> bool {
+    fn intx_unmask_handler(&self, pdev: &PciFunction) -> bool {
         let mut masked = self.intx_masked.lock();
         if self.mode() != Mode::Intx {
             if self.pci_2_3() {
@@ -363,7 +178,7 @@ impl IrqShared {
     }
 
     /// `__vfio_pci_intx_unmask`. With the gate or the state mutex held.
-    pub(crate) fn intx_unmask(&self, pdev: &PciDev) {
+    pub(crate) fn intx_unmask(&self, pdev: &PciFunction) {
         if self.intx_unmask_handler(pdev) {
             self.send_intx();
         }
@@ -375,31 +190,6 @@ impl IrqShared {
     }
 }
 
-/// One MSI or MSI-X vector handed to user space.
-struct MsiVector {
-    irq: u32,
-    trigger: EventFd,
-    /// Named in /proc/interrupts while requested.
-    _name: IrqName,
-}
-
-/// The interrupt state behind the interrupt gate: see the module documentation.
-#[derive(Default)]
-pub(crate) struct IrqState {
-    /// MSI/MSI-X vectors by index (`vdev->ctx`); `None` where user space set no trigger.
-    vectors: KVec<Option<MsiVector>>,
-    /// The name of the requested INTx interrupt.
-    intx_name: Option<IrqName>,
-    /// `vdev->err_trigger`.
-    err: Option<EventFd>,
-    /// `vdev->req_trigger`.
-    req: Option<EventFd>,
-    /// `vdev->nointx`: INTx masking is broken; the pin is hidden and INTx kept disabled.
-    pub(crate) nointx: bool,
-    /// `vdev->has_dyn_msix`.
-    has_dyn_msix: bool,
-}
-
 // ---- open and close ------------------------------------------------------------------------
 
 /// The interrupt part of `vfio_pci_core_enable`: how INTx can be masked, and whether MSI-X
@@ -409,12 +199,12 @@ pub(crate) fn open(dev: &DeviceState, st: &mut IrqState) {
     let (vendor, device) = pdev.ids();
     // With `nointxmask`, neither the quirk list nor PCI 2.3 masking: INTx is masked at the
     // interrupt controller (upstream skips both the same way).
-    let nointxmask = crate::params::nointxmask();
+    let nointxmask = crate::primitives::params::nointxmask();
     st.nointx = !nointxmask && l::nointx_quirk(vendor, device);
     let pci_2_3 = if nointxmask {
         false
     } else if st.nointx {
-        crate::pci::dev_notice(pdev, format_args!("Masking broken INTx support\n"));
+        crate::primitives::pci_function::dev_notice(pdev, format_args!("Masking broken INTx support\n"));
         pdev.intx(false);
         false
     } else {
@@ -466,11 +256,11 @@ pub(crate) fn request(dev: &DeviceState, count: u32) {
     match &irqs.req {
         Some(r) => {
             if count % 10 == 0 {
-                crate::pci::dev_notice(&dev.pdev, format_args!("Relaying device request to user (#{count})\n"));
+                crate::primitives::pci_function::dev_notice(&dev.pdev, format_args!("Relaying device request to user (#{count})\n"));
             }
             r.signal();
         }
-        None if count == 0 => crate::pci::dev_notice(
+        None if count == 0 => crate::primitives::pci_function::dev_notice(
             &dev.pdev,
             format_args!("No device request channel registered, blocked until released by user\n"),
         ),
@@ -707,7 +497,7 @@ fn intx_enable(dev: &DeviceState, st: &mut IrqState, inner: &Inner, trigger: Opt
     // SAFETY: `intx_handler` only touches `dev.irq` and `dev.pdev` through `dev_id`; `dev` and
     // `name` outlive the registration (freed in `intx_disable`, at the latest at close).
     let ret = unsafe {
-        bindings::request_threaded_irq(irq, Some(intx_handler), None, flags as usize, name.0.as_ptr(), dev_id(dev))
+        bindings::request_threaded_irq(irq, Some(intx_handler), None, flags as usize, name.as_ptr(), dev_id(dev))
     };
     if ret != 0 {
         if !pci_2_3 {
@@ -785,7 +575,7 @@ unsafe extern "C" fn msi_handler(_irq: c_int, arg: *mut c_void) -> bindings::irq
 /// Every caller holds the state mutex, which is also the memory lock (see `bar.rs`), so no BAR
 /// access or fault sees the temporary decode change: the MSI functions below take its guard as
 /// `_mem` to say so.
-fn memory_enable(pdev: &PciDev) -> u16 {
+fn memory_enable(pdev: &PciFunction) -> u16 {
     let cmd = pdev.read_config_word(PCI_COMMAND);
     if cmd & PCI_COMMAND_MEMORY == 0 {
         let _ = pdev.write_config_word(PCI_COMMAND, cmd | PCI_COMMAND_MEMORY);
@@ -794,7 +584,7 @@ fn memory_enable(pdev: &PciDev) -> u16 {
 }
 
 /// `vfio_pci_memory_unlock_and_restore`.
-fn memory_restore(pdev: &PciDev, cmd: u16) {
+fn memory_restore(pdev: &PciFunction, cmd: u16) {
     let _ = pdev.write_config_word(PCI_COMMAND, cmd);
 }
 
@@ -848,7 +638,7 @@ fn msi_set_vector_signal(dev: &DeviceState, st: &mut IrqState, vector: u32, fd: 
         irq = v.irq as i32;
         let cmd = memory_enable(pdev);
         // SAFETY: requested by us with this trigger as `dev_id`; waits for its handler.
-        unsafe { bindings::free_irq(v.irq, v.trigger.0.as_ptr().cast()) };
+        unsafe { bindings::free_irq(v.irq, v.trigger.as_ptr().cast()) };
         memory_restore(pdev, cmd);
         drop(v);
     }
@@ -885,7 +675,7 @@ fn msi_set_vector_signal(dev: &DeviceState, st: &mut IrqState, vector: u32, fd: 
     // SAFETY: `msi_handler` only signals `dev_id`, our trigger reference, released only after
     // `free_irq`; `name` lives in the vector as long as the registration.
     let ret = unsafe {
-        bindings::request_threaded_irq(irq as u32, Some(msi_handler), None, 0, name.0.as_ptr(), trigger.0.as_ptr().cast())
+        bindings::request_threaded_irq(irq as u32, Some(msi_handler), None, 0, name.as_ptr(), trigger.as_ptr().cast())
     };
     memory_restore(pdev, cmd);
     if ret != 0 {

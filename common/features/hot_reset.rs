@@ -5,10 +5,10 @@
 //! cdev-opened device), and the reset when the last open device of a set that needs one closes
 //! (`vfio_pci_dev_set_try_reset`). Argument rules are in `logic::lifecycle`.
 //!
-//! dev_sets. Each device joins a set at registration (`devset.c`): its own on a root bus or as
+//! dev_sets. Each device joins a set at registration (`primitives/dev_set_shims.c`): its own on a root bus or as
 //! a VF, else its slot's if the slot can be reset, else its bus's. The keys are those objects'
 //! addresses with the low bit set, so our sets never mix with upstream vfio-pci's (which
-//! treats every member of its sets as its own struct): see `devset.c`. Every member of one of
+//! treats every member of its sets as its own struct): see `primitives/dev_set_shims.c`. Every member of one of
 //! our sets is therefore a [`DeviceState`] of ours, possibly of different variants.
 //!
 //! Locking: the dev_set lock (the VFIO core's, also held around open and close) → each
@@ -17,7 +17,8 @@
 //! dev_set lock, so the order cannot invert.
 
 use crate::bindings;
-use crate::device::{CommonDevice, DeviceState};
+use crate::primitives::dev_set::SetLock;
+use crate::state::{VfioPciDevice, DeviceState};
 use crate::logic::lifecycle::{self as lc, HotResetHdr, HDR_MINSZ};
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::Ordering;
@@ -37,8 +38,6 @@ extern "C" {
         count: *mut u32,
         flags: *mut u32,
     ) -> c_int;
-    fn vfio_pci_common_dev_set_lock(vdev: *mut bindings::vfio_device);
-    fn vfio_pci_common_dev_set_unlock(vdev: *mut bindings::vfio_device);
     fn vfio_pci_common_dev_set_open_count(vdev: *mut bindings::vfio_device) -> u32;
     fn vfio_pci_common_dev_set_for_each(
         vdev: *mut bindings::vfio_device,
@@ -155,32 +154,12 @@ pub(crate) fn hot_reset(dev: &DeviceState, arg: usize) -> Result {
     ret
 }
 
-/// The dev_set lock of a device, held for the life of the value.
-pub(crate) struct SetLock(*mut bindings::vfio_device);
-
-impl SetLock {
-    /// Locks the set of `vdev`, a registered device or one being registered or unregistered
-    /// (its `dev_set` is assigned until its final put).
-    pub(crate) fn new(vdev: *mut bindings::vfio_device) -> Self {
-        // SAFETY: a registered device's `dev_set` is set for its whole life.
-        unsafe { vfio_pci_common_dev_set_lock(vdev) };
-        Self(vdev)
-    }
-}
-
-impl Drop for SetLock {
-    fn drop(&mut self) {
-        // SAFETY: locked in `new`.
-        unsafe { vfio_pci_common_dev_set_unlock(self.0) };
-    }
-}
-
 unsafe extern "C" fn collect(member: *mut bindings::vfio_device, data: *mut c_void) -> c_int {
     // SAFETY: `data` is the `KVec` passed by `members`, exclusively ours for the walk.
     let v = unsafe { &mut *data.cast::<KVec<*const DeviceState>>() };
     // SAFETY: every member of one of our sets is one of our devices (tagged keys, see the
     // module docs), initialised before it joined the set and alive until it leaves it.
-    let d = unsafe { CommonDevice::from_vdev(member) };
+    let d = unsafe { VfioPciDevice::from_vdev(member) };
     match v.push(core::ptr::from_ref(d), GFP_KERNEL) {
         Ok(()) => 0,
         Err(_) => ENOMEM.to_errno(),
@@ -243,7 +222,7 @@ fn notify(d: &DeviceState, done: bool, ret: c_int) {
         return;
     }
     // SAFETY: the variant data is live until released, and it is released (and nulled) only
-    // with the set's lock held (`device.rs`), which our caller holds.
+    // with the set's lock held (`abi_exports.rs`), which our caller holds.
     unsafe { hook(data, done, ret) };
 }
 
@@ -289,9 +268,9 @@ fn dev_set_hot_reset(dev: &DeviceState, mut proof: Proof<'_>) -> Result {
             // SAFETY: `_set` holds this dev_set's lock (every member shares it) until after
             // `guards` is dropped at the end of this block.
             let mut g = unsafe { m.inner.lock_in_set(vdev) };
-            crate::bar::zap(m);
+            crate::features::bar::zap(m);
             // From D0: the reset would otherwise wake a NoSoftRst- device without our state.
-            let _ = crate::state::set_power_state(&m.pdev, &mut g.pm, 0, m.sriov.active());
+            let _ = crate::features::power::set_power_state(&m.pdev, &mut g.pm, 0, m.sriov.active());
             guards.push(g, GFP_KERNEL)?;
         }
         first.pdev.reset_bus()

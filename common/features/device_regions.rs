@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Device-specific regions (index 9 and up): described by the variant at every open
-//! (`VariantOps::regions`), reported by `GET_INFO`/`GET_REGION_INFO` (in `info.rs`), and read or
+//! (`VariantOps::regions`), reported by `GET_INFO`/`GET_REGION_INFO` (in `device_info.rs`), and read or
 //! written here through the variant's `region_rw` hook.
 //!
 //! The common module enforces the bounds (`-EINVAL` at or past the end, short at the end) and
 //! the read-only flag, and copies through a kernel bounce buffer, so the variant only ever sees
 //! an in-range kernel slice. The hook runs without the state mutex held.
 
-use crate::device::DeviceState;
+use crate::state::DeviceState;
 use crate::logic::{bar_rw, uapi};
 use kernel::error::{code::*, Error, Result};
 use kernel::prelude::*;

@@ -8,17 +8,18 @@
 //! `logic::lifecycle`; this file keeps the state.
 //!
 //! Lifetimes: a VF finds its PF's [`DeviceState`] at registration, from the list of PFs that
-//! enabled SR-IOV through us (`devset.c`). The PF disables SR-IOV (which unbinds and removes
+//! enabled SR-IOV through us (`primitives/sriov_shims.c`). The PF disables SR-IOV (which unbinds and removes
 //! its VFs) before it unregisters, so the PF's state outlives every VF that points to it.
 
-use crate::device::DeviceState;
+use crate::state::DeviceState;
+use crate::state::{Sriov, VfToken};
 use crate::logic::lifecycle::{self as lc, SriovRole, TokenDecision, TokenRefusal, UUID_SIZE};
 use core::ffi::c_void;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use kernel::error::{code::*, Error, Result};
 use kernel::prelude::*;
-use kernel::{new_mutex, sync::Mutex};
+use kernel::new_mutex;
 
 #[allow(improper_ctypes)]
 extern "C" {
@@ -30,34 +31,10 @@ extern "C" {
     fn vfio_pci_common_uuid_gen(out: *mut u8);
 }
 
-/// A PF's VF token (upstream `struct vfio_pci_vf_token`).
-pub(crate) struct VfToken {
-    pub(crate) uuid: [u8; UUID_SIZE],
-    /// Open VFs of this PF.
-    pub(crate) users: u32,
-}
-
-/// The SR-IOV part of a device's state.
-#[pin_data]
-pub(crate) struct Sriov {
-    /// An SR-IOV PF (then `token` and the VF capture are in use).
-    is_pf: bool,
-    /// The VF token of a PF.
-    #[pin]
-    token: Mutex<VfToken>,
-    /// SR-IOV enabled through `sriov_configure` (upstream `sriov_active`); written with the
-    /// PF's device lock held.
-    active: AtomicBool,
-    /// A VF whose PF enabled SR-IOV through us: that PF's state (see the module docs).
-    pf: Option<NonNull<DeviceState>>,
-    /// The VF capture notifier of a PF (`devset.c`), null for others or once stopped.
-    capture: AtomicPtr<c_void>,
-}
-
 impl Sriov {
     /// The state of a device being registered: a PF gets a random token; a VF looks up its
     /// PF among those that enabled SR-IOV through us.
-    pub(crate) fn new(pdev: &crate::pci::PciDev) -> impl PinInit<Self> {
+    pub(crate) fn new(pdev: &crate::primitives::pci_function::PciFunction) -> impl PinInit<Self> {
         let mut uuid = [0u8; UUID_SIZE];
         let is_pf = pdev.is_physfn();
         if is_pf {
@@ -79,16 +56,6 @@ impl Sriov {
         })
     }
 
-    /// Upstream `sriov_active`: set, under the state mutex, before VFs are enabled, so a
-    /// power change that would take the PF out of D0 is refused from then on.
-    pub(crate) fn active(&self) -> bool {
-        self.active.load(Ordering::Acquire)
-    }
-
-    fn pf(&self) -> Option<&DeviceState> {
-        // SAFETY: the PF's state outlives this VF (module docs).
-        self.pf.map(|p| unsafe { p.as_ref() })
-    }
 }
 
 /// At registration (upstream `vfio_pci_vf_init`): a PF starts capturing its future VFs for
@@ -99,11 +66,7 @@ pub(crate) fn register(dev: &DeviceState, name: *const kernel::ffi::c_char) -> R
     }
     // SAFETY: valid device; `name` is the variant's static driver name, which outlives the
     // device (the variant unregisters after all its devices).
-    let c = unsafe { vfio_pci_common_vf_capture_start(dev.pdev.as_raw(), name) };
-    let v = c as isize;
-    if (-4095..0).contains(&v) {
-        return Err(Error::from_errno(v as i32));
-    }
+    let c = kernel::error::from_err_ptr(unsafe { vfio_pci_common_vf_capture_start(dev.pdev.as_raw(), name) })?;
     dev.sriov.capture.store(c, Ordering::Release);
     Ok(())
 }
@@ -137,7 +100,7 @@ pub(crate) fn configure(dev: &DeviceState, nr: i32) -> Result<i32> {
                 // `enable_sriov` below is refused (upstream `sriov_active`).
                 let mut inner = dev.inner.lock();
                 dev.sriov.active.store(true, Ordering::Release);
-                let _ = crate::state::set_power_state(pdev, &mut inner.pm, 0, true);
+                let _ = crate::features::power::set_power_state(pdev, &mut inner.pm, 0, true);
             }
             if let Err(e) = pdev.enable_sriov(nr) {
                 pdev.pm_put();
@@ -212,7 +175,7 @@ pub(crate) fn match_name(dev: &DeviceState, buf: &[u8]) -> Result<bool> {
                 TokenRefusal::Incorrect => "Incorrect VF token provided for device",
                 TokenRefusal::NotPfOrVf => "VF token incorrectly provided, not a PF or VF",
             };
-            crate::pci::dev_notice(&dev.pdev, format_args!("{msg}\n"));
+            crate::primitives::pci_function::dev_notice(&dev.pdev, format_args!("{msg}\n"));
             Err(Error::from_errno(-why.errno().0))
         }
     }

@@ -3,7 +3,7 @@
 //! mapping of the BARs zapped and memory access blocked (the state mutex, our memory lock, is
 //! held across it), from D0, with the variant told before and after.
 
-use crate::device::DeviceState;
+use crate::state::DeviceState;
 use kernel::error::{code::EINVAL, Result};
 
 /// The ioctl.
@@ -19,10 +19,10 @@ pub(crate) fn ioctl(dev: &DeviceState) -> Result {
     let ret = {
         let mut guard = dev.inner.lock();
         let inner = &mut *guard;
-        crate::bar::zap(dev);
+        crate::features::bar::zap(dev);
         // A PM reset fails outside D0, and a device without NoSoftRst would come back without
         // the state we keep for it.
-        let _ = crate::state::set_power_state(&dev.pdev, &mut inner.pm, 0, dev.sriov.active());
+        let _ = crate::features::power::set_power_state(&dev.pdev, &mut inner.pm, 0, dev.sriov.active());
         dev.pdev.try_reset_function()
     };
     if let Some(hook) = notify {

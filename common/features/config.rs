@@ -12,15 +12,15 @@
 //! emulator asks for the bytes itself).
 
 use crate::abi::{ConfigOverlay, VariantOps};
-use crate::device::DeviceState;
-use crate::intrs::IrqShared;
+use crate::state::DeviceState;
+use crate::state::IrqShared;
 use crate::logic::irq::Mode;
 use crate::logic::config_fast::FastChunk;
 use crate::logic::config_space::{ConfigDevice, Notice};
 use crate::logic::overlay::{Overlay, OverlayInit};
 use core::ffi::c_void;
 use crate::logic::errno::{Errno, EFAULT};
-use crate::pci::PciDev;
+use crate::primitives::pci_function::PciFunction;
 use crate::state::PmState;
 use kernel::error::{code::EINVAL, Error, Result};
 use kernel::uaccess::UserSlice;
@@ -36,7 +36,7 @@ fn from_errno(e: Errno) -> Error {
 /// The real device behind a device's virtual config space, and the variant's overlay hooks.
 pub(crate) struct HostConfig<'a> {
     dev: &'a DeviceState,
-    pub(crate) pdev: &'a PciDev,
+    pub(crate) pdev: &'a PciFunction,
     pub(crate) pm: &'a mut PmState,
     pub(crate) variant: &'a VariantOps,
     /// The variant's data, live while the device is registered.
@@ -81,14 +81,14 @@ impl ConfigDevice for HostConfig<'_> {
     // is left to do (with the mutex held, faults wait and then see the new state).
     fn lock_memory(&mut self, zap: bool) {
         if zap {
-            crate::bar::zap(self.dev);
+            crate::features::bar::zap(self.dev);
         }
     }
 
     fn unlock_memory(&mut self) {}
 
     fn reset_function(&mut self) {
-        crate::bar::zap(self.dev);
+        crate::features::bar::zap(self.dev);
         // Upstream ignores the result of a user-triggered FLR.
         let _ = self.pdev.try_reset_function();
     }
@@ -97,9 +97,9 @@ impl ConfigDevice for HostConfig<'_> {
         // Leaving D0 makes BARs inaccessible: drop the mappings first (upstream
         // vfio_lock_and_set_power_state).
         if state >= 3 {
-            crate::bar::zap(self.dev);
+            crate::features::bar::zap(self.dev);
         }
-        let _ = crate::state::set_power_state(self.pdev, self.pm, state.into(), self.dev.sriov.active());
+        let _ = crate::features::power::set_power_state(self.pdev, self.pm, state.into(), self.dev.sriov.active());
     }
 
     // The emulator has just changed its `virq_disabled`; the mutex it runs under is upstream's
@@ -161,23 +161,23 @@ impl ConfigDevice for HostConfig<'_> {
         let p = self.pdev;
         match what {
             Notice::HidingCap { .. } | Notice::HidingEcap { .. } => {}
-            Notice::UnknownLength { id, pos, extended } => crate::pci::dev_notice(
+            Notice::UnknownLength { id, pos, extended } => crate::primitives::pci_function::dev_notice(
                 p,
                 format_args!(
                     "unknown length for {}capability 0x{id:x}@0x{pos:x}\n",
                     if extended { "extended " } else { "" }
                 ),
             ),
-            Notice::Conflict { pos, was, now, .. } => crate::pci::dev_notice(
+            Notice::Conflict { pos, was, now, .. } => crate::primitives::pci_function::dev_notice(
                 p,
                 format_args!("config space conflict at 0x{pos:x}: 0x{was:x} vs 0x{now:x}\n"),
             ),
-            Notice::BogusVfIntxPin(pin) => crate::pci::dev_notice(
+            Notice::BogusVfIntxPin(pin) => crate::primitives::pci_function::dev_notice(
                 p,
                 format_args!("VF reports an INTx pin ({pin}); hiding it\n"),
             ),
             Notice::BarRestore => {
-                crate::pci::dev_notice(p, format_args!("restoring BARs lost behind our back\n"))
+                crate::primitives::pci_function::dev_notice(p, format_args!("restoring BARs lost behind our back\n"))
             }
         }
     }

@@ -15,7 +15,7 @@ use core::ffi::c_void;
 use kernel::prelude::*;
 use kernel::types::Opaque;
 
-// The helpers in helpers.c (`struct mutex` and `struct vfio_device` are passed as `void *`: on
+// The shims in state_mutex_shims.c (`struct mutex` and `struct vfio_device` are passed as `void *`: on
 // a UP kernel the spinlock in a mutex, and `dev_archdata` in a device, are empty structs, which
 // Rust calls FFI-unsafe).
 extern "C" {

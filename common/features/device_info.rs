@@ -1,10 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The device ioctls: `VFIO_DEVICE_GET_INFO` and `VFIO_DEVICE_GET_REGION_INFO`, answered the
-//! way upstream `vfio_pci_core.c` answers them, with argument decoding in `logic::uapi`; the
-//! interrupt ioctls (`GET_IRQ_INFO`, `SET_IRQS`) are dispatched to `crate::intrs`, the reset
-//! ones to `crate::reset` and `crate::hot_reset`.
+//! `VFIO_DEVICE_GET_INFO` and `VFIO_DEVICE_GET_REGION_INFO`, answered the way upstream
+//! `vfio_pci_core.c` answers them, with argument decoding in `logic::uapi`.
 
-use crate::device::DeviceState;
+use crate::state::DeviceState;
 use crate::logic::{errno::Errno, region, region_info, uapi};
 use kernel::error::{code::*, Error, Result};
 use kernel::uaccess::UserSlice;
@@ -13,22 +11,7 @@ fn errno(e: Errno) -> Error {
     Error::from_errno(-e.0)
 }
 
-/// Dispatches one ioctl; unknown commands get `-ENOTTY` like upstream.
-pub(crate) fn ioctl(dev: &DeviceState, cmd: u32, arg: usize) -> Result<i64> {
-    match cmd {
-        uapi::VFIO_DEVICE_GET_INFO => get_info(dev, arg).map(|_| 0),
-        uapi::VFIO_DEVICE_GET_REGION_INFO => get_region_info(dev, arg).map(|_| 0),
-        crate::ioeventfd::CMD => crate::ioeventfd::ioctl(dev, arg).map(|_| 0),
-        uapi::VFIO_DEVICE_RESET => crate::reset::ioctl(dev).map(|_| 0),
-        uapi::VFIO_DEVICE_GET_IRQ_INFO => crate::intrs::get_irq_info(dev, arg),
-        uapi::VFIO_DEVICE_SET_IRQS => crate::intrs::set_irqs(dev, arg),
-        crate::logic::lifecycle::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => crate::hot_reset::get_info(dev, arg).map(|_| 0),
-        crate::logic::lifecycle::VFIO_DEVICE_PCI_HOT_RESET => crate::hot_reset::hot_reset(dev, arg).map(|_| 0),
-        _ => Err(ENOTTY),
-    }
-}
-
-fn get_info(dev: &DeviceState, arg: usize) -> Result {
+pub(crate) fn get_info(dev: &DeviceState, arg: usize) -> Result {
     let mut raw = [0u8; uapi::DeviceInfo::MINSZ];
     UserSlice::new(arg, raw.len()).reader().read_slice(&mut raw)?;
     let mut info = uapi::DeviceInfo::from_user(&raw).map_err(errno)?;
@@ -42,7 +25,7 @@ fn get_info(dev: &DeviceState, arg: usize) -> Result {
     UserSlice::new(arg, len).writer().write_slice(&info.to_bytes()[..len])
 }
 
-fn get_region_info(dev: &DeviceState, arg: usize) -> Result {
+pub(crate) fn get_region_info(dev: &DeviceState, arg: usize) -> Result {
     let mut raw = [0u8; uapi::RegionInfo::MINSZ];
     UserSlice::new(arg, raw.len()).reader().read_slice(&mut raw)?;
     let mut info = uapi::RegionInfo::from_user(&raw).map_err(errno)?;

@@ -15,18 +15,17 @@
 //!   mappings hold the device fd open, so no fault runs after close.
 
 use crate::bindings;
-use crate::device::DeviceState;
+use crate::state::DeviceState;
 use crate::logic::bar_rw::{self, IoStep, MmapKind};
 use crate::logic::region;
-use crate::pci::PciDev;
-use core::ffi::{c_int, c_void};
-use core::ptr::NonNull;
-use kernel::error::{code::*, to_result, Error, Result};
+use crate::primitives::pci_function::PciFunction;
+use crate::primitives::bar_map::{ioread, iowrite, reserve_rest_of_page, BarMap, PAGE_SIZE};
+use crate::state::BarState;
+use core::ffi::c_void;
+use kernel::error::{code::*, Error, Result};
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
 
-/// `PAGE_SIZE` on x86_64.
-pub(crate) const PAGE_SIZE: u64 = 4096;
 const PAGE_SHIFT: u32 = 12;
 /// `PCI_ROM_RESOURCE`.
 const ROM: usize = 6;
@@ -39,8 +38,6 @@ const VM_FAULT_SIGBUS: u32 = 0x2;
 // pass pointers to them.
 #[allow(improper_ctypes)]
 extern "C" {
-    fn vfio_pci_common_ioread64(addr: *mut c_void) -> u64;
-    fn vfio_pci_common_iowrite64(val: u64, addr: *mut c_void);
     fn vfio_pci_common_vma_get(vma: *mut bindings::vm_area_struct, out: *mut VmaInfo);
     fn vfio_pci_common_vma_prepare(
         vma: *mut bindings::vm_area_struct,
@@ -54,7 +51,7 @@ extern "C" {
     fn vfio_pci_common_zap(vdev: *mut bindings::vfio_device, start: i64, len: i64);
 }
 
-/// `struct vfio_pci_common_vma` of `helpers.c`.
+/// `struct vfio_pci_common_vma` of `primitives/bar_shims.c`.
 #[repr(C)]
 #[derive(Default)]
 struct VmaInfo {
@@ -64,88 +61,10 @@ struct VmaInfo {
     shared: bool,
 }
 
-/// A BAR claimed for user access: its region requested from the PCI core and mapped.
-///
-/// # Invariants
-///
-/// `io` is the `pci_iomap` of BAR `bar` of `pdev`, whose region we requested; both are
-/// released on drop. `pdev` outlives this value (it lives in the open state of that device).
-pub(crate) struct BarMap {
-    pdev: NonNull<bindings::pci_dev>,
-    bar: usize,
-    io: NonNull<c_void>,
-}
-
-// SAFETY: the mapping is an address usable from any thread; release needs only the device.
-unsafe impl Send for BarMap {}
-
-impl BarMap {
-    /// `vfio_pci_core_setup_barmap`: request the region (named `name` in /proc/iomem) and map it.
-    fn new(pdev: &PciDev, bar: usize, name: &'static CStr) -> Result<Self> {
-        let dev = pdev.as_raw();
-        // SAFETY: valid device; `name` is a static string the PCI core keeps a pointer to.
-        to_result(unsafe { bindings::pci_request_selected_regions(dev, 1 << bar, name.as_char_ptr()) })?;
-        // SAFETY: the region is ours now; `max` 0 maps the whole BAR.
-        let io = unsafe { bindings::pci_iomap(dev.cast(), bar as c_int, 0) };
-        match (NonNull::new(io), NonNull::new(dev)) {
-            // INVARIANT: mapped and requested just above.
-            (Some(io), Some(pdev)) => Ok(Self { pdev, bar, io }),
-            _ => {
-                // SAFETY: undoing the request above.
-                unsafe { bindings::pci_release_selected_regions(dev, 1 << bar) };
-                Err(ENOMEM)
-            }
-        }
-    }
-}
-
-impl Drop for BarMap {
-    fn drop(&mut self) {
-        // SAFETY: by the type invariant we mapped and requested these; the device is alive.
-        unsafe {
-            bindings::pci_iounmap(self.pdev.as_ptr().cast(), self.io.as_ptr());
-            bindings::pci_release_selected_regions(self.pdev.as_ptr(), 1 << self.bar);
-        }
-    }
-}
-
-/// A reservation of the rest of the page after a sub-page BAR, so nothing else is put there
-/// while user space may map the whole page.
-///
-/// # Invariants
-///
-/// `res` is a heap `struct resource` successfully added with `request_resource`.
-pub(crate) struct PageReservation {
-    res: KBox<bindings::resource>,
-}
-
-// SAFETY: the resource is only touched through the resource tree's own locking.
-unsafe impl Send for PageReservation {}
-
-impl Drop for PageReservation {
-    fn drop(&mut self) {
-        // SAFETY: added by `request_resource` (type invariant), so it can be released.
-        unsafe { kernel::bindings::release_resource(&mut *self.res) };
-    }
-}
-
-/// What BAR access needs while the device is open (part of `Inner`).
-#[derive(Default)]
-pub(crate) struct BarState {
-    /// Claimed BARs, made on first access.
-    maps: [Option<BarMap>; 6],
-    /// Which BARs user space may mmap (`bar_mmap_supported`).
-    pub(crate) mmap_ok: [bool; 6],
-    /// Reservations for sub-page BARs.
-    reserved: KVec<PageReservation>,
-    /// The MSI-X table: (BAR, offset, size), excluded from BAR read/write.
-    pub(crate) msix: Option<(usize, u64, u64)>,
-}
-
 impl BarState {
     /// Probes which BARs are mappable and where the MSI-X table is (at open; upstream
     /// `vfio_pci_probe_mmaps` and the MSI-X part of `vfio_pci_core_enable`).
-    pub(crate) fn open(pdev: &PciDev) -> Self {
+    pub(crate) fn open(pdev: &PciFunction) -> Self {
         let mut st = Self::default();
         for bar in 0..6 {
             let r = pdev.bar_resource(bar);
@@ -163,33 +82,18 @@ impl BarState {
     }
 
     /// The mapping of `bar` for in-kernel writers (ioeventfd), claiming it first if needed.
-    pub(crate) fn claim(&mut self, pdev: &PciDev, bar: usize) -> Result<*mut c_void> {
+    pub(crate) fn claim(&mut self, pdev: &PciFunction, bar: usize) -> Result<*mut c_void> {
         self.map(pdev, bar, kernel::c_str!("vfio"))
     }
 
     /// The claimed mapping of `bar`, claiming it first if needed.
-    fn map(&mut self, pdev: &PciDev, bar: usize, name: &'static CStr) -> Result<*mut c_void> {
+    fn map(&mut self, pdev: &PciFunction, bar: usize, name: &'static CStr) -> Result<*mut c_void> {
         let slot = self.maps.get_mut(bar).ok_or(EINVAL)?;
         if slot.is_none() {
             *slot = Some(BarMap::new(pdev, bar, name)?);
         }
-        slot.as_ref().map(|m| m.io.as_ptr()).ok_or(EINVAL)
+        slot.as_ref().map(BarMap::io).ok_or(EINVAL)
     }
-}
-
-/// Reserves the page remainder after sub-page BAR `bar` (upstream's dummy resource).
-fn reserve_rest_of_page(pdev: &PciDev, bar: usize) -> Option<PageReservation> {
-    let (parent, start, end, flags) = pdev.resource_parent(bar)?;
-    let mut res = KBox::new(bindings::resource::default(), GFP_KERNEL).ok()?;
-    res.name = c"vfio sub-page reserved".as_ptr().cast();
-    res.start = end + 1;
-    res.end = start + PAGE_SIZE - 1;
-    res.flags = flags;
-    // SAFETY: `parent` is the live parent resource of the BAR; `res` is a heap resource that
-    // stays put until released in `PageReservation::drop`.
-    let ret = unsafe { kernel::bindings::request_resource(parent, &mut *res) };
-    // INVARIANT: added successfully.
-    (ret == 0).then_some(PageReservation { res })
 }
 
 /// `read`/`write` of BAR `bar` (0..=5) or the ROM (6) at `pos` inside the region.
@@ -304,36 +208,6 @@ fn io_access(dev: &DeviceState, test_mem: bool, f: impl FnOnce() -> u64) -> Resu
     Ok(f())
 }
 
-/// # Safety
-///
-/// `addr` must be `n` bytes of a live iomap, `n`-aligned, `n` in 1, 2, 4, 8.
-unsafe fn ioread(addr: *mut c_void, n: usize) -> u64 {
-    // SAFETY: the caller's contract.
-    unsafe {
-        match n {
-            8 => vfio_pci_common_ioread64(addr),
-            4 => kernel::bindings::ioread32(addr).into(),
-            2 => kernel::bindings::ioread16(addr).into(),
-            _ => kernel::bindings::ioread8(addr).into(),
-        }
-    }
-}
-
-/// # Safety
-///
-/// As for [`ioread`].
-pub(crate) unsafe fn iowrite(addr: *mut c_void, n: usize, v: u64) {
-    // SAFETY: the caller's contract.
-    unsafe {
-        match n {
-            8 => vfio_pci_common_iowrite64(v, addr),
-            4 => kernel::bindings::iowrite32(v as u32, addr),
-            2 => kernel::bindings::iowrite16(v as u16, addr),
-            _ => kernel::bindings::iowrite8(v as u8, addr),
-        }
-    }
-}
-
 // ---- mmap ------------------------------------------------------------------------------------
 
 static MMAP_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
@@ -422,9 +296,8 @@ fn mmap_device_region(
     pgoff: u64,
     v: &VmaInfo,
 ) -> Result {
-    const REGION_FLAG_MMAP: u32 = 1 << 2;
     let desc = *dev.inner.lock().region(n).ok_or(EINVAL)?;
-    if desc.flags & REGION_FLAG_MMAP == 0 || dev.variant_ops().region_mmap_pfn.is_none() {
+    if desc.flags & crate::logic::uapi::REGION_FLAG_MMAP == 0 || dev.variant_ops().region_mmap_pfn.is_none() {
         return Err(EINVAL);
     }
     bar_rw::mmap_fits(pgoff, (v.end - v.start) as u64, desc.size, PAGE_SIZE).map_err(|e| Error::from_errno(-e.0))?;

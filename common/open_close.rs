@@ -10,7 +10,7 @@
 //!
 //! The virtual config space is rebuilt at every open from the device as the reset left it.
 //!
-//! Interrupts (`crate::intrs`): open probes how INTx can be masked; close turns off whatever
+//! Interrupts (`features/interrupts.rs`): open probes how INTx can be masked; close turns off whatever
 //! mode is active right after stopping DMA, and drops the ERR and REQ eventfds last.
 //!
 //! Power: open holds a runtime-PM reference (so the device is in D0 while open) and close drops
@@ -18,19 +18,16 @@
 //!
 //! dev_set: a device closed without a function reset is marked `needs_reset`; when the last
 //! open device of its set closes, a slot or bus reset of the set is tried
-//! (`crate::hot_reset::try_reset`).
+//! (`crate::features::hot_reset::try_reset`).
 
-use crate::config::HostConfig;
-use crate::device::DeviceState;
+use crate::features::config::HostConfig;
+use crate::state::DeviceState;
 use crate::abi::MAX_REGIONS;
+use crate::logic::pci_regs;
 use kernel::error::{code::{EAGAIN, EINVAL}, Result};
 use kernel::prelude::*;
 use core::sync::atomic::Ordering;
 
-/// `PCI_COMMAND`.
-const PCI_COMMAND: i32 = 0x04;
-/// `PCI_COMMAND_INTX_DISABLE`.
-const PCI_COMMAND_INTX_DISABLE: u16 = 0x400;
 
 /// `open_device`: called by the VFIO core on the first open, under `dev_set->lock`.
 pub(crate) fn open(dev: &DeviceState) -> Result {
@@ -69,22 +66,22 @@ fn enable(dev: &DeviceState) -> Result {
         }
         st.saved = pdev.save_state();
         st.enabled = true;
-        crate::intrs::open(dev, &mut irqs);
+        crate::features::interrupts::open(dev, &mut irqs);
         let mut info = pdev.config_info();
         info.nointx = irqs.nointx;
         let mut host = HostConfig::new(dev, &mut st.pm);
         let built = st.config.init(&mut host, &info).and_then(|()| {
-            crate::config::overlays(dev.variant_ops())
+            crate::features::config::overlays(dev.variant_ops())
                 .try_for_each(|o| st.config.add_overlay(&mut host, &o))
         });
         if built.is_ok() {
-            st.bars = crate::bar::BarState::open(pdev);
+            st.bars = crate::state::BarState::open(pdev);
             st.config.publish_fast_reads(&dev.cfg_fast);
         }
         if let Err(e) = built {
             drop(guard);
             drop(irqs);
-            crate::pci::dev_notice(pdev, format_args!("cannot build the virtual config space ({})\n", -e.0));
+            crate::primitives::pci_function::dev_notice(pdev, format_args!("cannot build the virtual config space ({})\n", -e.0));
             undo(dev);
             return Err(Error::from_errno(-e.0));
         }
@@ -117,7 +114,7 @@ fn finish(dev: &DeviceState) -> Result {
         }
         st.n_regions = n as usize;
     }
-    crate::sriov::vf_opened(dev);
+    crate::features::sriov::vf_opened(dev);
     Ok(())
 }
 
@@ -129,7 +126,7 @@ fn put_pm(dev: &DeviceState) {
 
 /// `close_device`: called by the VFIO core on the last close, under `dev_set->lock`.
 pub(crate) fn close(dev: &DeviceState) {
-    crate::sriov::vf_closed(dev);
+    crate::features::sriov::vf_closed(dev);
     close_common(dev);
 }
 
@@ -141,7 +138,7 @@ fn close_common(dev: &DeviceState) {
         unsafe { hook(dev.variant_data()) };
     }
     undo(dev);
-    crate::intrs::release_triggers(&mut dev.irq_gate.lock());
+    crate::features::interrupts::release_triggers(&mut dev.irq_gate.lock());
     put_pm(dev);
 }
 
@@ -160,17 +157,17 @@ fn undo(dev: &DeviceState) {
         }
         // Regions, BAR mappings and claims go first, as in upstream vfio_pci_core_disable.
         st.n_regions = 0;
-        st.bars = crate::bar::BarState::default();
+        st.bars = crate::state::BarState::default();
         // Back to D0 first: a function reset through PM fails in other states, and a device
         // without NoSoftRst would lose the state we restore.
         if pdev.current_state() != 0 {
-            let _ = crate::state::set_power_state(pdev, &mut st.pm, 0, dev.sriov.active());
+            let _ = crate::features::power::set_power_state(pdev, &mut st.pm, 0, dev.sriov.active());
         }
         pdev.clear_master();
     }
     // No interrupt may fire into user space after close, nor stay requested. With the gate
     // and without the state mutex: INTx teardown flushes the virqfd workqueue.
-    crate::intrs::disable(dev, &mut irqs);
+    crate::features::interrupts::disable(dev, &mut irqs);
     drop(irqs);
     let mut guard = dev.inner.lock();
     let st = &mut *guard;
@@ -185,7 +182,7 @@ fn undo(dev: &DeviceState) {
     let restore = if loaded {
         true
     } else {
-        crate::pci::dev_notice(pdev, format_args!("couldn't reload the saved state\n"));
+        crate::primitives::pci_function::dev_notice(pdev, format_args!("couldn't reload the saved state\n"));
         if st.reset_works {
             pdev.save_current_state();
         }
@@ -196,7 +193,7 @@ fn undo(dev: &DeviceState) {
     dev.needs_reset.store(true, Ordering::Relaxed);
     if restore {
         // INTx and MSI off during the reset, as pci_reset_function() does.
-        let _ = pdev.write_config_word(PCI_COMMAND, PCI_COMMAND_INTX_DISABLE);
+        let _ = pdev.write_config_word(pci_regs::COMMAND.into(), pci_regs::COMMAND_INTX_DISABLE);
         if st.reset_works && pdev.reset_if_unlocked() {
             dev.needs_reset.store(false, Ordering::Relaxed);
         }
@@ -206,5 +203,5 @@ fn undo(dev: &DeviceState) {
     st.enabled = false;
     st.reset_works = false;
     drop(guard);
-    crate::hot_reset::try_reset(dev);
+    crate::features::hot_reset::try_reset(dev);
 }

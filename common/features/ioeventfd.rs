@@ -23,62 +23,13 @@
 //! mutex cannot be tried in atomic context). Observable only as latency.
 
 use crate::bindings;
-use crate::device::DeviceState;
+use crate::state::DeviceState;
+use crate::state::Entry;
 use crate::logic::uapi::{self, IoEventFd, IOEVENTFD_MAX};
 use core::ffi::c_void;
 use kernel::error::{code::*, to_result, Error, Result};
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
-
-/// One registered ioeventfd.
-///
-/// # Invariants
-///
-/// Once `vfio_virqfd_enable` succeeded, `virqfd` belongs to the VFIO core (read and written
-/// only under its `virqfd_lock`), and the virqfd it names, live or shutting down, uses `self`
-/// at this boxed address as its opaque pointer; `Drop` disables and flushes it before the
-/// memory goes away. `dev` outlives the entry (entries are removed at close, before the state
-/// is dropped).
-struct Entry {
-    dev: *const DeviceState,
-    bar: usize,
-    pos: u64,
-    data: u64,
-    count: usize,
-    test_mem: bool,
-    io: *mut c_void,
-    virqfd: *mut bindings::virqfd,
-}
-
-// SAFETY: the entry is only touched under the ioeventfd mutex and by its virqfd thread; the raw
-// pointers are to objects that outlive it (see the invariants).
-unsafe impl Send for Entry {}
-
-impl Drop for Entry {
-    fn drop(&mut self) {
-        // Unconditionally: the pointer may have been cleared by an eventfd close whose
-        // shutdown (and pending write) is still queued; only the flush inside waits for it,
-        // and it returns once every queued shutdown, so every write of this entry, finished.
-        // The caller holds no lock a write takes (module documentation).
-        // SAFETY: `virqfd` is the VFIO core's slot for this entry (type invariant), read and
-        // cleared by `vfio_virqfd_disable` under `virqfd_lock`; a null slot is allowed.
-        unsafe { bindings::vfio_virqfd_disable(&mut self.virqfd) };
-    }
-}
-
-/// The ioeventfds of an open device.
-#[derive(Default)]
-pub(crate) struct IoEventFds {
-    list: KVec<KBox<Entry>>,
-}
-
-impl IoEventFds {
-    /// Removes every ioeventfd (at close). Called without the state mutex (see the module
-    /// documentation).
-    pub(crate) fn clear(&mut self) {
-        self.list = KVec::new();
-    }
-}
 
 /// The virqfd thread: the write itself, under the state mutex (the memory lock) when the
 /// BAR is memory, and only while memory decode is on.
@@ -94,7 +45,7 @@ unsafe extern "C" fn write_thread(opaque: *mut c_void, _data: *mut c_void) {
     }
     // SAFETY: `io` is inside the BAR mapping claimed at registration (bounds checked then),
     // which lives until close, after every entry is gone.
-    unsafe { crate::bar::iowrite(e.io, e.count, e.data) };
+    unsafe { crate::primitives::bar_map::iowrite(e.io, e.count, e.data) };
     drop(inner);
 }
 
@@ -161,5 +112,5 @@ pub(crate) fn ioctl(dev: &DeviceState, arg: usize) -> Result {
     Ok(())
 }
 
-/// Keeps the ioctl number next to the handler for `info.rs`.
+/// Keeps the ioctl number next to the handler for `ioctl.rs`.
 pub(crate) const CMD: u32 = uapi::VFIO_DEVICE_IOEVENTFD;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-//! [`PciDev`]: the common module's view of one PCI function. The only place that reads
+//! [`PciFunction`]: the common module's view of one PCI function. The only place that reads
 //! `struct pci_dev` or calls the PCI core.
 
 use crate::bindings;
+use crate::dev_print::{dev_print, Level};
 use core::ptr::NonNull;
 use kernel::error::{to_result, Result};
 
@@ -11,32 +12,31 @@ use kernel::error::{to_result, Result};
 /// # Invariants
 ///
 /// `ptr` points to a valid `struct pci_dev` for the whole life of this value: the driver core
-/// keeps a bound device alive from `probe` until `remove` returns, and every `PciDev` is owned
+/// keeps a bound device alive from `probe` until `remove` returns, and every `PciFunction` is owned
 /// by a device registration that ends inside `remove`.
-pub(crate) struct PciDev {
+pub(crate) struct PciFunction {
     ptr: NonNull<bindings::pci_dev>,
 }
 
 // SAFETY: the PCI core serialises config accesses internally (`pci_lock`, the user config
 // access lock), and the fields we read are fixed while the device is bound.
-unsafe impl Send for PciDev {}
-// SAFETY: as for `Send`; `&PciDev` only allows reads and PCI core calls that lock internally.
-unsafe impl Sync for PciDev {}
+unsafe impl Send for PciFunction {}
+// SAFETY: as for `Send`; `&PciFunction` only allows reads and PCI core calls that lock internally.
+unsafe impl Sync for PciFunction {}
 
 /// Prints one line about `pdev` at notice level, prefixed like `dev_notice`.
-pub(crate) fn dev_notice(pdev: &PciDev, args: core::fmt::Arguments<'_>) {
-    // SAFETY: `%pA` formats a `core::fmt::Arguments` through the kernel's Rust printing hook;
-    // the pointer is to a live local for the duration of the call; the device is valid.
-    unsafe {
-        kernel::bindings::_dev_notice(
-            pdev.as_device(),
-            c"%pA".as_ptr().cast(),
-            core::ptr::from_ref(&args).cast::<core::ffi::c_void>(),
-        )
-    };
+pub(crate) fn dev_notice(pdev: &PciFunction, args: core::fmt::Arguments<'_>) {
+    // SAFETY: the device is valid (type invariant of `PciFunction`).
+    unsafe { dev_print(pdev.as_device(), Level::Notice, args) };
 }
 
-impl PciDev {
+/// Prints one line about `pdev` at warning level, prefixed like `dev_warn`.
+pub(crate) fn dev_warn(pdev: &PciFunction, args: core::fmt::Arguments<'_>) {
+    // SAFETY: as in `dev_notice`.
+    unsafe { dev_print(pdev.as_device(), Level::Warning, args) };
+}
+
+impl PciFunction {
     /// # Safety
     ///
     /// `ptr` must be a valid `struct pci_dev` that stays bound to our driver for the life of the
@@ -46,7 +46,7 @@ impl PciDev {
         Self { ptr }
     }
 
-    /// The raw pointer, for the VFIO core calls in `device.rs`.
+    /// The raw pointer, for the VFIO core calls in `abi_exports.rs`.
     pub(crate) fn as_raw(&self) -> *mut bindings::pci_dev {
         self.ptr.as_ptr()
     }
@@ -109,9 +109,9 @@ impl PciDev {
         to_result(unsafe { bindings::pci_enable_device(self.as_raw()) })
     }
 
-    /// `pci_disable_device`: balances one [`PciDev::enable`].
+    /// `pci_disable_device`: balances one [`PciFunction::enable`].
     pub(crate) fn disable(&self) {
-        // SAFETY: valid device; only called after a successful `enable` (see `lifecycle.rs`).
+        // SAFETY: valid device; only called after a successful `enable` (see `open_close.rs`).
         unsafe { bindings::pci_disable_device(self.as_raw()) }
     }
 
@@ -168,7 +168,7 @@ impl PciDev {
     }
 }
 
-impl PciDev {
+impl PciFunction {
     /// Writes `size` (1, 2 or 4) bytes of config space at `offset` the way `sysfs` does
     /// (`pci_user_write_config_*`).
     pub(crate) fn write_config(&self, offset: u64, size: usize, val: u32) -> Result {
@@ -291,7 +291,7 @@ impl PciDev {
     }
 }
 
-impl PciDev {
+impl PciFunction {
     /// BAR `bar` (0..=6, 6 = ROM) as the host assigned it.
     pub(crate) fn bar_resource(&self, bar: usize) -> crate::logic::bar_rw::BarResource {
         const IORESOURCE_MEM: u64 = 0x200;
@@ -350,9 +350,9 @@ impl PciDev {
     }
 }
 
-/// A mapped expansion ROM (see [`PciDev::map_rom`]); unmapped on drop.
+/// A mapped expansion ROM (see [`PciFunction::map_rom`]); unmapped on drop.
 pub(crate) struct RomMap<'a> {
-    pdev: &'a PciDev,
+    pdev: &'a PciFunction,
     /// The mapping.
     pub(crate) io: *mut core::ffi::c_void,
     /// Size of the ROM image (may be less than the BAR).
@@ -366,7 +366,7 @@ impl Drop for RomMap<'_> {
     }
 }
 
-/// A copy of a function's config space taken by [`PciDev::save_state`].
+/// A copy of a function's config space taken by [`PciFunction::save_state`].
 ///
 /// # Invariants
 ///
@@ -386,8 +386,8 @@ impl Drop for SavedState {
     }
 }
 
-/// Interrupt-related access (`intrs.rs` is the only user).
-impl PciDev {
+/// Interrupt-related access (`features/interrupts.rs` is the only user).
+impl PciFunction {
     /// The legacy interrupt line (`pdev->irq`): 0 or `IRQ_NOTCONNECTED` when there is none.
     pub(crate) fn irq(&self) -> u32 {
         self.raw().irq
@@ -494,7 +494,7 @@ impl PciDev {
     }
 }
 
-// C helpers of `devset.c` that take a `struct pci_dev`.
+// Shims (`dev_set_shims.c`, `pm_shims.c`, `pci_shims.c`) that take a `struct pci_dev`.
 #[allow(improper_ctypes)]
 extern "C" {
     fn vfio_pci_common_reset_scope(pdev: *mut bindings::pci_dev) -> core::ffi::c_int;
@@ -507,20 +507,8 @@ extern "C" {
     fn vfio_pci_common_pci_name(pdev: *mut bindings::pci_dev) -> *const core::ffi::c_char;
 }
 
-/// Prints one line about `pdev` at warning level, prefixed like `dev_warn`.
-pub(crate) fn dev_warn(pdev: &PciDev, args: core::fmt::Arguments<'_>) {
-    // SAFETY: as in `dev_notice`.
-    unsafe {
-        kernel::bindings::_dev_warn(
-            pdev.as_device(),
-            c"%pA".as_ptr().cast(),
-            core::ptr::from_ref(&args).cast::<core::ffi::c_void>(),
-        )
-    };
-}
-
 /// Lifecycle: resets, power management, SR-IOV.
-impl PciDev {
+impl PciFunction {
     /// `pdev->hdr_type`: 0 for a normal function, 1 for a bridge, 2 for CardBus.
     pub(crate) fn hdr_type(&self) -> u8 {
         self.raw().hdr_type
@@ -580,7 +568,7 @@ impl PciDev {
         to_result(unsafe { vfio_pci_common_pm_get(self.as_raw()) })
     }
 
-    /// `pm_runtime_put`: balances one [`PciDev::pm_get`].
+    /// `pm_runtime_put`: balances one [`PciFunction::pm_get`].
     pub(crate) fn pm_put(&self) {
         // SAFETY: valid device; called only after a successful `pm_get`.
         unsafe { vfio_pci_common_pm_put(self.as_raw()) }
@@ -593,7 +581,7 @@ impl PciDev {
         unsafe { vfio_pci_common_pm_probe(self.as_raw(), idle_d3) }
     }
 
-    /// Undoes [`PciDev::pm_probe`] at unregistration.
+    /// Undoes [`PciFunction::pm_probe`] at unregistration.
     pub(crate) fn pm_remove(&self, idle_d3: bool) {
         // SAFETY: valid device (type invariant).
         unsafe { vfio_pci_common_pm_remove(self.as_raw(), idle_d3) }

@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The exported C ABI functions (declared for variants in `abi.rs`, exported by
+//! `abi_exports.c`): variant registration, device registration and removal, and the PCI
+//! driver callbacks every variant forwards (`sriov_configure`, `error_detected`). Memory and
+//! lifetimes of what they create are in `state.rs`.
+
+use crate::abi::{DeviceHandle, VariantHandle, VariantOps, ABI_VERSION};
+use crate::bindings;
+use crate::primitives::pci_function::PciFunction;
+use crate::state::{RegisteredVariant, VariantData, VfioPciDevice, DeviceState};
+use core::ffi::{c_int, c_uint, c_void};
+use core::mem::size_of;
+use core::ptr::{addr_of_mut, NonNull};
+use core::sync::atomic::AtomicBool;
+use kernel::error::{code::*, from_err_ptr, from_result, to_result, Error, Result};
+use kernel::new_mutex;
+use kernel::prelude::*;
+
+/// See [`crate::abi`].
+#[no_mangle]
+pub(crate) extern "C" fn vfio_pci_common_abi_version() -> u32 {
+    ABI_VERSION
+}
+
+/// See [`crate::abi`].
+///
+/// # Safety
+///
+/// `ops` must point to a [`VariantOps`] that stays valid until the matching unregister.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_variant_register(ops: *const VariantOps) -> *mut VariantHandle {
+    let Some(ops) = NonNull::new(ops.cast_mut()) else {
+        return EINVAL.into_err_ptr();
+    };
+    // SAFETY: the caller guarantees `ops` is valid.
+    let o = unsafe { ops.as_ref() };
+    if o.abi_version != ABI_VERSION {
+        pr_err!(
+            "a variant built for ABI version {} cannot use this vfio_pci_common (ABI version {}); \
+             rebuild the variant against this tree\n",
+            o.abi_version,
+            ABI_VERSION
+        );
+        return EINVAL.into_err_ptr();
+    }
+    if o.name.is_null() {
+        return EINVAL.into_err_ptr();
+    }
+    let vfio_ops = crate::vfio_ops::table(o.name);
+    // INVARIANT: `ops` is valid until unregister, by the caller's guarantee.
+    match KBox::new(RegisteredVariant { ops, vfio_ops }, GFP_KERNEL) {
+        Ok(b) => KBox::into_raw(b).cast(),
+        Err(_) => ENOMEM.into_err_ptr(),
+    }
+}
+
+/// See [`crate::abi`].
+///
+/// # Safety
+///
+/// `variant` must come from `vfio_pci_common_variant_register` and have no devices left.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_variant_unregister(variant: *mut VariantHandle) {
+    if variant.is_null() {
+        return;
+    }
+    // SAFETY: the caller guarantees this is our `KBox<RegisteredVariant>` and that it is unused now.
+    drop(unsafe { KBox::from_raw(variant.cast::<RegisteredVariant>()) });
+}
+
+/// See [`crate::abi`].
+///
+/// # Safety
+///
+/// `variant` must be a live variant handle, `pdev` a device being probed by that variant's
+/// driver, and `data` owned by the caller (ownership passes to us, also on failure).
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_device_register(
+    variant: *mut VariantHandle,
+    pdev: *mut bindings::pci_dev,
+    data: *mut c_void,
+) -> *mut DeviceHandle {
+    let (Some(variant), Some(pdev)) = (NonNull::new(variant.cast::<RegisteredVariant>()), NonNull::new(pdev)) else {
+        return EINVAL.into_err_ptr();
+    };
+    // SAFETY: the caller guarantees the pointers; see the function's safety section.
+    match unsafe { register_device(variant, pdev, data) } {
+        Ok(d) => d.cast(),
+        Err(e) => e.into_err_ptr(),
+    }
+}
+
+/// # Safety
+///
+/// As for [`vfio_pci_common_device_register`].
+unsafe fn register_device(
+    variant: NonNull<RegisteredVariant>,
+    pdev: NonNull<bindings::pci_dev>,
+    data: *mut c_void,
+) -> Result<*mut VfioPciDevice> {
+    // SAFETY: `pdev` is bound to the variant's driver for the life of this registration.
+    let pci = unsafe { PciFunction::from_raw(pdev) };
+    // Bridges and CardBus functions are not for user space (upstream: -EINVAL).
+    if pci.hdr_type() & 0x7f != 0 {
+        drop(VariantData { variant, data });
+        return Err(EINVAL);
+    }
+    // A PF whose VFs already exist: we could neither capture nor track them, and disabling
+    // SR-IOV here could block on a VF user. Let the administrator sort it out (upstream).
+    if pci.num_vf() > 0 {
+        crate::primitives::pci_function::dev_warn(&pci, format_args!("Cannot bind to PF with SR-IOV enabled\n"));
+        drop(VariantData { variant, data });
+        return Err(EBUSY);
+    }
+    // Allocated before the VFIO device, so no failure path has a half-built device.
+    let inner = match crate::state::Inner::new(crate::features::power::needs_pm_restore(&pci)) {
+        Ok(i) => i,
+        Err(e) => {
+            drop(VariantData { variant, data });
+            return Err(e);
+        }
+    };
+    let disable_idle_d3 = crate::primitives::params::disable_idle_d3();
+    let sriov = crate::state::Sriov::new(&pci);
+    // SAFETY: `variant` is live (caller); `vfio_ops` lives as long as the variant, which
+    // outlives all its devices (invariant of `RegisteredVariant`). The size covers our whole struct.
+    let vdev = from_err_ptr(unsafe {
+        bindings::_vfio_alloc_device(
+            size_of::<VfioPciDevice>(),
+            pci.as_device(),
+            &(*variant.as_ptr()).vfio_ops,
+        )
+    });
+    let vdev = match vdev {
+        Ok(v) => v,
+        Err(e) => {
+            // Ownership of `data` passed to us: release it.
+            drop(VariantData { variant, data });
+            return Err(e);
+        }
+    };
+    let cdev = vdev.cast::<VfioPciDevice>();
+    let init = pin_init!(DeviceState {
+        pdev: pci,
+        variant_data: VariantData { variant, data },
+        inner <- crate::primitives::state_mutex::StateMutex::new(inner),
+        ioeventfds <- new_mutex!(crate::state::IoEventFds::default(), "vfio_pci_common::ioeventfds"),
+        irq_gate <- new_mutex!(crate::state::IrqState::default(), "vfio_pci_common::irq_gate"),
+        irq <- crate::state::IrqShared::new(),
+        needs_reset: AtomicBool::new(false),
+        disable_idle_d3,
+        sriov <- sriov,
+        cfg_fast <- kernel::init::zeroed(),
+    });
+    // SAFETY: `_vfio_alloc_device` returned a zeroed allocation of `size_of::<VfioPciDevice>()`
+    // bytes with `vdev` initialised; `state` is memory we own that stays put until `release`,
+    // initialised once here (infallibly) before anything can call `release`.
+    let Ok(()) = unsafe { init.__pinned_init(addr_of_mut!((*cdev).state)) };
+    // SAFETY: the state is initialised and stays so until the final put.
+    let state = unsafe { &(*cdev).state };
+    // The dev_set (see `hot_reset.rs`): joined now that the state a member must have exists.
+    // SAFETY: `vdev` is initialised and not registered; `pdev` is its device.
+    let mut ret = to_result(unsafe { vfio_pci_common_assign_dev_set(vdev, pdev.as_ptr()) });
+    if ret.is_ok() {
+        // SAFETY: `variant` is live (caller) and its ops name is a static string.
+        ret = crate::features::sriov::register(state, unsafe { variant.as_ref().ops.as_ref().name });
+    }
+    if ret.is_ok() {
+        // pci-core leaves a released device in an unknown power state from which only D0 is
+        // allowed; go there before runtime PM may take the idle device to D3hot.
+        let _ = crate::features::power::set_power_state(&state.pdev, &mut state.inner.lock().pm, 0, false);
+        state.pdev.pm_probe(!disable_idle_d3);
+        // SAFETY: `vdev` is a fully initialised, unregistered VFIO device.
+        ret = to_result(unsafe { bindings::vfio_register_group_dev(vdev) });
+        if ret.is_err() {
+            state.pdev.pm_remove(!disable_idle_d3);
+        }
+    }
+    if let Err(e) = ret {
+        crate::features::sriov::unregister(state);
+        // SAFETY: the state is initialised; release the variant data now (with the set's
+        // lock, if it joined one, as `hot_reset.rs` expects), then drop our only reference,
+        // which frees the allocation (and leaves the set) through the VFIO core's release.
+        unsafe {
+            release_variant_data(cdev);
+            put_vfio_device(vdev);
+        }
+        return Err(e);
+    }
+    Ok(cdev)
+}
+
+// The structs hold opaque lock types bindgen cannot prove FFI-safe; we only pass pointers.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn vfio_pci_common_assign_dev_set(vdev: *mut bindings::vfio_device, pdev: *mut bindings::pci_dev) -> c_int;
+}
+
+/// Hands the variant data back, with the device's dev_set lock held if it has a set (hook
+/// callers in `hot_reset.rs` read the data pointer under that lock).
+///
+/// # Safety
+///
+/// `cdev` is a live device whose state is initialised.
+unsafe fn release_variant_data(cdev: *mut VfioPciDevice) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let vdev = addr_of_mut!((*cdev).vdev);
+        if (*vdev).dev_set.is_null() {
+            (*cdev).state.variant_data.release();
+        } else {
+            let _set = crate::primitives::dev_set::SetLock::new(vdev);
+            (*cdev).state.variant_data.release();
+        }
+    }
+}
+
+/// `vfio_put_device` is a static inline around `put_device(&vdev->device)`.
+///
+/// # Safety
+///
+/// The caller must own a reference to `vdev`.
+unsafe fn put_vfio_device(vdev: *mut bindings::vfio_device) {
+    // SAFETY: the caller owns a reference; `device` is the embedded refcounted `struct device`.
+    unsafe { kernel::bindings::put_device(addr_of_mut!((*vdev).device)) };
+}
+
+/// See [`crate::abi`].
+///
+/// # Safety
+///
+/// `device` must come from a successful `vfio_pci_common_device_register` and not have been
+/// unregistered yet.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_device_unregister(device: *mut DeviceHandle) {
+    let cdev = device.cast::<VfioPciDevice>();
+    if cdev.is_null() {
+        return;
+    }
+    // SAFETY: `cdev` is a registered device (caller). `vfio_unregister_group_dev` waits until
+    // user space has closed every fd of it, so no op runs after it returns; then the variant
+    // data goes back to the variant while its module is loaded, and our reference is dropped.
+    unsafe {
+        let vdev = addr_of_mut!((*cdev).vdev);
+        let state = &(*cdev).state;
+        // VFs go first (their drivers unbind), as upstream's unregister does.
+        let _ = crate::features::sriov::configure(state, 0);
+        bindings::vfio_unregister_group_dev(vdev);
+        crate::features::sriov::unregister(state);
+        state.pdev.pm_remove(!state.disable_idle_d3);
+        release_variant_data(cdev);
+        put_vfio_device(vdev);
+    }
+}
+
+/// See [`crate::abi`]: the `sriov_configure` of every variant (PCI core, PF device lock held).
+///
+/// # Safety
+///
+/// `device` must be a registered device handle.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_sriov_configure(device: *mut DeviceHandle, nr: c_int) -> c_int {
+    let cdev = device.cast::<VfioPciDevice>();
+    if cdev.is_null() {
+        return ENODEV.to_errno();
+    }
+    // SAFETY: a registered device (caller): its state is initialised and alive.
+    let dev = unsafe { &(*cdev).state };
+    from_result(|| crate::features::sriov::configure(dev, nr))
+}
+
+/// `pci_ers_result_t` value meaning "the driver can recover" (`PCI_ERS_RESULT_CAN_RECOVER`).
+const PCI_ERS_RESULT_CAN_RECOVER: c_uint = 2;
+
+/// See [`crate::abi`]: the AER `error_detected` handler of every variant. Like upstream, it
+/// only tells user space (through the ERR eventfd, if one is set) and lets the recovery go on;
+/// the device stays with the user, who owns its recovery.
+///
+/// # Safety
+///
+/// `device` must be a registered device handle.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_error_detected(
+    device: *mut DeviceHandle,
+    _state: c_uint,
+) -> c_uint {
+    let cdev = device.cast::<VfioPciDevice>();
+    if !cdev.is_null() {
+        // SAFETY: a registered device (caller): its state is initialised and alive.
+        let dev = unsafe { &(*cdev).state };
+        crate::primitives::pci_function::dev_notice(&dev.pdev, format_args!("PCI error detected; the user owns recovery\n"));
+        crate::features::interrupts::error_detected(dev);
+    }
+    PCI_ERS_RESULT_CAN_RECOVER
+}
+
+/// Keeps the ABI's function types and ours from drifting apart.
+const _: () = {
+    let _: extern "C" fn() -> u32 = vfio_pci_common_abi_version;
+    let _: unsafe extern "C" fn(*const VariantOps) -> *mut VariantHandle = vfio_pci_common_variant_register;
+};
+
+/// Errors as `ERR_PTR` values for the ABI.
+trait IntoErrPtr {
+    fn into_err_ptr<T>(self) -> *mut T;
+}
+
+impl IntoErrPtr for Error {
+    fn into_err_ptr<T>(self) -> *mut T {
+        self.to_errno() as isize as *mut T
+    }
+}

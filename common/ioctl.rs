@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The `ioctl` op: one `VFIO_DEVICE_*` command to the feature that answers it. Device
+//! features (`VFIO_DEVICE_FEATURE`) come through their own op (`vfio_ops.rs`).
+
+use crate::features::{device_info, hot_reset, interrupts, ioeventfd, reset};
+use crate::logic::uapi;
+use crate::state::DeviceState;
+use kernel::error::{code::ENOTTY, Result};
+
+/// Dispatches one ioctl; unknown commands get `-ENOTTY` like upstream.
+pub(crate) fn ioctl(dev: &DeviceState, cmd: u32, arg: usize) -> Result<i64> {
+    match cmd {
+        uapi::VFIO_DEVICE_GET_INFO => device_info::get_info(dev, arg).map(|_| 0),
+        uapi::VFIO_DEVICE_GET_REGION_INFO => device_info::get_region_info(dev, arg).map(|_| 0),
+        ioeventfd::CMD => ioeventfd::ioctl(dev, arg).map(|_| 0),
+        uapi::VFIO_DEVICE_RESET => reset::ioctl(dev).map(|_| 0),
+        uapi::VFIO_DEVICE_GET_IRQ_INFO => interrupts::get_irq_info(dev, arg),
+        uapi::VFIO_DEVICE_SET_IRQS => interrupts::set_irqs(dev, arg),
+        crate::logic::lifecycle::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => hot_reset::get_info(dev, arg).map(|_| 0),
+        crate::logic::lifecycle::VFIO_DEVICE_PCI_HOT_RESET => hot_reset::hot_reset(dev, arg).map(|_| 0),
+        _ => Err(ENOTTY),
+    }
+}
