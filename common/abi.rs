@@ -19,7 +19,6 @@
 use core::ffi::{c_int, c_void};
 use kernel::ffi::c_char;
 
-
 /// Bumped on any incompatible change of the types or functions in this file.
 pub(crate) const ABI_VERSION: u32 = 2;
 
@@ -46,36 +45,50 @@ pub(crate) struct VariantOps {
     pub(crate) n_overlays: usize,
     /// Optional: what user space reads from an overlay, given its virtual value. Runs under
     /// the device's state lock: it must not call back into the common module.
-    pub(crate) config_read: Option<unsafe extern "C" fn(data: *mut c_void, pos: u16, count: u32, val: u32) -> u32>,
+    pub(crate) config_read:
+        Option<unsafe extern "C" fn(data: *mut c_void, pos: u16, count: u32, val: u32) -> u32>,
     /// Optional: a user write changed an overlay to `val`. Same rules as `config_read`.
-    pub(crate) config_write: Option<unsafe extern "C" fn(data: *mut c_void, pos: u16, count: u32, val: u32)>,
+    pub(crate) config_write:
+        Option<unsafe extern "C" fn(data: *mut c_void, pos: u16, count: u32, val: u32)>,
     /// Optional: the device-specific regions of this open (at most `max`, written to `out`);
     /// returns how many, or a negative errno to fail the open. Called at every open, after
     /// `open_device`.
-    pub(crate) regions: Option<unsafe extern "C" fn(data: *mut c_void, out: *mut RegionDesc, max: u32) -> c_int>,
+    pub(crate) regions:
+        Option<unsafe extern "C" fn(data: *mut c_void, out: *mut RegionDesc, max: u32) -> c_int>,
     /// Optional (required with `regions`): a read or write of `count` bytes at `pos` of
     /// device-specific region `index` (0-based among the variant's regions), to or from the
     /// kernel buffer `buf`. `pos` and `count` are already inside the region, and writes only
     /// reach writable regions. Returns the bytes done or a negative errno.
     pub(crate) region_rw: Option<
-        unsafe extern "C" fn(data: *mut c_void, index: u32, pos: u64, buf: *mut u8, count: usize, is_write: bool) -> isize,
+        unsafe extern "C" fn(
+            data: *mut c_void,
+            index: u32,
+            pos: u64,
+            buf: *mut u8,
+            count: usize,
+            is_write: bool,
+        ) -> isize,
     >,
     /// Optional: called before (`done` false) and after (`done` true, with the reset's result
     /// in `ret`) a reset user space asked for (`VFIO_DEVICE_RESET`). Runs without the common
     /// module's locks held.
-    pub(crate) reset_notify: Option<unsafe extern "C" fn(data: *mut c_void, done: bool, ret: c_int)>,
+    pub(crate) reset_notify:
+        Option<unsafe extern "C" fn(data: *mut c_void, done: bool, ret: c_int)>,
     /// Optional: the page frame number behind page `page` of device-specific region `index`,
     /// for regions flagged `VFIO_REGION_INFO_FLAG_MMAP`; called from the fault handler of a
     /// user mapping (process context, no common-module lock held). Returns 0 or a negative
     /// errno (the fault then raises SIGBUS).
-    pub(crate) region_mmap_pfn: Option<unsafe extern "C" fn(data: *mut c_void, index: u32, page: u64, pfn: *mut u64) -> c_int>,
+    pub(crate) region_mmap_pfn: Option<
+        unsafe extern "C" fn(data: *mut c_void, index: u32, page: u64, pfn: *mut u64) -> c_int,
+    >,
     /// Optional: called before (`done` false) and after (`done` true, with the result in
     /// `ret`) a slot or bus reset that resets this device: `VFIO_DEVICE_PCI_HOT_RESET` from
     /// user space (on this device or another one of its dev_set) or the reset the common
     /// module does when the last device of a dev_set that needs one closes. Runs with the
     /// dev_set's lock held (no device of the set can be opened or closed meanwhile) and
     /// without the common module's per-device locks.
-    pub(crate) bus_reset_notify: Option<unsafe extern "C" fn(data: *mut c_void, done: bool, ret: c_int)>,
+    pub(crate) bus_reset_notify:
+        Option<unsafe extern "C" fn(data: *mut c_void, done: bool, ret: c_int)>,
 }
 
 /// Most device-specific regions a variant can add.
@@ -127,7 +140,13 @@ impl RegionDesc {
             size,
             flags,
             n_caps: 0,
-            caps: [RegionCapDesc { id: 0, version: 0, len: 0, _pad: 0, body: [0; MAX_REGION_CAP_BODY] }; MAX_REGION_CAPS],
+            caps: [RegionCapDesc {
+                id: 0,
+                version: 0,
+                len: 0,
+                _pad: 0,
+                body: [0; MAX_REGION_CAP_BODY],
+            }; MAX_REGION_CAPS],
         }
     }
 }
@@ -153,12 +172,24 @@ pub(crate) struct ConfigOverlay {
 impl ConfigOverlay {
     /// An overlay that starts with the device's own value at every open (IGD's ASLS).
     pub(crate) const fn from_device(offset: u16, size: u8, writable: u32) -> Self {
-        Self { offset, size, from_device: 1, writable, value: 0 }
+        Self {
+            offset,
+            size,
+            from_device: 1,
+            writable,
+            value: 0,
+        }
     }
 
     /// An overlay that starts with `value` at every open.
     pub(crate) const fn value(offset: u16, size: u8, value: u32, writable: u32) -> Self {
-        Self { offset, size, from_device: 0, writable, value }
+        Self {
+            offset,
+            size,
+            from_device: 0,
+            writable,
+            value,
+        }
     }
 }
 

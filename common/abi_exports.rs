@@ -7,7 +7,7 @@
 use crate::abi::{DeviceHandle, VariantHandle, VariantOps, ABI_VERSION};
 use crate::bindings;
 use crate::primitives::pci_function::PciFunction;
-use crate::state::{RegisteredVariant, VariantData, VfioPciDevice, DeviceState};
+use crate::state::{DeviceState, RegisteredVariant, VariantData, VfioPciDevice};
 use core::ffi::{c_int, c_uint, c_void};
 use core::mem::size_of;
 use core::ptr::{addr_of_mut, NonNull};
@@ -28,7 +28,9 @@ pub(crate) extern "C" fn vfio_pci_common_abi_version() -> u32 {
 ///
 /// `ops` must point to a [`VariantOps`] that stays valid until the matching unregister.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn vfio_pci_common_variant_register(ops: *const VariantOps) -> *mut VariantHandle {
+pub(crate) unsafe extern "C" fn vfio_pci_common_variant_register(
+    ops: *const VariantOps,
+) -> *mut VariantHandle {
     let Some(ops) = NonNull::new(ops.cast_mut()) else {
         return EINVAL.into_err_ptr();
     };
@@ -80,7 +82,10 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_device_register(
     pdev: *mut bindings::pci_dev,
     data: *mut c_void,
 ) -> *mut DeviceHandle {
-    let (Some(variant), Some(pdev)) = (NonNull::new(variant.cast::<RegisteredVariant>()), NonNull::new(pdev)) else {
+    let (Some(variant), Some(pdev)) = (
+        NonNull::new(variant.cast::<RegisteredVariant>()),
+        NonNull::new(pdev),
+    ) else {
         return EINVAL.into_err_ptr();
     };
     // SAFETY: the caller guarantees the pointers; see the function's safety section.
@@ -108,7 +113,10 @@ unsafe fn register_device(
     // A PF whose VFs already exist: we could neither capture nor track them, and disabling
     // SR-IOV here could block on a VF user. Let the administrator sort it out (upstream).
     if pci.num_vf() > 0 {
-        crate::primitives::pci_function::dev_warn(&pci, format_args!("Cannot bind to PF with SR-IOV enabled\n"));
+        crate::primitives::pci_function::dev_warn(
+            &pci,
+            format_args!("Cannot bind to PF with SR-IOV enabled\n"),
+        );
         drop(VariantData { variant, data });
         return Err(EBUSY);
     }
@@ -163,12 +171,18 @@ unsafe fn register_device(
     let mut ret = to_result(unsafe { vfio_pci_common_assign_dev_set(vdev, pdev.as_ptr()) });
     if ret.is_ok() {
         // SAFETY: `variant` is live (caller) and its ops name is a static string.
-        ret = crate::features::sriov::register(state, unsafe { variant.as_ref().ops.as_ref().name });
+        ret =
+            crate::features::sriov::register(state, unsafe { variant.as_ref().ops.as_ref().name });
     }
     if ret.is_ok() {
         // pci-core leaves a released device in an unknown power state from which only D0 is
         // allowed; go there before runtime PM may take the idle device to D3hot.
-        let _ = crate::features::power::set_power_state(&state.pdev, &mut state.inner.lock().pm, 0, false);
+        let _ = crate::features::power::set_power_state(
+            &state.pdev,
+            &mut state.inner.lock().pm,
+            0,
+            false,
+        );
         state.pdev.pm_probe(!disable_idle_d3);
         // SAFETY: `vdev` is a fully initialised, unregistered VFIO device.
         ret = to_result(unsafe { bindings::vfio_register_group_dev(vdev) });
@@ -193,7 +207,10 @@ unsafe fn register_device(
 // The structs hold opaque lock types bindgen cannot prove FFI-safe; we only pass pointers.
 #[allow(improper_ctypes)]
 extern "C" {
-    fn vfio_pci_common_assign_dev_set(vdev: *mut bindings::vfio_device, pdev: *mut bindings::pci_dev) -> c_int;
+    fn vfio_pci_common_assign_dev_set(
+        vdev: *mut bindings::vfio_device,
+        pdev: *mut bindings::pci_dev,
+    ) -> c_int;
 }
 
 /// Hands the variant data back, with the device's dev_set lock held if it has a set (hook
@@ -259,7 +276,10 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_device_unregister(device: *mut D
 ///
 /// `device` must be a registered device handle.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn vfio_pci_common_sriov_configure(device: *mut DeviceHandle, nr: c_int) -> c_int {
+pub(crate) unsafe extern "C" fn vfio_pci_common_sriov_configure(
+    device: *mut DeviceHandle,
+    nr: c_int,
+) -> c_int {
     let cdev = device.cast::<VfioPciDevice>();
     if cdev.is_null() {
         return ENODEV.to_errno();
@@ -288,7 +308,10 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_error_detected(
     if !cdev.is_null() {
         // SAFETY: a registered device (caller): its state is initialised and alive.
         let dev = unsafe { &(*cdev).state };
-        crate::primitives::pci_function::dev_notice(&dev.pdev, format_args!("PCI error detected; the user owns recovery\n"));
+        crate::primitives::pci_function::dev_notice(
+            &dev.pdev,
+            format_args!("PCI error detected; the user owns recovery\n"),
+        );
         crate::features::interrupts::error_detected(dev);
     }
     PCI_ERS_RESULT_CAN_RECOVER
@@ -297,7 +320,8 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_error_detected(
 /// Keeps the ABI's function types and ours from drifting apart.
 const _: () = {
     let _: extern "C" fn() -> u32 = vfio_pci_common_abi_version;
-    let _: unsafe extern "C" fn(*const VariantOps) -> *mut VariantHandle = vfio_pci_common_variant_register;
+    let _: unsafe extern "C" fn(*const VariantOps) -> *mut VariantHandle =
+        vfio_pci_common_variant_register;
 };
 
 /// Errors as `ERR_PTR` values for the ABI.

@@ -16,8 +16,12 @@ pub(crate) fn ioctl(dev: &DeviceState, cmd: u32, arg: usize) -> Result<i64> {
         uapi::VFIO_DEVICE_RESET => reset::ioctl(dev).map(|_| 0),
         uapi::VFIO_DEVICE_GET_IRQ_INFO => interrupts::get_irq_info(dev, arg),
         uapi::VFIO_DEVICE_SET_IRQS => interrupts::set_irqs(dev, arg),
-        crate::logic::lifecycle::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => hot_reset::get_info(dev, arg).map(|_| 0),
-        crate::logic::lifecycle::VFIO_DEVICE_PCI_HOT_RESET => hot_reset::hot_reset(dev, arg).map(|_| 0),
+        crate::logic::lifecycle::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => {
+            hot_reset::get_info(dev, arg).map(|_| 0)
+        }
+        crate::logic::lifecycle::VFIO_DEVICE_PCI_HOT_RESET => {
+            hot_reset::hot_reset(dev, arg).map(|_| 0)
+        }
         _ => Err(ENOTTY),
     }
 }

@@ -20,14 +20,16 @@
 //! open device of its set closes, a slot or bus reset of the set is tried
 //! (`crate::features::hot_reset::try_reset`).
 
-use crate::features::config::HostConfig;
-use crate::state::DeviceState;
 use crate::abi::MAX_REGIONS;
+use crate::features::config::HostConfig;
 use crate::logic::pci_regs;
-use kernel::error::{code::{EAGAIN, EINVAL}, Result};
-use kernel::prelude::*;
+use crate::state::DeviceState;
 use core::sync::atomic::Ordering;
-
+use kernel::error::{
+    code::{EAGAIN, EINVAL},
+    Result,
+};
+use kernel::prelude::*;
 
 /// `open_device`: called by the VFIO core on the first open, under `dev_set->lock`.
 pub(crate) fn open(dev: &DeviceState) -> Result {
@@ -81,7 +83,10 @@ fn enable(dev: &DeviceState) -> Result {
         if let Err(e) = built {
             drop(guard);
             drop(irqs);
-            crate::primitives::pci_function::dev_notice(pdev, format_args!("cannot build the virtual config space ({})\n", -e.0));
+            crate::primitives::pci_function::dev_notice(
+                pdev,
+                format_args!("cannot build the virtual config space ({})\n", -e.0),
+            );
             undo(dev);
             return Err(Error::from_errno(-e.0));
         }
@@ -106,7 +111,13 @@ fn finish(dev: &DeviceState) -> Result {
         let mut guard = dev.inner.lock();
         let st = &mut *guard;
         // SAFETY: variant data as above; `regions` has room for `MAX_REGIONS` entries.
-        let n = unsafe { hook(dev.variant_data(), st.regions.as_mut_ptr(), MAX_REGIONS as u32) };
+        let n = unsafe {
+            hook(
+                dev.variant_data(),
+                st.regions.as_mut_ptr(),
+                MAX_REGIONS as u32,
+            )
+        };
         if n < 0 || n as usize > MAX_REGIONS || dev.variant_ops().region_rw.is_none() {
             drop(guard);
             close_common(dev);
@@ -161,7 +172,8 @@ fn undo(dev: &DeviceState) {
         // Back to D0 first: a function reset through PM fails in other states, and a device
         // without NoSoftRst would lose the state we restore.
         if pdev.current_state() != 0 {
-            let _ = crate::features::power::set_power_state(pdev, &mut st.pm, 0, dev.sriov.active());
+            let _ =
+                crate::features::power::set_power_state(pdev, &mut st.pm, 0, dev.sriov.active());
         }
         pdev.clear_master();
     }
@@ -182,7 +194,10 @@ fn undo(dev: &DeviceState) {
     let restore = if loaded {
         true
     } else {
-        crate::primitives::pci_function::dev_notice(pdev, format_args!("couldn't reload the saved state\n"));
+        crate::primitives::pci_function::dev_notice(
+            pdev,
+            format_args!("couldn't reload the saved state\n"),
+        );
         if st.reset_works {
             pdev.save_current_state();
         }

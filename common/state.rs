@@ -170,7 +170,9 @@ impl DeviceState {
         // SAFETY: a `DeviceState` only ever exists as the `state` field of a `VfioPciDevice`
         // (see `abi_exports::register_device`), so stepping back by the field offset stays inside it.
         let cdev = unsafe { state.sub(core::mem::offset_of!(VfioPciDevice, state)) };
-        cdev.cast::<VfioPciDevice>().cast_mut().cast::<bindings::vfio_device>()
+        cdev.cast::<VfioPciDevice>()
+            .cast_mut()
+            .cast::<bindings::vfio_device>()
     }
 
     /// The variant's data pointer for its hooks (valid until the device is unregistered).
@@ -256,7 +258,10 @@ impl Inner {
             saved: None,
             enabled: false,
             config,
-            pm: PmState { needs_pm_restore, pm_save: None },
+            pm: PmState {
+                needs_pm_restore,
+                pm_save: None,
+            },
             bars: BarState::default(),
             regions: [RegionDesc::new(0, 0, 0, 0); MAX_REGIONS],
             n_regions: 0,
@@ -272,7 +277,9 @@ impl Inner {
 
     /// Device-specific region `index` (0-based among them) of this open.
     pub(crate) fn region(&self, index: usize) -> Option<&RegionDesc> {
-        self.regions.get(..self.n_regions).and_then(|r| r.get(index))
+        self.regions
+            .get(..self.n_regions)
+            .and_then(|r| r.get(index))
     }
 }
 

@@ -75,7 +75,13 @@ unsafe extern "C" fn write(
 /// # Safety
 ///
 /// `vdev` is a registered device of ours and `ppos` the file position the VFS passes in.
-unsafe fn rw_op(vdev: *mut bindings::vfio_device, buf: usize, count: usize, ppos: *mut bindings::loff_t, is_write: bool) -> isize {
+unsafe fn rw_op(
+    vdev: *mut bindings::vfio_device,
+    buf: usize,
+    count: usize,
+    ppos: *mut bindings::loff_t,
+    is_write: bool,
+) -> isize {
     // SAFETY: the VFIO core only calls ops on registered devices.
     let dev = unsafe { VfioPciDevice::from_vdev(vdev) };
     from_result(|| {
@@ -89,14 +95,22 @@ unsafe fn rw_op(vdev: *mut bindings::vfio_device, buf: usize, count: usize, ppos
 
 /// `read`/`write` on the device fd: dispatches on the region index encoded in the offset
 /// (upstream `vfio_pci_rw`).
-fn region_rw(dev: &DeviceState, buf: usize, count: usize, pos: i64, is_write: bool) -> Result<usize> {
+fn region_rw(
+    dev: &DeviceState,
+    buf: usize,
+    count: usize,
+    pos: i64,
+    is_write: bool,
+) -> Result<usize> {
     use crate::logic::region;
     if count == 0 {
         return Ok(0);
     }
     let (index, offset) = region::split_offset(pos as u64);
     match index {
-        region::index::CONFIG if is_write => crate::features::config::write(dev, buf, count, offset),
+        region::index::CONFIG if is_write => {
+            crate::features::config::write(dev, buf, count, offset)
+        }
         region::index::CONFIG => crate::features::config::read(dev, buf, count, offset),
         region::index::ROM if is_write => Err(EINVAL),
         i @ region::index::BAR0..=region::index::ROM => {
@@ -104,11 +118,21 @@ fn region_rw(dev: &DeviceState, buf: usize, count: usize, pos: i64, is_write: bo
         }
         // No VGA support (upstream: -EINVAL without VGA).
         region::index::VGA => Err(EINVAL),
-        i => crate::features::device_regions::rw(dev, (i - region::NUM_REGIONS) as usize, buf, count, offset, is_write),
+        i => crate::features::device_regions::rw(
+            dev,
+            (i - region::NUM_REGIONS) as usize,
+            buf,
+            count,
+            offset,
+            is_write,
+        ),
     }
 }
 
-unsafe extern "C" fn mmap(vdev: *mut bindings::vfio_device, vma: *mut bindings::vm_area_struct) -> c_int {
+unsafe extern "C" fn mmap(
+    vdev: *mut bindings::vfio_device,
+    vma: *mut bindings::vm_area_struct,
+) -> c_int {
     // SAFETY: the VFIO core only calls ops on registered devices.
     let dev = unsafe { VfioPciDevice::from_vdev(vdev) };
     from_result(|| crate::features::bar::mmap(dev, vma).map(|()| 0))
@@ -130,7 +154,12 @@ unsafe extern "C" fn match_name(vdev: *mut bindings::vfio_device, buf: *mut c_ch
     from_result(|| crate::features::sriov::match_name(dev, buf.as_bytes()).map(c_int::from))
 }
 
-unsafe extern "C" fn device_feature(vdev: *mut bindings::vfio_device, flags: u32, arg: *mut c_void, argsz: usize) -> c_int {
+unsafe extern "C" fn device_feature(
+    vdev: *mut bindings::vfio_device,
+    flags: u32,
+    arg: *mut c_void,
+    argsz: usize,
+) -> c_int {
     // SAFETY: the VFIO core only calls ops on registered devices.
     let dev = unsafe { VfioPciDevice::from_vdev(vdev) };
     from_result(|| crate::features::sriov::device_feature(dev, flags, arg as usize, argsz))

@@ -67,14 +67,14 @@ mod features {
     pub(crate) mod sriov;
 }
 
-/// Opening and closing a device: the features in order.
-mod open_close;
-/// `VFIO_DEVICE_*` ioctl dispatch.
-mod ioctl;
-/// The `vfio_device_ops` callbacks.
-mod vfio_ops;
 /// The exported C ABI functions (variant and device registration).
 mod abi_exports;
+/// `VFIO_DEVICE_*` ioctl dispatch.
+mod ioctl;
+/// Opening and closing a device: the features in order.
+mod open_close;
+/// The `vfio_device_ops` callbacks.
+mod vfio_ops;
 
 module! {
     type: VfioPciCommon,

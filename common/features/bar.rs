@@ -15,12 +15,12 @@
 //!   mappings hold the device fd open, so no fault runs after close.
 
 use crate::bindings;
-use crate::state::DeviceState;
 use crate::logic::bar_rw::{self, IoStep, MmapKind};
 use crate::logic::region;
-use crate::primitives::pci_function::PciFunction;
 use crate::primitives::bar_map::{ioread, iowrite, reserve_rest_of_page, BarMap, PAGE_SIZE};
+use crate::primitives::pci_function::PciFunction;
 use crate::state::BarState;
+use crate::state::DeviceState;
 use core::ffi::c_void;
 use kernel::error::{code::*, Error, Result};
 use kernel::prelude::*;
@@ -97,7 +97,14 @@ impl BarState {
 }
 
 /// `read`/`write` of BAR `bar` (0..=5) or the ROM (6) at `pos` inside the region.
-pub(crate) fn rw(dev: &DeviceState, bar: usize, buf: usize, count: usize, pos: u64, is_write: bool) -> Result<usize> {
+pub(crate) fn rw(
+    dev: &DeviceState,
+    bar: usize,
+    buf: usize,
+    count: usize,
+    pos: u64,
+    is_write: bool,
+) -> Result<usize> {
     let pdev = &dev.pdev;
     let r = pdev.bar_resource(bar);
     let end = if r.start != 0 {
@@ -120,14 +127,34 @@ pub(crate) fn rw(dev: &DeviceState, bar: usize, buf: usize, count: usize, pos: u
         };
         (io, xs, xe)
     };
-    do_io_rw(dev, r.mem, io, buf, pos, count, (x_start, x_end), is_write, bar_rw::MAX_WIDTH_BAR)
+    do_io_rw(
+        dev,
+        r.mem,
+        io,
+        buf,
+        pos,
+        count,
+        (x_start, x_end),
+        is_write,
+        bar_rw::MAX_WIDTH_BAR,
+    )
 }
 
 /// The ROM, read-only, mapped for the duration of the read (upstream maps it with
 /// `pci_map_rom` each time; reads past the ROM image inside the BAR give 0xff).
 fn rom_read(dev: &DeviceState, buf: usize, count: usize, pos: u64, end: u64) -> Result<usize> {
     let rom = dev.pdev.map_rom().ok_or(ENOMEM)?;
-    let r = do_io_rw(dev, true, rom.io, buf, pos, count, (rom.size, end), false, bar_rw::MAX_WIDTH_ROM);
+    let r = do_io_rw(
+        dev,
+        true,
+        rom.io,
+        buf,
+        pos,
+        count,
+        (rom.size, end),
+        false,
+        bar_rw::MAX_WIDTH_ROM,
+    );
     drop(rom);
     r
 }
@@ -259,20 +286,54 @@ pub(crate) fn mmap(dev: &DeviceState, vma: *mut bindings::vm_area_struct) -> Res
     Ok(())
 }
 
-/// The fault handler: maps the page if memory decode is on, else SIGBUS.
-unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+/// Where a fault on one of our mappings is: the vma, the faulting address, the device, the
+/// region index and the page inside the region.
+struct FaultAt<'a> {
+    vma: *mut bindings::vm_area_struct,
+    address: usize,
+    dev: &'a DeviceState,
+    index: u64,
+    page: u64,
+}
+
+/// # Safety
+///
+/// `vmf` is the fault the MM core passes to the fault handler of a vma set up by [`mmap`] or
+/// `mmap_device_region`.
+unsafe fn fault_at<'a>(vmf: *mut bindings::vm_fault) -> FaultAt<'a> {
     let mut address = 0usize;
-    // SAFETY: the MM core calls us with a valid fault for one of our vmas.
+    // SAFETY: a valid fault for one of our vmas (the caller's contract).
     let vma = unsafe { vfio_pci_common_vmf_vma(vmf, &mut address) };
     let mut v = VmaInfo::default();
     // SAFETY: `vma` is valid during the fault.
     unsafe { vfio_pci_common_vma_get(vma, &mut v) };
-    // SAFETY: `vm_private_data` was set to the device state in `mmap`; it outlives the vma.
+    // SAFETY: `vm_private_data` was set to the device state when the vma was set up; the
+    // state outlives every mapping (a mapping holds the device fd open).
     let dev = unsafe { &*(*vma).vm_private_data.cast::<DeviceState>() };
-    let bar = (v.pgoff as u64 >> (region::OFFSET_SHIFT - PAGE_SHIFT)) as usize;
+    let index = v.pgoff as u64 >> (region::OFFSET_SHIFT - PAGE_SHIFT);
     let pgoff = v.pgoff as u64 & ((1u64 << (region::OFFSET_SHIFT - PAGE_SHIFT)) - 1);
-    let page = (address.wrapping_sub(v.start) as u64) >> PAGE_SHIFT;
-    let pfn = (dev.pdev.bar_resource(bar).start >> PAGE_SHIFT) + pgoff + page;
+    let page = pgoff + ((address.wrapping_sub(v.start) as u64) >> PAGE_SHIFT);
+    FaultAt {
+        vma,
+        address,
+        dev,
+        index,
+        page,
+    }
+}
+
+/// The fault handler: maps the page if memory decode is on, else SIGBUS.
+unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    // SAFETY: the MM core calls us for a vma `mmap` set up.
+    let at = unsafe { fault_at(vmf) };
+    let FaultAt {
+        vma,
+        address,
+        dev,
+        index,
+        page,
+    } = at;
+    let pfn = (dev.pdev.bar_resource(index as usize).start >> PAGE_SHIFT) + page;
     let inner = dev.inner.lock();
     if !inner.memory_enabled(&dev.pdev) {
         return VM_FAULT_SIGBUS;
@@ -297,37 +358,50 @@ fn mmap_device_region(
     v: &VmaInfo,
 ) -> Result {
     let desc = *dev.inner.lock().region(n).ok_or(EINVAL)?;
-    if desc.flags & crate::logic::uapi::REGION_FLAG_MMAP == 0 || dev.variant_ops().region_mmap_pfn.is_none() {
+    if desc.flags & crate::logic::uapi::REGION_FLAG_MMAP == 0
+        || dev.variant_ops().region_mmap_pfn.is_none()
+    {
         return Err(EINVAL);
     }
-    bar_rw::mmap_fits(pgoff, (v.end - v.start) as u64, desc.size, PAGE_SIZE).map_err(|e| Error::from_errno(-e.0))?;
+    bar_rw::mmap_fits(pgoff, (v.end - v.start) as u64, desc.size, PAGE_SIZE)
+        .map_err(|e| Error::from_errno(-e.0))?;
     // SAFETY: as in `mmap`: the state outlives every mapping of the device fd.
     unsafe {
-        vfio_pci_common_vma_prepare(vma, &REGION_MMAP_OPS, core::ptr::from_ref(dev).cast_mut().cast())
+        vfio_pci_common_vma_prepare(
+            vma,
+            &REGION_MMAP_OPS,
+            core::ptr::from_ref(dev).cast_mut().cast(),
+        )
     };
     Ok(())
 }
 
 /// Fault handler of device-specific region mappings: asks the variant for the frame.
 unsafe extern "C" fn region_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
-    let mut address = 0usize;
-    // SAFETY: the MM core calls us with a valid fault for one of our vmas.
-    let vma = unsafe { vfio_pci_common_vmf_vma(vmf, &mut address) };
-    let mut v = VmaInfo::default();
-    // SAFETY: `vma` is valid during the fault.
-    unsafe { vfio_pci_common_vma_get(vma, &mut v) };
-    // SAFETY: set to the device state in `mmap_device_region`; it outlives the vma.
-    let dev = unsafe { &*(*vma).vm_private_data.cast::<DeviceState>() };
-    let index = (v.pgoff as u64 >> (region::OFFSET_SHIFT - PAGE_SHIFT)) as u32;
-    let pgoff = v.pgoff as u64 & ((1u64 << (region::OFFSET_SHIFT - PAGE_SHIFT)) - 1);
-    let page = pgoff + ((address.wrapping_sub(v.start) as u64) >> PAGE_SHIFT);
+    // SAFETY: the MM core calls us for a vma `mmap_device_region` set up.
+    let at = unsafe { fault_at(vmf) };
+    let FaultAt {
+        vma,
+        address,
+        dev,
+        index,
+        page,
+    } = at;
+    let index = index as u32;
     let Some(hook) = dev.variant_ops().region_mmap_pfn else {
         return VM_FAULT_SIGBUS;
     };
     let mut pfn = 0u64;
     // SAFETY: the variant data is live while a mapping exists (the device is registered);
     // `pfn` is a live local.
-    let ret = unsafe { hook(dev.variant_data(), index.wrapping_sub(region::NUM_REGIONS), page, &mut pfn) };
+    let ret = unsafe {
+        hook(
+            dev.variant_data(),
+            index.wrapping_sub(region::NUM_REGIONS),
+            page,
+            &mut pfn,
+        )
+    };
     if ret != 0 {
         return VM_FAULT_SIGBUS;
     }

@@ -12,16 +12,16 @@
 //! emulator asks for the bytes itself).
 
 use crate::abi::{ConfigOverlay, VariantOps};
-use crate::state::DeviceState;
-use crate::state::IrqShared;
-use crate::logic::irq::Mode;
 use crate::logic::config_fast::FastChunk;
 use crate::logic::config_space::{ConfigDevice, Notice};
-use crate::logic::overlay::{Overlay, OverlayInit};
-use core::ffi::c_void;
 use crate::logic::errno::{Errno, EFAULT};
+use crate::logic::irq::Mode;
+use crate::logic::overlay::{Overlay, OverlayInit};
 use crate::primitives::pci_function::PciFunction;
+use crate::state::DeviceState;
+use crate::state::IrqShared;
 use crate::state::PmState;
+use core::ffi::c_void;
 use kernel::error::{code::EINVAL, Error, Result};
 use kernel::uaccess::UserSlice;
 
@@ -47,7 +47,14 @@ pub(crate) struct HostConfig<'a> {
 
 impl<'a> HostConfig<'a> {
     pub(crate) fn new(dev: &'a DeviceState, pm: &'a mut PmState) -> Self {
-        Self { dev, pdev: &dev.pdev, pm, variant: dev.variant_ops(), data: dev.variant_data(), irq: &dev.irq }
+        Self {
+            dev,
+            pdev: &dev.pdev,
+            pm,
+            variant: dev.variant_ops(),
+            data: dev.variant_data(),
+            irq: &dev.irq,
+        }
     }
 }
 
@@ -64,17 +71,25 @@ pub(crate) fn overlays(ops: &VariantOps) -> impl Iterator<Item = Overlay> + '_ {
         offset: o.offset,
         size: o.size,
         writable: o.writable,
-        init: if o.from_device != 0 { OverlayInit::Device } else { OverlayInit::Value(o.value) },
+        init: if o.from_device != 0 {
+            OverlayInit::Device
+        } else {
+            OverlayInit::Value(o.value)
+        },
     })
 }
 
 impl ConfigDevice for HostConfig<'_> {
     fn read(&mut self, off: u16, size: u8) -> Result<u32, Errno> {
-        self.pdev.read_config(off.into(), size.into()).map_err(to_errno)
+        self.pdev
+            .read_config(off.into(), size.into())
+            .map_err(to_errno)
     }
 
     fn write(&mut self, off: u16, size: u8, val: u32) -> Result<(), Errno> {
-        self.pdev.write_config(off.into(), size.into(), val).map_err(to_errno)
+        self.pdev
+            .write_config(off.into(), size.into(), val)
+            .map_err(to_errno)
     }
 
     // The state mutex, held around every emulated access, is the memory lock: only the zap
@@ -99,7 +114,12 @@ impl ConfigDevice for HostConfig<'_> {
         if state >= 3 {
             crate::features::bar::zap(self.dev);
         }
-        let _ = crate::features::power::set_power_state(self.pdev, self.pm, state.into(), self.dev.sriov.active());
+        let _ = crate::features::power::set_power_state(
+            self.pdev,
+            self.pm,
+            state.into(),
+            self.dev.sriov.active(),
+        );
     }
 
     // The emulator has just changed its `virq_disabled`; the mutex it runs under is upstream's
@@ -161,13 +181,15 @@ impl ConfigDevice for HostConfig<'_> {
         let p = self.pdev;
         match what {
             Notice::HidingCap { .. } | Notice::HidingEcap { .. } => {}
-            Notice::UnknownLength { id, pos, extended } => crate::primitives::pci_function::dev_notice(
-                p,
-                format_args!(
-                    "unknown length for {}capability 0x{id:x}@0x{pos:x}\n",
-                    if extended { "extended " } else { "" }
-                ),
-            ),
+            Notice::UnknownLength { id, pos, extended } => {
+                crate::primitives::pci_function::dev_notice(
+                    p,
+                    format_args!(
+                        "unknown length for {}capability 0x{id:x}@0x{pos:x}\n",
+                        if extended { "extended " } else { "" }
+                    ),
+                )
+            }
             Notice::Conflict { pos, was, now, .. } => crate::primitives::pci_function::dev_notice(
                 p,
                 format_args!("config space conflict at 0x{pos:x}: 0x{was:x} vs 0x{now:x}\n"),
@@ -176,9 +198,10 @@ impl ConfigDevice for HostConfig<'_> {
                 p,
                 format_args!("VF reports an INTx pin ({pin}); hiding it\n"),
             ),
-            Notice::BarRestore => {
-                crate::primitives::pci_function::dev_notice(p, format_args!("restoring BARs lost behind our back\n"))
-            }
+            Notice::BarRestore => crate::primitives::pci_function::dev_notice(
+                p,
+                format_args!("restoring BARs lost behind our back\n"),
+            ),
         }
     }
 }
@@ -190,7 +213,9 @@ pub(crate) fn read(dev: &DeviceState, buf: usize, count: usize, offset: u64) -> 
     while done < count {
         let at = offset.checked_add(done as u64).ok_or(from_errno(EFAULT))?;
         let fast = dev.cfg_fast.read_chunk(at, count - done, |pos, size| {
-            dev.pdev.read_config(pos.into(), size.into()).map_err(to_errno)
+            dev.pdev
+                .read_config(pos.into(), size.into())
+                .map_err(to_errno)
         });
         let (n, v) = match fast.map_err(from_errno)? {
             FastChunk::Done(n, v) => (n, v),
@@ -231,11 +256,21 @@ pub(crate) fn write(dev: &DeviceState, buf: usize, count: usize, offset: u64) ->
         let left = count - done;
         let mut bytes = [0u8; 4];
         let want = left.min(4);
-        let prefetched = input.clone_reader().read_slice(bytes.get_mut(..want).ok_or(EINVAL)?).is_ok();
+        let prefetched = input
+            .clone_reader()
+            .read_slice(bytes.get_mut(..want).ok_or(EINVAL)?)
+            .is_ok();
         if !prefetched {
-            let (n, takes_data) = dev.inner.lock().config.write_plan(at, left).map_err(from_errno)?;
+            let (n, takes_data) = dev
+                .inner
+                .lock()
+                .config
+                .write_plan(at, left)
+                .map_err(from_errno)?;
             if takes_data {
-                input.clone_reader().read_slice(bytes.get_mut(..n).ok_or(EINVAL)?)?;
+                input
+                    .clone_reader()
+                    .read_slice(bytes.get_mut(..n).ok_or(EINVAL)?)?;
             }
         }
         let n = {
@@ -244,7 +279,9 @@ pub(crate) fn write(dev: &DeviceState, buf: usize, count: usize, offset: u64) ->
             let mut host = HostConfig::new(dev, &mut inner.pm);
             // Bytes past the chunk are either not copied (zero) or the next chunk's: the
             // emulator masks the value to the chunk's size.
-            let written = inner.config.write(&mut host, at, left, |_| Ok(u32::from_le_bytes(bytes)));
+            let written = inner
+                .config
+                .write(&mut host, at, left, |_| Ok(u32::from_le_bytes(bytes)));
             inner.config.sync_fast_reads(&dev.cfg_fast);
             written.map_err(from_errno)?
         };

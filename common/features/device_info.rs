@@ -2,8 +2,8 @@
 //! `VFIO_DEVICE_GET_INFO` and `VFIO_DEVICE_GET_REGION_INFO`, answered the way upstream
 //! `vfio_pci_core.c` answers them, with argument decoding in `logic::uapi`.
 
-use crate::state::DeviceState;
 use crate::logic::{errno::Errno, region, region_info, uapi};
+use crate::state::DeviceState;
 use kernel::error::{code::*, Error, Result};
 use kernel::uaccess::UserSlice;
 
@@ -13,7 +13,9 @@ fn errno(e: Errno) -> Error {
 
 pub(crate) fn get_info(dev: &DeviceState, arg: usize) -> Result {
     let mut raw = [0u8; uapi::DeviceInfo::MINSZ];
-    UserSlice::new(arg, raw.len()).reader().read_slice(&mut raw)?;
+    UserSlice::new(arg, raw.len())
+        .reader()
+        .read_slice(&mut raw)?;
     let mut info = uapi::DeviceInfo::from_user(&raw).map_err(errno)?;
     info.flags = uapi::DEVICE_FLAGS_PCI;
     if dev.inner.lock().reset_works {
@@ -22,12 +24,16 @@ pub(crate) fn get_info(dev: &DeviceState, arg: usize) -> Result {
     info.num_regions = region::NUM_REGIONS + dev.inner.lock().n_regions as u32;
     info.num_irqs = region::NUM_IRQS;
     let len = info.reply_len();
-    UserSlice::new(arg, len).writer().write_slice(&info.to_bytes()[..len])
+    UserSlice::new(arg, len)
+        .writer()
+        .write_slice(&info.to_bytes()[..len])
 }
 
 pub(crate) fn get_region_info(dev: &DeviceState, arg: usize) -> Result {
     let mut raw = [0u8; uapi::RegionInfo::MINSZ];
-    UserSlice::new(arg, raw.len()).reader().read_slice(&mut raw)?;
+    UserSlice::new(arg, raw.len())
+        .reader()
+        .read_slice(&mut raw)?;
     let mut info = uapi::RegionInfo::from_user(&raw).map_err(errno)?;
     let pdev = &dev.pdev;
     let mut caps = region_info::Caps::default();
@@ -95,7 +101,11 @@ pub(crate) fn get_region_info(dev: &DeviceState, arg: usize) -> Result {
         }
     }
     if let Some(bytes) = caps.finish(&mut info) {
-        UserSlice::new(arg + raw.len(), bytes.len()).writer().write_slice(bytes)?;
+        UserSlice::new(arg + raw.len(), bytes.len())
+            .writer()
+            .write_slice(bytes)?;
     }
-    UserSlice::new(arg, raw.len()).writer().write_slice(&info.to_bytes())
+    UserSlice::new(arg, raw.len())
+        .writer()
+        .write_slice(&info.to_bytes())
 }

@@ -7,8 +7,8 @@
 //! the read-only flag, and copies through a kernel bounce buffer, so the variant only ever sees
 //! an in-range kernel slice. The hook runs without the state mutex held.
 
-use crate::state::DeviceState;
 use crate::logic::{bar_rw, uapi};
+use crate::state::DeviceState;
 use kernel::error::{code::*, Error, Result};
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
@@ -17,7 +17,14 @@ use kernel::uaccess::UserSlice;
 const CHUNK: usize = 4096;
 
 /// `read`/`write` of device-specific region `index` (0-based) at `pos` inside it.
-pub(crate) fn rw(dev: &DeviceState, index: usize, buf: usize, count: usize, pos: u64, is_write: bool) -> Result<usize> {
+pub(crate) fn rw(
+    dev: &DeviceState,
+    index: usize,
+    buf: usize,
+    count: usize,
+    pos: u64,
+    is_write: bool,
+) -> Result<usize> {
     let desc = *dev.inner.lock().region(index).ok_or(EINVAL)?;
     let Some(hook) = dev.variant_ops().region_rw else {
         return Err(EINVAL);
@@ -40,7 +47,14 @@ pub(crate) fn rw(dev: &DeviceState, index: usize, buf: usize, count: usize, pos:
         // SAFETY: the variant data is live while the device is registered; `chunk` is a kernel
         // buffer of `n` bytes and `pos + done + n` is inside the region (clipped above).
         let ret = unsafe {
-            hook(dev.variant_data(), index as u32, pos + done as u64, chunk.as_mut_ptr(), n, is_write)
+            hook(
+                dev.variant_data(),
+                index as u32,
+                pos + done as u64,
+                chunk.as_mut_ptr(),
+                n,
+                is_write,
+            )
         };
         if ret < 0 {
             return Err(Error::from_errno(ret as i32));

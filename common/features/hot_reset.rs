@@ -17,9 +17,9 @@
 //! dev_set lock, so the order cannot invert.
 
 use crate::bindings;
-use crate::primitives::dev_set::SetLock;
-use crate::state::{VfioPciDevice, DeviceState};
 use crate::logic::lifecycle::{self as lc, HotResetHdr, HDR_MINSZ};
+use crate::primitives::dev_set::SetLock;
+use crate::state::{DeviceState, VfioPciDevice};
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::Ordering;
 use kernel::error::{code::*, Error, Result};
@@ -44,11 +44,24 @@ extern "C" {
         f: unsafe extern "C" fn(member: *mut bindings::vfio_device, data: *mut c_void) -> c_int,
         data: *mut c_void,
     ) -> c_int;
-    fn vfio_pci_common_dev_set_resettable(vdev: *mut bindings::vfio_device) -> *mut bindings::pci_dev;
-    fn vfio_pci_common_group_files_get(fds: *const i32, n: u32, files: *mut *mut bindings::file) -> c_int;
+    fn vfio_pci_common_dev_set_resettable(
+        vdev: *mut bindings::vfio_device,
+    ) -> *mut bindings::pci_dev;
+    fn vfio_pci_common_group_files_get(
+        fds: *const i32,
+        n: u32,
+        files: *mut *mut bindings::file,
+    ) -> c_int;
     fn vfio_pci_common_files_put(files: *mut *mut bindings::file, n: u32);
-    fn vfio_pci_common_dev_in_files(vdev: *mut bindings::vfio_device, files: *mut *mut bindings::file, n: u32) -> bool;
-    fn vfio_pci_common_owned_by_ictx(vdev: *mut bindings::vfio_device, caller: *mut bindings::vfio_device) -> bool;
+    fn vfio_pci_common_dev_in_files(
+        vdev: *mut bindings::vfio_device,
+        files: *mut *mut bindings::file,
+        n: u32,
+    ) -> bool;
+    fn vfio_pci_common_owned_by_ictx(
+        vdev: *mut bindings::vfio_device,
+        caller: *mut bindings::vfio_device,
+    ) -> bool;
 }
 
 fn errno(e: crate::logic::errno::Errno) -> Error {
@@ -57,7 +70,9 @@ fn errno(e: crate::logic::errno::Errno) -> Error {
 
 fn read_hdr(arg: usize) -> Result<HotResetHdr> {
     let mut raw = [0u8; HDR_MINSZ];
-    UserSlice::new(arg, HDR_MINSZ).reader().read_slice(&mut raw)?;
+    UserSlice::new(arg, HDR_MINSZ)
+        .reader()
+        .read_slice(&mut raw)?;
     Ok(HotResetHdr::decode(&raw))
 }
 
@@ -74,7 +89,9 @@ pub(crate) fn get_info(dev: &DeviceState, arg: usize) -> Result {
     }
     let n = match lc::info_plan(&hdr, count) {
         lc::InfoPlan::TooSmall(h) => {
-            UserSlice::new(arg, HDR_MINSZ).writer().write_slice(&h.to_bytes())?;
+            UserSlice::new(arg, HDR_MINSZ)
+                .writer()
+                .write_slice(&h.to_bytes())?;
             return Err(errno(lc::INFO_TOO_SMALL));
         }
         lc::InfoPlan::Fill(n) => n,
@@ -104,9 +121,17 @@ pub(crate) fn get_info(dev: &DeviceState, arg: usize) -> Result {
         bytes.extend_from_slice(&d[0].to_ne_bytes(), GFP_KERNEL)?;
         bytes.extend_from_slice(&d[1].to_ne_bytes(), GFP_KERNEL)?;
     }
-    UserSlice::new(arg + HDR_MINSZ, bytes.len()).writer().write_slice(&bytes)?;
-    let out = HotResetHdr { argsz: hdr.argsz, flags, count: filled as u32 };
-    UserSlice::new(arg, HDR_MINSZ).writer().write_slice(&out.to_bytes())
+    UserSlice::new(arg + HDR_MINSZ, bytes.len())
+        .writer()
+        .write_slice(&bytes)?;
+    let out = HotResetHdr {
+        argsz: hdr.argsz,
+        flags,
+        count: filled as u32,
+    };
+    UserSlice::new(arg, HDR_MINSZ)
+        .writer()
+        .write_slice(&out.to_bytes())
 }
 
 /// How the caller proves it owns every device a hot reset affects.
@@ -136,7 +161,9 @@ pub(crate) fn hot_reset(dev: &DeviceState, arg: usize) -> Result {
     for _ in 0..n as usize * 4 {
         raw.push(0, GFP_KERNEL)?;
     }
-    UserSlice::new(arg + HDR_MINSZ, raw.len()).reader().read_slice(&mut raw)?;
+    UserSlice::new(arg + HDR_MINSZ, raw.len())
+        .reader()
+        .read_slice(&mut raw)?;
     let mut fds: KVec<i32> = KVec::with_capacity(n as usize, GFP_KERNEL)?;
     for c in raw.chunks_exact(4) {
         fds.push(i32::from_ne_bytes([c[0], c[1], c[2], c[3]]), GFP_KERNEL)?;
@@ -147,7 +174,9 @@ pub(crate) fn hot_reset(dev: &DeviceState, arg: usize) -> Result {
     }
     // SAFETY: `fds` and `files` hold `n` entries each; on success every file is a referenced
     // group file, put below.
-    kernel::error::to_result(unsafe { vfio_pci_common_group_files_get(fds.as_ptr(), n, files.as_mut_ptr()) })?;
+    kernel::error::to_result(unsafe {
+        vfio_pci_common_group_files_get(fds.as_ptr(), n, files.as_mut_ptr())
+    })?;
     let ret = dev_set_hot_reset(dev, Proof::Groups(&mut files));
     // SAFETY: the `n` references taken above.
     unsafe { vfio_pci_common_files_put(files.as_mut_ptr(), n) };
@@ -215,7 +244,9 @@ impl Drop for PmRefs<'_> {
 
 /// Tells the variant of `d` about a slot or bus reset (before: `done` false).
 fn notify(d: &DeviceState, done: bool, ret: c_int) {
-    let Some(hook) = d.variant_ops().bus_reset_notify else { return };
+    let Some(hook) = d.variant_ops().bus_reset_notify else {
+        return;
+    };
     let data = d.variant_data();
     // A device whose variant data went back already (being unregistered) is not told.
     if data.is_null() {
@@ -245,7 +276,9 @@ fn dev_set_hot_reset(dev: &DeviceState, mut proof: Proof<'_>) -> Result {
         let owned = unsafe {
             match &mut proof {
                 Proof::Iommufd => vfio_pci_common_owned_by_ictx(mv, vdev),
-                Proof::Groups(files) => vfio_pci_common_dev_in_files(mv, files.as_mut_ptr(), files.len() as u32),
+                Proof::Groups(files) => {
+                    vfio_pci_common_dev_in_files(mv, files.as_mut_ptr(), files.len() as u32)
+                }
             }
         };
         if !owned {
@@ -270,7 +303,8 @@ fn dev_set_hot_reset(dev: &DeviceState, mut proof: Proof<'_>) -> Result {
             let mut g = unsafe { m.inner.lock_in_set(vdev) };
             crate::features::bar::zap(m);
             // From D0: the reset would otherwise wake a NoSoftRst- device without our state.
-            let _ = crate::features::power::set_power_state(&m.pdev, &mut g.pm, 0, m.sriov.active());
+            let _ =
+                crate::features::power::set_power_state(&m.pdev, &mut g.pm, 0, m.sriov.active());
             guards.push(g, GFP_KERNEL)?;
         }
         first.pdev.reset_bus()
@@ -294,7 +328,9 @@ pub(crate) fn try_reset(dev: &DeviceState) {
     let vdev = dev.vfio_device();
     let Ok(members) = members(vdev) else { return };
     // SAFETY: the VFIO core holds the set's lock around close (and our open's failure path).
-    let any_dirty = members.iter().any(|&m| unsafe { member(m) }.needs_reset.load(Ordering::Relaxed));
+    let any_dirty = members
+        .iter()
+        .any(|&m| unsafe { member(m) }.needs_reset.load(Ordering::Relaxed));
     // SAFETY: as above.
     let open = unsafe { vfio_pci_common_dev_set_open_count(vdev) };
     if !lc::dev_set_needs_reset(open, any_dirty) {
@@ -305,7 +341,9 @@ pub(crate) fn try_reset(dev: &DeviceState) {
         return;
     }
     // SAFETY: as above, for the life of `_pm`.
-    let Ok(_pm) = (unsafe { PmRefs::get(&members) }) else { return };
+    let Ok(_pm) = (unsafe { PmRefs::get(&members) }) else {
+        return;
+    };
     for &m in members.iter() {
         // SAFETY: as above.
         notify(unsafe { member(m) }, false, 0);

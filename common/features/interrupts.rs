@@ -53,14 +53,14 @@
 //! the fd closes, and nothing is left requested when [`IrqShared`] goes away with the device.
 
 use crate::bindings;
-use crate::state::DeviceState;
 use crate::logic::errno::Errno;
-use crate::logic::pci_regs;
 use crate::logic::irq::{self as l, Command, Mode, Single, SingleOp};
-use crate::primitives::pci_function::PciFunction;
-use crate::state::Inner;
+use crate::logic::pci_regs;
 use crate::primitives::eventfd::{signal_raw, EventFd};
 use crate::primitives::irq::IrqName;
+use crate::primitives::pci_function::PciFunction;
+use crate::state::DeviceState;
+use crate::state::Inner;
 use crate::state::{IrqShared, IrqState, MsiVector};
 use core::ffi::{c_int, c_uint, c_void};
 use core::ptr;
@@ -78,7 +78,9 @@ extern "C" {
 /// `IRQ_NOTCONNECTED`: the platform has no legacy interrupt for the function.
 const IRQ_NOTCONNECTED: u32 = 1 << 31;
 const PCI_COMMAND: i32 = pci_regs::COMMAND as i32;
-use pci_regs::{COMMAND_INTX_DISABLE as PCI_COMMAND_INTX_DISABLE, COMMAND_MEMORY as PCI_COMMAND_MEMORY};
+use pci_regs::{
+    COMMAND_INTX_DISABLE as PCI_COMMAND_INTX_DISABLE, COMMAND_MEMORY as PCI_COMMAND_MEMORY,
+};
 
 fn errno(e: Errno) -> Error {
     Error::from_errno(-e.0)
@@ -204,7 +206,10 @@ pub(crate) fn open(dev: &DeviceState, st: &mut IrqState) {
     let pci_2_3 = if nointxmask {
         false
     } else if st.nointx {
-        crate::primitives::pci_function::dev_notice(pdev, format_args!("Masking broken INTx support\n"));
+        crate::primitives::pci_function::dev_notice(
+            pdev,
+            format_args!("Masking broken INTx support\n"),
+        );
         pdev.intx(false);
         false
     } else {
@@ -256,7 +261,10 @@ pub(crate) fn request(dev: &DeviceState, count: u32) {
     match &irqs.req {
         Some(r) => {
             if count % 10 == 0 {
-                crate::primitives::pci_function::dev_notice(&dev.pdev, format_args!("Relaying device request to user (#{count})\n"));
+                crate::primitives::pci_function::dev_notice(
+                    &dev.pdev,
+                    format_args!("Relaying device request to user (#{count})\n"),
+                );
             }
             r.signal();
         }
@@ -287,10 +295,14 @@ fn caps(dev: &DeviceState, st: &IrqState) -> l::IrqCaps {
 /// `VFIO_DEVICE_GET_IRQ_INFO`.
 pub(crate) fn get_irq_info(dev: &DeviceState, arg: usize) -> Result<i64> {
     let mut raw = [0u8; l::IrqInfo::MINSZ];
-    UserSlice::new(arg, raw.len()).reader().read_slice(&mut raw)?;
+    UserSlice::new(arg, raw.len())
+        .reader()
+        .read_slice(&mut raw)?;
     let c = caps(dev, &dev.irq_gate.lock());
     let info = l::IrqInfo::from_user(&raw).answer(&c).map_err(errno)?;
-    UserSlice::new(arg, raw.len()).writer().write_slice(&info.to_bytes())?;
+    UserSlice::new(arg, raw.len())
+        .writer()
+        .write_slice(&info.to_bytes())?;
     Ok(0)
 }
 
@@ -298,14 +310,18 @@ pub(crate) fn get_irq_info(dev: &DeviceState, arg: usize) -> Result<i64> {
 /// when fewer MSI/MSI-X vectors than asked for could be allocated.
 pub(crate) fn set_irqs(dev: &DeviceState, arg: usize) -> Result<i64> {
     let mut raw = [0u8; l::IrqSet::MINSZ];
-    UserSlice::new(arg, raw.len()).reader().read_slice(&mut raw)?;
+    UserSlice::new(arg, raw.len())
+        .reader()
+        .read_slice(&mut raw)?;
     let hdr = l::IrqSet::from_user(&raw);
     // Like upstream, the vector count is read before taking the lock (it only changes at open).
     let max = caps(dev, &dev.irq_gate.lock()).count(hdr.index);
     let size = hdr.validate(max).map_err(errno)?;
     let mut data = KVec::new();
     if size > 0 {
-        UserSlice::new(arg + l::IrqSet::MINSZ, size).reader().read_all(&mut data, GFP_KERNEL)?;
+        UserSlice::new(arg + l::IrqSet::MINSZ, size)
+            .reader()
+            .read_all(&mut data, GFP_KERNEL)?;
     }
     let mut gate = dev.irq_gate.lock();
     let st = &mut *gate;
@@ -360,7 +376,13 @@ fn execute(dev: &DeviceState, st: &mut IrqState, cmd: Command<'_>) -> Result<i64
         Command::IntxDisable => intx_disable(dev, st),
         Command::IntxSignal => sh.send_intx(),
         Command::MsiDisable { msix } => msi_disable(dev, st, msix, &dev.inner.lock()),
-        Command::MsiSetBlock { msix, enable, start, count, fds } => {
+        Command::MsiSetBlock {
+            msix,
+            enable,
+            start,
+            count,
+            fds,
+        } => {
             let mem = dev.inner.lock();
             if enable {
                 let ret = msi_enable(dev, st, start + count, msix, &mem);
@@ -374,9 +396,15 @@ fn execute(dev: &DeviceState, st: &mut IrqState, cmd: Command<'_>) -> Result<i64
             }
             return ret_to_result(ret);
         }
-        Command::MsiSignal { start, count, bools } => {
+        Command::MsiSignal {
+            start,
+            count,
+            bools,
+        } => {
             for i in 0..count {
-                let Some(Some(v)) = st.vectors.get((start + i) as usize) else { continue };
+                let Some(Some(v)) = st.vectors.get((start + i) as usize) else {
+                    continue;
+                };
                 if bools.is_none_or(|b| b.get(i as usize).is_some_and(|&x| x != 0)) {
                     v.trigger.signal();
                 }
@@ -461,7 +489,12 @@ fn dev_id(dev: &DeviceState) -> *mut c_void {
 
 /// `vfio_intx_enable`, taking ownership of `trigger`. With the gate and the state mutex held
 /// (`inner`): the mode and the trigger change, and nothing here flushes.
-fn intx_enable(dev: &DeviceState, st: &mut IrqState, inner: &Inner, trigger: Option<EventFd>) -> Result {
+fn intx_enable(
+    dev: &DeviceState,
+    st: &mut IrqState,
+    inner: &Inner,
+    trigger: Option<EventFd>,
+) -> Result {
     let pdev = &dev.pdev;
     let sh = &dev.irq;
     if sh.mode() != Mode::None {
@@ -474,7 +507,12 @@ fn intx_enable(dev: &DeviceState, st: &mut IrqState, inner: &Inner, trigger: Opt
     let name = IrqName::new(pdev, c"intx", -1)?;
     // SAFETY: no INTx handler or virqfd exists (mode none), so nobody reads the old value,
     // which is null.
-    drop(unsafe { EventFd::from_raw(sh.intx_trigger.swap(trigger.map_or(ptr::null_mut(), EventFd::into_raw), Ordering::AcqRel)) });
+    drop(unsafe {
+        EventFd::from_raw(sh.intx_trigger.swap(
+            trigger.map_or(ptr::null_mut(), EventFd::into_raw),
+            Ordering::AcqRel,
+        ))
+    });
     // The initial mask state follows the virtual INTx-disable bit; from here on writes of that
     // bit mask and unmask directly.
     let masked = inner.config.virq_disabled;
@@ -497,7 +535,14 @@ fn intx_enable(dev: &DeviceState, st: &mut IrqState, inner: &Inner, trigger: Opt
     // SAFETY: `intx_handler` only touches `dev.irq` and `dev.pdev` through `dev_id`; `dev` and
     // `name` outlive the registration (freed in `intx_disable`, at the latest at close).
     let ret = unsafe {
-        bindings::request_threaded_irq(irq, Some(intx_handler), None, flags as usize, name.as_ptr(), dev_id(dev))
+        bindings::request_threaded_irq(
+            irq,
+            Some(intx_handler),
+            None,
+            flags as usize,
+            name.as_ptr(),
+            dev_id(dev),
+        )
     };
     if ret != 0 {
         if !pci_2_3 {
@@ -521,7 +566,10 @@ fn intx_set_trigger(dev: &DeviceState, new: Option<EventFd>) {
     // finished with the old one when we get the mutex, and later ones see the new one.
     let old = {
         let _inner = dev.inner.lock();
-        sh.intx_trigger.swap(new.map_or(ptr::null_mut(), EventFd::into_raw), Ordering::AcqRel)
+        sh.intx_trigger.swap(
+            new.map_or(ptr::null_mut(), EventFd::into_raw),
+            Ordering::AcqRel,
+        )
     };
     if !old.is_null() {
         // SAFETY: INTx is requested on this line (mode INTx, stable under the gate); the slot
@@ -630,7 +678,14 @@ fn msi_alloc_irq(dev: &DeviceState, st: &IrqState, vector: u32, msix: bool, _mem
 
 /// `vfio_msi_set_vector_signal`: detach `vector`'s trigger, then attach the eventfd `fd` if
 /// `fd >= 0`. The Linux interrupt stays allocated until MSI/MSI-X is disabled.
-fn msi_set_vector_signal(dev: &DeviceState, st: &mut IrqState, vector: u32, fd: i32, msix: bool, mem: &Inner) -> i32 {
+fn msi_set_vector_signal(
+    dev: &DeviceState,
+    st: &mut IrqState,
+    vector: u32,
+    fd: i32,
+    msix: bool,
+    mem: &Inner,
+) -> i32 {
     let pdev = &dev.pdev;
     let slot = vector as usize;
     let mut irq = EINVAL.to_errno();
@@ -675,28 +730,51 @@ fn msi_set_vector_signal(dev: &DeviceState, st: &mut IrqState, vector: u32, fd: 
     // SAFETY: `msi_handler` only signals `dev_id`, our trigger reference, released only after
     // `free_irq`; `name` lives in the vector as long as the registration.
     let ret = unsafe {
-        bindings::request_threaded_irq(irq as u32, Some(msi_handler), None, 0, name.as_ptr(), trigger.as_ptr().cast())
+        bindings::request_threaded_irq(
+            irq as u32,
+            Some(msi_handler),
+            None,
+            0,
+            name.as_ptr(),
+            trigger.as_ptr().cast(),
+        )
     };
     memory_restore(pdev, cmd);
     if ret != 0 {
         return ret;
     }
     if let Some(s) = st.vectors.get_mut(slot) {
-        *s = Some(MsiVector { irq: irq as u32, trigger, _name: name });
+        *s = Some(MsiVector {
+            irq: irq as u32,
+            trigger,
+            _name: name,
+        });
     }
     0
 }
 
 /// `vfio_msi_set_block`: on failure, every vector from `start` up to the failing one is
 /// detached (as upstream).
-fn msi_set_block(dev: &DeviceState, st: &mut IrqState, start: u32, count: u32, fds: &[u8], msix: bool, mem: &Inner) -> i32 {
+fn msi_set_block(
+    dev: &DeviceState,
+    st: &mut IrqState,
+    start: u32,
+    count: u32,
+    fds: &[u8],
+    msix: bool,
+    mem: &Inner,
+) -> i32 {
     let mut ret = 0;
     let mut j = start;
     for i in 0..count {
         if ret != 0 {
             break;
         }
-        let fd = if fds.is_empty() { -1 } else { l::fd_at(fds, i as usize) };
+        let fd = if fds.is_empty() {
+            -1
+        } else {
+            l::fd_at(fds, i as usize)
+        };
         ret = msi_set_vector_signal(dev, st, j, fd, msix, mem);
         j += 1;
     }

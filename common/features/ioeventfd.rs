@@ -23,9 +23,9 @@
 //! mutex cannot be tried in atomic context). Observable only as latency.
 
 use crate::bindings;
+use crate::logic::uapi::{self, IoEventFd, IOEVENTFD_MAX};
 use crate::state::DeviceState;
 use crate::state::Entry;
-use crate::logic::uapi::{self, IoEventFd, IOEVENTFD_MAX};
 use core::ffi::c_void;
 use kernel::error::{code::*, to_result, Error, Result};
 use kernel::prelude::*;
@@ -52,7 +52,9 @@ unsafe extern "C" fn write_thread(opaque: *mut c_void, _data: *mut c_void) {
 /// `VFIO_DEVICE_IOEVENTFD`.
 pub(crate) fn ioctl(dev: &DeviceState, arg: usize) -> Result {
     let mut raw = [0u8; IoEventFd::MINSZ];
-    UserSlice::new(arg, raw.len()).reader().read_slice(&mut raw)?;
+    UserSlice::new(arg, raw.len())
+        .reader()
+        .read_slice(&mut raw)?;
     let req = IoEventFd::from_user(&raw).map_err(|e| Error::from_errno(-e.0))?;
     let (bar, pos, io, test_mem) = {
         let mut inner = dev.inner.lock();
@@ -66,7 +68,9 @@ pub(crate) fn ioctl(dev: &DeviceState, arg: usize) -> Result {
         (bar, pos, io, dev.pdev.bar_resource(bar).mem)
     };
     let mut fds = dev.ioeventfds.lock();
-    let same = |e: &KBox<Entry>| e.pos == pos && e.bar == bar && e.data == req.data && e.count == req.count;
+    let same = |e: &KBox<Entry>| {
+        e.pos == pos && e.bar == bar && e.data == req.data && e.count == req.count
+    };
     if let Some(i) = fds.list.iter().position(same) {
         if req.fd != -1 {
             return Err(EEXIST);
@@ -106,7 +110,14 @@ pub(crate) fn ioctl(dev: &DeviceState, arg: usize) -> Result {
     // and `Drop` disables the virqfd first (type invariant). No wake-up handler: every write
     // goes through `write_thread`.
     to_result(unsafe {
-        bindings::vfio_virqfd_enable(opaque, None, Some(write_thread), core::ptr::null_mut(), &mut e.virqfd, req.fd)
+        bindings::vfio_virqfd_enable(
+            opaque,
+            None,
+            Some(write_thread),
+            core::ptr::null_mut(),
+            &mut e.virqfd,
+            req.fd,
+        )
     })?;
     fds.list.push(e, GFP_KERNEL)?;
     Ok(())

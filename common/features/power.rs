@@ -24,7 +24,12 @@ pub(crate) fn needs_pm_restore(pdev: &PciFunction) -> bool {
 /// config space on the way into D3hot and restoring it on the way back when the device loses
 /// it there. With the state mutex held (the `pm` borrow comes from it); `sriov_active` is
 /// `Sriov::active`, which `sriov_configure` sets under that mutex before enabling VFs.
-pub(crate) fn set_power_state(pdev: &PciFunction, pm: &mut PmState, state: i32, sriov_active: bool) -> Result {
+pub(crate) fn set_power_state(
+    pdev: &PciFunction,
+    pm: &mut PmState,
+    state: i32,
+    sriov_active: bool,
+) -> Result {
     const D0: i32 = 0;
     const D3HOT: i32 = 3;
     crate::logic::lifecycle::power_change_allowed(sriov_active, state)

@@ -22,7 +22,12 @@ pub(crate) fn ioctl(dev: &DeviceState) -> Result {
         crate::features::bar::zap(dev);
         // A PM reset fails outside D0, and a device without NoSoftRst would come back without
         // the state we keep for it.
-        let _ = crate::features::power::set_power_state(&dev.pdev, &mut inner.pm, 0, dev.sriov.active());
+        let _ = crate::features::power::set_power_state(
+            &dev.pdev,
+            &mut inner.pm,
+            0,
+            dev.sriov.active(),
+        );
         dev.pdev.try_reset_function()
     };
     if let Some(hook) = notify {

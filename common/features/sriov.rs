@@ -11,22 +11,26 @@
 //! enabled SR-IOV through us (`primitives/sriov_shims.c`). The PF disables SR-IOV (which unbinds and removes
 //! its VFs) before it unregisters, so the PF's state outlives every VF that points to it.
 
+use crate::logic::lifecycle::{self as lc, SriovRole, TokenDecision, TokenRefusal, UUID_SIZE};
 use crate::state::DeviceState;
 use crate::state::{Sriov, VfToken};
-use crate::logic::lifecycle::{self as lc, SriovRole, TokenDecision, TokenRefusal, UUID_SIZE};
 use core::ffi::c_void;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use kernel::error::{code::*, Error, Result};
-use kernel::prelude::*;
 use kernel::new_mutex;
+use kernel::prelude::*;
 
 #[allow(improper_ctypes)]
 extern "C" {
-    fn vfio_pci_common_sriov_pf_add(pdev: *mut crate::bindings::pci_dev, owner: *mut c_void) -> i32;
+    fn vfio_pci_common_sriov_pf_add(pdev: *mut crate::bindings::pci_dev, owner: *mut c_void)
+        -> i32;
     fn vfio_pci_common_sriov_pf_del(pdev: *mut crate::bindings::pci_dev);
     fn vfio_pci_common_sriov_pf_of(vf: *mut crate::bindings::pci_dev) -> *mut c_void;
-    fn vfio_pci_common_vf_capture_start(pf: *mut crate::bindings::pci_dev, name: *const kernel::ffi::c_char) -> *mut c_void;
+    fn vfio_pci_common_vf_capture_start(
+        pf: *mut crate::bindings::pci_dev,
+        name: *const kernel::ffi::c_char,
+    ) -> *mut c_void;
     fn vfio_pci_common_vf_capture_stop(capture: *mut c_void);
     fn vfio_pci_common_uuid_gen(out: *mut u8);
 }
@@ -43,7 +47,9 @@ impl Sriov {
         }
         let pf = if pdev.is_virtfn() {
             // SAFETY: valid device; the owner pointers in the list are PF `DeviceState`s.
-            NonNull::new(unsafe { vfio_pci_common_sriov_pf_of(pdev.as_raw()) }.cast::<DeviceState>())
+            NonNull::new(
+                unsafe { vfio_pci_common_sriov_pf_of(pdev.as_raw()) }.cast::<DeviceState>(),
+            )
         } else {
             None
         };
@@ -55,7 +61,6 @@ impl Sriov {
             capture: AtomicPtr::new(core::ptr::null_mut()),
         })
     }
-
 }
 
 /// At registration (upstream `vfio_pci_vf_init`): a PF starts capturing its future VFs for
@@ -66,14 +71,19 @@ pub(crate) fn register(dev: &DeviceState, name: *const kernel::ffi::c_char) -> R
     }
     // SAFETY: valid device; `name` is the variant's static driver name, which outlives the
     // device (the variant unregisters after all its devices).
-    let c = kernel::error::from_err_ptr(unsafe { vfio_pci_common_vf_capture_start(dev.pdev.as_raw(), name) })?;
+    let c = kernel::error::from_err_ptr(unsafe {
+        vfio_pci_common_vf_capture_start(dev.pdev.as_raw(), name)
+    })?;
     dev.sriov.capture.store(c, Ordering::Release);
     Ok(())
 }
 
 /// At unregistration, after the VFIO device is gone (upstream `vfio_pci_vf_uninit`).
 pub(crate) fn unregister(dev: &DeviceState) {
-    let c = dev.sriov.capture.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    let c = dev
+        .sriov
+        .capture
+        .swap(core::ptr::null_mut(), Ordering::AcqRel);
     // SAFETY: `c` came from `vfio_pci_common_vf_capture_start` (or is null), stopped once.
     unsafe { vfio_pci_common_vf_capture_stop(c) };
 }
@@ -82,13 +92,16 @@ pub(crate) fn unregister(dev: &DeviceState) {
 /// Returns the number of VFs enabled, or 0 after disabling.
 pub(crate) fn configure(dev: &DeviceState, nr: i32) -> Result<i32> {
     let pdev = &dev.pdev;
-    let step = lc::sriov_step(nr, dev.sriov.active.load(Ordering::Acquire)).map_err(|e| Error::from_errno(-e.0))?;
+    let step = lc::sriov_step(nr, dev.sriov.active.load(Ordering::Acquire))
+        .map_err(|e| Error::from_errno(-e.0))?;
     match step {
         lc::SriovStep::Enable(nr) => {
             let owner = core::ptr::from_ref(dev).cast_mut().cast::<c_void>();
             // SAFETY: valid device; `owner` is this PF's state, removed from the list before
             // the state goes (here on failure, in `Disable` otherwise).
-            kernel::error::to_result(unsafe { vfio_pci_common_sriov_pf_add(pdev.as_raw(), owner) })?;
+            kernel::error::to_result(unsafe {
+                vfio_pci_common_sriov_pf_add(pdev.as_raw(), owner)
+            })?;
             if let Err(e) = pdev.pm_get() {
                 // SAFETY: valid device.
                 unsafe { vfio_pci_common_sriov_pf_del(pdev.as_raw()) };
@@ -152,13 +165,18 @@ pub(crate) fn match_name(dev: &DeviceState, buf: &[u8]) -> Result<bool> {
         match dev.sriov.pf() {
             Some(pf) => {
                 let t = pf.sriov.token.lock();
-                decide(SriovRole::Vf { pf_token: Some(t.uuid) })
+                decide(SriovRole::Vf {
+                    pf_token: Some(t.uuid),
+                })
             }
             None => decide(SriovRole::Vf { pf_token: None }),
         }
     } else if dev.sriov.is_pf {
         let mut t = dev.sriov.token.lock();
-        let d = decide(SriovRole::Pf { token: t.uuid, vf_users: t.users });
+        let d = decide(SriovRole::Pf {
+            token: t.uuid,
+            vf_users: t.users,
+        });
         if let Ok(TokenDecision::AllowAndSet(u)) = d {
             t.uuid = u;
         }
@@ -170,7 +188,9 @@ pub(crate) fn match_name(dev: &DeviceState, buf: &[u8]) -> Result<bool> {
         Ok(_) => Ok(true),
         Err(why) => {
             let msg = match why {
-                TokenRefusal::PfNotOurs => "VF token incorrectly provided, PF not bound to vfio-pci",
+                TokenRefusal::PfNotOurs => {
+                    "VF token incorrectly provided, PF not bound to vfio-pci"
+                }
                 TokenRefusal::Required => "VF token required to access device",
                 TokenRefusal::Incorrect => "Incorrect VF token provided for device",
                 TokenRefusal::NotPfOrVf => "VF token incorrectly provided, not a PF or VF",
@@ -183,12 +203,21 @@ pub(crate) fn match_name(dev: &DeviceState, buf: &[u8]) -> Result<bool> {
 
 /// `VFIO_DEVICE_FEATURE_PCI_VF_TOKEN` (upstream `vfio_pci_core_feature_token`): sets the
 /// PF's token; never reads it back.
-pub(crate) fn feature_token(dev: &DeviceState, flags: u32, arg: usize, argsz: usize) -> Result<i32> {
-    match lc::vf_token_feature(flags, argsz, dev.sriov.is_pf).map_err(|e| Error::from_errno(-e.0))? {
+pub(crate) fn feature_token(
+    dev: &DeviceState,
+    flags: u32,
+    arg: usize,
+    argsz: usize,
+) -> Result<i32> {
+    match lc::vf_token_feature(flags, argsz, dev.sriov.is_pf)
+        .map_err(|e| Error::from_errno(-e.0))?
+    {
         lc::FeatureOp::Probe => Ok(0),
         lc::FeatureOp::Do => {
             let mut uuid = [0u8; UUID_SIZE];
-            kernel::uaccess::UserSlice::new(arg, UUID_SIZE).reader().read_slice(&mut uuid)?;
+            kernel::uaccess::UserSlice::new(arg, UUID_SIZE)
+                .reader()
+                .read_slice(&mut uuid)?;
             dev.sriov.token.lock().uuid = uuid;
             Ok(0)
         }
@@ -197,7 +226,12 @@ pub(crate) fn feature_token(dev: &DeviceState, flags: u32, arg: usize, argsz: us
 
 /// The `device_feature` op (upstream `vfio_pci_core_ioctl_feature`): the VF token only; the
 /// low-power features are not implemented (`-ENOTTY`, like any unknown feature).
-pub(crate) fn device_feature(dev: &DeviceState, flags: u32, arg: usize, argsz: usize) -> Result<i32> {
+pub(crate) fn device_feature(
+    dev: &DeviceState,
+    flags: u32,
+    arg: usize,
+    argsz: usize,
+) -> Result<i32> {
     match flags & lc::FEATURE_MASK {
         lc::FEATURE_PCI_VF_TOKEN => feature_token(dev, flags, arg, argsz),
         _ => Err(ENOTTY),

@@ -39,7 +39,9 @@ impl BarMap {
     pub(crate) fn new(pdev: &PciFunction, bar: usize, name: &'static CStr) -> Result<Self> {
         let dev = pdev.as_raw();
         // SAFETY: valid device; `name` is a static string the PCI core keeps a pointer to.
-        to_result(unsafe { bindings::pci_request_selected_regions(dev, 1 << bar, name.as_char_ptr()) })?;
+        to_result(unsafe {
+            bindings::pci_request_selected_regions(dev, 1 << bar, name.as_char_ptr())
+        })?;
         // SAFETY: the region is ours now; `max` 0 maps the whole BAR.
         let io = unsafe { bindings::pci_iomap(dev.cast(), bar as c_int, 0) };
         match (NonNull::new(io), NonNull::new(dev)) {

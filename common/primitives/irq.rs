@@ -19,7 +19,11 @@ extern "C" {
     fn vfio_pci_common_spin_lock_init(lock: *mut c_void);
     fn vfio_pci_common_spin_lock_irqsave(lock: *mut c_void) -> usize;
     fn vfio_pci_common_spin_unlock_irqrestore(lock: *mut c_void, flags: usize);
-    fn vfio_pci_common_irq_name(pdev: *mut c_void, kind: *const c_char, vector: c_int) -> *mut c_char;
+    fn vfio_pci_common_irq_name(
+        pdev: *mut c_void,
+        kind: *const c_char,
+        vector: c_int,
+    ) -> *mut c_char;
 }
 
 /// A `kasprintf`ed interrupt name, which must outlive the interrupt it names.
@@ -30,10 +34,15 @@ unsafe impl Send for IrqName {}
 
 impl IrqName {
     /// `vfio-<kind>(<bdf>)`, or with `[vector]` after the kind when `vector >= 0`.
-    pub(crate) fn new(pdev: &PciFunction, kind: &'static core::ffi::CStr, vector: i32) -> Result<Self> {
+    pub(crate) fn new(
+        pdev: &PciFunction,
+        kind: &'static core::ffi::CStr,
+        vector: i32,
+    ) -> Result<Self> {
         // SAFETY: valid device; `kind` is a NUL-terminated static string; the result is a new
         // allocation or null.
-        let p = unsafe { vfio_pci_common_irq_name(pdev.as_raw().cast(), kind.as_ptr().cast(), vector) };
+        let p =
+            unsafe { vfio_pci_common_irq_name(pdev.as_raw().cast(), kind.as_ptr().cast(), vector) };
         NonNull::new(p).map(Self).ok_or(ENOMEM)
     }
 }

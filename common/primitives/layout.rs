@@ -19,15 +19,29 @@ pub(crate) fn check() -> Result {
     // SAFETY: plain C functions in this module returning a constant.
     let c = unsafe {
         [
-            ("struct vfio_device", vfio_pci_common_c_sizeof_vfio_device(), size_of::<bindings::vfio_device>()),
-            ("struct pci_dev", vfio_pci_common_c_sizeof_pci_dev(), size_of::<bindings::pci_dev>()),
-            ("struct pci_driver", vfio_pci_common_c_sizeof_pci_driver(), size_of::<bindings::pci_driver>()),
+            (
+                "struct vfio_device",
+                vfio_pci_common_c_sizeof_vfio_device(),
+                size_of::<bindings::vfio_device>(),
+            ),
+            (
+                "struct pci_dev",
+                vfio_pci_common_c_sizeof_pci_dev(),
+                size_of::<bindings::pci_dev>(),
+            ),
+            (
+                "struct pci_driver",
+                vfio_pci_common_c_sizeof_pci_driver(),
+                size_of::<bindings::pci_driver>(),
+            ),
         ]
     };
     let mut ok = true;
     for (name, c_size, rust_size) in c {
         if c_size != rust_size {
-            pr_err!("{name} is {c_size} bytes in C but {rust_size} in our bindings; refusing to load\n");
+            pr_err!(
+                "{name} is {c_size} bytes in C but {rust_size} in our bindings; refusing to load\n"
+            );
             ok = false;
         }
     }

@@ -223,7 +223,12 @@ impl PciFunction {
     pub(crate) fn read_vpd(&self, addr: u16, buf: &mut [u8]) -> Result<usize> {
         // SAFETY: valid device; `buf` is a live buffer of the given length.
         let n = unsafe {
-            bindings::pci_read_vpd(self.as_raw(), addr.into(), buf.len(), buf.as_mut_ptr().cast())
+            bindings::pci_read_vpd(
+                self.as_raw(),
+                addr.into(),
+                buf.len(),
+                buf.as_mut_ptr().cast(),
+            )
         };
         if n < 0 {
             Err(kernel::error::Error::from_errno(n as i32))
@@ -286,7 +291,10 @@ impl PciFunction {
             pcie_flags: raw.pcie_flags_reg,
             bars,
             rom: resource(ROM),
-            rom_shadow: raw.resource.get(ROM).is_some_and(|r| r.flags as u64 & IORESOURCE_ROM_SHADOW != 0),
+            rom_shadow: raw
+                .resource
+                .get(ROM)
+                .is_some_and(|r| r.flags as u64 & IORESOURCE_ROM_SHADOW != 0),
         }
     }
 }
@@ -308,11 +316,22 @@ impl PciFunction {
 
     /// The ROM is a shadow copy in RAM (`IORESOURCE_ROM_SHADOW`).
     pub(crate) fn rom_is_shadow(&self) -> bool {
-        self.raw().resource.get(6).is_some_and(|r| r.flags as u64 & (1 << 1) != 0)
+        self.raw()
+            .resource
+            .get(6)
+            .is_some_and(|r| r.flags as u64 & (1 << 1) != 0)
     }
 
     /// BAR `bar`'s parent resource, start, end and flags, for reserving the rest of its page.
-    pub(crate) fn resource_parent(&self, bar: usize) -> Option<(*mut kernel::bindings::resource, u64, u64, kernel::ffi::c_ulong)> {
+    pub(crate) fn resource_parent(
+        &self,
+        bar: usize,
+    ) -> Option<(
+        *mut kernel::bindings::resource,
+        u64,
+        u64,
+        kernel::ffi::c_ulong,
+    )> {
         let r = self.raw().resource.get(bar)?;
         (!r.parent.is_null()).then_some((r.parent, r.start, r.end, r.flags))
     }
@@ -327,7 +346,11 @@ impl PciFunction {
         }
         let flags = self.read_config(u64::from(pos) + PCI_MSIX_FLAGS, 2).ok()?;
         let table = self.read_config(u64::from(pos) + PCI_MSIX_TABLE, 4).ok()?;
-        Some(((table & 0x7) as usize, u64::from(table & !0x7), (u64::from(flags & 0x7ff) + 1) * 16))
+        Some((
+            (table & 0x7) as usize,
+            u64::from(table & !0x7),
+            (u64::from(flags & 0x7ff) + 1) * 16,
+        ))
     }
 
     /// Maps the expansion ROM (`pci_map_rom`) for the life of the returned value.
@@ -335,7 +358,11 @@ impl PciFunction {
         let mut size = 0usize;
         // SAFETY: valid device; `size` is a live local.
         let io = unsafe { bindings::pci_map_rom(self.as_raw(), &mut size) };
-        NonNull::new(io).map(|io| RomMap { pdev: self, io: io.as_ptr(), size: size as u64 })
+        NonNull::new(io).map(|io| RomMap {
+            pdev: self,
+            io: io.as_ptr(),
+            size: size as u64,
+        })
     }
 
     /// Turns physical memory decode on if it is off and returns the COMMAND value to put
@@ -455,7 +482,11 @@ impl PciFunction {
     /// `pci_alloc_irq_vectors(pdev, 1, nvec, MSI or MSI-X)`: the number allocated or a negative
     /// errno, as is (upstream passes a short count back to user space).
     pub(crate) fn alloc_irq_vectors(&self, nvec: u32, msix: bool) -> i32 {
-        let flag = if msix { bindings::PCI_IRQ_MSIX } else { bindings::PCI_IRQ_MSI };
+        let flag = if msix {
+            bindings::PCI_IRQ_MSIX
+        } else {
+            bindings::PCI_IRQ_MSI
+        };
         // SAFETY: valid device (type invariant); no vectors are allocated (the caller's mode is
         // none).
         unsafe { bindings::pci_alloc_irq_vectors(self.as_raw(), 1, nvec, flag) }
@@ -485,7 +516,8 @@ impl PciFunction {
     /// negative errno.
     pub(crate) fn msix_alloc_irq_at(&self, index: u32) -> i32 {
         // SAFETY: valid device with MSI-X enabled (the caller's mode is MSI-X); no affinity.
-        let map = unsafe { bindings::pci_msix_alloc_irq_at(self.as_raw(), index, core::ptr::null()) };
+        let map =
+            unsafe { bindings::pci_msix_alloc_irq_at(self.as_raw(), index, core::ptr::null()) };
         if map.index < 0 {
             map.index
         } else {
@@ -498,7 +530,11 @@ impl PciFunction {
 #[allow(improper_ctypes)]
 extern "C" {
     fn vfio_pci_common_reset_scope(pdev: *mut bindings::pci_dev) -> core::ffi::c_int;
-    fn vfio_pci_common_count_devs(pdev: *mut bindings::pci_dev, slot: bool, count: *mut u32) -> core::ffi::c_int;
+    fn vfio_pci_common_count_devs(
+        pdev: *mut bindings::pci_dev,
+        slot: bool,
+        count: *mut u32,
+    ) -> core::ffi::c_int;
     fn vfio_pci_common_reset_if_unlocked(pdev: *mut bindings::pci_dev) -> core::ffi::c_int;
     fn vfio_pci_common_pm_get(pdev: *mut bindings::pci_dev) -> core::ffi::c_int;
     fn vfio_pci_common_pm_put(pdev: *mut bindings::pci_dev);

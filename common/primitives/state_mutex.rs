@@ -69,7 +69,10 @@ impl<T> StateMutex<T> {
     ///
     /// `vdev` is a live VFIO device whose dev_set lock the calling task holds, for as long
     /// as the returned guard lives.
-    pub(crate) unsafe fn lock_in_set(&self, vdev: *mut crate::bindings::vfio_device) -> StateGuard<'_, T> {
+    pub(crate) unsafe fn lock_in_set(
+        &self,
+        vdev: *mut crate::bindings::vfio_device,
+    ) -> StateGuard<'_, T> {
         // SAFETY: `raw` is initialised; `vdev`'s dev_set lock is held (caller).
         unsafe { vfio_pci_common_mutex_lock_in_set(self.raw.get().cast(), vdev.cast()) };
         StateGuard { m: self }

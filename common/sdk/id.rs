@@ -27,28 +27,50 @@ pub(crate) struct PciId {
 impl PciId {
     /// Matches every PCI function (only the generic driver should use this).
     pub(crate) const fn any() -> Self {
-        Self { vendor: ANY, device: ANY, subvendor: ANY, subdevice: ANY, class: 0, class_mask: 0 }
+        Self {
+            vendor: ANY,
+            device: ANY,
+            subvendor: ANY,
+            subdevice: ANY,
+            class: 0,
+            class_mask: 0,
+        }
     }
 
     /// Matches one vendor:device pair, any subsystem and class.
     pub(crate) const fn vendor_device(vendor: u16, device: u16) -> Self {
-        Self { vendor: vendor as u32, device: device as u32, ..Self::any() }
+        Self {
+            vendor: vendor as u32,
+            device: device as u32,
+            ..Self::any()
+        }
     }
 
     /// Matches every device of one vendor.
     pub(crate) const fn vendor(vendor: u16) -> Self {
-        Self { vendor: vendor as u32, ..Self::any() }
+        Self {
+            vendor: vendor as u32,
+            ..Self::any()
+        }
     }
 
     /// Narrows the match to one subsystem vendor:device pair.
     pub(crate) const fn subsystem(self, subvendor: u16, subdevice: u16) -> Self {
-        Self { subvendor: subvendor as u32, subdevice: subdevice as u32, ..self }
+        Self {
+            subvendor: subvendor as u32,
+            subdevice: subdevice as u32,
+            ..self
+        }
     }
 
     /// Narrows the match to functions whose 24-bit class code equals `class` under `mask`
     /// (e.g. `class(0x030000, 0xff0000)` for every display controller).
     pub(crate) const fn class(self, class: u32, mask: u32) -> Self {
-        Self { class: class & 0xff_ffff, class_mask: mask & 0xff_ffff, ..self }
+        Self {
+            class: class & 0xff_ffff,
+            class_mask: mask & 0xff_ffff,
+            ..self
+        }
     }
 
     /// The kernel's form of this entry, with `driver_data` = its index in the table.
@@ -67,7 +89,10 @@ impl PciId {
 
     /// Builds the zero-terminated table (`M` must be `N + 1`), at compile time.
     pub(crate) const fn table<const N: usize, const M: usize>(ids: &[PciId]) -> [pci_device_id; M] {
-        assert!(ids.len() == N && M == N + 1, "the ID table size is N entries plus a terminator");
+        assert!(
+            ids.len() == N && M == N + 1,
+            "the ID table size is N entries plus a terminator"
+        );
         let zero = pci_device_id {
             vendor: 0,
             device: 0,

@@ -160,17 +160,35 @@ impl Regions<'_> {
     /// Adds a region of `size` bytes with VFIO type and subtype and `REGION_READ` /
     /// `REGION_WRITE` flags; returns its index among this variant's regions.
     pub(crate) fn add(&mut self, type_: u32, subtype: u32, size: u64, flags: u32) -> Result<usize> {
-        let slot = self.out.get_mut(self.n).ok_or(kernel::error::code::ENOSPC)?;
-        *slot = abi::RegionDesc::new(type_, subtype, size, flags & (REGION_READ | REGION_WRITE | REGION_MMAP));
+        let slot = self
+            .out
+            .get_mut(self.n)
+            .ok_or(kernel::error::code::ENOSPC)?;
+        *slot = abi::RegionDesc::new(
+            type_,
+            subtype,
+            size,
+            flags & (REGION_READ | REGION_WRITE | REGION_MMAP),
+        );
         self.n += 1;
         Ok(self.n - 1)
     }
 
     /// Adds an extra `GET_REGION_INFO` capability (header `id`/`version`, then `body`) to the
     /// region at `index`.
-    pub(crate) fn add_capability(&mut self, index: usize, id: u16, version: u16, body: &[u8]) -> Result {
+    pub(crate) fn add_capability(
+        &mut self,
+        index: usize,
+        id: u16,
+        version: u16,
+        body: &[u8],
+    ) -> Result {
         use kernel::error::code::{EINVAL, ENOSPC};
-        let r = self.out.get_mut(..self.n).and_then(|r| r.get_mut(index)).ok_or(EINVAL)?;
+        let r = self
+            .out
+            .get_mut(..self.n)
+            .and_then(|r| r.get_mut(index))
+            .ok_or(EINVAL)?;
         let c = r.caps.get_mut(r.n_caps as usize).ok_or(ENOSPC)?;
         let dst = c.body.get_mut(..body.len()).ok_or(ENOSPC)?;
         dst.copy_from_slice(body);

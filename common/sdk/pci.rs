@@ -42,14 +42,18 @@ impl PciFunction {
         // and returns its argument.
         unsafe { bindings::pci_dev_get(p) };
         // INVARIANT: we now hold the reference `pci_dev_get` took on `p`, which is not NULL.
-        Self { ptr: NonNull::from(pdev) }
+        Self {
+            ptr: NonNull::from(pdev),
+        }
     }
 
     /// The function at `domain:bus:devfn`, if the PCI core knows one
     /// (`pci_get_domain_bus_and_slot`).
     pub(crate) fn lookup(domain: u32, bus: u8, devfn: u8) -> Option<Self> {
         // SAFETY: a plain lookup; it returns a counted reference or NULL.
-        let p = unsafe { bindings::pci_get_domain_bus_and_slot(domain as i32, bus.into(), devfn.into()) };
+        let p = unsafe {
+            bindings::pci_get_domain_bus_and_slot(domain as i32, bus.into(), devfn.into())
+        };
         // INVARIANT: a non-NULL result carries the reference the lookup took.
         NonNull::new(p).map(|ptr| Self { ptr })
     }
@@ -107,7 +111,8 @@ impl PciFunction {
     pub(crate) fn read_config_dword(&self, offset: u16) -> Result<u32> {
         let mut v = 0u32;
         // SAFETY: valid device (type invariant); `v` is a live local.
-        let r = unsafe { bindings::pci_read_config_dword(self.ptr.as_ptr(), offset.into(), &mut v) };
+        let r =
+            unsafe { bindings::pci_read_config_dword(self.ptr.as_ptr(), offset.into(), &mut v) };
         if r != 0 {
             return Err(EIO);
         }

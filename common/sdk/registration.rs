@@ -90,16 +90,48 @@ impl<T: Variant> Registration<T> {
             abi_version: ABI_VERSION,
             name: driver.as_char_ptr(),
             release: Some(release_data::<T>),
-            open_device: if T::HAS_OPEN { Some(open_device::<T>) } else { None },
-            close_device: if T::HAS_CLOSE { Some(close_device::<T>) } else { None },
+            open_device: if T::HAS_OPEN {
+                Some(open_device::<T>)
+            } else {
+                None
+            },
+            close_device: if T::HAS_CLOSE {
+                Some(close_device::<T>)
+            } else {
+                None
+            },
             overlays: T::CONFIG_OVERLAYS.as_ptr(),
             n_overlays: T::CONFIG_OVERLAYS.len(),
-            config_read: if T::HAS_CONFIG_READ { Some(config_read::<T>) } else { None },
-            config_write: if T::HAS_CONFIG_WRITE { Some(config_write::<T>) } else { None },
-            regions: if T::HAS_REGIONS { Some(regions::<T>) } else { None },
-            region_rw: if T::HAS_REGION_READ || T::HAS_REGION_WRITE { Some(region_rw::<T>) } else { None },
-            reset_notify: if T::HAS_RESET_PREPARE || T::HAS_RESET_DONE { Some(reset_notify::<T>) } else { None },
-            region_mmap_pfn: if T::HAS_REGION_MMAP { Some(region_mmap_pfn::<T>) } else { None },
+            config_read: if T::HAS_CONFIG_READ {
+                Some(config_read::<T>)
+            } else {
+                None
+            },
+            config_write: if T::HAS_CONFIG_WRITE {
+                Some(config_write::<T>)
+            } else {
+                None
+            },
+            regions: if T::HAS_REGIONS {
+                Some(regions::<T>)
+            } else {
+                None
+            },
+            region_rw: if T::HAS_REGION_READ || T::HAS_REGION_WRITE {
+                Some(region_rw::<T>)
+            } else {
+                None
+            },
+            reset_notify: if T::HAS_RESET_PREPARE || T::HAS_RESET_DONE {
+                Some(reset_notify::<T>)
+            } else {
+                None
+            },
+            region_mmap_pfn: if T::HAS_REGION_MMAP {
+                Some(region_mmap_pfn::<T>)
+            } else {
+                None
+            },
             bus_reset_notify: if T::HAS_BUS_RESET_PREPARE || T::HAS_BUS_RESET_DONE {
                 Some(bus_reset_notify::<T>)
             } else {
@@ -200,7 +232,9 @@ unsafe extern "C" fn probe<T: Variant>(
     // SAFETY: `pdev` is valid and being probed (`dev.driver` is set).
     let overridden = unsafe { vfio_pci_common_bound_by_override(pdev) };
     if !overridden {
-        dev.info(format_args!("{driver}: not bound through driver_override; refusing it\n"));
+        dev.info(format_args!(
+            "{driver}: not bound through driver_override; refusing it\n"
+        ));
         return ENODEV.to_errno();
     }
 
@@ -210,16 +244,15 @@ unsafe extern "C" fn probe<T: Variant>(
     let matched = unsafe { bindings::pci_match_id(reg.table.as_ptr(), pdev) };
     if matched.is_null() {
         dev.info(format_args!(
-                "{}: device [{:04x}:{:04x}] subsystem [{:04x}:{:04x}] class {:06x} is not in this \
+            "{}: device [{:04x}:{:04x}] subsystem [{:04x}:{:04x}] class {:06x} is not in this \
                  driver's ID table; refusing it\n",
-                driver,
-                dev.vendor_id(),
-                dev.device_id(),
-                dev.subsystem_vendor_id(),
-                dev.subsystem_device_id(),
-                dev.class()
-            ),
-        );
+            driver,
+            dev.vendor_id(),
+            dev.device_id(),
+            dev.subsystem_vendor_id(),
+            dev.subsystem_device_id(),
+            dev.class()
+        ));
         return ENODEV.to_errno();
     }
     // SAFETY: `matched` points into `table`.
@@ -258,7 +291,10 @@ unsafe extern "C" fn remove<T: Variant>(pdev: *mut bindings::pci_dev) {
 }
 
 /// `pci_error_handlers.error_detected`: handled by the common module for every variant.
-unsafe extern "C" fn error_detected(pdev: *mut bindings::pci_dev, state: bindings::pci_channel_state_t) -> bindings::pci_ers_result_t {
+unsafe extern "C" fn error_detected(
+    pdev: *mut bindings::pci_dev,
+    state: bindings::pci_channel_state_t,
+) -> bindings::pci_ers_result_t {
     // SAFETY: the PCI core calls error handlers only for a bound device, whose `driver_data`
     // our probe set to its device handle.
     unsafe {
@@ -293,7 +329,12 @@ unsafe extern "C" fn close_device<T: Variant>(data: *mut c_void) {
 }
 
 /// [`VariantOps::config_read`] for a `T` that implements [`Variant::config_read`].
-unsafe extern "C" fn config_read<T: Variant>(data: *mut c_void, pos: u16, count: u32, val: u32) -> u32 {
+unsafe extern "C" fn config_read<T: Variant>(
+    data: *mut c_void,
+    pos: u16,
+    count: u32,
+    val: u32,
+) -> u32 {
     // SAFETY: as in `open_device`.
     let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
     T::config_read(this, pos, count as usize, val)
@@ -307,7 +348,11 @@ unsafe extern "C" fn config_write<T: Variant>(data: *mut c_void, pos: u16, count
 }
 
 /// [`VariantOps::regions`] for a `T` that implements [`Variant::regions`].
-unsafe extern "C" fn regions<T: Variant>(data: *mut c_void, out: *mut super::abi::RegionDesc, max: u32) -> c_int {
+unsafe extern "C" fn regions<T: Variant>(
+    data: *mut c_void,
+    out: *mut super::abi::RegionDesc,
+    max: u32,
+) -> c_int {
     // SAFETY: as in `open_device`.
     let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
     // SAFETY: the common module passes room for `max` descriptors, exclusively ours for the
@@ -356,7 +401,12 @@ unsafe extern "C" fn reset_notify<T: Variant>(data: *mut c_void, done: bool, ret
 }
 
 /// [`VariantOps::region_mmap_pfn`] for a `T` that implements [`Variant::region_mmap`].
-unsafe extern "C" fn region_mmap_pfn<T: Variant>(data: *mut c_void, index: u32, page: u64, pfn: *mut u64) -> c_int {
+unsafe extern "C" fn region_mmap_pfn<T: Variant>(
+    data: *mut c_void,
+    index: u32,
+    page: u64,
+    pfn: *mut u64,
+) -> c_int {
     // SAFETY: as in `open_device`.
     let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
     match T::region_mmap(this, index as usize, page) {

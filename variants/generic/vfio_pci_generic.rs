@@ -22,7 +22,10 @@ impl Variant for GenericDevice {
     type IdInfo = ();
 
     fn probe(dev: &PciFunction, _id: &'static ()) -> impl PinInit<Self, Error> {
-        try_pin_init!(GenericDevice { vendor: dev.vendor_id(), device: dev.device_id() })
+        try_pin_init!(GenericDevice {
+            vendor: dev.vendor_id(),
+            device: dev.device_id()
+        })
     }
 }
 

@@ -73,12 +73,16 @@ impl OpRegion {
     /// virtual ASLS: the OpRegion's address, or with an extended VBT, the VBT's address.
     /// Errors are upstream's: `ENOMEM` when a mapping fails, `EINVAL` for a bad header.
     fn map(asls: u32) -> Result<(Self, u32), Missing> {
-        let map = MemMap::new(asls.into(), OPREGION_SIZE as usize).map_err(|e| Missing::Fail(e, "cannot map the OpRegion"))?;
+        let map = MemMap::new(asls.into(), OPREGION_SIZE as usize)
+            .map_err(|e| Missing::Fail(e, "cannot map the OpRegion"))?;
         // Reads inside the 8 KiB mapping; they cannot fail, but say so if they did.
         let unreadable = |e| Missing::Fail(e, "cannot read the OpRegion header");
         let sig: [u8; 16] = map.read_array(0).map_err(unreadable)?;
         if &sig != SIGNATURE {
-            return Err(Missing::Fail(EINVAL, "no IntelGraphicsMem signature at ASLS"));
+            return Err(Missing::Fail(
+                EINVAL,
+                "no IntelGraphicsMem signature at ASLS",
+            ));
         }
         let kib = u32::from_le_bytes(map.read_array(OFF_SIZE).map_err(unreadable)?);
         if kib == 0 {
@@ -95,8 +99,13 @@ impl OpRegion {
                 size = size.wrapping_add(rvds);
                 // 2.0: absolute address; 2.1+: relative to the OpRegion. Upstream keeps
                 // addresses in 32 bits.
-                addr = if version == 0x0200 { rvda as u32 } else { addr.wrapping_add(rvda as u32) };
-                let m = MemMap::new(addr.into(), rvds as usize).map_err(|e| Missing::Fail(e, "cannot map the extended VBT"))?;
+                addr = if version == 0x0200 {
+                    rvda as u32
+                } else {
+                    addr.wrapping_add(rvda as u32)
+                };
+                let m = MemMap::new(addr.into(), rvds as usize)
+                    .map_err(|e| Missing::Fail(e, "cannot map the extended VBT"))?;
                 vbt = Some(m);
             }
         }
@@ -108,29 +117,47 @@ impl OpRegion {
     fn read(&self, pos: usize, buf: &mut [u8]) -> Result {
         let version = u16::from_le_bytes(self.map.read_array(OFF_VERSION)?);
         // A 2.0 OpRegion whose VBT we moved right behind it reads as 2.1, so RVDA is relative.
-        let version = if version == 0x0200 && self.vbt.is_some() { 0x0201u16 } else { version };
-        let rvda = if self.vbt.is_some() { u64::from(OPREGION_SIZE) } else { 0 };
+        let version = if version == 0x0200 && self.vbt.is_some() {
+            0x0201u16
+        } else {
+            version
+        };
+        let rvda = if self.vbt.is_some() {
+            u64::from(OPREGION_SIZE)
+        } else {
+            0
+        };
         let mut at = 0;
         while at < buf.len() {
             let p = pos + at;
             // The next run of bytes that come from one place.
-            let (src, end): (&dyn Fn(&mut [u8]) -> Result, usize) = if (OFF_VERSION..OFF_VERSION + 2).contains(&p) {
-                (&|b: &mut [u8]| patched(&version.to_le_bytes(), p - OFF_VERSION, b), OFF_VERSION + 2)
-            } else if (OFF_RVDA..OFF_RVDA + 8).contains(&p) {
-                (&|b: &mut [u8]| patched(&rvda.to_le_bytes(), p - OFF_RVDA, b), OFF_RVDA + 8)
-            } else if p < OPREGION_SIZE as usize {
-                let end = if p < OFF_VERSION {
-                    OFF_VERSION
-                } else if p < OFF_RVDA {
-                    OFF_RVDA
+            let (src, end): (&dyn Fn(&mut [u8]) -> Result, usize) =
+                if (OFF_VERSION..OFF_VERSION + 2).contains(&p) {
+                    (
+                        &|b: &mut [u8]| patched(&version.to_le_bytes(), p - OFF_VERSION, b),
+                        OFF_VERSION + 2,
+                    )
+                } else if (OFF_RVDA..OFF_RVDA + 8).contains(&p) {
+                    (
+                        &|b: &mut [u8]| patched(&rvda.to_le_bytes(), p - OFF_RVDA, b),
+                        OFF_RVDA + 8,
+                    )
+                } else if p < OPREGION_SIZE as usize {
+                    let end = if p < OFF_VERSION {
+                        OFF_VERSION
+                    } else if p < OFF_RVDA {
+                        OFF_RVDA
+                    } else {
+                        OPREGION_SIZE as usize
+                    };
+                    (&|b: &mut [u8]| self.map.read(p, b), end)
                 } else {
-                    OPREGION_SIZE as usize
+                    let vbt = self.vbt.as_ref().ok_or(EFAULT)?;
+                    (
+                        &|b: &mut [u8]| vbt.read(p - OPREGION_SIZE as usize, b),
+                        usize::MAX,
+                    )
                 };
-                (&|b: &mut [u8]| self.map.read(p, b), end)
-            } else {
-                let vbt = self.vbt.as_ref().ok_or(EFAULT)?;
-                (&|b: &mut [u8]| vbt.read(p - OPREGION_SIZE as usize, b), usize::MAX)
-            };
             let n = (end - p).min(buf.len() - at);
             src(buf.get_mut(at..at + n).ok_or(EINVAL)?)?;
             at += n;
@@ -178,7 +205,12 @@ enum Missing {
 }
 
 /// The Intel bridge at `00:<slot>.0` of domain 0 with class `class`, as upstream requires.
-fn bridge(slot: u8, class: u32, absent: &'static str, foreign: &'static str) -> Result<PciFunction, Missing> {
+fn bridge(
+    slot: u8,
+    class: u32,
+    absent: &'static str,
+    foreign: &'static str,
+) -> Result<PciFunction, Missing> {
     let b = PciFunction::lookup(0, 0, devfn(slot, 0)).ok_or(Missing::Off(absent))?;
     if b.vendor_id() != INTEL || b.class() != class {
         return Err(Missing::Fail(EINVAL, foreign));
@@ -200,7 +232,10 @@ struct Igd {
 impl Igd {
     /// Upstream's `vfio_pci_igd_init`: the OpRegion, then the host bridge, then the LPC bridge.
     fn setup(&self, ex: &mut Exposed) -> Result<(), Missing> {
-        let asls = self.dev.read_config_dword(ASLS).map_err(|e| Missing::Fail(e, "cannot read ASLS"))?;
+        let asls = self
+            .dev
+            .read_config_dword(ASLS)
+            .map_err(|e| Missing::Fail(e, "cannot read ASLS"))?;
         self.asls.store(asls, Ordering::Relaxed);
         if asls == 0 || asls == !0 {
             return Err(Missing::Off("no OpRegion (ASLS is 0 or all ones): OpRegion, host bridge and LPC bridge regions off"));
@@ -230,7 +265,8 @@ impl Variant for Igd {
 
     /// ASLS: virtual at every open, starting from the device's value; the hooks below keep
     /// the value user space sees (upstream's `vconfig`).
-    const CONFIG_OVERLAYS: &'static [ConfigOverlay] = &[ConfigOverlay::from_device(ASLS, 4, 0xffff_ffff)];
+    const CONFIG_OVERLAYS: &'static [ConfigOverlay] =
+        &[ConfigOverlay::from_device(ASLS, 4, 0xffff_ffff)];
 
     fn probe(dev: &PciFunction, _id: &'static ()) -> impl PinInit<Self, Error> {
         try_pin_init!(Igd {
@@ -246,7 +282,8 @@ impl Variant for Igd {
             Ok(()) => {}
             Err(Missing::Off(what)) => self.dev.info(format_args!("vfio-pci-igd: {what}\n")),
             Err(Missing::Fail(e, why)) => {
-                self.dev.warn(format_args!("Failed to setup Intel IGD regions: {why}\n"));
+                self.dev
+                    .warn(format_args!("Failed to setup Intel IGD regions: {why}\n"));
                 return Err(e);
             }
         }
@@ -260,16 +297,26 @@ impl Variant for Igd {
 
     fn config_read(self: Pin<&Self>, offset: u16, size: usize, _value: u32) -> u32 {
         let shift = 8 * u32::from(offset.wrapping_sub(ASLS) & 3);
-        let mask = if size >= 4 { !0 } else { (1u32 << (8 * size)) - 1 };
+        let mask = if size >= 4 {
+            !0
+        } else {
+            (1u32 << (8 * size)) - 1
+        };
         (self.asls.load(Ordering::Relaxed) >> shift) & mask
     }
 
     fn config_write(self: Pin<&Self>, offset: u16, size: usize, value: u32) {
         let shift = 8 * u32::from(offset.wrapping_sub(ASLS) & 3);
-        let mask = if size >= 4 { !0 } else { ((1u32 << (8 * size)) - 1) << shift };
-        let _ = self.asls.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-            Some((v & !mask) | ((value << shift) & mask))
-        });
+        let mask = if size >= 4 {
+            !0
+        } else {
+            ((1u32 << (8 * size)) - 1) << shift
+        };
+        let _ = self
+            .asls
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some((v & !mask) | ((value << shift) & mask))
+            });
     }
 
     fn regions(self: Pin<&Self>, regions: &mut Regions<'_>) -> Result {
@@ -306,7 +353,9 @@ fn read_config(b: &PciFunction, mut pos: usize, buf: &mut [u8]) -> Result {
     let mut piece = |pos: usize, at: usize, n: usize| -> Result {
         let off = u16::try_from(pos).map_err(|_| EINVAL)?;
         let v = b.user_read_config(off, n)?;
-        buf.get_mut(at..at + n).ok_or(EINVAL)?.copy_from_slice(&v.to_le_bytes()[..n]);
+        buf.get_mut(at..at + n)
+            .ok_or(EINVAL)?
+            .copy_from_slice(&v.to_le_bytes()[..n]);
         Ok(())
     };
     if pos & 1 != 0 && left > 0 {

@@ -652,15 +652,19 @@ fn qemu_command(
     Ok(c)
 }
 
-fn timeout(profile: Profile) -> Duration {
+fn timeout(run: GuestRun) -> Duration {
     std::env::var("VFIO_RS_GUEST_TIMEOUT")
         .ok()
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs)
-        .unwrap_or(match profile {
-            Profile::Test => DEFAULT_TIMEOUT,
+        .unwrap_or(match (run.profile, run.suite) {
+            (Profile::Test, Suite::Robust) => DEFAULT_TIMEOUT,
+            // The whole suite takes 8 to 12 minutes alone on 2 cores; twice that with a second
+            // guest or a build beside it.
+            (Profile::Test, Suite::Full) => DEFAULT_TIMEOUT * 2,
             // KASAN, lockdep and kmemleak make every kernel path several times slower.
-            Profile::Debug => DEFAULT_TIMEOUT * 3,
+            (Profile::Debug, Suite::Robust) => DEFAULT_TIMEOUT * 3,
+            (Profile::Debug, Suite::Full) => DEFAULT_TIMEOUT * 6,
         })
 }
 
@@ -749,7 +753,7 @@ pub fn run_guest_suite(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let limit = timeout(run.profile);
+    let limit = timeout(run);
     step(format!(
         "guest tests ({} suite), {} kernel, mode {} (QEMU TCG, timeout {}s)",
         run.suite.name(),

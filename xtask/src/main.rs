@@ -8,6 +8,7 @@ mod kernel;
 mod modules;
 mod qmp;
 mod setup;
+mod srccheck;
 mod testrun;
 mod util;
 mod variant;
@@ -84,9 +85,26 @@ enum Cmd {
         /// Run only this guest mode.
         #[arg(long, value_parser = ["iommu", "noiommu"])]
         mode: Option<String>,
-        /// Skip the host tests (`cargo test`).
+        /// Skip the host checks (source checks, `cargo test`, fuzzing).
         #[arg(long)]
         no_host: bool,
+    },
+    /// Print the import graph of the common module's files (the `crate::` paths of every file
+    /// under common/ except logic/, sdk/ and bindings/), grouped per file, with its layers;
+    /// fails on an import cycle (the `layers-no-import-cycle` check of `test`).
+    Layers {
+        /// Another tree than this repository (its `common/` is read).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Format the Rust files Kbuild builds (common/ but logic/ and bindings/generated/,
+    /// variants/, samples/, tests/variants/, tests/fixtures/), which `cargo fmt` does not
+    /// reach: rustfmt --edition 2021, each file on its own.
+    Fmt {
+        /// Only list the files that are not formatted (the `rustfmt-kbuild-files` check of
+        /// `test`); exit non-zero if there are any.
+        #[arg(long)]
+        check: bool,
     },
     /// Boot the test guest with an interactive shell on the console (for debugging).
     Qemu {
@@ -210,6 +228,8 @@ fn main() {
                 Err(e) => Err(e),
             }
         }
+        Cmd::Layers { root } => srccheck::layers_cmd(&root.unwrap_or_else(util::repo_root)),
+        Cmd::Fmt { check } => srccheck::fmt_cmd(&util::repo_root(), check),
         Cmd::Qemu { kdir, mode, kernel } => {
             let profile = Profile::from(kernel);
             modules::build_modules(kdir.clone(), profile).and_then(|kos| {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `cargo xtask test`: host tests, then the guest suite in each IOMMU mode, then one summary
-//! line `N passed, N failed`. Anything that cannot run (no kernel, no QEMU, a guest that does
-//! not finish) is a failure, never a skip.
+//! `cargo xtask test`: host checks (source checks, `cargo test`, fuzzing), then the guest suite
+//! in each IOMMU mode, then one summary line `N passed, N failed`. Anything that cannot run (no
+//! kernel, no QEMU, a guest that does not finish) is a failure, never a skip.
 
 use crate::guest::{self, Counts, GuestRun, Mode, Suite};
 use crate::kernel::Profile;
@@ -337,6 +337,7 @@ pub fn test(
     let start = Instant::now();
     let mut total = Counts::default();
     if host {
+        add(&mut total, crate::srccheck::source_checks(&repo_root()));
         add(&mut total, host_tests());
         add(&mut total, crate::fuzz::fuzz_check());
     }

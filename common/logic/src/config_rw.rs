@@ -27,8 +27,9 @@ pub fn next_access(offset: u64, remaining: usize, cfg_size: u64) -> Result<usize
 }
 
 /// All accesses of a request, in order, as (offset, size); `Err` if the request fails before
-/// its first access. Used by host tests and documentation; the kernel calls [`next_access`] in
-/// its copy loop so it never needs storage for the plan.
+/// its first access. Used by host tests and documentation. The kernel's copy loop uses
+/// `ConfigSpace::next_access`, which applies the same width rule together with the
+/// ownership of each byte (an access never spans two owners).
 pub fn plan(
     offset: u64,
     count: usize,

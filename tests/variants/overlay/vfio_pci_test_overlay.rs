@@ -81,7 +81,12 @@ impl Variant for OverlayTest {
     fn region_read(self: Pin<&Self>, index: usize, pos: u64, buf: &mut [u8]) -> Result<usize> {
         let pos = pos as usize;
         match index {
-            0 => buf.copy_from_slice(self.scratch.lock().get(pos..pos + buf.len()).ok_or(EINVAL)?),
+            0 => buf.copy_from_slice(
+                self.scratch
+                    .lock()
+                    .get(pos..pos + buf.len())
+                    .ok_or(EINVAL)?,
+            ),
             1 => buf.copy_from_slice(PATTERN.get(pos..pos + buf.len()).ok_or(EINVAL)?),
             _ => buf.fill(0),
         }
@@ -94,7 +99,10 @@ impl Variant for OverlayTest {
             return Err(EINVAL);
         }
         let mut scratch = self.scratch.lock();
-        scratch.get_mut(pos..pos + buf.len()).ok_or(EINVAL)?.copy_from_slice(buf);
+        scratch
+            .get_mut(pos..pos + buf.len())
+            .ok_or(EINVAL)?
+            .copy_from_slice(buf);
         Ok(buf.len())
     }
 }
