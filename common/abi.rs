@@ -52,13 +52,15 @@ pub(crate) struct VariantOps {
         Option<unsafe extern "C" fn(data: *mut c_void, pos: u16, count: u32, val: u32)>,
     /// Optional: the device-specific regions of this open (at most `max`, written to `out`);
     /// returns how many, or a negative errno to fail the open. Called at every open, after
-    /// `open_device`.
+    /// `open_device`, with the dev_set lock and the device's state lock held: it must not call
+    /// back into the common module.
     pub(crate) regions:
         Option<unsafe extern "C" fn(data: *mut c_void, out: *mut RegionDesc, max: u32) -> c_int>,
     /// Optional (required with `regions`): a read or write of `count` bytes at `pos` of
     /// device-specific region `index` (0-based among the variant's regions), to or from the
     /// kernel buffer `buf`. `pos` and `count` are already inside the region, and writes only
-    /// reach writable regions. Returns the bytes done or a negative errno.
+    /// reach writable regions. Returns the bytes done or a negative errno. Runs without the
+    /// common module's locks held.
     pub(crate) region_rw: Option<
         unsafe extern "C" fn(
             data: *mut c_void,
@@ -123,7 +125,8 @@ pub(crate) struct RegionDesc {
     pub(crate) subtype: u32,
     /// Size in bytes.
     pub(crate) size: u64,
-    /// `VFIO_REGION_INFO_FLAG_READ` / `_WRITE` (mmap of device regions is not offered).
+    /// `VFIO_REGION_INFO_FLAG_READ` / `_WRITE` / `_MMAP` (mappable through
+    /// [`VariantOps::region_mmap_pfn`]).
     pub(crate) flags: u32,
     /// Entries of `caps` used.
     pub(crate) n_caps: u32,
