@@ -130,10 +130,13 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering:
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Seconds of fuzzing per device and driver at most (`VFIO_FUZZ_SECONDS` overrides it).
-const FUZZ_SECONDS: u64 = 20;
-/// A session stops early once it issued this many ioctls and ran [`MIN_SECONDS`].
-const SESSION_IOCTLS: u64 = 60_000;
+/// Seconds of fuzzing per device and driver at most (`VFIO_FUZZ_SECONDS` overrides it). A
+/// session normally ends at its ioctl quota; the time cap only matters on a slow or loaded
+/// machine, where it lets the sessions still reach [`MIN_IOCTLS`] together.
+const FUZZ_SECONDS: u64 = 60;
+/// A session stops early once it issued this many ioctls and ran [`MIN_SECONDS`] (three
+/// sessions per driver: 135,000 ioctls, above [`MIN_IOCTLS`]).
+const SESSION_IOCTLS: u64 = 45_000;
 const MIN_SECONDS: u64 = 4;
 const SECONDS_ENV: &str = "VFIO_FUZZ_SECONDS";
 /// `VFIO_FUZZ_DEVICES=edu,nvme` fuzzes only those labels (`pair-a` is the pair).
