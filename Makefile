@@ -3,9 +3,14 @@
 # `cargo xtask kernel`); `make clean` removes the build output. `cargo xtask
 # build-modules` is the same build. The bindings step is a plain sh script
 # (common/bindings/generate.sh), so a build with KDIR given needs no cargo.
+#
+#   make SHIPPED_ONLY=1   only the modules we ship (no sample, no test modules)
+#   make WERROR=n         the kernel's own warning settings instead of warnings as errors
+# DKMS builds with `make KDIR=... SHIPPED_ONLY=1 WERROR=n` (see dkms.conf).
 
 KDIR ?= $(shell cargo xtask kdir 2>/dev/null)
 KRUSTC ?= /usr/bin/rustc
+WERROR ?= y
 MAKEFLAGS += --no-print-directory
 
 ifeq ($(KDIR),)
@@ -19,7 +24,8 @@ bindings:
 		$(CURDIR)/common/bindings/generated/vfio_pci_bindings.rs
 
 modules: bindings
-	$(MAKE) -C $(KDIR) M=$(CURDIR) RUSTC=$(KRUSTC) HOSTRUSTC=$(KRUSTC) CONFIG_WERROR=y modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR) RUSTC=$(KRUSTC) HOSTRUSTC=$(KRUSTC) \
+		$(if $(filter y,$(WERROR)),CONFIG_WERROR=y) modules
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
