@@ -6,11 +6,16 @@
 #
 #   make SHIPPED_ONLY=1   only the modules we ship (no sample, no test modules)
 #   make WERROR=n         the kernel's own warning settings instead of warnings as errors
+#   make install          `cargo xtask install`: modules_install into updates/, signing as
+#                         the kernel's config asks, depmod, a manifest (INSTALL_MOD_PATH=D
+#                         or DESTDIR=D installs under D instead of /)
+#   make uninstall        `cargo xtask uninstall`: removes what the manifest lists
 # DKMS builds with `make KDIR=... SHIPPED_ONLY=1 WERROR=n` (see dkms.conf).
 
 KDIR ?= $(shell cargo xtask kdir 2>/dev/null)
 KRUSTC ?= /usr/bin/rustc
 WERROR ?= y
+INSTALL_MOD_PATH ?= $(DESTDIR)
 MAKEFLAGS += --no-print-directory
 
 ifeq ($(KDIR),)
@@ -27,8 +32,14 @@ modules: bindings
 	$(MAKE) -C $(KDIR) M=$(CURDIR) RUSTC=$(KRUSTC) HOSTRUSTC=$(KRUSTC) \
 		$(if $(filter y,$(WERROR)),CONFIG_WERROR=y) modules
 
+install:
+	cargo xtask install --kdir $(KDIR) $(if $(INSTALL_MOD_PATH),--destdir $(INSTALL_MOD_PATH))
+
+uninstall:
+	cargo xtask uninstall --kdir $(KDIR) $(if $(INSTALL_MOD_PATH),--destdir $(INSTALL_MOD_PATH))
+
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	rm -rf common/bindings/generated
 
-.PHONY: all bindings modules clean
+.PHONY: all bindings modules install uninstall clean

@@ -4,6 +4,7 @@
 mod bindcmd;
 mod fuzz;
 mod guest;
+mod install;
 mod kernel;
 mod modules;
 mod qmp;
@@ -66,6 +67,30 @@ enum Cmd {
         /// Which cached kernel to build against (when no KDIR is given).
         #[arg(long, value_enum, default_value = "test")]
         kernel: KernelArg,
+    },
+    /// Install the modules we ship (common and variants, not samples or test modules) into
+    /// lib/modules/<release>/updates/ with the kernel's modules_install, signing them as the
+    /// kernel's configuration asks, then depmod; records them in updates/vfio-pci-rs.manifest.
+    /// Needs the modules built (`cargo xtask build-modules`) for that kernel.
+    Install {
+        /// The kernel build directory the modules were built against (default: the cached
+        /// test kernel).
+        #[arg(long, env = "KDIR")]
+        kdir: Option<PathBuf>,
+        /// Install under this root instead of / (like the kernel's INSTALL_MOD_PATH).
+        #[arg(long)]
+        destdir: Option<PathBuf>,
+        /// The tree the modules were built in (the test suite uses the debug kernel's mirror).
+        #[arg(long, hide = true)]
+        root: Option<PathBuf>,
+    },
+    /// Remove exactly what `install` installed (the files its manifest lists, and the
+    /// manifest), then depmod.
+    Uninstall {
+        #[arg(long, env = "KDIR")]
+        kdir: Option<PathBuf>,
+        #[arg(long)]
+        destdir: Option<PathBuf>,
     },
     /// Generate only the extra bindings for KDIR (used by the top-level Makefile).
     Bindings {
@@ -209,6 +234,12 @@ fn main() {
         Cmd::BuildModules { kdir, kernel } => {
             modules::build_modules(kdir, kernel.into()).map(|_| ())
         }
+        Cmd::Install {
+            kdir,
+            destdir,
+            root,
+        } => install::install(kdir, destdir, &root.unwrap_or_else(util::repo_root)),
+        Cmd::Uninstall { kdir, destdir } => install::uninstall(kdir, destdir),
         Cmd::Bindings { kdir } => modules::resolve_kdir(kdir, Profile::Test)
             .and_then(|k| modules::generate_bindings(&k))
             .map(|_| ()),
