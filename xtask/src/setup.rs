@@ -26,6 +26,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "the guest's userland"),
     ("cpio", "packs the initramfs"),
     ("kmod", "modinfo, modprobe"),
+    (
+        "dkms",
+        "the dkms.conf check (`dkms build` against the test kernel)",
+    ),
     ("flex", "kernel build"),
     ("bison", "kernel build"),
     ("bc", "kernel build"),
