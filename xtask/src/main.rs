@@ -5,6 +5,7 @@ mod bindcmd;
 mod fuzz;
 mod guest;
 mod install;
+mod installcheck;
 mod kernel;
 mod modules;
 mod qmp;
@@ -113,6 +114,10 @@ enum Cmd {
         /// Skip the host checks (source checks, `cargo test`, fuzzing).
         #[arg(long)]
         no_host: bool,
+        /// Build and run every host check (including the command-line, install and DKMS
+        /// checks), but boot no guest.
+        #[arg(long, conflicts_with = "no_host")]
+        no_guest: bool,
     },
     /// Print the import graph of the common module's files (the `crate::` paths of every file
     /// under common/ except logic/, sdk/ and bindings/), grouped per file, with its layers;
@@ -248,12 +253,13 @@ fn main() {
             kernel,
             mode,
             no_host,
+            no_guest,
         } => {
             let modes: Vec<guest::Mode> = match mode.as_deref() {
                 Some(m) => vec![parse_mode(m)],
                 None => vec![guest::Mode::Iommu, guest::Mode::NoIommu],
             };
-            match testrun::test(kdir, kernel.map(Profile::from), &modes, !no_host) {
+            match testrun::test(kdir, kernel.map(Profile::from), &modes, !no_host, !no_guest) {
                 Ok(true) => Ok(()),
                 Ok(false) => std::process::exit(1),
                 Err(e) => Err(e),
