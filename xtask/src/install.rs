@@ -376,24 +376,10 @@ pub fn install(kdir: Option<PathBuf>, destdir: Option<PathBuf>, root: &Path) -> 
         .map(|d| d.to_string())
         .collect();
 
+    // What modules_install will write: updates/<name>.ko[.suffix] for every line of each
+    // shipped directory's modules.order.
     let mut installed: Vec<String> = Vec::new();
     for d in &dirs {
-        step(format!(
-            "make modules_install for {d}/ into {}/{INSTALL_MOD_DIR}/",
-            modlib.display()
-        ));
-        let mut c = Command::new("make");
-        c.arg("-C")
-            .arg(&t.kdir)
-            .arg(format!("M={}", root.join(d).display()))
-            .arg(format!("INSTALL_MOD_DIR={INSTALL_MOD_DIR}"))
-            // We run depmod once, after every directory is installed.
-            .arg("DEPMOD=true")
-            .env("DEPMOD", "true");
-        if let Some(dd) = &t.destdir {
-            c.arg(format!("INSTALL_MOD_PATH={}", dd.display()));
-        }
-        run(c.arg("modules_install"))?;
         let order = std::fs::read_to_string(root.join(d).join("modules.order"))?;
         for o in order.lines().filter(|l| !l.trim().is_empty()) {
             let name = Path::new(o.trim())
@@ -401,50 +387,18 @@ pub fn install(kdir: Option<PathBuf>, destdir: Option<PathBuf>, root: &Path) -> 
                 .context("empty modules.order line")?
                 .to_string_lossy()
                 .into_owned();
-            let rel = format!("{INSTALL_MOD_DIR}/{name}.ko{suffix}");
-            if !modlib.join(&rel).is_file() {
-                bail!(
-                    "modules_install did not install {}",
-                    modlib.join(&rel).display()
-                );
-            }
-            installed.push(rel);
+            installed.push(format!("{INSTALL_MOD_DIR}/{name}.ko{suffix}"));
         }
     }
-
-    match &signing {
-        Signing::Off => {}
-        Signing::ByKernel { .. } => {
-            for rel in &installed {
-                if !is_signed(&modlib.join(rel)) {
-                    bail!(
-                        "{} is not signed although CONFIG_MODULE_SIG_ALL=y (the kernel's \
-                         modules_install ignores signing failures of external modules: is the key \
-                         in {}?)",
-                        modlib.join(rel).display(),
-                        t.kdir.display()
-                    );
-                }
-            }
-            println!("    all {} installed modules are signed", installed.len());
+    if let Err(e) = install_and_sign(&t, &root, &dirs, &signing, &installed) {
+        // Nothing of a failed install stays behind unrecorded.
+        for rel in &installed {
+            let _ = std::fs::remove_file(modlib.join(rel));
         }
-        Signing::ByUs { hash, key } => {
-            step("signing the installed modules");
-            let key = key_path(&t.kdir, key).context("no key file")?;
-            for rel in &installed {
-                run(Command::new(t.kdir.join("scripts/sign-file"))
-                    .arg(hash)
-                    .arg(&key)
-                    .arg(t.kdir.join("certs/signing_key.x509"))
-                    .arg(modlib.join(rel)))?;
-                if !is_signed(&modlib.join(rel)) {
-                    bail!(
-                        "{} is not signed after sign-file",
-                        modlib.join(rel).display()
-                    );
-                }
-            }
+        for d in &created_dirs {
+            let _ = std::fs::remove_dir(modlib.join(d));
         }
+        return Err(e.context("install failed; the files it had copied were removed"));
     }
 
     let mut text = format!(
@@ -477,6 +431,80 @@ pub fn install(kdir: Option<PathBuf>, destdir: Option<PathBuf>, root: &Path) -> 
         installed.len(),
         t.release
     ));
+    Ok(())
+}
+
+/// The kernel's modules_install for each shipped directory, then the signing `signing` asks
+/// for (or the check that the kernel did it); `installed` is what must come out.
+fn install_and_sign(
+    t: &Target,
+    root: &Path,
+    dirs: &[String],
+    signing: &Signing,
+    installed: &[String],
+) -> Result<()> {
+    let modlib = t.modlib();
+    for d in dirs {
+        step(format!(
+            "make modules_install for {d}/ into {}/{INSTALL_MOD_DIR}/",
+            modlib.display()
+        ));
+        let mut c = Command::new("make");
+        c.arg("-C")
+            .arg(&t.kdir)
+            .arg(format!("M={}", root.join(d).display()))
+            .arg(format!("INSTALL_MOD_DIR={INSTALL_MOD_DIR}"))
+            // We run depmod once, after every directory is installed.
+            .arg("DEPMOD=true")
+            .env("DEPMOD", "true");
+        if let Some(dd) = &t.destdir {
+            c.arg(format!("INSTALL_MOD_PATH={}", dd.display()));
+        }
+        run(c.arg("modules_install"))?;
+    }
+    for rel in installed {
+        if !modlib.join(rel).is_file() {
+            bail!(
+                "modules_install did not install {}",
+                modlib.join(rel).display()
+            );
+        }
+    }
+
+    match &signing {
+        Signing::Off => {}
+        Signing::ByKernel { .. } => {
+            for rel in installed {
+                if !is_signed(&modlib.join(rel)) {
+                    bail!(
+                        "{} is not signed although CONFIG_MODULE_SIG_ALL=y (the kernel's \
+                         modules_install ignores signing failures of external modules: is the key \
+                         in {}?)",
+                        modlib.join(rel).display(),
+                        t.kdir.display()
+                    );
+                }
+            }
+            println!("    all {} installed modules are signed", installed.len());
+        }
+        Signing::ByUs { hash, key } => {
+            step("signing the installed modules");
+            let key = key_path(&t.kdir, key).context("no key file")?;
+            for rel in installed {
+                run(Command::new(t.kdir.join("scripts/sign-file"))
+                    .arg(hash)
+                    .arg(&key)
+                    .arg(t.kdir.join("certs/signing_key.x509"))
+                    .arg(modlib.join(rel)))?;
+                if !is_signed(&modlib.join(rel)) {
+                    bail!(
+                        "{} is not signed after sign-file",
+                        modlib.join(rel).display()
+                    );
+                }
+            }
+        }
+    }
     Ok(())
 }
 
