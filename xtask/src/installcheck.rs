@@ -109,6 +109,10 @@ fn baseline(kdir: &Path, dest: &Path) -> Result<Target> {
 /// `profile`).
 pub fn host_checks(profile: Profile, kdir: &Path, mod_root: &Path) -> Counts {
     let mut c = install_checks(kdir, mod_root);
+    let s = signing_checks(kdir, mod_root);
+    c.passed += s.passed;
+    c.failed += s.failed;
+    c.failures.extend(s.failures);
     // DKMS on the test kernel (gcc): DKMS appends an unversioned CC=clang for a clang-built
     // kernel, which the debug kernel's clang-14 is not.
     let dkms_kdir = if profile == Profile::Test {
@@ -315,6 +319,204 @@ pub fn install_checks(kdir: &Path, mod_root: &Path) -> Counts {
         })(),
     );
     let _ = std::fs::remove_dir_all(&dest);
+    c
+}
+
+/// The subject of the throwaway signing key of the signing checks.
+const TEST_SIGNER: &str = "vfio-pci-rs test key";
+
+/// A copy of the kernel build directory `kdir` that asks for signed modules: symlinks to
+/// everything but `.config` and `include/config/auto.conf` (with `CONFIG_MODULE_SIG=y`, `_ALL`
+/// as `all` says, sha256, `certs/signing_key.pem`), `scripts/` (plus `sign-file`, built from
+/// the kernel's source) and `certs/` (a throwaway key, unless `key` is false).
+fn signing_kdir(kdir: &Path, at: &Path, sign_file: &Path, all: bool, key: bool) -> Result<()> {
+    use std::os::unix::fs::symlink;
+    if at.exists() {
+        std::fs::remove_dir_all(at)?;
+    }
+    std::fs::create_dir_all(at.join("include/config"))?;
+    std::fs::create_dir_all(at.join("scripts"))?;
+    std::fs::create_dir_all(at.join("certs"))?;
+    let link_all = |from: &Path, to: &Path, except: &[&str]| -> Result<()> {
+        for e in std::fs::read_dir(from)?.flatten() {
+            let n = e.file_name();
+            if !except.iter().any(|x| n == *x) {
+                symlink(e.path(), to.join(&n))?;
+            }
+        }
+        Ok(())
+    };
+    link_all(kdir, at, &[".config", "include", "scripts", "certs"])?;
+    link_all(&kdir.join("include"), &at.join("include"), &["config"])?;
+    link_all(
+        &kdir.join("include/config"),
+        &at.join("include/config"),
+        &["auto.conf"],
+    )?;
+    link_all(&kdir.join("scripts"), &at.join("scripts"), &[])?;
+    std::fs::copy(sign_file, at.join("scripts/sign-file"))?;
+    let sig = format!(
+        "CONFIG_MODULE_SIG=y\n{}\nCONFIG_MODULE_SIG_HASH=\"sha256\"\n\
+         CONFIG_MODULE_SIG_KEY=\"certs/signing_key.pem\"\n",
+        if all {
+            "CONFIG_MODULE_SIG_ALL=y"
+        } else {
+            "# CONFIG_MODULE_SIG_ALL is not set"
+        }
+    );
+    for (from, to) in [
+        (".config", ".config"),
+        ("include/config/auto.conf", "include/config/auto.conf"),
+    ] {
+        let text: String = std::fs::read_to_string(kdir.join(from))?
+            .lines()
+            .filter(|l| !l.contains("CONFIG_MODULE_SIG"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(at.join(to), text + &sig)?;
+    }
+    if key {
+        let certs = at.join("certs");
+        run(Command::new("openssl")
+            .args([
+                "req", "-new", "-nodes", "-utf8", "-sha256", "-days", "1", "-batch", "-x509",
+            ])
+            .args([
+                "-subj",
+                &format!("/CN={TEST_SIGNER}"),
+                "-newkey",
+                "rsa:2048",
+            ])
+            .arg("-keyout")
+            .arg(certs.join("key.pem"))
+            .arg("-out")
+            .arg(certs.join("cert.pem"))
+            .stderr(std::process::Stdio::null()))?;
+        let pem = [
+            std::fs::read(certs.join("key.pem"))?,
+            std::fs::read(certs.join("cert.pem"))?,
+        ]
+        .concat();
+        std::fs::write(certs.join("signing_key.pem"), pem)?;
+        run(Command::new("openssl")
+            .args(["x509", "-outform", "DER"])
+            .arg("-in")
+            .arg(certs.join("cert.pem"))
+            .arg("-out")
+            .arg(certs.join("signing_key.x509")))?;
+    }
+    Ok(())
+}
+
+/// Install into a scratch destdir for a kernel that asks for signed modules, in each of the
+/// three ways install handles it (the test kernel itself has no module signing): the kernel
+/// signs (`CONFIG_MODULE_SIG_ALL=y`), we sign (`CONFIG_MODULE_SIG=y` only), and the two
+/// failures without a key, which must leave nothing installed.
+pub fn signing_checks(kdir: &Path, mod_root: &Path) -> Counts {
+    let mut c = Counts::default();
+    let base = checkout_cache("install-test/signing");
+    step(format!(
+        "install for a kernel that asks for signed modules (scratch trees in {})",
+        base.display()
+    ));
+    let sign_file = base.join("sign-file");
+    let built = (|| -> Result<()> {
+        if base.exists() {
+            std::fs::remove_dir_all(&base)?;
+        }
+        std::fs::create_dir_all(&base)?;
+        let src = kdir.join("source/scripts/sign-file.c");
+        let src = if src.is_file() {
+            src
+        } else {
+            kdir.join("scripts/sign-file.c")
+        };
+        run(Command::new("gcc")
+            .args(["-O2", "-w", "-o"])
+            .arg(&sign_file)
+            .arg(&src)
+            .arg(format!(
+                "-I{}",
+                src.parent().context("no parent")?.display()
+            ))
+            .arg("-lcrypto"))
+        .context("building the kernel's sign-file (gcc, libssl-dev: `cargo xtask setup`)")
+    })();
+    let cases: [(&str, bool, bool, i32, &str); 4] = [
+        (
+            "install-signed-by-kernel",
+            true,
+            true,
+            0,
+            "all 3 installed modules are signed",
+        ),
+        (
+            "install-signed-by-us",
+            false,
+            true,
+            0,
+            "signing the installed modules",
+        ),
+        (
+            "install-sig-all-without-key-fails",
+            true,
+            false,
+            1,
+            "is not signed although CONFIG_MODULE_SIG_ALL=y",
+        ),
+        (
+            "install-refuses-without-key",
+            false,
+            false,
+            1,
+            "signing key",
+        ),
+    ];
+    for (name, all, key, want, text) in cases {
+        let r = match &built {
+            Err(e) => Err(anyhow::anyhow!("{e:#}")),
+            Ok(()) => (|| -> Result<()> {
+                let k = base.join(format!("{name}/kdir"));
+                let d = base.join(format!("{name}/destdir"));
+                signing_kdir(kdir, &k, &sign_file, all, key)?;
+                let (ks, ds, rs) = (
+                    k.display().to_string(),
+                    d.display().to_string(),
+                    mod_root.display().to_string(),
+                );
+                must_exit(
+                    &["install", "--kdir", &ks, "--destdir", &ds, "--root", &rs],
+                    want,
+                    text,
+                )?;
+                let t = Target::new(Some(k.clone()), Some(d.clone()))?;
+                let m = t.modlib();
+                if want == 0 {
+                    for n in SHIPPED {
+                        let ko = m.join(format!("updates/{n}.ko"));
+                        let signer =
+                            output(Command::new("modinfo").args(["-F", "signer"]).arg(&ko))?;
+                        ensure!(signer == TEST_SIGNER, "{}: signer `{signer}`", ko.display());
+                    }
+                    println!("    {} modules signed by `{TEST_SIGNER}`", SHIPPED.len());
+                    must_exit(
+                        &["uninstall", "--kdir", &ks, "--destdir", &ds],
+                        0,
+                        "uninstalled 3 modules",
+                    )?;
+                } else {
+                    let left: Vec<String> = snapshot(&d)?
+                        .into_keys()
+                        .filter(|p| p.contains("updates"))
+                        .collect();
+                    ensure!(left.is_empty(), "a failed install left {left:?}");
+                }
+                Ok(())
+            })(),
+        };
+        record(&mut c, name, r);
+    }
+    let _ = std::fs::remove_dir_all(&base);
     c
 }
 

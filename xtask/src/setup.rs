@@ -35,6 +35,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("bc", "kernel build"),
     ("libelf-dev", "kernel build (objtool)"),
     ("libssl-dev", "kernel build (sign-file)"),
+    (
+        "openssl",
+        "the throwaway signing key of the install signing checks",
+    ),
     ("xz-utils", "unpacks the kernel source"),
     ("make", "kernel build"),
     ("gcc", "kernel build"),
