@@ -4,6 +4,8 @@
 mod bindcmd;
 mod fuzz;
 mod guest;
+mod install;
+mod installcheck;
 mod kernel;
 mod modules;
 mod qmp;
@@ -67,6 +69,30 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "test")]
         kernel: KernelArg,
     },
+    /// Install the modules we ship (common and variants, not samples or test modules) into
+    /// lib/modules/<release>/updates/ with the kernel's modules_install, signing them as the
+    /// kernel's configuration asks, then depmod; records them in updates/vfio-pci-rs.manifest.
+    /// Needs the modules built (`cargo xtask build-modules`) for that kernel.
+    Install {
+        /// The kernel build directory the modules were built against (default: the cached
+        /// test kernel).
+        #[arg(long, env = "KDIR")]
+        kdir: Option<PathBuf>,
+        /// Install under this root instead of / (like the kernel's INSTALL_MOD_PATH).
+        #[arg(long)]
+        destdir: Option<PathBuf>,
+        /// The tree the modules were built in (the test suite uses the debug kernel's mirror).
+        #[arg(long, hide = true)]
+        root: Option<PathBuf>,
+    },
+    /// Remove exactly what `install` installed (the files its manifest lists, and the
+    /// manifest), then depmod.
+    Uninstall {
+        #[arg(long, env = "KDIR")]
+        kdir: Option<PathBuf>,
+        #[arg(long)]
+        destdir: Option<PathBuf>,
+    },
     /// Generate only the extra bindings for KDIR (used by the top-level Makefile).
     Bindings {
         #[arg(long, env = "KDIR")]
@@ -88,6 +114,10 @@ enum Cmd {
         /// Skip the host checks (source checks, `cargo test`, fuzzing).
         #[arg(long)]
         no_host: bool,
+        /// Build and run every host check (including the command-line, install and DKMS
+        /// checks), but boot no guest.
+        #[arg(long, conflicts_with = "no_host")]
+        no_guest: bool,
     },
     /// Print the import graph of the common module's files (the `crate::` paths of every file
     /// under common/ except logic/, sdk/ and bindings/), grouped per file, with its layers;
@@ -209,6 +239,12 @@ fn main() {
         Cmd::BuildModules { kdir, kernel } => {
             modules::build_modules(kdir, kernel.into()).map(|_| ())
         }
+        Cmd::Install {
+            kdir,
+            destdir,
+            root,
+        } => install::install(kdir, destdir, &root.unwrap_or_else(util::repo_root)),
+        Cmd::Uninstall { kdir, destdir } => install::uninstall(kdir, destdir),
         Cmd::Bindings { kdir } => modules::resolve_kdir(kdir, Profile::Test)
             .and_then(|k| modules::generate_bindings(&k))
             .map(|_| ()),
@@ -217,12 +253,13 @@ fn main() {
             kernel,
             mode,
             no_host,
+            no_guest,
         } => {
             let modes: Vec<guest::Mode> = match mode.as_deref() {
                 Some(m) => vec![parse_mode(m)],
                 None => vec![guest::Mode::Iommu, guest::Mode::NoIommu],
             };
-            match testrun::test(kdir, kernel.map(Profile::from), &modes, !no_host) {
+            match testrun::test(kdir, kernel.map(Profile::from), &modes, !no_host, !no_guest) {
                 Ok(true) => Ok(()),
                 Ok(false) => std::process::exit(1),
                 Err(e) => Err(e),

@@ -12,11 +12,9 @@ use std::process::Command;
 const HEADER: &str = "common/bindings/vfio_pci_common.h";
 /// Where the generated bindings go (ignored by git; rebuilt for every KDIR).
 const GENERATED: &str = "common/bindings/generated/vfio_pci_bindings.rs";
-/// The kernel headers we take declarations from; everything else they mention must already be
-/// in `kernel::bindings`, so the types shared with the kernel crate are the kernel's own.
-/// x86's `asm/pci.h` gives `struct pci_sysdata`, which the test fixture that creates a software
-/// PCI root bus (tests/fixtures/fakepci) hands to the PCI core.
-const ALLOWLIST_FILE: &str = r".*/include/(uapi/)?linux/(pci|pci_regs|pci_ids|vfio|eventfd|iova_bitmap|msi_api|poll|cdev)\.h|.*/arch/x86/include/asm/pci\.h";
+/// The script that rewrites and runs the kernel's bindgen command (plain sh, so `make` and
+/// DKMS use it without cargo); it holds the allowlist of kernel headers.
+pub const GENERATE_SCRIPT: &str = "common/bindings/generate.sh";
 
 /// The kernel build directory to use: the one given, or the cached kernel of `profile` (built
 /// first if needed, after installing what the build needs). Nothing here runs a tool before
@@ -61,61 +59,18 @@ pub fn resolve_kdir(kdir: Option<PathBuf>, profile: Profile) -> Result<PathBuf> 
     }
 }
 
-/// Turns the kernel's saved bindgen command line (the `savedcmd_... := ...` line of
-/// `.bindings_generated.rs.cmd`) into the shell command that makes our bindings: our header
-/// and output instead of the kernel's, no dependency file, our allowlist, and the kernel's own
-/// post-processing applied to our output.
-pub fn rewrite_bindgen_command(saved: &str, header: &Path, out: &Path) -> Result<String> {
-    let first = saved.lines().next().unwrap_or_default();
-    let cmd = first
-        .split_once(":= ")
-        .map(|(_, c)| c)
-        .context("no `:= ` in the saved command")?;
-    // The saved line is `bindgen <kernel header> <flags> -o <out> -- <clang flags> ; sed ...`.
-    let (bindgen_part, post) = cmd.split_once(" ; ").unwrap_or((cmd, ""));
-    let (bindgen_args, clang_args) = bindgen_part
-        .split_once(" -- ")
-        .context("no ` -- ` before the clang flags")?;
-    let mut words: Vec<String> = bindgen_args
-        .split(' ')
-        .filter(|w| !w.is_empty())
-        .map(String::from)
-        .collect();
-    // words[0] is bindgen, words[1] the kernel's header.
-    if words.len() < 2 || !words[1].ends_with("bindings_helper.h") {
-        bail!(
-            "unexpected bindgen command: {}",
-            &bindgen_args[..bindgen_args.len().min(200)]
-        );
-    }
-    words[1] = header.display().to_string();
-    let o = words
-        .iter()
-        .position(|w| w == "-o")
-        .context("no `-o` in the bindgen command")?;
-    if o + 1 >= words.len() {
-        bail!("`-o` without a file in the bindgen command");
-    }
-    let kernel_out = std::mem::replace(&mut words[o + 1], out.display().to_string());
-    words.extend([
-        "--allowlist-file".to_string(),
-        format!("'{ALLOWLIST_FILE}'"),
-        "--no-recursive-allowlist".to_string(),
-        "--raw-line".to_string(),
-        "'pub use kernel::bindings::*;'".to_string(),
-        "--raw-line".to_string(),
-        "'use kernel::ffi;'".to_string(),
-    ]);
-    let clang: Vec<&str> = clang_args
-        .split(' ')
-        .filter(|w| !w.is_empty() && !w.starts_with("-Wp,-MMD"))
-        .collect();
-    let mut script = format!("{} -- {}", words.join(" "), clang.join(" "));
-    if !post.trim().is_empty() {
-        script.push_str(" && ");
-        script.push_str(&post.replace(&kernel_out, &out.display().to_string()));
-    }
-    Ok(script)
+/// The command [`GENERATE_SCRIPT`] would run for `kdir` (`--print`): the kernel's saved
+/// bindgen command rewritten for our header and `out` (the script writes `out.tmp` first).
+#[cfg(test)]
+pub fn bindgen_command(kdir: &Path, header: &Path, out: &Path) -> Result<String> {
+    output(
+        Command::new("sh")
+            .arg(repo_root().join(GENERATE_SCRIPT))
+            .arg("--print")
+            .arg(kdir)
+            .arg(header)
+            .arg(out),
+    )
 }
 
 /// Re-runs the kernel's own bindgen invocation on our header, so our bindings are made with
@@ -124,41 +79,24 @@ pub fn generate_bindings(kdir: &Path) -> Result<PathBuf> {
     generate_bindings_in(kdir, &repo_root())
 }
 
-/// [`generate_bindings`] for the tree at `root`.
+/// [`generate_bindings`] for the tree at `root` (always with this checkout's script).
 pub fn generate_bindings_in(kdir: &Path, root: &Path) -> Result<PathBuf> {
-    let root = root.to_path_buf();
-    let cmd_file = kdir.join("rust/bindings/.bindings_generated.rs.cmd");
-    let saved = std::fs::read_to_string(&cmd_file)
-        .with_context(|| format!("reading {}", cmd_file.display()))?;
     let out = root.join(GENERATED);
-    let tmp = out.with_extension("rs.tmp");
-    std::fs::create_dir_all(out.parent().unwrap_or(&root))?;
-    let script = rewrite_bindgen_command(&saved, &root.join(HEADER), &tmp)
-        .with_context(|| format!("reading the bindgen command in {}", cmd_file.display()))?;
     step(format!(
         "generating bindings for {HEADER} with the kernel's bindgen command"
     ));
     println!(
         "    (from {}; output {})",
-        cmd_file.display(),
+        kdir.join("rust/bindings/.bindings_generated.rs.cmd")
+            .display(),
         out.display()
     );
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(kdir)
-        .status()
-        .context("running bindgen")?;
-    if !status.success() {
-        bail!("bindgen failed ({status}); the command was:\n{script}");
-    }
-    // Keep the old file (and its mtime) when nothing changed, so Kbuild does not rebuild.
-    let new = std::fs::read(&tmp)?;
-    if std::fs::read(&out).ok().as_deref() != Some(&new[..]) {
-        std::fs::rename(&tmp, &out)?;
-    } else {
-        std::fs::remove_file(&tmp)?;
-    }
+    run(Command::new("sh")
+        .arg(repo_root().join(GENERATE_SCRIPT))
+        .arg(kdir)
+        .arg(root.join(HEADER))
+        .arg(&out))
+    .context("generating the bindings")?;
     Ok(out)
 }
 
@@ -333,19 +271,28 @@ mod tests {
 
     const SAVED: &str = "savedcmd_rust/bindings/bindings_generated.rs := /b/bindgen /src/rust/bindings/bindings_helper.h --blocklist-type __kernel_s?size_t --use-core --no-debug '.*' -o rust/bindings/bindings_generated.rs -- -Wp,-MMD,rust/bindings/.bindings_generated.rs.d -nostdinc -I./include -DMODULE  ; sed -Ei 's/pub const RUST_CONST_HELPER_([a-zA-Z0-9_]*)/pub const \\1/g' rust/bindings/bindings_generated.rs\n\nsource_rust/bindings/bindings_generated.rs := x\n";
 
+    /// A fake kernel build directory whose saved bindgen command is `saved`.
+    fn fake_kdir(name: &str, saved: &str) -> PathBuf {
+        let k = std::env::temp_dir().join(format!("xtask-bindgen-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(k.join("rust/bindings")).unwrap();
+        std::fs::write(k.join("rust/bindings/.bindings_generated.rs.cmd"), saved).unwrap();
+        k
+    }
+
     #[test]
     fn bindgen_command_uses_our_header_output_and_allowlist() {
-        let s =
-            rewrite_bindgen_command(SAVED, Path::new("/r/h.h"), Path::new("/r/out.rs")).unwrap();
-        assert!(s.starts_with("/b/bindgen /r/h.h --blocklist-type"));
-        assert!(s.contains(" -o /r/out.rs "));
-        assert!(s.contains("--allowlist-file"));
+        let k = fake_kdir("ok", SAVED);
+        let s = bindgen_command(&k, Path::new("/r/h.h"), Path::new("/r/out.rs")).unwrap();
+        std::fs::remove_dir_all(&k).unwrap();
+        assert!(s.starts_with("/b/bindgen /r/h.h --blocklist-type"), "{s}");
+        assert!(s.contains(" -o /r/out.rs.tmp "), "{s}");
+        assert!(s.contains("--allowlist-file '.*/include/(uapi/)?linux/(pci|"));
         assert!(s.contains("--no-recursive-allowlist"));
         assert!(s.contains("'pub use kernel::bindings::*;'"));
         assert!(!s.contains("-Wp,-MMD"));
         assert!(s.contains(" -- -nostdinc -I./include -DMODULE"));
         assert!(
-            s.ends_with("/g' /r/out.rs"),
+            s.ends_with("/g' /r/out.rs.tmp"),
             "post-processing runs on our output: {s}"
         );
         assert!(!s.contains("rust/bindings/bindings_generated.rs"));
@@ -386,8 +333,17 @@ mod tests {
 
     #[test]
     fn bindgen_command_refuses_unexpected_input() {
-        assert!(rewrite_bindgen_command("garbage", Path::new("h"), Path::new("o")).is_err());
+        let (h, o) = (Path::new("h"), Path::new("o"));
+        let k = fake_kdir("garbage", "garbage\n");
+        assert!(bindgen_command(&k, h, o).is_err());
         let other = SAVED.replace("bindings_helper.h", "other.h");
-        assert!(rewrite_bindgen_command(&other, Path::new("h"), Path::new("o")).is_err());
+        let k2 = fake_kdir("other", &other);
+        assert!(bindgen_command(&k2, h, o).is_err());
+        let k3 = fake_kdir("no-o", &SAVED.replace(" -o ", " "));
+        assert!(bindgen_command(&k3, h, o).is_err());
+        for k in [k, k2, k3] {
+            std::fs::remove_dir_all(k).unwrap();
+        }
+        assert!(bindgen_command(Path::new("/nonexistent"), h, o).is_err());
     }
 }

@@ -1106,7 +1106,8 @@ pub fn fmt_cmd(root: &Path, check: bool) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // The checks of `cargo xtask test`
 
-fn record(c: &mut Counts, name: &str, r: Result<String, String>) {
+/// Counts one host check: `PASS host: NAME<detail>`, or a failure with its reason.
+pub fn record(c: &mut Counts, name: &str, r: Result<String, String>) {
     match r {
         Ok(detail) => {
             c.passed += 1;

@@ -89,7 +89,7 @@ const TESTDEV_MODALIAS: &str = "pci:v00001B36d00000005sv00001AF4sd00001100bc00sc
 const NOWHERE: &str = "0000:3f:1f.7";
 
 /// Runs this very xtask binary with `args`; returns (exit status, stdout + stderr).
-fn xtask(args: &[&str]) -> Result<(Option<i32>, String)> {
+pub fn xtask(args: &[&str]) -> Result<(Option<i32>, String)> {
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let mut cmd = Command::new(exe);
     cmd.args(args);
@@ -333,6 +333,7 @@ pub fn test(
     kernel: Option<Profile>,
     modes: &[Mode],
     host: bool,
+    guest: bool,
 ) -> Result<bool> {
     let start = Instant::now();
     let mut total = Counts::default();
@@ -348,6 +349,12 @@ pub fn test(
             (Profile::Test, Suite::Full),
             (Profile::Debug, Suite::Robust),
         ],
+    };
+    // Without a guest, the host checks need one build only.
+    let plan = if guest {
+        plan
+    } else {
+        plan.into_iter().take(1).collect()
     };
     let mut cli_done = false;
     for (profile, suite) in plan {
@@ -367,7 +374,13 @@ pub fn test(
         };
         if !cli_done {
             match module_root(&kos) {
-                Ok(root) => add(&mut total, cli_checks(&root)),
+                Ok(root) => {
+                    add(&mut total, cli_checks(&root));
+                    add(
+                        &mut total,
+                        crate::installcheck::host_checks(profile, &kdir, &root),
+                    );
+                }
                 Err(e) => {
                     total.failed += 1;
                     total.failures.push(format!("host: cli checks: {e:#}"));
@@ -397,6 +410,10 @@ pub fn test(
         } else {
             None
         };
+        if !guest {
+            println!("    (--no-guest: the guest suite is not run)");
+            continue;
+        }
         for &mode in modes {
             let run = GuestRun {
                 profile,
