@@ -174,6 +174,15 @@ unsafe fn register_device(
         ret =
             crate::features::sriov::register(state, unsafe { variant.as_ref().ops.as_ref().name });
     }
+    let mut vga_registered = false;
+    if ret.is_ok() {
+        // Framebuffers off the device, and the VGA arbiter told (VGA-class devices only).
+        // SAFETY: as above.
+        ret = crate::features::vga::register(&state.pdev, unsafe {
+            variant.as_ref().ops.as_ref().name
+        });
+        vga_registered = ret.is_ok();
+    }
     if ret.is_ok() {
         // pci-core leaves a released device in an unknown power state from which only D0 is
         // allowed; go there before runtime PM may take the idle device to D3hot.
@@ -191,6 +200,9 @@ unsafe fn register_device(
         }
     }
     if let Err(e) = ret {
+        if vga_registered {
+            crate::features::vga::unregister(&state.pdev);
+        }
         crate::features::sriov::unregister(state);
         // SAFETY: the state is initialised; release the variant data now (with the set's
         // lock, if it joined one, as `hot_reset.rs` expects), then drop our only reference,
@@ -264,6 +276,7 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_device_unregister(device: *mut D
         let _ = crate::features::sriov::configure(state, 0);
         bindings::vfio_unregister_group_dev(vdev);
         crate::features::sriov::unregister(state);
+        crate::features::vga::unregister(&state.pdev);
         state.pdev.pm_remove(!state.disable_idle_d3);
         release_variant_data(cdev);
         put_vfio_device(vdev);

@@ -49,6 +49,9 @@
 //! - `IrqShared::intx_mask` / `intx_unmask` / `set_virq_disabled` (`features/interrupts.rs`):
 //!   the config emulator's INTx-disable bit.
 //! - `features::hot_reset::try_reset`: the dev_set reset at the last close (`open_close.rs`).
+//! - `features::bar::do_io_rw`: the access loop, also for the legacy VGA windows
+//!   (`features/vga.rs`).
+//! - `features::vga::has_region`: whether the VGA region exists (`features/device_info.rs`).
 
 use crate::abi::{RegionDesc, VariantOps, MAX_REGIONS};
 use crate::bindings;

@@ -116,8 +116,7 @@ fn region_rw(
         i @ region::index::BAR0..=region::index::ROM => {
             crate::features::bar::rw(dev, i as usize, buf, count, offset, is_write)
         }
-        // No VGA support (upstream: -EINVAL without VGA).
-        region::index::VGA => Err(EINVAL),
+        region::index::VGA => crate::features::vga::rw(dev, buf, count, offset, is_write),
         i => crate::features::device_regions::rw(
             dev,
             (i - region::NUM_REGIONS) as usize,

@@ -26,6 +26,7 @@ mod logic {
     pub(crate) mod region;
     pub(crate) mod region_info;
     pub(crate) mod uapi;
+    pub(crate) mod vga;
 }
 
 // The layers, bottom up; a file imports only from its own layer or the ones below
@@ -48,6 +49,7 @@ mod primitives {
     pub(crate) mod params;
     pub(crate) mod pci_function;
     pub(crate) mod state_mutex;
+    pub(crate) mod vga;
 }
 
 /// The state of a VFIO PCI device, in one file; imports no feature.
@@ -65,6 +67,7 @@ mod features {
     pub(crate) mod power;
     pub(crate) mod reset;
     pub(crate) mod sriov;
+    pub(crate) mod vga;
 }
 
 /// The exported C ABI functions (variant and device registration).

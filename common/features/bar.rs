@@ -159,10 +159,12 @@ fn rom_read(dev: &DeviceState, buf: usize, count: usize, pos: u64, end: u64) -> 
     r
 }
 
-/// The access loop (upstream `vfio_pci_core_do_io_rw`). `test_mem`: a memory BAR, whose
-/// accesses need memory decode on (checked under the state mutex, per access).
+/// The access loop (upstream `vfio_pci_core_do_io_rw`) over `count` bytes at `pos` of the
+/// mapping `io`, which the caller has clipped to the mapping's length. `test_mem`: a memory
+/// BAR, whose accesses need memory decode on (checked under the state mutex, per access).
+/// Also used by `features::vga` for the legacy VGA windows.
 #[allow(clippy::too_many_arguments)]
-fn do_io_rw(
+pub(crate) fn do_io_rw(
     dev: &DeviceState,
     test_mem: bool,
     io: *mut c_void,
@@ -179,8 +181,8 @@ fn do_io_rw(
         let off = pos + done as u64;
         match bar_rw::next_step(off, count - done, x_start, x_end, max_width) {
             IoStep::Access(n) => {
-                // SAFETY: `off + n <= end <= the BAR's length` (clipped by the caller), and
-                // `io` maps the whole BAR.
+                // SAFETY: `off + n <= pos + count`, inside the mapping `io` (clipped by the
+                // caller to the BAR's or the VGA window's length).
                 let addr = unsafe { io.cast::<u8>().add(off as usize) }.cast::<c_void>();
                 // Typed user copies (one call each): this is the hot path of BAR access.
                 if is_write {

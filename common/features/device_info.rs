@@ -80,8 +80,14 @@ pub(crate) fn get_region_info(dev: &DeviceState, arg: usize) -> Result {
                 let _ = pdev.write_config_word(4, cmd);
             }
         }
-        // No VGA support: upstream answers -EINVAL when the device has no VGA ranges.
-        region::index::VGA => return Err(EINVAL),
+        region::index::VGA => {
+            if !crate::features::vga::has_region(pdev) {
+                return Err(EINVAL);
+            }
+            info.offset = region::index_to_offset(info.index);
+            info.size = crate::logic::vga::REGION_SIZE;
+            info.flags = uapi::REGION_FLAG_READ | uapi::REGION_FLAG_WRITE;
+        }
         i => {
             let inner = dev.inner.lock();
             let r = (i as usize)

@@ -16,7 +16,7 @@ MODULE_PARM_DESC(nointxmask,
 
 static bool disable_vga;
 module_param(disable_vga, bool, 0444);
-MODULE_PARM_DESC(disable_vga, "Disable VGA resource access through vfio-pci (always in effect: VGA access is not implemented)");
+MODULE_PARM_DESC(disable_vga, "Disable VGA resource access through vfio-pci");
 
 static bool disable_idle_d3;
 module_param(disable_idle_d3, bool, 0644);
@@ -37,6 +37,7 @@ bool vfio_pci_common_param_disable_idle_d3(void)
 	return READ_ONCE(disable_idle_d3);
 }
 
+/* Read-only after load (0444): the VGA region and the arbiter's decode answer. */
 bool vfio_pci_common_param_disable_vga(void);
 bool vfio_pci_common_param_disable_vga(void)
 {

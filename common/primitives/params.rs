@@ -7,6 +7,7 @@
 extern "C" {
     fn vfio_pci_common_param_nointxmask() -> bool;
     fn vfio_pci_common_param_disable_idle_d3() -> bool;
+    fn vfio_pci_common_param_disable_vga() -> bool;
 }
 
 /// `nointxmask`: do not use PCI 2.3 INTx masking (nor the broken-INTx quirk list); INTx is
@@ -23,6 +24,9 @@ pub(crate) fn disable_idle_d3() -> bool {
     unsafe { vfio_pci_common_param_disable_idle_d3() }
 }
 
-// `disable_vga` needs no accessor: VGA access (the VGA region, the VGA arbiter) is not
-// implemented, so every device behaves as upstream does with `disable_vga=1` (which is also
-// upstream's behaviour on kernels without CONFIG_VFIO_PCI_VGA, such as the test kernel).
+/// `disable_vga`: no legacy VGA region for VGA devices, and VGA devices behind a bridge may
+/// tell the arbiter they do not decode legacy ranges. Read-only after load, as upstream's.
+pub(crate) fn disable_vga() -> bool {
+    // SAFETY: reads a bool parameter; no arguments.
+    unsafe { vfio_pci_common_param_disable_vga() }
+}

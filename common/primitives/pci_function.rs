@@ -440,6 +440,11 @@ impl PciFunction {
         (self.raw().vendor, self.raw().device)
     }
 
+    /// The 24-bit class code (base class, sub-class, programming interface).
+    pub(crate) fn class(&self) -> u32 {
+        self.raw().class
+    }
+
     /// `pci_intx_mask_supported`: COMMAND.INTX_DISABLE works and STATUS.INTERRUPT is reliable.
     pub(crate) fn intx_mask_supported(&self) -> bool {
         extern "C" {

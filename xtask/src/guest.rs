@@ -146,7 +146,31 @@ pub const DEVICES: &[GuestDevice] = &[
         cfg_size: 256,
         qemu: &["-device", "pci-testdev,bus=pair-bridge,addr=02.0"],
     },
+    // QEMU's standard VGA (1234:1111, class 0x030000): the boot VGA device (SeaBIOS runs its
+    // VGA BIOS, whose VESA mode the kernel's setup code sets from `vga=`, see [`VESA_MODE`]),
+    // so the guest has a firmware framebuffer (vesafb) on its BAR 0 and the VGA arbiter's
+    // default device; its ROM is the shadow copy at 0xc0000. The VGA checks
+    // (`tests/guest/src/vga.rs`) bind it first.
+    GuestDevice {
+        label: "vga",
+        bdf: "0000:00:0b.0",
+        cfg_size: 256,
+        qemu: &["-device", "VGA,addr=0b.0"],
+    },
+    // The same device without legacy VGA (class 0x038000, "other display"): not VGA for
+    // vfio-pci, so no arbiter, no eviction and no VGA region.
+    GuestDevice {
+        label: "secondary-vga",
+        bdf: "0000:00:0c.0",
+        cfg_size: 256,
+        qemu: &["-device", "secondary-vga,addr=0c.0"],
+    },
 ];
+
+/// The VESA mode the guest kernel's setup code sets at boot through QEMU's VGA BIOS
+/// (`vga=0x311`: 640x480, 16 bits per pixel), so that vesafb is a firmware framebuffer on the
+/// VGA device for the eviction checks to find.
+pub const VESA_MODE: &str = "0x311";
 
 /// An SR-IOV capable PF (QEMU's `nvme` with two VFs) for the check that a PF is never put in
 /// D3 under its VFs (`tests/guest/src/sriov.rs`). Not in [`DEVICES`]: enabling VFs is all that
@@ -606,6 +630,8 @@ fn qemu_command(
     // RAM the kernel leaves alone, for the fake IGD of tests/fixtures/fakepci: its OpRegion
     // area and BAR memory (the layout is in that module's documentation).
     append.push_str(&format!("memmap={FAKEPCI_MEMMAP} "));
+    // A firmware framebuffer on the VGA device (see `VESA_MODE`).
+    append.push_str(&format!("vga={VESA_MODE} "));
     // KASAN's shadow takes an eighth of RAM and kmemleak keeps a record of every object.
     let mem = match profile {
         Profile::Test => "512M",

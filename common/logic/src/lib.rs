@@ -28,6 +28,7 @@ pub mod perm;
 pub mod region;
 pub mod region_info;
 pub mod uapi;
+pub mod vga;
 
 #[cfg(test)]
 mod config_prop_tests;

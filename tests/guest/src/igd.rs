@@ -11,7 +11,8 @@
 //! - `igd-fixture`: the fake device is there, as the fixture describes it, with no driver;
 //! - `igd-<layout>-open-<driver>`: the open succeeds, or fails with upstream's error;
 //! - `igd-<layout>-regions-<driver>`: the regions (9: OpRegion, 10: host bridge config,
-//!   11: LPC bridge config), their sizes and flags and type capability, as upstream defines them;
+//!   11: LPC bridge config), their sizes and flags and type capability, as upstream defines them,
+//!   and the legacy VGA region (8: 0xc0000 bytes, READ|WRITE) every VGA-class device has;
 //! - `igd-<layout>-opregion-<driver>`: the OpRegion region equals the bytes placed in memory,
 //!   with upstream's patches (version 2.0 with an extended VBT reads 2.1, RVDA reads 8 KiB or 0,
 //!   the extended VBT follows the 8 KiB), and piecewise reads equal the whole read;
@@ -632,6 +633,16 @@ impl Suite {
                         "region {i}: flags {flags:#x} cap_offset {cap} size {rsize:#x} offset {off:#x} cap id/ver {cid:#x} next {cnext} type {ty:#x}/{st}; expected READ|CAPS, size {size:#x}, type {INTEL_TYPE:#x}/{subtype}"
                     ));
                 }
+            }
+            // The legacy VGA region: the fake IGD is VGA-class and the test kernel has
+            // CONFIG_VFIO_PCI_VGA, so upstream offers it (IGD legacy mode needs it).
+            let vga = a.regions.iter().find(|r| r.0 == vfio::VGA_INDEX).ok_or("no answer for region 8")?;
+            let vga = vga.1.as_ref().map_err(|e| format!("VGA region (index 8): errno {e}; upstream offers it"))?;
+            let (flags, rsize, off) = (u32_at(vga, 4), u64_at(vga, 16), u64_at(vga, 24));
+            if (flags, rsize, off) != (0x3, 0xc0000, u64::from(vfio::VGA_INDEX) << 40) {
+                return Err(format!(
+                    "VGA region: flags {flags:#x} size {rsize:#x} offset {off:#x}; expected READ|WRITE, size 0xc0000, offset 8 << 40"
+                ));
             }
             if let Some((i, r)) = a.regions.last() {
                 if *i == n && r.is_ok() {

@@ -37,6 +37,7 @@ mod robust;
 mod sriov;
 mod storms;
 mod vfio;
+mod vga;
 
 use pcibind::{Bdf, Sysfs};
 use std::collections::BTreeMap;
@@ -888,6 +889,8 @@ fn main() {
         suite.config_restored(&pristine);
     } else {
         suite.modinfo();
+        // First: the firmware framebuffer can be evicted once per boot (see vga.rs).
+        suite.vga_checks();
         suite.no_autobind();
         // Every device's config before any binding (and after the rescan, which moves BARs),
         // compared with the state after the suite.

@@ -103,6 +103,9 @@ struct Plan {
     msix: Option<Msix>,
     /// Offset of the PM capability.
     pm: Option<usize>,
+    /// A VGA-class device (0x0300xx): upstream offers the VGA region (the test kernel has
+    /// CONFIG_VFIO_PCI_VGA; `disable_vga` is off outside `vga.rs`).
+    vga: bool,
 }
 
 impl Plan {
@@ -159,6 +162,8 @@ impl Plan {
             }
         });
         let pm = caps.iter().find(|c| c.1 == 0x01 && !c.2).map(|c| c.0);
+        // Class code: programming interface, sub-class, base class at 0x09..0x0b.
+        let vga = cfg.get(0x0a..0x0c) == Some(&[0x00, 0x03][..]);
         Ok(Plan {
             bars,
             absent,
@@ -166,6 +171,7 @@ impl Plan {
             cfg_size: cfg.len() as u64,
             msix,
             pm,
+            vga,
         })
     }
 
@@ -523,6 +529,11 @@ fn region_infos(run: &mut Run, f: &File, how: &str, plan: &Plan) {
             )),
             7 => Some((
                 plan.cfg_size,
+                vfio::VFIO_REGION_INFO_FLAG_READ | vfio::VFIO_REGION_INFO_FLAG_WRITE,
+                false,
+            )),
+            VGA if plan.vga => Some((
+                0xc0000,
                 vfio::VFIO_REGION_INFO_FLAG_READ | vfio::VFIO_REGION_INFO_FLAG_WRITE,
                 false,
             )),
