@@ -324,25 +324,32 @@ unsafe fn fault_at<'a>(vmf: *mut bindings::vm_fault) -> FaultAt<'a> {
     }
 }
 
+impl FaultAt<'_> {
+    /// Maps frame `pfn` at the faulting address (`vmf_insert_pfn`).
+    ///
+    /// # Safety
+    ///
+    /// `pfn` is a frame user space may have mapped: a page of the device's BAR or one a
+    /// variant's `region_mmap_pfn` returned.
+    unsafe fn insert(&self, pfn: u64) -> bindings::vm_fault_t {
+        // SAFETY: `vma` is one of our VM_PFNMAP vmas, valid during the fault (`fault_at`); the
+        // caller vouches for the frame.
+        unsafe { bindings::vmf_insert_pfn(self.vma, self.address as _, pfn as _) }
+    }
+}
+
 /// The fault handler: maps the page if memory decode is on, else SIGBUS.
 unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
     // SAFETY: the MM core calls us for a vma `mmap` set up.
     let at = unsafe { fault_at(vmf) };
-    let FaultAt {
-        vma,
-        address,
-        dev,
-        index,
-        page,
-    } = at;
-    let pfn = (dev.pdev.bar_resource(index as usize).start >> PAGE_SHIFT) + page;
+    let dev = at.dev;
+    let pfn = (dev.pdev.bar_resource(at.index as usize).start >> PAGE_SHIFT) + at.page;
     let inner = dev.inner.lock();
     if !inner.memory_enabled(&dev.pdev) {
         return VM_FAULT_SIGBUS;
     }
-    // SAFETY: `vma` is a VM_PFNMAP mapping of ours and `pfn` lies in the BAR (checked at mmap:
-    // the vma fits the BAR's pages).
-    unsafe { bindings::vmf_insert_pfn(vma, address as _, pfn as _) }
+    // SAFETY: `pfn` lies in the BAR (checked at mmap: the vma fits the BAR's pages).
+    unsafe { at.insert(pfn) }
 }
 
 static REGION_MMAP_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
@@ -382,14 +389,8 @@ fn mmap_device_region(
 unsafe extern "C" fn region_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
     // SAFETY: the MM core calls us for a vma `mmap_device_region` set up.
     let at = unsafe { fault_at(vmf) };
-    let FaultAt {
-        vma,
-        address,
-        dev,
-        index,
-        page,
-    } = at;
-    let index = index as u32;
+    let dev = at.dev;
+    let index = at.index as u32;
     let Some(hook) = dev.variant_ops().region_mmap_pfn else {
         return VM_FAULT_SIGBUS;
     };
@@ -400,16 +401,15 @@ unsafe extern "C" fn region_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_
         hook(
             dev.variant_data(),
             index.wrapping_sub(region::NUM_REGIONS),
-            page,
+            at.page,
             &mut pfn,
         )
     };
     if ret != 0 {
         return VM_FAULT_SIGBUS;
     }
-    // SAFETY: a VM_PFNMAP vma of ours; the frame is one the variant vouches for (its contract
-    // in abi.rs).
-    unsafe { bindings::vmf_insert_pfn(vma, address as _, pfn as _) }
+    // SAFETY: the frame is one the variant vouches for (its contract in abi.rs).
+    unsafe { at.insert(pfn) }
 }
 
 /// Drops every user mapping of the BARs; they fault in again when allowed (upstream
