@@ -180,3 +180,27 @@ pub fn new_variant_cmd(
     );
     Ok(())
 }
+
+/// `cargo xtask new-variant NAME ... --standalone DIR`.
+pub fn new_standalone_cmd(spec: &crate::variant::Spec, dir: &Path) -> Result<()> {
+    step(format!(
+        "creating the standalone variant {} in {}",
+        spec.module(),
+        dir.display()
+    ));
+    let ko = crate::sdk::create_standalone(&repo_root(), spec, dir)?;
+    println!(
+        "    module {}, driver {}, alias {}",
+        spec.module(),
+        spec.driver(),
+        spec.alias()
+    );
+    println!(
+        "next: `make -C {}` builds {} against the SDK `cargo xtask install` installed for the \
+         running kernel ({}=DIR for another SDK, KDIR=DIR for another kernel)",
+        dir.display(),
+        ko.display(),
+        crate::sdk::SDK_VAR
+    );
+    Ok(())
+}

@@ -167,11 +167,17 @@ impl Target {
 
     /// `<destdir>/lib/modules/<release>`.
     pub fn modlib(&self) -> PathBuf {
-        self.destdir
-            .as_deref()
-            .unwrap_or(Path::new("/"))
-            .join("lib/modules")
-            .join(&self.release)
+        self.root().join("lib/modules").join(&self.release)
+    }
+
+    /// The install root: the destdir, or `/`.
+    pub fn root(&self) -> PathBuf {
+        self.destdir.clone().unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// Where the SDK for this kernel goes.
+    pub fn sdk_dir(&self) -> PathBuf {
+        self.root().join(crate::sdk::sdk_rel(&self.release))
     }
 
     /// `depmod -a [-b DESTDIR] [-e -F System.map] RELEASE`, as the kernel's scripts/depmod.sh
@@ -205,36 +211,60 @@ fn manifest_path(modlib: &Path, rel: &str) -> Result<PathBuf> {
     Ok(modlib.join(p))
 }
 
-/// The entries of a manifest: (files, directories), relative to the module tree.
-pub fn parse_manifest(text: &str) -> Result<(Vec<String>, Vec<String>)> {
-    let (mut files, mut dirs) = (Vec::new(), Vec::new());
+/// What a manifest lists.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// Installed files, relative to the module tree (`file P`).
+    pub files: Vec<String>,
+    /// Directories the install created in the module tree (`dir P`).
+    pub dirs: Vec<String>,
+    /// The installed SDK directory, relative to the install root (`sdk P`).
+    pub sdk: Option<String>,
+    /// Directories the install created for the SDK, relative to the install root
+    /// (`rootdir P`).
+    pub root_dirs: Vec<String>,
+}
+
+/// Parses a manifest.
+pub fn parse_manifest(text: &str) -> Result<Manifest> {
+    let mut m = Manifest::default();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         match line.split_once(' ') {
-            Some(("file", p)) => files.push(p.trim().to_string()),
-            Some(("dir", p)) => dirs.push(p.trim().to_string()),
+            Some(("file", p)) => m.files.push(p.trim().to_string()),
+            Some(("dir", p)) => m.dirs.push(p.trim().to_string()),
+            Some(("sdk", p)) if m.sdk.is_none() => m.sdk = Some(p.trim().to_string()),
+            Some(("rootdir", p)) => m.root_dirs.push(p.trim().to_string()),
             _ => bail!(
-                "manifest line {}: `{line}` is neither `file P` nor `dir P`",
+                "manifest line {}: `{line}` is none of `file P`, `dir P`, `sdk P`, `rootdir P`",
                 n + 1
             ),
         }
     }
-    Ok((files, dirs))
+    if let Some(sdk) = &m.sdk {
+        // What uninstall removes recursively: only ever an SDK directory of ours.
+        if !sdk.starts_with("usr/src/vfio-pci-rs-sdk-") || sdk.matches('/').count() != 3 {
+            bail!("manifest: `sdk {sdk}` is not usr/src/vfio-pci-rs-sdk-<version>/<release>");
+        }
+    }
+    Ok(m)
 }
 
-/// Removes what a manifest lists (files, then the directories it created if they are empty) and
-/// the manifest itself. Returns how many files were removed.
-fn remove_listed(modlib: &Path) -> Result<usize> {
+/// Removes what the manifest of `t` lists (files, then the directories it created if they are
+/// empty; the SDK directory and the directories created for it) and the manifest itself.
+/// Returns how many module files were removed.
+fn remove_listed(t: &Target) -> Result<usize> {
+    let modlib = t.modlib();
     let mpath = modlib.join(MANIFEST);
     let text =
         std::fs::read_to_string(&mpath).with_context(|| format!("reading {}", mpath.display()))?;
-    let (files, mut dirs) = parse_manifest(&text)?;
+    let m = parse_manifest(&text)?;
     let mut removed = 0;
-    for f in &files {
-        let p = manifest_path(modlib, f)?;
+    for f in &m.files {
+        let p = manifest_path(&modlib, f)?;
         match std::fs::remove_file(&p) {
             Ok(()) => {
                 println!("    removed {}", p.display());
@@ -248,17 +278,35 @@ fn remove_listed(modlib: &Path) -> Result<usize> {
     }
     std::fs::remove_file(&mpath).with_context(|| format!("removing {}", mpath.display()))?;
     println!("    removed {}", mpath.display());
-    // Deepest first; a directory someone else put files in stays.
+    remove_empty_dirs(&modlib, &m.dirs)?;
+    if let Some(sdk) = &m.sdk {
+        let p = manifest_path(&t.root(), sdk)?;
+        match std::fs::remove_dir_all(&p) {
+            Ok(()) => println!("    removed the SDK {}", p.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                println!("    the SDK {} was already gone", p.display())
+            }
+            Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
+        }
+    }
+    remove_empty_dirs(&t.root(), &m.root_dirs)?;
+    Ok(removed)
+}
+
+/// Removes the directories `dirs` (relative to `base`), deepest first, where they are empty; a
+/// directory someone else put files in stays.
+fn remove_empty_dirs(base: &Path, dirs: &[String]) -> Result<()> {
+    let mut dirs = dirs.to_vec();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
     for d in &dirs {
-        let p = manifest_path(modlib, d)?;
+        let p = manifest_path(base, d)?;
         if std::fs::remove_dir(&p).is_ok() {
             println!("    removed directory {}", p.display());
         } else if p.exists() {
             println!("    kept {} (not empty)", p.display());
         }
     }
-    Ok(removed)
+    Ok(())
 }
 
 /// Whether an installed module carries a module signature (`modinfo` reads compressed modules
@@ -367,7 +415,7 @@ pub fn install(kdir: Option<PathBuf>, destdir: Option<PathBuf>, root: &Path) -> 
             "removing the previous install recorded in {}",
             modlib.join(MANIFEST).display()
         ));
-        remove_listed(&modlib)?;
+        remove_listed(&t)?;
     }
     // The directories this install creates (so uninstall removes them again).
     let created_dirs: Vec<String> = [INSTALL_MOD_DIR]
@@ -390,7 +438,28 @@ pub fn install(kdir: Option<PathBuf>, destdir: Option<PathBuf>, root: &Path) -> 
             installed.push(format!("{INSTALL_MOD_DIR}/{name}.ko{suffix}"));
         }
     }
-    if let Err(e) = install_and_sign(&t, &root, &dirs, &signing, &installed) {
+    // The SDK's directory and the parents this install creates for it.
+    let sdk_rel = crate::sdk::sdk_rel(&t.release);
+    let sdk_dir = t.sdk_dir();
+    if sdk_dir.exists() {
+        bail!(
+            "{} exists but no manifest of ours lists it: remove it, then install again",
+            sdk_dir.display()
+        );
+    }
+    let created_root_dirs: Vec<String> = sdk_rel
+        .ancestors()
+        .skip(1)
+        .filter(|a| !a.as_os_str().is_empty() && !t.root().join(a).exists())
+        .map(|a| a.display().to_string())
+        .collect();
+    let r = install_and_sign(&t, &root, &dirs, &signing, &installed).and_then(|()| {
+        step(format!("installing the SDK into {}", sdk_dir.display()));
+        let n = crate::sdk::install_sdk(&root, &t.release, &sdk_dir)?;
+        println!("    {n} files");
+        Ok(())
+    });
+    if let Err(e) = r {
         // Nothing of a failed install stays behind unrecorded.
         for rel in &installed {
             let _ = std::fs::remove_file(modlib.join(rel));
@@ -398,6 +467,8 @@ pub fn install(kdir: Option<PathBuf>, destdir: Option<PathBuf>, root: &Path) -> 
         for d in &created_dirs {
             let _ = std::fs::remove_dir(modlib.join(d));
         }
+        let _ = std::fs::remove_dir_all(&sdk_dir);
+        let _ = remove_empty_dirs(&t.root(), &created_root_dirs);
         return Err(e.context("install failed; the files it had copied were removed"));
     }
 
@@ -421,6 +492,10 @@ pub fn install(kdir: Option<PathBuf>, destdir: Option<PathBuf>, root: &Path) -> 
     }
     for d in &created_dirs {
         text.push_str(&format!("dir {d}\n"));
+    }
+    text.push_str(&format!("sdk {}\n", sdk_rel.display()));
+    for d in &created_root_dirs {
+        text.push_str(&format!("rootdir {d}\n"));
     }
     std::fs::write(modlib.join(MANIFEST), text)
         .with_context(|| format!("writing {}", modlib.join(MANIFEST).display()))?;
@@ -524,7 +599,7 @@ pub fn uninstall(kdir: Option<PathBuf>, destdir: Option<PathBuf>) -> Result<()> 
         );
     }
     step(format!("removing what {} lists", mpath.display()));
-    let n = remove_listed(&modlib)?;
+    let n = remove_listed(&t)?;
     t.depmod()?;
     step(format!("uninstalled {n} modules for {}", t.release));
     Ok(())
@@ -588,12 +663,19 @@ mod tests {
 
     #[test]
     fn manifest_entries_stay_inside_the_module_tree() {
-        let (f, d) =
-            parse_manifest("# c\nfile updates/a.ko\ndir updates\n\nfile updates/b.ko.xz\n")
-                .unwrap();
-        assert_eq!(f, ["updates/a.ko", "updates/b.ko.xz"]);
-        assert_eq!(d, ["updates"]);
+        let m = parse_manifest(
+            "# c\nfile updates/a.ko\ndir updates\n\nfile updates/b.ko.xz\n\
+             sdk usr/src/vfio-pci-rs-sdk-0.1.0/6.12\nrootdir usr/src\n",
+        )
+        .unwrap();
+        assert_eq!(m.files, ["updates/a.ko", "updates/b.ko.xz"]);
+        assert_eq!(m.dirs, ["updates"]);
+        assert_eq!(m.sdk.as_deref(), Some("usr/src/vfio-pci-rs-sdk-0.1.0/6.12"));
+        assert_eq!(m.root_dirs, ["usr/src"]);
         assert!(parse_manifest("rm -rf /\n").is_err());
+        // Uninstall removes the SDK recursively: nothing but an SDK directory of ours.
+        assert!(parse_manifest("sdk usr\n").is_err());
+        assert!(parse_manifest("sdk usr/src/vfio-pci-rs-sdk-0.1.0\n").is_err());
         let m = Path::new("/d/lib/modules/r");
         assert!(manifest_path(m, "updates/a.ko").is_ok());
         assert!(manifest_path(m, "../../../etc/passwd").is_err());

@@ -236,7 +236,28 @@ pub fn install_checks(kdir: &Path, mod_root: &Path) -> Counts {
         "install-manifest",
         gate((|| {
             let text = std::fs::read_to_string(m.join(MANIFEST))?;
-            let (files, dirs) = install::parse_manifest(&text)?;
+            let install::Manifest {
+                files,
+                dirs,
+                sdk,
+                root_dirs,
+            } = install::parse_manifest(&text)?;
+            let want_sdk = crate::sdk::sdk_rel(&t.release).display().to_string();
+            ensure!(
+                sdk.as_deref() == Some(want_sdk.as_str()),
+                "manifest sdk {sdk:?}, want {want_sdk}"
+            );
+            // The scratch destdir has no usr/: the install creates all three levels.
+            ensure!(
+                root_dirs.len() == 3,
+                "manifest rootdirs {root_dirs:?}, want usr, usr/src and the versioned directory"
+            );
+            ensure!(
+                t.sdk_dir().join("common/sdk/mod.rs").is_file()
+                    && t.sdk_dir().join("Module.symvers").is_file(),
+                "no SDK in {}",
+                t.sdk_dir().display()
+            );
             let want: Vec<String> = SHIPPED.iter().map(|n| format!("updates/{n}.ko")).collect();
             ensure!(files == want, "manifest files {files:?}, want {want:?}");
             ensure!(

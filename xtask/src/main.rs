@@ -9,6 +9,7 @@ mod installcheck;
 mod kernel;
 mod modules;
 mod qmp;
+mod sdk;
 mod setup;
 mod srccheck;
 mod testrun;
@@ -196,6 +197,11 @@ enum Cmd {
         /// Only create the files.
         #[arg(long)]
         no_build: bool,
+        /// A vendor's own tree in DIR instead of variants/NAME/: Kbuild, Makefile and the
+        /// variant file, built with a plain `make` against the SDK `cargo xtask install`
+        /// installed (VFIO_PCI_RS_SDK; KDIR defaults to the running kernel's build directory).
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["root", "kdir"])]
+        standalone: Option<PathBuf>,
         #[arg(long, env = "KDIR")]
         kdir: Option<PathBuf>,
         /// Another tree than this repository (the test suite uses a scratch copy).
@@ -306,6 +312,7 @@ fn main() {
             subsystem,
             class,
             no_build,
+            standalone,
             kdir,
             root,
         } => new_variant_spec(
@@ -316,7 +323,10 @@ fn main() {
             class.as_deref(),
         )
         .map_err(anyhow::Error::from)
-        .and_then(|spec| bindcmd::new_variant_cmd(&spec, root, kdir, !no_build)),
+        .and_then(|spec| match standalone {
+            Some(dir) => bindcmd::new_standalone_cmd(&spec, &dir),
+            None => bindcmd::new_variant_cmd(&spec, root, kdir, !no_build),
+        }),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// The template.
 pub const TEMPLATE_DIR: &str = "samples/skeleton";
-const TEMPLATE_MODULE: &str = "vfio_pci_skeleton";
+pub const TEMPLATE_MODULE: &str = "vfio_pci_skeleton";
 const TEMPLATE_DRIVER: &str = "vfio-pci-skeleton";
 const TEMPLATE_TYPE: &str = "Skeleton";
 /// Module names are at most 55 characters (`MODULE_NAME_LEN - 1`); `vfio_pci_` takes 9.
