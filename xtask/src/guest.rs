@@ -478,8 +478,89 @@ impl Cpio {
     }
 }
 
+/// What the host's test steps made for the guest besides the build: the in-tree variant made
+/// by `new-variant`, the staging root `cargo xtask install --destdir` installed into, and the
+/// standalone variant built against that install's SDK.
+#[derive(Default)]
+pub struct Extras {
+    pub new_variant: Option<PathBuf>,
+    pub installed_root: Option<PathBuf>,
+    pub standalone: Option<PathBuf>,
+}
+
+/// The dynamically linked kmod the guest's `modprobe` is (the one on this machine, with the
+/// shared libraries and loader it needs at the same paths): busybox's modprobe is not what
+/// users run.
+const KMOD: &str = "/usr/bin/kmod";
+/// kmod's applets in the guest, all `/sbin/NAME -> /usr/bin/kmod`.
+const KMOD_APPLETS: [&str; 6] = ["modprobe", "depmod", "modinfo", "insmod", "rmmod", "lsmod"];
+/// The directories every initramfs has.
+const BASE_DIRS: [&str; 8] = [
+    "bin",
+    "dev",
+    "etc",
+    "proc",
+    "sys",
+    "tmp",
+    "lib",
+    "lib/modules",
+];
+/// Where the README's "Use it" commands go in the guest.
+pub const README_USE_IT: &str = "etc/readme-use-it";
+
+/// kmod and the shared objects `ldd` says it loads, as (path, contents).
+fn kmod_files() -> Result<Vec<(String, Vec<u8>)>> {
+    let ldd = crate::util::output(Command::new("ldd").arg(KMOD))?;
+    let mut files = vec![(
+        KMOD.to_string(),
+        std::fs::read(KMOD).with_context(|| format!("reading {KMOD} (install kmod)"))?,
+    )];
+    for l in ldd.lines() {
+        // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+        let path = match l.split_once("=>") {
+            Some((_, r)) => r.split_whitespace().next(),
+            None => l.split_whitespace().next().filter(|p| p.starts_with('/')),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            files.push((
+                p.to_string(),
+                std::fs::read(p).with_context(|| format!("reading {p}"))?,
+            ));
+        }
+    }
+    Ok(files)
+}
+
+/// The `sh` code blocks of the README's "Use it" section, in order.
+pub fn readme_use_it(readme: &str) -> Result<Vec<String>> {
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Use it"))
+        .context("README.md has no `## Use it` section")?;
+    let mut blocks = Vec::new();
+    let mut cur: Option<String> = None;
+    for l in section.lines() {
+        match (&mut cur, l.trim_end()) {
+            (None, "```sh") => cur = Some(String::new()),
+            (Some(b), "```") => {
+                blocks.push(std::mem::take(b));
+                cur = None;
+            }
+            (Some(b), _) => {
+                b.push_str(l);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    if blocks.len() != 2 {
+        bail!("README.md's `Use it` section has {} sh blocks; the test runs exactly two (bind, give back)", blocks.len());
+    }
+    Ok(blocks)
+}
+
 /// The guest binary's arguments (besides `--mode`, which comes from the kernel command line).
-fn guest_args(modules: &[PathBuf], our_modules: &[PathBuf], extra: Option<&Path>) -> String {
+fn guest_args(modules: &[PathBuf], our_modules: &[PathBuf], extras: &Extras) -> String {
     let mut a: Vec<String> = Vec::new();
     for m in modules {
         a.push(format!("--module {GUEST_MODDIR}/{}", file_name(m)));
@@ -489,8 +570,15 @@ fn guest_args(modules: &[PathBuf], our_modules: &[PathBuf], extra: Option<&Path>
         a.push(format!("--catalog {GUEST_MODDIR}/{}", file_name(m)));
     }
     // Not loaded up front: the bind checks load it through the library.
-    if let Some(x) = extra {
+    if let Some(x) = &extras.new_variant {
         a.push(format!("--new-variant-ko {GUEST_MODDIR}/{}", file_name(x)));
+    }
+    // Installed under /lib/modules/<release>/ (the guest finds it with uname).
+    if extras.installed_root.is_some() {
+        a.push("--installed".into());
+    }
+    if let Some(x) = &extras.standalone {
+        a.push(format!("--standalone-ko {GUEST_MODDIR}/{}", file_name(x)));
     }
     a.push("--driver vfio-pci".into());
     if our_modules.iter().any(|m| file_name(m) == GENERIC_KO) {
@@ -514,12 +602,12 @@ fn file_name(p: &Path) -> String {
 pub fn build_initramfs(
     kernel_build: &Path,
     our_modules: &[PathBuf],
-    extra: Option<&Path>,
+    extras: &Extras,
     profile: Profile,
 ) -> Result<PathBuf> {
     let bin = build_guest_binary()?;
     let modules = modules_in_load_order(kernel_build, our_modules)?;
-    let args = guest_args(&modules, our_modules, extra);
+    let args = guest_args(&modules, our_modules, extras);
     let busybox = std::fs::read(BUSYBOX)
         .with_context(|| format!("reading {BUSYBOX} (install busybox-static)"))?;
     if elf_has_interp(&busybox) {
@@ -533,10 +621,42 @@ pub fn build_initramfs(
     .collect::<Vec<_>>();
     let guest_bin = std::fs::read(&bin)?;
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
-    for m in modules.iter().map(PathBuf::as_path).chain(extra) {
+    for m in modules
+        .iter()
+        .chain(&extras.new_variant)
+        .chain(&extras.standalone)
+    {
         blobs.push((
             file_name(m),
             std::fs::read(m).with_context(|| format!("reading {}", m.display()))?,
+        ));
+    }
+    // Files at their own paths: the installed module tree (as `cargo xtask install --destdir`
+    // laid it out, depmod output included), kmod and its libraries, the README's commands.
+    let mut placed: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Some(root) = &extras.installed_root {
+        let mut todo = vec![root.join("lib/modules")];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+                let e = e?;
+                if e.file_type()?.is_dir() {
+                    todo.push(e.path());
+                } else {
+                    let rel = e.path().strip_prefix(root)?.display().to_string();
+                    placed.push((rel, std::fs::read(e.path())?));
+                }
+            }
+        }
+        placed.sort();
+    }
+    for (p, b) in kmod_files()? {
+        placed.push((p.trim_start_matches('/').to_string(), b));
+    }
+    let readme = std::fs::read_to_string(repo_root().join("README.md"))?;
+    for (i, b) in readme_use_it(&readme)?.iter().enumerate() {
+        placed.push((
+            format!("{README_USE_IT}-{}.sh", i + 1),
+            b.clone().into_bytes(),
         ));
     }
     // The key: every input's bytes.
@@ -550,7 +670,7 @@ pub fn build_initramfs(
     ] {
         key.extend_from_slice(sha256_hex(part).as_bytes());
     }
-    for (n, b) in &blobs {
+    for (n, b) in blobs.iter().chain(&placed) {
         key.extend_from_slice(n.as_bytes());
         key.extend_from_slice(sha256_hex(b).as_bytes());
     }
@@ -573,17 +693,7 @@ pub fn build_initramfs(
         println!("    module {}", m.display());
     }
     let mut c = Cpio::new();
-    for d in [
-        "bin",
-        "dev",
-        "etc",
-        "proc",
-        "sys",
-        "tmp",
-        "lib",
-        "lib/modules",
-        &GUEST_MODDIR[1..],
-    ] {
+    for d in BASE_DIRS.iter().copied().chain([&GUEST_MODDIR[1..]]) {
         c.dir(d);
     }
     c.chardev("dev/console", 5, 1);
@@ -601,6 +711,31 @@ pub fn build_initramfs(
     );
     for (n, b) in &blobs {
         c.file(&format!("{}/{n}", &GUEST_MODDIR[1..]), 0o644, b);
+    }
+    let mut made: std::collections::BTreeSet<String> = BASE_DIRS
+        .iter()
+        .map(|d| d.to_string())
+        .chain(std::iter::once(GUEST_MODDIR[1..].to_string()))
+        .collect();
+    let mut mkdirs = |c: &mut Cpio, p: &str| {
+        let mut at = String::new();
+        for part in Path::new(p).parent().into_iter().flat_map(|d| d.iter()) {
+            if !at.is_empty() {
+                at.push('/');
+            }
+            at.push_str(&part.to_string_lossy());
+            if made.insert(at.clone()) {
+                c.dir(&at);
+            }
+        }
+    };
+    for (p, b) in &placed {
+        mkdirs(&mut c, p);
+        c.file(p, 0o755, b);
+    }
+    mkdirs(&mut c, "sbin/x");
+    for a in KMOD_APPLETS {
+        c.symlink(&format!("sbin/{a}"), KMOD);
     }
     std::fs::create_dir_all(&dir)?;
     // Older images are dead weight; keep only the new one.
@@ -756,11 +891,11 @@ impl Parsed {
 pub fn run_guest_suite(
     kernel_build: &Path,
     our_modules: &[PathBuf],
-    extra: Option<&Path>,
+    extras: &Extras,
     run: GuestRun,
 ) -> Result<Counts> {
     let mode = run.mode;
-    let initramfs = build_initramfs(kernel_build, our_modules, extra, run.profile)?;
+    let initramfs = build_initramfs(kernel_build, our_modules, extras, run.profile)?;
     // `vfiotest.qmp=1` tells the guest that this host serves its `HOST-REQUEST qmp` lines
     // (device unplug and re-plug for the surprise-removal checks) on this QMP socket.
     let append = format!("vfiotest.extra=--suite,{} vfiotest.qmp=1", run.suite.name());
@@ -967,7 +1102,7 @@ pub fn qemu_shell(
     mode: Mode,
     profile: Profile,
 ) -> Result<()> {
-    let initramfs = build_initramfs(kernel_build, our_modules, None, profile)?;
+    let initramfs = build_initramfs(kernel_build, our_modules, &Extras::default(), profile)?;
     let mut cmd = qemu_command(kernel_build, &initramfs, mode, profile, "vfiotest.shell=1")?;
     cmd.args(["-serial", "mon:stdio"]);
     step(format!(

@@ -193,6 +193,87 @@ fn new_variant_step(kdir: &Path, kos: &[PathBuf]) -> Result<PathBuf> {
     Ok(ko)
 }
 
+/// The standalone variant the install step builds outside the repository against the installed
+/// SDK: module `vfio_pci_sa_testdev`, driver `vfio-pci-sa-testdev`, for pci-testdev (1b36:0005).
+pub const STANDALONE: &str = "sa_testdev";
+
+/// The real `cargo xtask install --destdir` of the modules built in the tree of `kos` into a
+/// scratch staging root (what the guest's initramfs carries under /lib/modules/<release>/),
+/// then `cargo xtask new-variant --standalone` in a scratch directory outside the repository
+/// and a plain `make` there against the SDK that install put in the staging root. Returns
+/// (the staging root, the standalone module).
+fn install_step(kdir: &Path, kos: &[PathBuf]) -> Result<(PathBuf, PathBuf)> {
+    let mod_root = module_root(kos)?;
+    let stage = crate::util::checkout_cache("install-stage/root");
+    let vendor = crate::util::checkout_cache("install-stage/vendor-tree");
+    for d in [&stage, &vendor] {
+        if d.exists() {
+            std::fs::remove_dir_all(d).with_context(|| format!("removing {}", d.display()))?;
+        }
+    }
+    step(format!(
+        "cargo xtask install into the staging root {}",
+        stage.display()
+    ));
+    let (k, st, r) = (
+        kdir.display().to_string(),
+        stage.display().to_string(),
+        mod_root.display().to_string(),
+    );
+    match xtask(&["install", "--kdir", &k, "--destdir", &st, "--root", &r])? {
+        (Some(0), _) => {}
+        (c, t) => bail!("install exited with {c:?}: {t}"),
+    }
+    let t = crate::install::Target::new(Some(kdir.to_path_buf()), Some(stage.clone()))?;
+    let sdk = t.sdk_dir();
+    step(format!(
+        "a standalone variant {STANDALONE} in {} built against the SDK in {}",
+        vendor.display(),
+        sdk.display()
+    ));
+    let v = vendor.display().to_string();
+    match xtask(&[
+        "new-variant",
+        STANDALONE,
+        "--vendor",
+        "1b36",
+        "--device",
+        "0005",
+        "--standalone",
+        &v,
+    ])? {
+        (Some(0), _) => {}
+        (c, t) => bail!("new-variant --standalone exited with {c:?}: {t}"),
+    }
+    // Exactly what a vendor types: make, with the kernel and the SDK named (neither is the
+    // running system's here).
+    run(Command::new("make")
+        .arg("-C")
+        .arg(&vendor)
+        .arg(format!("KDIR={k}"))
+        .arg(format!("{}={}", crate::sdk::SDK_VAR, sdk.display())))?;
+    let spec = crate::variant::Spec {
+        name: STANDALONE.into(),
+        vendor: 0x1b36,
+        device: 0x0005,
+        subsystem: None,
+        class: None,
+    };
+    let ko = vendor.join(format!("{}.ko", spec.module()));
+    let info = pcibind::modinfo::ModuleInfo::read(&ko)?;
+    if info.aliases != [spec.alias()] || info.depends != ["vfio_pci_common"] {
+        bail!(
+            "{}: aliases {:?}, depends {:?}; expected [{}], [vfio_pci_common]",
+            ko.display(),
+            info.aliases,
+            info.depends,
+            spec.alias()
+        );
+    }
+    println!("    built {} (alias {})", ko.display(), spec.alias());
+    Ok((stage, ko))
+}
+
 /// The root of the tree `kos` were built in (the repository, or the debug kernel's mirror of
 /// it): the common module is `<root>/common/vfio_pci_common.ko`.
 fn module_root(kos: &[PathBuf]) -> Result<PathBuf> {
@@ -388,7 +469,8 @@ pub fn test(
             }
             cli_done = true;
         }
-        let extra = if suite == Suite::Full {
+        let mut extras = guest::Extras::default();
+        if suite == Suite::Full {
             match new_variant_step(&kdir, &kos) {
                 Ok(ko) => {
                     total.passed += 1;
@@ -396,7 +478,7 @@ pub fn test(
                         "PASS host: new-variant-{NEW_VARIANT}-build ({} kernel)",
                         profile.name()
                     );
-                    Some(ko)
+                    extras.new_variant = Some(ko);
                 }
                 Err(e) => {
                     total.failed += 1;
@@ -404,12 +486,28 @@ pub fn test(
                         "host: new-variant-{NEW_VARIANT}-build ({} kernel): {e:#}",
                         profile.name()
                     ));
-                    None
                 }
             }
-        } else {
-            None
-        };
+            // Without it the guest's installed-module checks fail (they never skip).
+            match install_step(&kdir, &kos) {
+                Ok((stage, ko)) => {
+                    total.passed += 1;
+                    println!(
+                        "PASS host: install-stage-and-standalone-{STANDALONE}-build ({} kernel)",
+                        profile.name()
+                    );
+                    extras.installed_root = Some(stage);
+                    extras.standalone = Some(ko);
+                }
+                Err(e) => {
+                    total.failed += 1;
+                    total.failures.push(format!(
+                        "host: install-stage-and-standalone-{STANDALONE}-build ({} kernel): {e:#}",
+                        profile.name()
+                    ));
+                }
+            }
+        }
         if !guest {
             println!("    (--no-guest: the guest suite is not run)");
             continue;
@@ -421,7 +519,7 @@ pub fn test(
                 mode,
             };
             step(format!("guest suite, {}", run.label()));
-            match guest::run_guest_suite(&kdir, &kos, extra.as_deref(), run) {
+            match guest::run_guest_suite(&kdir, &kos, &extras, run) {
                 Ok(c) => add(&mut total, c),
                 Err(e) => {
                     total.failed += 1;

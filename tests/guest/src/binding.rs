@@ -75,7 +75,7 @@ fn one_refusal(lines: &[String], bdf: &Bdf, ids: &str, driver: &str) -> Result<(
 }
 
 impl Suite {
-    fn device(&self, label: &str) -> Option<Bdf> {
+    pub(crate) fn device(&self, label: &str) -> Option<Bdf> {
         self.args
             .devices
             .iter()

@@ -3,7 +3,7 @@
 //!
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
-//!         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust]
+//!         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust]
 //!         [--seed N] [--storm-cycles N] [--sriov-pf BDF] [--no-exit]`
 //!
 //! `--suite robust` runs only the robustness checks (regressions of fixed defects, the
@@ -23,10 +23,12 @@
 
 mod bench;
 mod binding;
+mod client;
 mod config;
 mod faults;
 mod fuzz;
 mod igd;
+mod installed;
 mod irq;
 mod kmod;
 mod lifecycle;
@@ -73,6 +75,10 @@ struct Args {
     catalog: Vec<PathBuf>,
     /// The variant `cargo xtask new-variant` made for edu (loaded by the bind checks).
     new_variant_ko: Option<PathBuf>,
+    /// The initramfs carries `cargo xtask install`'s module tree (`--installed`).
+    installed: bool,
+    /// The variant built outside the repository against the installed SDK (`--standalone-ko`).
+    standalone_ko: Option<PathBuf>,
     /// Only the robustness checks (`--suite robust`).
     robust_only: bool,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
@@ -89,7 +95,7 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
-         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust] [--seed N] \
+         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust] [--seed N] \
          [--storm-cycles N] [--sriov-pf BDF] [--no-exit]"
     );
     std::process::exit(2)
@@ -107,6 +113,8 @@ fn parse_args() -> Args {
         generic_ko: None,
         catalog: vec![],
         new_variant_ko: None,
+        installed: false,
+        standalone_ko: None,
         robust_only: false,
         seed: None,
         storm_cycles: None,
@@ -153,6 +161,8 @@ fn parse_args() -> Args {
             "--generic-ko" => a.generic_ko = Some(val("--generic-ko").into()),
             "--catalog" => a.catalog.push(val("--catalog").into()),
             "--new-variant-ko" => a.new_variant_ko = Some(val("--new-variant-ko").into()),
+            "--installed" => a.installed = true,
+            "--standalone-ko" => a.standalone_ko = Some(val("--standalone-ko").into()),
             "--suite" => {
                 a.robust_only = match val("--suite").as_str() {
                     "full" => false,
@@ -907,6 +917,8 @@ fn main() {
         suite.unload_while_open();
         suite.unload_modules();
         suite.config_restored(&pristine);
+        // Last: modprobe from the installed tree, with none of the modules above loaded.
+        suite.installed_checks();
     }
     suite.leak_check_end();
     suite.dmesg();
