@@ -175,7 +175,7 @@ fn msix(dev: &VfioDevice, cfg: &[u8], t: &mut Transcript) {
         control(dev)
     ));
     match dev.enable_msix(fds.iter().collect()) {
-        Ok(()) => t.push(format!("msix: enabled, control {:#x?}", control(dev))),
+        Ok(()) => t.push(format!("msix: enabled, control {}", control(dev))),
         Err(e) => {
             t.push(format!("msix: enable error {e}"));
             return;
@@ -192,7 +192,7 @@ fn msix(dev: &VfioDevice, cfg: &[u8], t: &mut Transcript) {
     let others = fds[1..].iter().filter(|f| f.read().is_ok()).count();
     t.push(format!("msix: other vectors signalled {others}"));
     match dev.disable_msix() {
-        Ok(()) => t.push(format!("msix: disabled, control {:#x?}", control(dev))),
+        Ok(()) => t.push(format!("msix: disabled, control {}", control(dev))),
         Err(e) => t.push(format!("msix: disable error {e}")),
     }
 }
