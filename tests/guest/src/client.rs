@@ -163,15 +163,16 @@ fn msix(dev: &VfioDevice, cfg: &[u8], t: &mut Transcript) {
             return;
         }
     };
-    let control = |dev: &VfioDevice| {
-        msix_cap(cfg).map(|at| {
+    let control = |dev: &VfioDevice| match msix_cap(cfg) {
+        Some(at) => {
             let mut b = [0u8; 2];
             dev.region_read(CONFIG_INDEX, &mut b, at as u64 + 2);
-            u16::from_le_bytes(b)
-        })
+            format!("{:#06x}", u16::from_le_bytes(b))
+        }
+        None => "(no MSI-X capability)".to_string(),
     };
     t.push(format!(
-        "msix: {count} vectors, control before {:#x?}",
+        "msix: {count} vectors, control before {}",
         control(dev)
     ));
     match dev.enable_msix(fds.iter().collect()) {
