@@ -35,28 +35,44 @@ pub fn resolve_kdir(kdir: Option<PathBuf>, profile: Profile) -> Result<PathBuf> 
             }
             Ok(k)
         }
-        None => {
-            let missing = crate::setup::missing_tools();
-            if !missing.is_empty() {
-                step(format!(
-                    "{} missing: running setup first",
-                    missing.join(", ")
-                ));
-                crate::setup::setup()?;
-            }
-            if let Some(k) = crate::kernel::cached_build(profile)? {
-                return Ok(k);
-            }
-            if missing.is_empty() {
-                step(format!(
-                    "no prepared {} kernel yet: running setup and kernel first",
-                    profile.name()
-                ));
-                crate::setup::setup()?;
-            }
-            crate::kernel::kernel(profile, false)
-        }
+        None => cached_kernel_with(
+            crate::setup::missing_tools(),
+            crate::setup::setup,
+            || crate::kernel::cached_build(profile),
+            || crate::kernel::kernel(profile, false),
+            profile.name(),
+        ),
     }
+}
+
+/// The cached kernel's resolution order, with its steps passed in (the host tests report tools
+/// missing and check the order): setup first when anything is `missing`, because the cache
+/// lookup itself runs the kernel's rustc and bindgen; then the lookup; then a kernel build,
+/// after setup if it has not run yet.
+fn cached_kernel_with(
+    missing: Vec<String>,
+    setup: impl Fn() -> Result<()>,
+    cached_build: impl Fn() -> Result<Option<PathBuf>>,
+    build_kernel: impl Fn() -> Result<PathBuf>,
+    profile: &str,
+) -> Result<PathBuf> {
+    if !missing.is_empty() {
+        step(format!(
+            "{} missing: running setup first",
+            missing.join(", ")
+        ));
+        setup()?;
+    }
+    if let Some(k) = cached_build()? {
+        return Ok(k);
+    }
+    if missing.is_empty() {
+        step(format!(
+            "no prepared {profile} kernel yet: running setup and kernel first"
+        ));
+        setup()?;
+    }
+    build_kernel()
 }
 
 /// The command [`GENERATE_SCRIPT`] would run for `kdir` (`--print`): the kernel's saved
@@ -267,6 +283,49 @@ pub fn mirror_tree(from: &Path, to: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn setup_runs_before_the_cache_lookup_when_tools_are_missing() {
+        use std::cell::RefCell;
+        let log = RefCell::new(Vec::<&str>::new());
+        let setup = || {
+            log.borrow_mut().push("setup");
+            Ok(())
+        };
+        // The lookup runs rustc and bindgen: it must never come before setup on a bare machine.
+        let lookup = |found: bool| {
+            let log = &log;
+            move || {
+                assert_eq!(log.borrow().first(), Some(&"setup"), "lookup before setup");
+                log.borrow_mut().push("lookup");
+                Ok(found.then(|| PathBuf::from("/k")))
+            }
+        };
+        let build = || {
+            log.borrow_mut().push("kernel");
+            Ok(PathBuf::from("/built"))
+        };
+        let bare = vec!["/usr/bin/rustc".to_string(), "bindgen 0.69.5".to_string()];
+        let k = cached_kernel_with(bare.clone(), setup, lookup(false), build, "test").unwrap();
+        assert_eq!(k, PathBuf::from("/built"));
+        assert_eq!(*log.borrow(), ["setup", "lookup", "kernel"]);
+        log.borrow_mut().clear();
+        cached_kernel_with(bare, setup, lookup(true), build, "test").unwrap();
+        assert_eq!(*log.borrow(), ["setup", "lookup"]);
+        // Tools present, nothing cached: the lookup first, then setup and the kernel.
+        log.borrow_mut().clear();
+        let lookup_any = || {
+            log.borrow_mut().push("lookup");
+            Ok(None)
+        };
+        cached_kernel_with(vec![], setup, lookup_any, build, "test").unwrap();
+        assert_eq!(*log.borrow(), ["lookup", "setup", "kernel"]);
+        // A failed setup stops everything.
+        log.borrow_mut().clear();
+        let failing = || Err(anyhow::anyhow!("apt-get failed"));
+        let lookup_never = || -> Result<Option<PathBuf>> { panic!("lookup after a failed setup") };
+        assert!(cached_kernel_with(vec!["x".into()], failing, lookup_never, build, "t").is_err());
+    }
+
     use super::*;
 
     const SAVED: &str = "savedcmd_rust/bindings/bindings_generated.rs := /b/bindgen /src/rust/bindings/bindings_helper.h --blocklist-type __kernel_s?size_t --use-core --no-debug '.*' -o rust/bindings/bindings_generated.rs -- -Wp,-MMD,rust/bindings/.bindings_generated.rs.d -nostdinc -I./include -DMODULE  ; sed -Ei 's/pub const RUST_CONST_HELPER_([a-zA-Z0-9_]*)/pub const \\1/g' rust/bindings/bindings_generated.rs\n\nsource_rust/bindings/bindings_generated.rs := x\n";
