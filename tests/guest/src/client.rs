@@ -10,9 +10,10 @@
 //! `region_read`, `get_region_*`, `get_irq_info`, `enable_msix`/`trigger_irq`/`disable_msix`
 //! with `vmm-sys-util` eventfds, and the container's `vfio_dma_map`/`vfio_dma_unmap`. BARs are
 //! mapped with `mmap` on the crate's device fd at the offsets the crate reports (the crate
-//! itself has no mapping helper; cloud-hypervisor does the same). The container insists on a
-//! type1 IOMMU, so in noiommu mode `VfioContainer::new` fails: the transcript then records the
-//! error, which must also be the same under both drivers.
+//! itself has no mapping helper; cloud-hypervisor does the same). In noiommu mode the crate
+//! cannot open the device: it opens the group as `/dev/vfio/<group>`, while a noiommu group's
+//! node is `/dev/vfio/noiommu-<group>` (and its container only knows type1 IOMMUs); the
+//! transcript is then that one error line, which must be the same under both drivers.
 
 use std::path::Path;
 use std::sync::Arc;
