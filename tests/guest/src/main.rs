@@ -3,9 +3,11 @@
 //!
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
-//!         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust]
+//!         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust|installed]
 //!         [--seed N] [--storm-cycles N] [--sriov-pf BDF] [--no-exit]`
 //!
+//! `--suite installed` runs only the checks of the installed modules (`installed.rs`; boot with
+//! `VFIO_RS_GUEST_APPEND="vfiotest.extra=--suite,installed"`, e.g. on the debug kernel).
 //! `--suite robust` runs only the robustness checks (regressions of fixed defects, the
 //! concurrent fuzzer, faults and storms: see `robust.rs`), as `cargo xtask test` does on the
 //! debug kernel; `full` (the default) runs them after every other check. `--seed` replays a
@@ -81,6 +83,8 @@ struct Args {
     standalone_ko: Option<PathBuf>,
     /// Only the robustness checks (`--suite robust`).
     robust_only: bool,
+    /// Only the installed-module checks (`--suite installed`; installed.rs).
+    installed_only: bool,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
     seed: Option<u64>,
     /// The SR-IOV capable PF of the D3-versus-VF-enable check (`--sriov-pf BDF`).
@@ -95,7 +99,7 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
-         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust] [--seed N] \
+         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust|installed] [--seed N] \
          [--storm-cycles N] [--sriov-pf BDF] [--no-exit]"
     );
     std::process::exit(2)
@@ -116,6 +120,7 @@ fn parse_args() -> Args {
         installed: false,
         standalone_ko: None,
         robust_only: false,
+        installed_only: false,
         seed: None,
         storm_cycles: None,
         sriov_pf: None,
@@ -163,13 +168,12 @@ fn parse_args() -> Args {
             "--new-variant-ko" => a.new_variant_ko = Some(val("--new-variant-ko").into()),
             "--installed" => a.installed = true,
             "--standalone-ko" => a.standalone_ko = Some(val("--standalone-ko").into()),
-            "--suite" => {
-                a.robust_only = match val("--suite").as_str() {
-                    "full" => false,
-                    "robust" => true,
-                    x => usage(&format!("unknown suite {x}")),
-                }
-            }
+            "--suite" => match val("--suite").as_str() {
+                "full" => (a.robust_only, a.installed_only) = (false, false),
+                "robust" => (a.robust_only, a.installed_only) = (true, false),
+                "installed" => (a.robust_only, a.installed_only) = (false, true),
+                x => usage(&format!("unknown suite {x}")),
+            },
             "--sriov-pf" => {
                 let v = val("--sriov-pf");
                 a.sriov_pf = Some(Bdf::parse(&v).unwrap_or_else(|e| usage(&e.to_string())));
@@ -891,13 +895,17 @@ fn main() {
     let kasan = robust::kasan_kernel();
     suite.r.info(format!("KASAN kernel: {kasan}"));
     suite.leak_check_start();
-    suite.load_modules();
-    if suite.args.robust_only {
+    if suite.args.installed_only {
+        // Nothing loaded first: modprobe from the installed tree is what is checked.
+        suite.installed_checks();
+    } else if suite.args.robust_only {
+        suite.load_modules();
         let pristine = suite.snapshot_configs();
         suite.robust_checks();
         suite.unload_modules();
         suite.config_restored(&pristine);
     } else {
+        suite.load_modules();
         suite.modinfo();
         // First: the firmware framebuffer can be evicted once per boot (see vga.rs).
         suite.vga_checks();
