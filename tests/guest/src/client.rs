@@ -6,7 +6,9 @@
 //!
 //! Which parts of the crate, and why: `VfioContainer::new(None)` (no KVM device: KVM is not
 //! available under TCG, and the crate's `kvm` feature is off), `VfioDevice::new` (group,
-//! `VFIO_SET_IOMMU` type1v2, `VFIO_GROUP_GET_DEVICE_FD`, every region's and IRQ's info),
+//! `VFIO_SET_IOMMU` type1v2, `VFIO_GROUP_GET_DEVICE_FD`, every region's and IRQ's info), and
+//! the same through `VfioIommufd` (feature `vfio_cdev`: the device cdev bound to an iommufd
+//! and attached to a fresh IOAS, as QEMU's `vfio-pci,iommufd=` does),
 //! `region_read`, `get_region_*`, `get_irq_info`, `enable_msix`/`trigger_irq`/`disable_msix`
 //! with `vmm-sys-util` eventfds, and the container's `vfio_dma_map`/`vfio_dma_unmap`. BARs are
 //! mapped with `mmap` on the crate's device fd at the offsets the crate reports (the crate
@@ -15,9 +17,10 @@
 //! node is `/dev/vfio/noiommu-<group>` (and its container only knows type1 IOMMUs); the
 //! transcript is then that one error line, which must be the same under both drivers.
 
+use iommufd_ioctls::IommuFd;
 use std::path::Path;
 use std::sync::Arc;
-use vfio_ioctls::{VfioContainer, VfioDevice};
+use vfio_ioctls::{VfioContainer, VfioDevice, VfioIommufd, VfioOps};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 const CONFIG_INDEX: u32 = vfio_bindings::bindings::vfio::VFIO_PCI_CONFIG_REGION_INDEX;
@@ -54,18 +57,51 @@ fn msix_cap(cfg: &[u8]) -> Option<usize> {
     None
 }
 
+/// How the crate reaches the device: as QEMU's `vfio-pci` does by default (container and
+/// group) or with `iommufd=` (the device cdev bound to an iommufd, attached to an IOAS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Container,
+    Iommufd,
+}
+
+impl Backend {
+    /// The name the checks use, as in the rest of the suite.
+    pub fn how(self) -> &'static str {
+        match self {
+            Backend::Container => "group",
+            Backend::Iommufd => "cdev",
+        }
+    }
+}
+
+fn open_backend(backend: Backend) -> Result<Arc<dyn VfioOps>, String> {
+    match backend {
+        Backend::Container => VfioContainer::new(None)
+            .map(|c| Arc::new(c) as Arc<dyn VfioOps>)
+            .map_err(|e| format!("VfioContainer::new: error {e}")),
+        Backend::Iommufd => {
+            let fd = IommuFd::new().map_err(|e| format!("IommuFd::new: error {e:?}"))?;
+            VfioIommufd::new(Arc::new(fd), None, None)
+                .map(|i| Arc::new(i) as Arc<dyn VfioOps>)
+                .map_err(|e| format!("VfioIommufd::new: error {e}"))
+        }
+    }
+}
+
 /// Opens the device at `bdf` through the crate and records what a VMM would look at.
-pub fn transcript(bdf: &str) -> Transcript {
+pub fn transcript(bdf: &str, backend: Backend) -> Transcript {
     let mut t = Transcript::new();
-    let container = match VfioContainer::new(None) {
-        Ok(c) => Arc::new(c),
+    let ops = match open_backend(backend) {
+        Ok(o) => o,
         Err(e) => {
-            t.push(format!("VfioContainer::new: error {e}"));
+            t.push(e);
             return t;
         }
     };
     let sysfs = format!("/sys/bus/pci/devices/{bdf}");
-    let dev = match VfioDevice::new(Path::new(&sysfs), container.clone(), false) {
+    let attach_ioas = backend == Backend::Iommufd;
+    let dev = match VfioDevice::new(Path::new(&sysfs), ops.clone(), attach_ioas) {
         Ok(d) => d,
         Err(e) => {
             t.push(format!("VfioDevice::new: error {e}"));
@@ -94,7 +130,7 @@ pub fn transcript(bdf: &str) -> Transcript {
     }
     map_bars(&dev, &mut t);
     msix(&dev, &cfg, &mut t);
-    dma(&container, &mut t);
+    dma(ops.as_ref(), &mut t);
     t
 }
 
@@ -200,7 +236,7 @@ fn msix(dev: &VfioDevice, cfg: &[u8], t: &mut Transcript) {
 }
 
 /// One page of anonymous memory mapped for DMA at [`DMA_IOVA`] and unmapped again.
-fn dma(container: &VfioContainer, t: &mut Transcript) {
+fn dma(ops: &dyn VfioOps, t: &mut Transcript) {
     let len = 4096;
     // SAFETY: a fresh private anonymous mapping chosen by the kernel; unmapped below.
     let p = unsafe {
@@ -222,13 +258,13 @@ fn dma(container: &VfioContainer, t: &mut Transcript) {
     }
     // SAFETY: `p` is a live mapping of `len` bytes that stays mapped until after the unmap
     // from the IOMMU below, and no device is programmed to DMA into it.
-    let mapped = unsafe { container.vfio_dma_map(DMA_IOVA, len, p as *mut u8) };
+    let mapped = unsafe { ops.vfio_dma_map(DMA_IOVA, len, p as *mut u8) };
     t.push(format!(
         "dma: map {:?}",
         mapped.as_ref().map_err(|e| e.to_string())
     ));
     if mapped.is_ok() {
-        let r = container.vfio_dma_unmap(DMA_IOVA, len);
+        let r = ops.vfio_dma_unmap(DMA_IOVA, len);
         t.push(format!("dma: unmap {:?}", r.map_err(|e| e.to_string())));
     }
     // SAFETY: `p`, `len` are exactly the mapping made above, no longer mapped for DMA.

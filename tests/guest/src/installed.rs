@@ -20,8 +20,10 @@
 //! - `standalone-*`: the variant built outside the repository against the installed SDK,
 //!   loaded, bound to pci-testdev and opened through VFIO;
 //! - `readme-use-it-*`: the README's "Use it" commands, run as written by `sh`;
-//! - `independent-client-<device>-<driver>` and `independent-client-differential-<device>`:
-//!   the `vfio-ioctls` client (client.rs) on nvme under upstream `vfio-pci` and under ours.
+//! - `independent-client-nvme-<driver>-<group|cdev>` and
+//!   `independent-client-differential-nvme-<group|cdev>`: the `vfio-ioctls` client (client.rs)
+//!   on nvme under upstream `vfio-pci` and under ours, through a container and (iommu mode)
+//!   through iommufd.
 //!
 //! libvirt's rule (`virPCIDeviceFindBestVFIOVariant`, written here from its description, not
 //! its code): read `/lib/modules/$(uname -r)/modules.alias`; for each `alias vfio_pci:PATTERN
@@ -467,7 +469,7 @@ impl Suite {
             let sys = &self.sys;
             // What `-device vfio-pci,host=...` needs: the group, opened by a VMM's VFIO layer.
             self.r.check("readme-use-it-ready-for-qemu", || {
-                let t = client::transcript(nvme.as_str());
+                let t = client::transcript(nvme.as_str(), client::Backend::Container);
                 match mode {
                     Mode::Iommu if t.iter().any(|l| l.contains("error")) => {
                         Err(format!("vfio-ioctls: {}", t.join(" | ")))
@@ -505,58 +507,74 @@ impl Suite {
                 .check("independent-client-nvme", || Err("no nvme device".into()));
             return;
         };
+        let backends: &[client::Backend] = match self.args.mode {
+            Mode::Iommu => &[client::Backend::Container, client::Backend::Iommufd],
+            // No cdev without an IOMMU on 6.12.
+            Mode::NoIommu => &[client::Backend::Container],
+        };
+        for &backend in backends {
+            self.independent_client_with(&nvme, backend);
+        }
+    }
+
+    fn independent_client_with(&mut self, nvme: &Bdf, backend: client::Backend) {
+        let how = backend.how();
         let mut transcripts: Vec<(String, client::Transcript)> = Vec::new();
         for driver in [UPSTREAM_DRIVER, GENERIC_DRIVER] {
             let mut t = None;
             let sys = &self.sys;
             let mode = self.args.mode;
             self.r
-                .check(&format!("independent-client-nvme-{driver}"), || {
+                .check(&format!("independent-client-nvme-{driver}-{how}"), || {
                     if driver == GENERIC_DRIVER {
                         sh(MODPROBE, &[GENERIC])?;
                     }
-                    override_probe(sys, &nvme, driver)?;
-                    let tr = client::transcript(nvme.as_str());
-                    release(sys, &nvme);
+                    override_probe(sys, nvme, driver)?;
+                    let tr = client::transcript(nvme.as_str(), backend);
+                    release(sys, nvme);
                     let failed = tr.iter().find(|l| l.contains("error"));
                     t = Some(tr.clone());
                     match (mode, failed) {
                         (Mode::Iommu, Some(l)) => Err(format!("vfio-ioctls: {l}")),
-                        // The crate's container needs a type1 IOMMU: it must say so, nothing else.
+                        // The crate opens /dev/vfio/<group>; a noiommu group is
+                        // /dev/vfio/noiommu-<group>: it must say so, nothing else.
                         (Mode::NoIommu, l) if tr.len() != 1 || l.is_none() => {
                             Err(format!("expected one error line in noiommu mode: {tr:?}"))
                         }
                         _ => Ok(()),
                     }
                 });
-            release(&self.sys, &nvme);
+            release(&self.sys, nvme);
             if let Some(tr) = t {
                 for l in &tr {
-                    self.r.info(format!("client {driver}: {l}"));
+                    self.r.info(format!("client {driver} {how}: {l}"));
                 }
                 transcripts.push((driver.to_string(), tr));
             }
         }
-        self.r.check("independent-client-differential-nvme", || {
-            let [(_, a), (_, b)] = &transcripts[..] else {
-                return Err("a driver's transcript is missing (an earlier check failed)".into());
-            };
-            let diffs: Vec<String> = a
-                .iter()
-                .zip(b)
-                .filter(|(x, y)| x != y)
-                .map(|(x, y)| format!("{x} vs {y}"))
-                .collect();
-            if a.len() != b.len() || !diffs.is_empty() {
-                return Err(format!(
-                    "upstream vs ours ({} vs {} lines): {}",
-                    a.len(),
-                    b.len(),
-                    diffs.join("; ")
-                ));
-            }
-            Ok(())
-        });
+        self.r.check(
+            &format!("independent-client-differential-nvme-{how}"),
+            || {
+                let [(_, a), (_, b)] = &transcripts[..] else {
+                    return Err("a driver's transcript is missing (an earlier check failed)".into());
+                };
+                let diffs: Vec<String> = a
+                    .iter()
+                    .zip(b)
+                    .filter(|(x, y)| x != y)
+                    .map(|(x, y)| format!("{x} vs {y}"))
+                    .collect();
+                if a.len() != b.len() || !diffs.is_empty() {
+                    return Err(format!(
+                        "upstream vs ours ({} vs {} lines): {}",
+                        a.len(),
+                        b.len(),
+                        diffs.join("; ")
+                    ));
+                }
+                Ok(())
+            },
+        );
         let _ = sh(MODPROBE, &["-r", GENERIC]);
     }
 }
