@@ -204,6 +204,7 @@ pub fn standalone_makefile(module: &str) -> String {
 #   make KDIR=/path/to/build    another kernel build directory (a CONFIG_RUST=y build)
 #   make {SDK_VAR}=/path        an SDK installed elsewhere (e.g. under a --destdir)
 #   make KRUSTC=/path/to/rustc  the rustc the kernel was built with (default /usr/bin/rustc)
+#   make LLVM=1 (or LLVM=-14)   for a kernel built with clang, as for any external module
 #   make clean
 
 KDIR ?= /lib/modules/$(shell uname -r)/build

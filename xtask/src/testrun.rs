@@ -246,12 +246,16 @@ fn install_step(kdir: &Path, kos: &[PathBuf]) -> Result<(PathBuf, PathBuf)> {
         (c, t) => bail!("new-variant --standalone exited with {c:?}: {t}"),
     }
     // Exactly what a vendor types: make, with the kernel and the SDK named (neither is the
-    // running system's here).
-    run(Command::new("make")
-        .arg("-C")
+    // running system's here), and LLVM= for a clang-built kernel, as for any external module.
+    let mut make = Command::new("make");
+    make.arg("-C")
         .arg(&vendor)
         .arg(format!("KDIR={k}"))
-        .arg(format!("{}={}", crate::sdk::SDK_VAR, sdk.display())))?;
+        .arg(format!("{}={}", crate::sdk::SDK_VAR, sdk.display()));
+    if let Some(l) = crate::kernel::llvm_of(kdir) {
+        make.arg(format!("LLVM={l}"));
+    }
+    run(&mut make)?;
     let spec = crate::variant::Spec {
         name: STANDALONE.into(),
         vendor: 0x1b36,
