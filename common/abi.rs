@@ -98,6 +98,89 @@ pub(crate) struct VariantOps {
     pub(crate) bus_reset_notify: Option<
         unsafe extern "C" fn(data: *mut c_void, dev: *mut DeviceHandle, done: bool, ret: c_int),
     >,
+    /// Optional: sees every `ioctl` on the device fd first (no lock of ours held). Returns
+    /// [`HANDLED`] with the ioctl's result in `*ret`, [`FALL_THROUGH`] for the common handling,
+    /// or a negative errno (returned to user space).
+    pub(crate) ioctl: Option<
+        unsafe extern "C" fn(
+            data: *mut c_void,
+            dev: *mut DeviceHandle,
+            cmd: u32,
+            arg: usize,
+            ret: *mut i64,
+        ) -> c_int,
+    >,
+    /// Optional: sees every `VFIO_DEVICE_FEATURE` first (`flags` and the user pointer `arg`
+    /// to the `argsz` bytes after the header, as the VFIO core's `device_feature` op gets
+    /// them); same return convention as `ioctl`.
+    pub(crate) device_feature: Option<
+        unsafe extern "C" fn(
+            data: *mut c_void,
+            dev: *mut DeviceHandle,
+            flags: u32,
+            arg: usize,
+            argsz: usize,
+            ret: *mut i64,
+        ) -> c_int,
+    >,
+    /// Optional: replaces the function reset of `VFIO_DEVICE_RESET` (which is then offered,
+    /// `VFIO_DEVICE_FLAGS_RESET`, even if the device has no function reset). Called after
+    /// user mappings of the BARs were revoked and the device put in D0, without our locks;
+    /// returns 0 or a negative errno.
+    pub(crate) reset:
+        Option<unsafe extern "C" fn(data: *mut c_void, dev: *mut DeviceHandle) -> c_int>,
+    /// The variant's BAR windows (`n_bar_windows` entries, a `static`, at most one per BAR):
+    /// read/write inside a window goes to `bar_window_rw`, mmap of a page holding part of it
+    /// is refused, and `GET_REGION_INFO` gives the BAR a sparse-mmap capability around it.
+    pub(crate) bar_windows: *const BarWindow,
+    /// Number of entries at `bar_windows`.
+    pub(crate) n_bar_windows: usize,
+    /// Required with `bar_windows`: a read or write of `count` bytes at `pos` inside the
+    /// window of BAR `bar` (`pos` relative to the window's start, `pos + count` inside it), to
+    /// or from the kernel buffer `buf`. Returns the bytes done or a negative errno. Runs
+    /// without our locks.
+    pub(crate) bar_window_rw: Option<
+        unsafe extern "C" fn(
+            data: *mut c_void,
+            dev: *mut DeviceHandle,
+            bar: u32,
+            pos: u64,
+            buf: *mut u8,
+            count: usize,
+            is_write: bool,
+        ) -> isize,
+    >,
+}
+
+/// `VariantOps::ioctl` / `device_feature`: the variant answered; the result is in `*ret`.
+pub(crate) const HANDLED: c_int = 1;
+/// `VariantOps::ioctl` / `device_feature`: the common module answers.
+pub(crate) const FALL_THROUGH: c_int = 0;
+
+/// A window of a BAR that a variant emulates (see [`VariantOps::bar_windows`]).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct BarWindow {
+    /// 0 to 5.
+    pub(crate) bar: u32,
+    pub(crate) _pad: u32,
+    /// Offset of the window in the BAR.
+    pub(crate) offset: u64,
+    /// Length in bytes.
+    pub(crate) len: u64,
+}
+
+#[allow(dead_code)]
+impl BarWindow {
+    /// `len` bytes at `offset` of BAR `bar`.
+    pub(crate) const fn new(bar: u32, offset: u64, len: u64) -> Self {
+        Self {
+            bar,
+            _pad: 0,
+            offset,
+            len,
+        }
+    }
 }
 
 /// Most device-specific regions a variant can add.

@@ -45,7 +45,7 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_variant_register(
         );
         return EINVAL.into_err_ptr();
     }
-    if o.name.is_null() {
+    if o.name.is_null() || !bar_windows_valid(o) {
         return EINVAL.into_err_ptr();
     }
     let vfio_ops = crate::vfio_ops::table(o.name);
@@ -54,6 +54,25 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_variant_register(
         Ok(b) => KBox::into_raw(b).cast(),
         Err(_) => ENOMEM.into_err_ptr(),
     }
+}
+
+/// The SDK checks a variant's BAR windows at compile time; a variant built otherwise gets the
+/// same rules here: with their hook, at most one per BAR, each non-empty and inside 64 bits.
+fn bar_windows_valid(o: &VariantOps) -> bool {
+    if o.n_bar_windows == 0 {
+        return true;
+    }
+    if o.bar_windows.is_null() || o.bar_window_rw.is_none() || o.n_bar_windows > 6 {
+        return false;
+    }
+    // SAFETY: the caller of register vouches for the ops and the tables they point to.
+    let t = unsafe { core::slice::from_raw_parts(o.bar_windows, o.n_bar_windows) };
+    t.iter().enumerate().all(|(i, w)| {
+        w.bar < 6
+            && w.len != 0
+            && w.offset.checked_add(w.len).is_some()
+            && t.iter().skip(i + 1).all(|x| x.bar != w.bar)
+    })
 }
 
 /// See [`crate::abi`].

@@ -178,6 +178,24 @@ impl DeviceState {
             .cast::<bindings::vfio_device>()
     }
 
+    /// The variant's window in BAR `bar`, if it has one (see `VariantOps::bar_windows`).
+    pub(crate) fn bar_window(&self, bar: usize) -> Option<crate::logic::bar_rw::Window> {
+        let ops = self.variant_ops();
+        if ops.bar_windows.is_null() || ops.bar_window_rw.is_none() {
+            return None;
+        }
+        // SAFETY: `bar_windows` points to a `static` table of `n_bar_windows` entries in the
+        // variant module, alive while the variant is registered (checked at registration).
+        let table = unsafe { core::slice::from_raw_parts(ops.bar_windows, ops.n_bar_windows) };
+        table
+            .iter()
+            .find(|w| w.bar as usize == bar)
+            .map(|w| crate::logic::bar_rw::Window {
+                offset: w.offset,
+                len: w.len,
+            })
+    }
+
     /// This device as the variant's hooks see it (the handle its device context wraps).
     pub(crate) fn handle(&self) -> *mut crate::abi::DeviceHandle {
         self.vfio_device().cast()

@@ -118,6 +118,102 @@ pub(crate) fn rw(
     if bar == ROM {
         return rom_read(dev, buf, count, pos, end);
     }
+    if let Some(w) = dev.bar_window(bar) {
+        return rw_around_window(dev, bar, w, buf, count, pos, is_write);
+    }
+    device_rw(dev, bar, r.mem, buf, count, pos, is_write)
+}
+
+/// `read`/`write` of a BAR with a variant window: cut at the window's edges, the pieces inside
+/// to the variant, the others to the device. Stops at the first error, returning the bytes
+/// done before it if any (as a short count).
+fn rw_around_window(
+    dev: &DeviceState,
+    bar: usize,
+    w: bar_rw::Window,
+    buf: usize,
+    count: usize,
+    pos: u64,
+    is_write: bool,
+) -> Result<usize> {
+    let mem = dev.pdev.bar_resource(bar).mem;
+    let mut done = 0usize;
+    while done < count {
+        let at = pos + done as u64;
+        let (n, inside) = w.step(at, count - done);
+        let piece = if inside {
+            window_rw(dev, bar, at - w.offset, buf + done, n, is_write)
+        } else {
+            device_rw(dev, bar, mem, buf + done, n, at, is_write)
+        };
+        match piece {
+            Ok(0) => break,
+            Ok(k) => done += k,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
+/// The variant's part of a windowed BAR: through a kernel bounce buffer, so the variant never
+/// sees a user pointer and no lock of ours is held across the user copy.
+fn window_rw(
+    dev: &DeviceState,
+    bar: usize,
+    pos: u64,
+    buf: usize,
+    count: usize,
+    is_write: bool,
+) -> Result<usize> {
+    let Some(hook) = dev.variant_ops().bar_window_rw else {
+        return Err(EINVAL);
+    };
+    let count = count.min(WINDOW_CHUNK);
+    let mut bounce = [0u8; WINDOW_CHUNK];
+    let chunk = bounce.get_mut(..count).ok_or(EINVAL)?;
+    if is_write {
+        UserSlice::new(buf, count).reader().read_slice(chunk)?;
+    }
+    // SAFETY: the variant data is live while the device is registered; the handle is this
+    // device's; `chunk` is a kernel buffer of `count` bytes inside the window (`Window::step`).
+    let ret = unsafe {
+        hook(
+            dev.variant_data(),
+            dev.handle(),
+            bar as u32,
+            pos,
+            chunk.as_mut_ptr(),
+            count,
+            is_write,
+        )
+    };
+    if ret < 0 {
+        return Err(Error::from_errno(ret as i32));
+    }
+    let got = (ret as usize).min(count);
+    if !is_write {
+        UserSlice::new(buf, got)
+            .writer()
+            .write_slice(chunk.get(..got).ok_or(EINVAL)?)?;
+    }
+    Ok(got)
+}
+
+/// Largest piece of a window access handed to the variant at once.
+const WINDOW_CHUNK: usize = 64;
+
+/// `read`/`write` of `count` bytes at `pos` of BAR `bar` on the device itself.
+fn device_rw(
+    dev: &DeviceState,
+    bar: usize,
+    mem: bool,
+    buf: usize,
+    count: usize,
+    pos: u64,
+    is_write: bool,
+) -> Result<usize> {
+    let pdev = &dev.pdev;
     let (io, x_start, x_end) = {
         let mut inner = dev.inner.lock();
         let io = inner.bars.map(pdev, bar, kernel::c_str!("vfio"))?;
@@ -129,7 +225,7 @@ pub(crate) fn rw(
     };
     do_io_rw(
         dev,
-        r.mem,
+        mem,
         io,
         buf,
         pos,
@@ -276,6 +372,13 @@ pub(crate) fn mmap(dev: &DeviceState, vma: *mut bindings::vm_area_struct) -> Res
         let len = dev.pdev.bar_resource(bar).len;
         bar_rw::mmap_fits(pgoff, (v.end - v.start) as u64, len, PAGE_SIZE)
             .map_err(|e| Error::from_errno(-e.0))?;
+        // The variant's window is emulated: its pages are never the device's to map.
+        if dev
+            .bar_window(bar)
+            .is_some_and(|w| w.mmap_overlaps(pgoff, (v.end - v.start) as u64, PAGE_SIZE))
+        {
+            return Err(EINVAL);
+        }
         // The mapping does not use the iomap, but claiming the region is what keeps other
         // drivers off the BAR.
         inner.bars.map(&dev.pdev, bar, kernel::c_str!("vfio-pci"))?;

@@ -14,6 +14,7 @@
 pub(crate) mod abi;
 #[path = "../bindings.rs"]
 pub(crate) mod bindings;
+mod checks;
 #[path = "../dev_print.rs"]
 mod dev_print;
 mod device;
@@ -22,7 +23,7 @@ mod memmap;
 mod pci;
 mod registration;
 
-pub(crate) use abi::ConfigOverlay;
+pub(crate) use abi::{BarWindow, ConfigOverlay};
 pub(crate) use device::Device;
 pub(crate) use id::PciId;
 #[allow(unused_imports)]
@@ -34,7 +35,9 @@ pub(crate) use registration::Registration;
 /// What a variant file needs, in one `use`.
 #[allow(unused_imports)]
 pub(crate) mod prelude {
-    pub(crate) use super::{ConfigOverlay, Device, PciFunction, PciId, Regions, Variant};
+    pub(crate) use super::{
+        BarWindow, ConfigOverlay, Device, Handled, PciFunction, PciId, Regions, Variant,
+    };
     pub(crate) use core::pin::Pin;
     pub(crate) use kernel::prelude::*;
 }
@@ -147,6 +150,69 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Sees every `ioctl` on the device fd (`cmd`, and `arg` as user space passed it: a
+    /// user pointer for most commands, to be read with `kernel::uaccess::UserSlice`) before
+    /// the common module. Return [`Handled::FallThrough`] for every command you do not own,
+    /// also standard ones you only watch. Runs without the common module's locks, possibly on
+    /// several threads at once.
+    fn ioctl(self: Pin<&Self>, _dev: &Device, _cmd: u32, _arg: usize) -> Result<Handled> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Sees every `VFIO_DEVICE_FEATURE` first: `flags` of the header (feature number and
+    /// `GET`/`SET`/`PROBE`), `arg` the user pointer to the `argsz` bytes after it. Same
+    /// rules as [`Variant::ioctl`].
+    fn device_feature(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _flags: u32,
+        _arg: usize,
+        _argsz: usize,
+    ) -> Result<Handled> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Replaces the function reset of `VFIO_DEVICE_RESET` (which is then offered even if the
+    /// device has none). Called after user mappings of the BARs were revoked and the device
+    /// put in D0, between `reset_prepare` and `reset_done`, without the state mutex (so the
+    /// device context works); user read/write may run meanwhile. The open and close of the
+    /// device keep the common module's function reset.
+    fn reset(self: Pin<&Self>, _dev: &Device) -> Result {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Windows of BARs this variant emulates, at most one per BAR: user `read`/`write`
+    /// inside a window goes to [`Variant::bar_window_read`]/[`Variant::bar_window_write`],
+    /// the rest of the BAR to the device; mmap of any page holding part of a window is
+    /// refused and `GET_REGION_INFO` lists the mappable areas around it (sparse-mmap
+    /// capability). Checked at compile time.
+    const BAR_WINDOWS: &'static [BarWindow] = &[];
+
+    /// Fills `buf` from the window of BAR `bar` at `pos` (relative to the window; the common
+    /// module keeps `pos..pos + buf.len()` inside it, at most 64 bytes at a time). Returns
+    /// the bytes filled. Runs without the common module's locks, possibly concurrently.
+    fn bar_window_read(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _bar: usize,
+        _pos: u64,
+        _buf: &mut [u8],
+    ) -> Result<usize> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// A user write of `buf` to the window of BAR `bar` at `pos`. Same rules as
+    /// [`Variant::bar_window_read`].
+    fn bar_window_write(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _bar: usize,
+        _pos: u64,
+        _buf: &[u8],
+    ) -> Result<usize> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// The page frame number behind page `page` of a device-specific region added with
     /// `REGION_MMAP`, when user space touches its mapping (the common module checked that the
     /// mapping fits the region). Only return frames this device owns (its BARs, memory the
@@ -154,6 +220,15 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
     fn region_mmap(self: Pin<&Self>, _index: usize, _page: u64) -> Result<u64> {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
+}
+
+/// What a variant's [`Variant::ioctl`] or [`Variant::device_feature`] hook did with a call.
+#[allow(dead_code)]
+pub(crate) enum Handled {
+    /// The variant answered; user space gets this value.
+    Done(i64),
+    /// Not the variant's: the common module answers as if the hook were not there.
+    FallThrough,
 }
 
 /// `VFIO_REGION_TYPE_PCI_VENDOR_TYPE`: region types private to one PCI vendor.
@@ -250,6 +325,9 @@ macro_rules! module_vfio_pci_variant {
         /// The ID table, under the symbol name modpost reads in 6.12
         /// (`__mod_<bus>__<name>_device_table`), so modpost itself generates the aliases. Every
         /// entry is override-only: `PciId` offers no other kind.
+        // `no_mangle` counts as unsafe code; `#![deny(unsafe_code)]` in a variant's crate root
+        // must not refuse what the SDK writes for it.
+        #[allow(unsafe_code)]
         #[no_mangle]
         #[used]
         static __mod_pci__vfio_pci_variant_ids_device_table:

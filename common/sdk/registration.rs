@@ -86,6 +86,12 @@ unsafe impl<T: Variant> Send for Registration<T> {}
 impl<T: Variant> Registration<T> {
     /// The [`VariantOps`] of `T`, built at compile time into a `static` of the variant.
     pub(crate) const fn ops(driver: &'static CStr) -> VariantOps {
+        // Evaluated for the variant's `static` ops table: a failed check is a build error.
+        super::checks::overlays(T::CONFIG_OVERLAYS);
+        super::checks::bar_windows(
+            T::BAR_WINDOWS,
+            T::HAS_BAR_WINDOW_READ && T::HAS_BAR_WINDOW_WRITE,
+        );
         VariantOps {
             abi_version: ABI_VERSION,
             name: driver.as_char_ptr(),
@@ -134,6 +140,20 @@ impl<T: Variant> Registration<T> {
             },
             bus_reset_notify: if T::HAS_BUS_RESET_PREPARE || T::HAS_BUS_RESET_DONE {
                 Some(bus_reset_notify::<T>)
+            } else {
+                None
+            },
+            ioctl: if T::HAS_IOCTL { Some(ioctl::<T>) } else { None },
+            device_feature: if T::HAS_DEVICE_FEATURE {
+                Some(device_feature::<T>)
+            } else {
+                None
+            },
+            reset: if T::HAS_RESET { Some(reset::<T>) } else { None },
+            bar_windows: T::BAR_WINDOWS.as_ptr(),
+            n_bar_windows: T::BAR_WINDOWS.len(),
+            bar_window_rw: if T::HAS_BAR_WINDOW_READ && T::HAS_BAR_WINDOW_WRITE {
+                Some(bar_window_rw::<T>)
             } else {
                 None
             },
@@ -386,10 +406,7 @@ unsafe extern "C" fn region_rw<T: Variant>(
         (true, _, true) => T::region_write(this, dev, index as usize, pos, buf),
         _ => Err(EINVAL),
     };
-    match r {
-        Ok(n) => n as isize,
-        Err(e) => e.to_errno() as isize,
-    }
+    bytes_or_errno(r)
 }
 
 /// [`VariantOps::reset_notify`] for a `T` with `reset_prepare` / `reset_done`.
@@ -440,6 +457,84 @@ unsafe extern "C" fn bus_reset_notify<T: Variant>(
         (false, true, _) => T::bus_reset_prepare(this, dev),
         (true, _, true) => T::bus_reset_done(this, dev, kernel::error::to_result(ret)),
         _ => {}
+    }
+}
+
+/// A [`super::Handled`] in the ABI's convention (`HANDLED` with `*ret`, `FALL_THROUGH`, or
+/// a negative errno).
+fn handled(r: Result<super::Handled>, ret: *mut i64) -> c_int {
+    match r {
+        Ok(super::Handled::Done(v)) => {
+            // SAFETY: the common module passes a valid out-pointer for the call.
+            unsafe { *ret = v };
+            super::abi::HANDLED
+        }
+        Ok(super::Handled::FallThrough) => super::abi::FALL_THROUGH,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// [`VariantOps::ioctl`] for a `T` that implements [`Variant::ioctl`].
+unsafe extern "C" fn ioctl<T: Variant>(
+    data: *mut c_void,
+    dev: *mut DeviceHandle,
+    cmd: u32,
+    arg: usize,
+    ret: *mut i64,
+) -> c_int {
+    // SAFETY: as in `open_device`.
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
+    handled(T::ioctl(this, dev, cmd, arg), ret)
+}
+
+/// [`VariantOps::device_feature`] for a `T` that implements [`Variant::device_feature`].
+unsafe extern "C" fn device_feature<T: Variant>(
+    data: *mut c_void,
+    dev: *mut DeviceHandle,
+    flags: u32,
+    arg: usize,
+    argsz: usize,
+    ret: *mut i64,
+) -> c_int {
+    // SAFETY: as in `open_device`.
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
+    handled(T::device_feature(this, dev, flags, arg, argsz), ret)
+}
+
+/// [`VariantOps::reset`] for a `T` that implements [`Variant::reset`].
+unsafe extern "C" fn reset<T: Variant>(data: *mut c_void, dev: *mut DeviceHandle) -> c_int {
+    // SAFETY: as in `open_device`.
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
+    kernel::error::from_result(|| T::reset(this, dev).map(|()| 0))
+}
+
+/// [`VariantOps::bar_window_rw`] for a `T` with `bar_window_read` and `bar_window_write`.
+unsafe extern "C" fn bar_window_rw<T: Variant>(
+    data: *mut c_void,
+    dev: *mut DeviceHandle,
+    bar: u32,
+    pos: u64,
+    buf: *mut u8,
+    count: usize,
+    is_write: bool,
+) -> isize {
+    // SAFETY: as in `open_device`.
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
+    // SAFETY: the common module passes a kernel buffer of `count` bytes, ours for the call.
+    let buf = unsafe { core::slice::from_raw_parts_mut(buf, count) };
+    let r = if is_write {
+        T::bar_window_write(this, dev, bar as usize, pos, buf)
+    } else {
+        T::bar_window_read(this, dev, bar as usize, pos, buf)
+    };
+    bytes_or_errno(r)
+}
+
+/// A hook's byte count or error as the ABI's `isize`.
+fn bytes_or_errno(r: Result<usize>) -> isize {
+    match r {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
     }
 }
 

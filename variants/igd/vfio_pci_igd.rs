@@ -22,6 +22,9 @@
 //! after it are missing; a bad OpRegion, or a bridge at those addresses that is not Intel's,
 //! fails the open. Each time a feature is off, one line in the kernel log says which.
 
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
 #[path = "../../common/sdk/mod.rs"]
 mod sdk;
 

@@ -12,7 +12,7 @@
 //! - `device-region-rw-edu`: the scratch region keeps what is written, the read-only region
 //!   reads its pattern and refuses writes, accesses past the end and mmap are refused.
 
-use crate::{find_nodes, s, vfio, Suite};
+use crate::{s, vfio, Suite};
 use pcibind::Bdf;
 use std::os::unix::fs::FileExt;
 
@@ -40,13 +40,7 @@ fn host_dword(bdf: &Bdf, off: usize) -> Result<u32, String> {
 
 impl Suite {
     pub(crate) fn overlay_checks(&mut self) {
-        let Some(edu) = self
-            .args
-            .devices
-            .iter()
-            .find(|(_, l)| l == "edu")
-            .map(|(b, _)| b.clone())
-        else {
+        let Some(edu) = self.device_labelled("edu") else {
             return;
         };
         if !self.sys.driver_loaded(DRIVER) {
@@ -56,21 +50,16 @@ impl Suite {
             return;
         }
         let _ = self.sys.unbind(&edu);
-        let (mode, iommu_type) = (self.args.mode, self.iommu_type());
-        let sys = &self.sys;
         let mut dev = None;
-        let mut before = (0u32, 0u32);
+        let before = host_dword(&edu, 0xf8).and_then(|a| Ok((a, host_dword(&edu, 0xfc)?)));
+        let bind = self.bind_and_open(&edu, DRIVER);
+        let mut before_ok = (0u32, 0u32);
         self.r.check("config-overlay-bind-edu", || {
-            before = (host_dword(&edu, 0xf8)?, host_dword(&edu, 0xfc)?);
-            sys.bind(&edu, DRIVER).map_err(s)?;
-            let nodes = find_nodes(sys, mode, &edu)?;
-            dev = Some(vfio::open_via_group(
-                &nodes.group,
-                &edu.to_string(),
-                iommu_type,
-            )?);
+            before_ok = before?;
+            dev = Some(bind?);
             Ok(())
         });
+        let before = before_ok;
         if let Some(d) = dev.as_ref() {
             let f = &d.file;
             self.r.check("config-overlay-read-edu", || {

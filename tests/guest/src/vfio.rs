@@ -642,3 +642,8 @@ pub const fn region_offset(index: u32) -> i64 {
 }
 /// The device fd offset of the config region.
 pub const CONFIG_BASE: i64 = region_offset(CONFIG_INDEX);
+
+/// An ioctl whose argument is a plain value: its return value or the errno.
+pub fn ioctl_plain(f: &File, req: u64, val: u64) -> Result<i32, i32> {
+    ioctl_val(f, req, val as libc::c_ulong).map_err(|e| errno(&e))
+}

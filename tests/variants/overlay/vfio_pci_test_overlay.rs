@@ -14,6 +14,9 @@
 //! The guest checks `config-overlay-*` and `device-region-*` bind it to edu and compare what
 //! user space sees with what this file defines. It is never shipped: it lives under `tests/`.
 
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
 #[path = "../../../common/sdk/mod.rs"]
 mod sdk;
 
