@@ -319,6 +319,8 @@ pub(crate) struct DeviceHandle {
 //   of every variant (called by the PCI core with the PF's device lock held);
 // - `const struct dev_pm_ops *vfio_pci_common_pm_ops(void)`: the PM ops of every variant's
 //   `pci_driver` (runtime PM for idle D3; in `primitives/pm_shims.c`);
+// - `void vfio_pci_common_reset_handler(DeviceHandle *, bool done)`: the `reset_prepare` /
+//   `reset_done` PCI error handlers of every variant (a reset done by someone else);
 // - `bool vfio_pci_common_bound_by_override(struct pci_dev *)`: whether the device's
 //   `driver_override` names the driver probing it (in `primitives/pci_shims.c`).
 //

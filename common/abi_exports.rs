@@ -175,6 +175,7 @@ unsafe fn register_device(
         irq_gate <- new_mutex!(crate::state::IrqState::default(), "vfio_pci_common::irq_gate"),
         irq <- crate::state::IrqShared::new(),
         needs_reset: AtomicBool::new(false),
+        own_resets: core::sync::atomic::AtomicU32::new(0),
         disable_idle_d3,
         sriov <- sriov,
         cfg_fast <- kernel::init::zeroed(),
@@ -462,6 +463,40 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_hide_cap(
         let dev = unsafe { hook_device(device) }?;
         crate::features::device_context::hide_capability(dev, id, extended).map(|()| 0)
     })
+}
+
+/// See [`crate::abi`]: the PCI core's `reset_prepare` (`done` false) and `reset_done` error
+/// handlers of every variant, for a reset someone else does to the device (sysfs `reset`,
+/// another kernel user): passed on to the variant's `reset_notify`. Resets this module does
+/// are not passed on (the variant hears of them through its reset hooks, and our locks may
+/// be held).
+///
+/// # Safety
+///
+/// `device` must be a registered device handle.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_reset_handler(
+    device: *mut DeviceHandle,
+    done: bool,
+) {
+    let cdev = device.cast::<VfioPciDevice>();
+    if cdev.is_null() {
+        return;
+    }
+    // SAFETY: a registered device (caller): its state is initialised and alive.
+    let dev = unsafe { &(*cdev).state };
+    if dev.own_resets.load(core::sync::atomic::Ordering::Relaxed) != 0 {
+        return;
+    }
+    let (Some(hook), data) = (dev.variant_ops().reset_notify, dev.variant_data()) else {
+        return;
+    };
+    if data.is_null() {
+        return;
+    }
+    // SAFETY: the variant data is live while the device is registered (the PCI core calls
+    // error handlers only for a bound device); the handle is this device's.
+    unsafe { hook(data, device, done, 0) };
 }
 
 /// Keeps the ABI's function types and ours from drifting apart.

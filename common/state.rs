@@ -65,7 +65,7 @@ use crate::primitives::pci_function::{PciFunction, SavedState};
 use crate::primitives::state_mutex::StateMutex;
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, Ordering};
 use kernel::alloc::{flags, KBox};
 use kernel::error::Result;
 use kernel::prelude::*;
@@ -120,6 +120,11 @@ pub(crate) struct DeviceState {
     /// Closed without a function reset: a slot or bus reset of its dev_set is due when the
     /// set is idle (upstream `needs_reset`).
     pub(crate) needs_reset: AtomicBool,
+    /// Resets this module is doing to the device right now (function resets at open, close
+    /// and `VFIO_DEVICE_RESET`, slot or bus resets of its dev_set): the PCI core's
+    /// `reset_prepare`/`reset_done` error handlers are not passed on to the variant then
+    /// (it is told through its own reset hooks, and our locks may be held).
+    pub(crate) own_resets: AtomicU32,
     /// The `disable_idle_d3` parameter as it was at registration (upstream keeps it per
     /// device, so a change affects devices bound later).
     pub(crate) disable_idle_d3: bool,
@@ -194,6 +199,16 @@ impl DeviceState {
                 offset: w.offset,
                 len: w.len,
             })
+    }
+
+    /// Runs `f`, a reset this module does to the device, marked as ours (`own_resets`).
+    /// The PCI core calls the error handlers on the task doing the reset, so a relaxed
+    /// counter is enough to recognise our own.
+    pub(crate) fn own_reset<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.own_resets.fetch_add(1, Ordering::Relaxed);
+        let r = f();
+        self.own_resets.fetch_sub(1, Ordering::Relaxed);
+        r
     }
 
     /// This device as the variant's hooks see it (the handle its device context wraps).

@@ -36,7 +36,7 @@ pub(crate) fn ioctl(dev: &DeviceState) -> Result {
             // The variant's reset uses the device context, which takes the state mutex:
             // called after it is dropped below.
             Some(_) => Ok(()),
-            None => dev.pdev.try_reset_function(),
+            None => dev.own_reset(|| dev.pdev.try_reset_function()),
         }
     };
     let ret = match variant_reset {

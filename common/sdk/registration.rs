@@ -28,6 +28,7 @@ extern "C" {
     ) -> *mut DeviceHandle;
     fn vfio_pci_common_device_unregister(device: *mut DeviceHandle);
     fn vfio_pci_common_error_detected(device: *mut DeviceHandle, state: u32) -> u32;
+    fn vfio_pci_common_reset_handler(device: *mut DeviceHandle, done: bool);
     fn vfio_pci_common_bound_by_override(pdev: *mut bindings::pci_dev) -> bool;
     fn vfio_pci_common_sriov_configure(device: *mut DeviceHandle, nr: c_int) -> c_int;
     fn vfio_pci_common_pm_ops() -> *const kernel::bindings::dev_pm_ops;
@@ -38,8 +39,8 @@ static ERROR_HANDLERS: bindings::pci_error_handlers = bindings::pci_error_handle
     error_detected: Some(error_detected),
     mmio_enabled: None,
     slot_reset: None,
-    reset_prepare: None,
-    reset_done: None,
+    reset_prepare: Some(reset_prepare),
+    reset_done: Some(reset_done),
     resume: None,
     cor_error_detected: None,
 };
@@ -321,6 +322,20 @@ unsafe extern "C" fn error_detected(
         let handle = (*pdev).dev.driver_data.cast::<DeviceHandle>();
         vfio_pci_common_error_detected(handle, state as u32) as bindings::pci_ers_result_t
     }
+}
+
+/// `pci_error_handlers.reset_prepare`: a reset of the device by someone else (the common
+/// module passes it on to `Variant::reset_prepare`).
+unsafe extern "C" fn reset_prepare(pdev: *mut bindings::pci_dev) {
+    // SAFETY: the PCI core calls error handlers only for a bound device, whose `driver_data`
+    // our probe set to its device handle.
+    unsafe { vfio_pci_common_reset_handler((*pdev).dev.driver_data.cast(), false) }
+}
+
+/// `pci_error_handlers.reset_done`: the end of that reset (`Variant::reset_done`).
+unsafe extern "C" fn reset_done(pdev: *mut bindings::pci_dev) {
+    // SAFETY: as in `reset_prepare`.
+    unsafe { vfio_pci_common_reset_handler((*pdev).dev.driver_data.cast(), true) }
 }
 
 /// `pci_driver.sriov_configure`: handled by the common module for every variant (the PCI core
