@@ -82,12 +82,20 @@ pub(crate) struct VariantOps {
     pub(crate) reset_notify: Option<
         unsafe extern "C" fn(data: *mut c_void, dev: *mut DeviceHandle, done: bool, ret: c_int),
     >,
-    /// Optional: the page frame number behind page `page` of device-specific region `index`,
-    /// for regions flagged `VFIO_REGION_INFO_FLAG_MMAP`; called from the fault handler of a
-    /// user mapping (process context, no common-module lock held). Returns 0 or a negative
-    /// errno (the fault then raises SIGBUS).
-    pub(crate) region_mmap_pfn: Option<
-        unsafe extern "C" fn(data: *mut c_void, index: u32, page: u64, pfn: *mut u64) -> c_int,
+    /// Optional: what page `page` of device-specific region `index` maps to, for regions
+    /// flagged `VFIO_REGION_INFO_FLAG_MMAP`, written to `*target`; called from the fault
+    /// handler of a user mapping (process context, no common-module lock held). Returns 0 or
+    /// a negative errno (the fault then raises SIGBUS). The common module checks a BAR target
+    /// against the device's BAR, maps the page only while memory decode is on, and revokes it
+    /// whenever it revokes BAR mappings.
+    pub(crate) region_mmap: Option<
+        unsafe extern "C" fn(
+            data: *mut c_void,
+            dev: *mut DeviceHandle,
+            index: u32,
+            page: u64,
+            target: *mut MmapTarget,
+        ) -> c_int,
     >,
     /// Optional: called before (`done` false) and after (`done` true, with the result in
     /// `ret`) a slot or bus reset that resets this device: `VFIO_DEVICE_PCI_HOT_RESET` from
@@ -150,6 +158,23 @@ pub(crate) struct VariantOps {
             is_write: bool,
         ) -> isize,
     >,
+}
+
+/// [`MmapTarget::kind`]: page-aligned offset `value` of BAR `bar` of the device.
+pub(crate) const MMAP_TARGET_BAR: u32 = 1;
+/// [`MmapTarget::kind`]: page frame `value`, vouched for by the variant (`unsafe`).
+pub(crate) const MMAP_TARGET_PFN: u32 = 2;
+
+/// What one page of a mappable device-specific region is (see `VariantOps::region_mmap`).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct MmapTarget {
+    /// [`MMAP_TARGET_BAR`] or [`MMAP_TARGET_PFN`]; anything else is refused (SIGBUS).
+    pub(crate) kind: u32,
+    /// The BAR, for [`MMAP_TARGET_BAR`].
+    pub(crate) bar: u32,
+    /// The offset in the BAR, or the page frame number.
+    pub(crate) value: u64,
 }
 
 /// `VariantOps::ioctl` / `device_feature`: the variant answered; the result is in `*ret`.
@@ -216,7 +241,8 @@ pub(crate) struct RegionDesc {
     /// Size in bytes.
     pub(crate) size: u64,
     /// `VFIO_REGION_INFO_FLAG_READ` / `_WRITE` / `_MMAP` (mappable through
-    /// [`VariantOps::region_mmap_pfn`]).
+    /// [`VariantOps::region_mmap`]; a mapping may not be readable or writable unless the
+    /// region is).
     pub(crate) flags: u32,
     /// Entries of `caps` used.
     pub(crate) n_caps: u32,

@@ -59,6 +59,8 @@ struct VmaInfo {
     end: usize,
     pgoff: usize,
     shared: bool,
+    readable: bool,
+    writable: bool,
 }
 
 impl BarState {
@@ -433,7 +435,7 @@ impl FaultAt<'_> {
     /// # Safety
     ///
     /// `pfn` is a frame user space may have mapped: a page of the device's BAR or one a
-    /// variant's `region_mmap_pfn` returned.
+    /// variant vouched for (`MmapTarget`).
     unsafe fn insert(&self, pfn: u64) -> bindings::vm_fault_t {
         // SAFETY: `vma` is one of our VM_PFNMAP vmas, valid during the fault (`fault_at`); the
         // caller vouches for the frame.
@@ -461,7 +463,7 @@ static REGION_MMAP_OPS: bindings::vm_operations_struct = bindings::vm_operations
 };
 
 /// mmap of a device-specific region the variant flagged mappable; its pages come from the
-/// variant's `region_mmap_pfn` hook at fault time.
+/// variant's `region_mmap` hook at fault time.
 fn mmap_device_region(
     dev: &DeviceState,
     vma: *mut bindings::vm_area_struct,
@@ -469,9 +471,14 @@ fn mmap_device_region(
     pgoff: u64,
     v: &VmaInfo,
 ) -> Result {
+    use crate::logic::uapi::{REGION_FLAG_MMAP, REGION_FLAG_READ, REGION_FLAG_WRITE};
     let desc = *dev.inner.lock().region(n).ok_or(EINVAL)?;
-    if desc.flags & crate::logic::uapi::REGION_FLAG_MMAP == 0
-        || dev.variant_ops().region_mmap_pfn.is_none()
+    if desc.flags & REGION_FLAG_MMAP == 0 || dev.variant_ops().region_mmap.is_none() {
+        return Err(EINVAL);
+    }
+    // As upstream's region mmap ops: a mapping may not do what the region's flags forbid.
+    if (v.readable && desc.flags & REGION_FLAG_READ == 0)
+        || (v.writable && desc.flags & REGION_FLAG_WRITE == 0)
     {
         return Err(EINVAL);
     }
@@ -488,38 +495,67 @@ fn mmap_device_region(
     Ok(())
 }
 
-/// Fault handler of device-specific region mappings: asks the variant for the frame.
+/// Fault handler of device-specific region mappings: asks the variant what the page is, then
+/// maps it like a BAR page (memory decode on and the device above D3hot, under the state
+/// mutex; SIGBUS otherwise), so `zap` revokes these mappings exactly when it revokes the BARs'.
 unsafe extern "C" fn region_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
     // SAFETY: the MM core calls us for a vma `mmap_device_region` set up.
     let at = unsafe { fault_at(vmf) };
     let dev = at.dev;
     let index = at.index as u32;
-    let Some(hook) = dev.variant_ops().region_mmap_pfn else {
+    let Some(hook) = dev.variant_ops().region_mmap else {
         return VM_FAULT_SIGBUS;
     };
-    let mut pfn = 0u64;
-    // SAFETY: the variant data is live while a mapping exists (the device is registered);
-    // `pfn` is a live local.
+    let mut target = crate::abi::MmapTarget::default();
+    // SAFETY: the variant data is live while a mapping exists (the device is registered); the
+    // handle is this device's; `target` is a live local. No lock of ours is held: the variant
+    // may use its device context.
     let ret = unsafe {
         hook(
             dev.variant_data(),
+            dev.handle(),
             index.wrapping_sub(region::NUM_REGIONS),
             at.page,
-            &mut pfn,
+            &mut target,
         )
     };
     if ret != 0 {
         return VM_FAULT_SIGBUS;
     }
-    // SAFETY: the frame is one the variant vouches for (its contract in abi.rs).
+    let Some(pfn) = target_pfn(dev, &target) else {
+        return VM_FAULT_SIGBUS;
+    };
+    let inner = dev.inner.lock();
+    if !inner.memory_enabled(&dev.pdev) {
+        return VM_FAULT_SIGBUS;
+    }
+    // SAFETY: `pfn` is a page of one of the device's memory BARs (checked by `target_pfn`) or a
+    // frame the variant vouched for through `MmapTarget`'s unsafe constructor.
     unsafe { at.insert(pfn) }
 }
 
-/// Drops every user mapping of the BARs; they fault in again when allowed (upstream
-/// `vfio_pci_zap_bars`). Called with the state mutex held.
+/// The frame a variant's mmap target names: a page inside one of the device's memory BARs, or
+/// the frame its unsafe constructor vouched for. `None` for anything else.
+fn target_pfn(dev: &DeviceState, t: &crate::abi::MmapTarget) -> Option<u64> {
+    match t.kind {
+        crate::abi::MMAP_TARGET_BAR => {
+            let bar = usize::try_from(t.bar).ok().filter(|&b| b < 6)?;
+            let r = dev.pdev.bar_resource(bar);
+            (r.mem && t.value % PAGE_SIZE == 0 && t.value < r.len)
+                .then(|| (r.start + t.value) >> PAGE_SHIFT)
+        }
+        crate::abi::MMAP_TARGET_PFN => Some(t.value),
+        _ => None,
+    }
+}
+
+/// Drops every user mapping of the BARs and of the variant's device-specific regions; they
+/// fault in again when allowed (upstream `vfio_pci_zap_bars`, which variants with mappable
+/// regions extend the same way). Called with the state mutex held.
 pub(crate) fn zap(dev: &DeviceState) {
     let start = region::index_to_offset(region::index::BAR0) as i64;
-    let len = region::index_to_offset(region::index::ROM) as i64 - start;
+    let end = region::NUM_REGIONS + crate::abi::MAX_REGIONS as u32;
+    let len = region::index_to_offset(end) as i64 - start;
     // SAFETY: the device is registered (we are called from its ops).
     unsafe { vfio_pci_common_zap(dev.vfio_device(), start, len) };
 }

@@ -73,3 +73,14 @@ pub(super) const fn bar_windows(table: &[BarWindow], has_hooks: bool) {
         i += 1;
     }
 }
+
+/// The region hooks go together: `regions` needs `region_read` (every region is read through
+/// it; the common module refuses the open otherwise), and `region_write` or `region_mmap`
+/// without `regions` could never be called.
+pub(super) const fn region_hooks(regions: bool, read: bool, write: bool, mmap: bool) {
+    assert!(!regions || read, "regions needs region_read");
+    assert!(
+        regions || !(read || write || mmap),
+        "region_read, region_write and region_mmap need regions"
+    );
+}

@@ -36,7 +36,7 @@ pub(crate) use registration::Registration;
 #[allow(unused_imports)]
 pub(crate) mod prelude {
     pub(crate) use super::{
-        BarWindow, ConfigOverlay, Device, Handled, PciFunction, PciId, Regions, Variant,
+        BarWindow, ConfigOverlay, Device, Handled, MmapTarget, PciFunction, PciId, Regions, Variant,
     };
     pub(crate) use core::pin::Pin;
     pub(crate) use kernel::prelude::*;
@@ -213,11 +213,18 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
-    /// The page frame number behind page `page` of a device-specific region added with
-    /// `REGION_MMAP`, when user space touches its mapping (the common module checked that the
-    /// mapping fits the region). Only return frames this device owns (its BARs, memory the
-    /// variant allocated): the user gets them mapped uncached.
-    fn region_mmap(self: Pin<&Self>, _index: usize, _page: u64) -> Result<u64> {
+    /// What page `page` of device-specific region `index` (added with `REGION_MMAP`) maps to,
+    /// asked when user space touches its mapping: a page of one of the device's BARs
+    /// ([`MmapTarget::bar`]), or a frame the variant vouches for
+    /// ([`MmapTarget::pfn`], `unsafe`). The common module checks the mapping fits the region
+    /// and its READ/WRITE flags, maps the page only while memory decode is on, and revokes it
+    /// on reset, decode off and D3 like BAR mappings. Runs without the common module's locks.
+    fn region_mmap(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _index: usize,
+        _page: u64,
+    ) -> Result<MmapTarget> {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 }
@@ -243,6 +250,37 @@ pub(crate) const REGION_WRITE: u32 = 1 << 1;
 /// A region user space may mmap (`VFIO_REGION_INFO_FLAG_MMAP`); needs `Variant::region_mmap`.
 #[allow(dead_code)]
 pub(crate) const REGION_MMAP: u32 = 1 << 2;
+
+/// What a page of a mappable device-specific region is ([`Variant::region_mmap`]).
+pub(crate) struct MmapTarget(abi::MmapTarget);
+
+#[allow(dead_code)]
+impl MmapTarget {
+    /// The page at `offset` (page-aligned, inside the BAR) of the device's memory BAR `bar`;
+    /// checked by the common module at every fault (SIGBUS otherwise).
+    pub(crate) const fn bar(bar: usize, offset: u64) -> Self {
+        Self(abi::MmapTarget {
+            kind: abi::MMAP_TARGET_BAR,
+            bar: bar as u32,
+            value: offset,
+        })
+    }
+
+    /// Page frame `pfn`, mapped into user space uncached as it is.
+    ///
+    /// # Safety
+    ///
+    /// `pfn` must be memory that belongs to this device and that its user may read and write
+    /// for as long as the device is bound (device memory outside its BARs, such as nvgrace's
+    /// coherent GPU memory): never RAM the kernel or another device uses.
+    pub(crate) const unsafe fn pfn(pfn: u64) -> Self {
+        Self(abi::MmapTarget {
+            kind: abi::MMAP_TARGET_PFN,
+            bar: 0,
+            value: pfn,
+        })
+    }
+}
 
 /// The device-specific regions a variant declares in [`Variant::regions`].
 pub(crate) struct Regions<'a> {

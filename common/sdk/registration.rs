@@ -89,6 +89,12 @@ impl<T: Variant> Registration<T> {
     pub(crate) const fn ops(driver: &'static CStr) -> VariantOps {
         // Evaluated for the variant's `static` ops table: a failed check is a build error.
         super::checks::overlays(T::CONFIG_OVERLAYS);
+        super::checks::region_hooks(
+            T::HAS_REGIONS,
+            T::HAS_REGION_READ,
+            T::HAS_REGION_WRITE,
+            T::HAS_REGION_MMAP,
+        );
         super::checks::bar_windows(
             T::BAR_WINDOWS,
             T::HAS_BAR_WINDOW_READ && T::HAS_BAR_WINDOW_WRITE,
@@ -134,8 +140,8 @@ impl<T: Variant> Registration<T> {
             } else {
                 None
             },
-            region_mmap_pfn: if T::HAS_REGION_MMAP {
-                Some(region_mmap_pfn::<T>)
+            region_mmap: if T::HAS_REGION_MMAP {
+                Some(region_mmap::<T>)
             } else {
                 None
             },
@@ -440,19 +446,20 @@ unsafe extern "C" fn reset_notify<T: Variant>(
     }
 }
 
-/// [`VariantOps::region_mmap_pfn`] for a `T` that implements [`Variant::region_mmap`].
-unsafe extern "C" fn region_mmap_pfn<T: Variant>(
+/// [`VariantOps::region_mmap`] for a `T` that implements [`Variant::region_mmap`].
+unsafe extern "C" fn region_mmap<T: Variant>(
     data: *mut c_void,
+    dev: *mut DeviceHandle,
     index: u32,
     page: u64,
-    pfn: *mut u64,
+    target: *mut super::abi::MmapTarget,
 ) -> c_int {
     // SAFETY: as in `open_device`.
-    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
-    match T::region_mmap(this, index as usize, page) {
-        Ok(p) => {
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
+    match T::region_mmap(this, dev, index as usize, page) {
+        Ok(t) => {
             // SAFETY: the common module passes a valid out-pointer for this call.
-            unsafe { *pfn = p };
+            unsafe { *target = t.0 };
             0
         }
         Err(e) => e.to_errno(),

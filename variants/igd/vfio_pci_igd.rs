@@ -76,7 +76,7 @@ impl OpRegion {
     /// virtual ASLS: the OpRegion's address, or with an extended VBT, the VBT's address.
     /// Errors are upstream's: `ENOMEM` when a mapping fails, `EINVAL` for a bad header.
     fn map(asls: u32) -> Result<(Self, u32), Missing> {
-        let map = MemMap::new(asls.into(), OPREGION_SIZE as usize)
+        let map = MemMap::firmware(asls.into(), OPREGION_SIZE as usize)
             .map_err(|e| Missing::Fail(e, "cannot map the OpRegion"))?;
         // Reads inside the 8 KiB mapping; they cannot fail, but say so if they did.
         let unreadable = |e| Missing::Fail(e, "cannot read the OpRegion header");
@@ -107,7 +107,7 @@ impl OpRegion {
                 } else {
                     addr.wrapping_add(rvda as u32)
                 };
-                let m = MemMap::new(addr.into(), rvds as usize)
+                let m = MemMap::firmware(addr.into(), rvds as usize)
                     .map_err(|e| Missing::Fail(e, "cannot map the extended VBT"))?;
                 vbt = Some(m);
             }

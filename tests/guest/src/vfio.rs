@@ -420,12 +420,23 @@ pub struct Mapping {
 impl Mapping {
     /// `mmap(NULL, len, PROT_READ|PROT_WRITE, flags, fd, off)`: the mapping or the errno.
     pub fn new(f: &File, off: i64, len: usize, flags: i32) -> Result<Mapping, i32> {
+        Self::with_prot(f, off, len, libc::PROT_READ | libc::PROT_WRITE, flags)
+    }
+
+    /// `mmap(NULL, len, prot, flags, fd, off)`: the mapping or the errno.
+    pub fn with_prot(
+        f: &File,
+        off: i64,
+        len: usize,
+        prot: i32,
+        flags: i32,
+    ) -> Result<Mapping, i32> {
         // SAFETY: a new mapping at an address the kernel chooses; nothing is aliased.
         let p = unsafe {
             libc::mmap64(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
+                prot,
                 flags,
                 f.as_raw_fd(),
                 off,
