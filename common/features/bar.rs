@@ -522,27 +522,33 @@ unsafe extern "C" fn region_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_
     if ret != 0 {
         return VM_FAULT_SIGBUS;
     }
-    let Some(pfn) = target_pfn(dev, &target) else {
-        return VM_FAULT_SIGBUS;
-    };
-    let inner = dev.inner.lock();
+    let mut inner = dev.inner.lock();
     if !inner.memory_enabled(&dev.pdev) {
         return VM_FAULT_SIGBUS;
     }
+    let Some(pfn) = target_pfn(dev, &mut inner.bars, &target) else {
+        return VM_FAULT_SIGBUS;
+    };
     // SAFETY: `pfn` is a page of one of the device's memory BARs (checked by `target_pfn`) or a
     // frame the variant vouched for through `MmapTarget`'s unsafe constructor.
     unsafe { at.insert(pfn) }
 }
 
-/// The frame a variant's mmap target names: a page inside one of the device's memory BARs, or
-/// the frame its unsafe constructor vouched for. `None` for anything else.
-fn target_pfn(dev: &DeviceState, t: &crate::abi::MmapTarget) -> Option<u64> {
+/// The frame a variant's mmap target names: a page inside one of the device's memory BARs
+/// that user space could map directly (`mmap_ok`: a sub-page BAR only with the rest of its
+/// page reserved; the BAR claimed, as for a BAR mapping), or the frame its unsafe constructor
+/// vouched for. `None` for anything else. Under the state mutex.
+fn target_pfn(dev: &DeviceState, bars: &mut BarState, t: &crate::abi::MmapTarget) -> Option<u64> {
     match t.kind {
         crate::abi::MMAP_TARGET_BAR => {
             let bar = usize::try_from(t.bar).ok().filter(|&b| b < 6)?;
             let r = dev.pdev.bar_resource(bar);
-            (r.mem && t.value % PAGE_SIZE == 0 && t.value < r.len)
-                .then(|| (r.start + t.value) >> PAGE_SHIFT)
+            let inside = r.mem && t.value % PAGE_SIZE == 0 && t.value < r.len;
+            if !inside || !bars.mmap_ok.get(bar).copied().unwrap_or(false) {
+                return None;
+            }
+            bars.map(&dev.pdev, bar, kernel::c_str!("vfio-pci")).ok()?;
+            Some((r.start + t.value) >> PAGE_SHIFT)
         }
         crate::abi::MMAP_TARGET_PFN => Some(t.value),
         _ => None,
