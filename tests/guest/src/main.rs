@@ -76,7 +76,7 @@ struct Args {
     new_variant_ko: Option<PathBuf>,
     /// Only the robustness checks (`--suite robust`).
     robust_only: bool,
-    /// Only the SDK hook checks (`--suite hooks`, see `hooks.rs`).
+    /// Only the SDK checks (`--suite hooks`: `overlay.rs` and `hooks.rs`).
     hooks_only: bool,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
     seed: Option<u64>,
@@ -904,6 +904,7 @@ fn main() {
     suite.leak_check_start();
     suite.load_modules();
     if suite.args.hooks_only {
+        suite.overlay_checks();
         suite.hooks_checks();
         suite.unload_modules();
     } else if suite.args.robust_only {
