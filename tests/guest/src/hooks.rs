@@ -12,8 +12,9 @@
 //!   access across the edge is split; mmap of the window's page is refused, around it allowed;
 //! - `hooks-mmio-decode-off-edu`: with memory decode off, the variant's MMIO fails with `EIO`
 //!   while its own scratch bytes still answer;
-//! - `hooks-reset-edu`: `VFIO_DEVICE_RESET` (edu has no function reset) runs the variant's
-//!   reset, which clears its scratch;
+//! - `hooks-reset-edu`: the variant's reset ran at open; `VFIO_DEVICE_RESET` (edu has no
+//!   function reset) runs it, clearing its scratch, with `reset_prepare` and a successful
+//!   `reset_done` once each;
 //! - `hooks-device-context-edu`: MSI hidden at open (absent from the virtual list, present on
 //!   the device), hiding outside open is `EPERM`, emulated and raw config reads through the
 //!   device context agree with the fd and sysfs, a run-time overlay value is what user space
@@ -36,6 +37,7 @@ const Q_FEATURES: u64 = 2;
 const Q_RESETS: u64 = 3;
 const Q_HIDE: u64 = 4;
 const Q_CAPS: u64 = 5;
+const Q_NOTICES: u64 = 6;
 /// The window: BAR0 0x1000..0x1100; its first dword reads "hook".
 const WINDOW: u64 = 0x1000;
 const MAGIC: u32 = 0x6b6f_6f68;
@@ -261,12 +263,22 @@ fn mmio_decode_off(f: &File) -> Result<(), String> {
 
 fn reset(f: &File) -> Result<(), String> {
     let before = query(f, Q_RESETS)?;
+    let notices = query(f, Q_NOTICES)?;
+    if before < 1 {
+        return Err("the variant's reset did not run at open".into());
+    }
     wr32(f, WINDOW + 0x40, 0xdead_beef)?;
     let r = vfio::reset(f);
     if r != 0 {
         return Err(format!("VFIO_DEVICE_RESET: errno {r}"));
     }
     let after = rd32(f, WINDOW + 0x40)?;
+    let notices_after = query(f, Q_NOTICES)?;
+    if notices_after != notices + 0x1_0001 {
+        return Err(format!(
+            "reset_prepare/reset_done seen {notices:#x} -> {notices_after:#x}: not once each"
+        ));
+    }
     if after != 0 || query(f, Q_RESETS)? != before + 1 {
         return Err(format!(
             "after reset the scratch reads {after:#x}, resets {} -> {}",

@@ -12,7 +12,8 @@
 //!   `VFIO_DEVICE_GET_INFO` and every device feature are counted and fall through to the
 //!   common handling.
 //! - **reset hook**: `VFIO_DEVICE_RESET` (which edu, lacking a function reset, otherwise
-//!   refuses) restores the window's scratch bytes and counts the reset.
+//!   refuses) restores the window's scratch bytes and counts the reset (also done at open
+//!   and close); `reset_prepare`/`reset_done` count the notices around it.
 //! - **open**: hides edu's MSI capability from the virtual list.
 //!
 //! Checked by the guest's `hooks-*` checks (tests/guest/src/hooks.rs). Never shipped.
@@ -56,6 +57,8 @@ enum Query {
     /// The capability pointer as user space sees it (bits 8..16) and as the device has it
     /// (bits 0..8), through the device context.
     CapPointers = 5,
+    /// `reset_prepare` calls (bits 16..32) and successful `reset_done` calls (bits 0..16).
+    ResetNotices = 6,
 }
 
 #[pin_data]
@@ -64,6 +67,8 @@ struct HookTest {
     get_info_seen: AtomicU32,
     features_seen: AtomicU32,
     resets: AtomicU32,
+    reset_prepares: AtomicU32,
+    reset_dones: AtomicU32,
     #[pin]
     window: Mutex<[u8; WINDOW.1]>,
 }
@@ -81,6 +86,8 @@ impl Variant for HookTest {
             get_info_seen: AtomicU32::new(0),
             features_seen: AtomicU32::new(0),
             resets: AtomicU32::new(0),
+            reset_prepares: AtomicU32::new(0),
+            reset_dones: AtomicU32::new(0),
             window <- new_mutex!([0u8; WINDOW.1]),
         })
     }
@@ -115,6 +122,11 @@ impl Variant for HookTest {
                         r.map_or_else(|e| e.to_errno().into(), |()| 0),
                     ))
                 }
+                x if x == Query::ResetNotices as usize => {
+                    let p = self.reset_prepares.load(Ordering::Relaxed);
+                    let d = self.reset_dones.load(Ordering::Relaxed);
+                    Ok(Handled::Done(((p << 16) | d).into()))
+                }
                 x if x == Query::CapPointers as usize => {
                     let user = dev.config_read(0x34, 1)?;
                     let raw = dev.raw_config_read(0x34, 1)?;
@@ -135,6 +147,16 @@ impl Variant for HookTest {
     ) -> Result<Handled> {
         self.features_seen.fetch_add(1, Ordering::Relaxed);
         Ok(Handled::FallThrough)
+    }
+
+    fn reset_prepare(self: Pin<&Self>, _dev: &Device) {
+        self.reset_prepares.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn reset_done(self: Pin<&Self>, _dev: &Device, result: Result) {
+        if result.is_ok() {
+            self.reset_dones.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn reset(self: Pin<&Self>, _dev: &Device) -> Result {
