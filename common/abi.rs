@@ -182,13 +182,19 @@ pub(crate) const HANDLED: c_int = 1;
 /// `VariantOps::ioctl` / `device_feature`: the common module answers.
 pub(crate) const FALL_THROUGH: c_int = 0;
 
+/// [`BarWindow::flags`]: the window is the whole BAR, whose size is the window's, whatever
+/// the hardware has there (an emulated BAR): `GET_REGION_INFO` reports `len` bytes,
+/// readable and writable, not mappable.
+pub(crate) const BAR_WINDOW_EMULATED_BAR: u32 = 1 << 0;
+
 /// A window of a BAR that a variant emulates (see [`VariantOps::bar_windows`]).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) struct BarWindow {
     /// 0 to 5.
     pub(crate) bar: u32,
-    pub(crate) _pad: u32,
+    /// [`BAR_WINDOW_EMULATED_BAR`] or 0.
+    pub(crate) flags: u32,
     /// Offset of the window in the BAR.
     pub(crate) offset: u64,
     /// Length in bytes.
@@ -201,9 +207,19 @@ impl BarWindow {
     pub(crate) const fn new(bar: u32, offset: u64, len: u64) -> Self {
         Self {
             bar,
-            _pad: 0,
+            flags: 0,
             offset,
             len,
+        }
+    }
+
+    /// All of BAR `bar`, `size` bytes, emulated (see [`BAR_WINDOW_EMULATED_BAR`]).
+    pub(crate) const fn emulated_bar(bar: u32, size: u64) -> Self {
+        Self {
+            bar,
+            flags: BAR_WINDOW_EMULATED_BAR,
+            offset: 0,
+            len: size,
         }
     }
 }

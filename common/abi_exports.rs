@@ -70,6 +70,8 @@ fn bar_windows_valid(o: &VariantOps) -> bool {
     t.iter().enumerate().all(|(i, w)| {
         w.bar < 6
             && w.len != 0
+            && w.flags & !crate::abi::BAR_WINDOW_EMULATED_BAR == 0
+            && (w.flags == 0 || w.offset == 0)
             && w.offset.checked_add(w.len).is_some()
             && t.iter().skip(i + 1).all(|x| x.bar != w.bar)
     })

@@ -185,6 +185,22 @@ impl DeviceState {
 
     /// The variant's window in BAR `bar`, if it has one (see `VariantOps::bar_windows`).
     pub(crate) fn bar_window(&self, bar: usize) -> Option<crate::logic::bar_rw::Window> {
+        self.bar_window_entry(bar)
+            .map(|w| crate::logic::bar_rw::Window {
+                offset: w.offset,
+                len: w.len,
+            })
+    }
+
+    /// The size of BAR `bar` if the variant emulates all of it
+    /// (`abi::BAR_WINDOW_EMULATED_BAR`).
+    pub(crate) fn emulated_bar_size(&self, bar: usize) -> Option<u64> {
+        self.bar_window_entry(bar)
+            .filter(|w| w.flags & crate::abi::BAR_WINDOW_EMULATED_BAR != 0)
+            .map(|w| w.len)
+    }
+
+    fn bar_window_entry(&self, bar: usize) -> Option<&crate::abi::BarWindow> {
         let ops = self.variant_ops();
         if ops.bar_windows.is_null() || ops.bar_window_rw.is_none() {
             return None;
@@ -192,13 +208,7 @@ impl DeviceState {
         // SAFETY: `bar_windows` points to a `static` table of `n_bar_windows` entries in the
         // variant module, alive while the variant is registered (checked at registration).
         let table = unsafe { core::slice::from_raw_parts(ops.bar_windows, ops.n_bar_windows) };
-        table
-            .iter()
-            .find(|w| w.bar as usize == bar)
-            .map(|w| crate::logic::bar_rw::Window {
-                offset: w.offset,
-                len: w.len,
-            })
+        table.iter().find(|w| w.bar as usize == bar)
     }
 
     /// Runs `f`, a reset this module does to the device, marked as ours (`own_resets`).

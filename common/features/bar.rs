@@ -108,6 +108,14 @@ pub(crate) fn rw(
     is_write: bool,
 ) -> Result<usize> {
     let pdev = &dev.pdev;
+    if let Some(size) = dev.emulated_bar_size(bar) {
+        let count = bar_rw::clip(pos, count, size).map_err(|e| Error::from_errno(-e.0))?;
+        let whole = bar_rw::Window {
+            offset: 0,
+            len: size,
+        };
+        return rw_around_window(dev, bar, whole, buf, count, pos, is_write);
+    }
     let r = pdev.bar_resource(bar);
     let end = if r.start != 0 {
         r.len
@@ -366,6 +374,9 @@ pub(crate) fn mmap(dev: &DeviceState, vma: *mut bindings::vm_area_struct) -> Res
         return Err(EINVAL);
     }
     let bar = index as usize;
+    if dev.emulated_bar_size(bar).is_some() {
+        return Err(EINVAL);
+    }
     {
         let mut inner = dev.inner.lock();
         if !inner.bars.mmap_ok.get(bar).copied().unwrap_or(false) {

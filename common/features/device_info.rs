@@ -44,6 +44,13 @@ pub(crate) fn get_region_info(dev: &DeviceState, arg: usize) -> Result {
             info.size = pdev.cfg_size();
             info.flags = uapi::REGION_FLAG_READ | uapi::REGION_FLAG_WRITE;
         }
+        i @ region::index::BAR0..=region::index::BAR5
+            if dev.emulated_bar_size(i as usize).is_some() =>
+        {
+            info.offset = region::index_to_offset(i);
+            info.size = dev.emulated_bar_size(i as usize).unwrap_or(0);
+            info.flags = uapi::REGION_FLAG_READ | uapi::REGION_FLAG_WRITE;
+        }
         i @ region::index::BAR0..=region::index::BAR5 => {
             let bar = i as usize;
             info.offset = region::index_to_offset(i);

@@ -62,6 +62,10 @@ pub(super) const fn bar_windows(table: &[BarWindow], has_hooks: bool) {
         assert!(w.bar < 6, "BAR_WINDOWS: a window is in BAR 0 to 5");
         assert!(w.len != 0, "BAR_WINDOWS: an empty window");
         assert!(
+            w.flags & !super::abi::BAR_WINDOW_EMULATED_BAR == 0 && (w.flags == 0 || w.offset == 0),
+            "BAR_WINDOWS: make windows with BarWindow::new or BarWindow::emulated_bar"
+        );
+        assert!(
             w.offset.checked_add(w.len).is_some(),
             "BAR_WINDOWS: a window past 64 bits"
         );

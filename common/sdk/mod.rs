@@ -185,7 +185,9 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
     /// inside a window goes to [`Variant::bar_window_read`]/[`Variant::bar_window_write`],
     /// the rest of the BAR to the device; mmap of any page holding part of a window is
     /// refused and `GET_REGION_INFO` lists the mappable areas around it (sparse-mmap
-    /// capability). Checked at compile time.
+    /// capability); ioeventfds into a window are refused. `BarWindow::emulated_bar(bar, size)`
+    /// makes a whole BAR the variant's, with its own size (also where the device has no BAR):
+    /// readable and writable, never mappable. Checked at compile time.
     const BAR_WINDOWS: &'static [BarWindow] = &[];
 
     /// Fills `buf` from the window of BAR `bar` at `pos` (relative to the window; the common

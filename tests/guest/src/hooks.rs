@@ -10,6 +10,8 @@
 //!   window's page; reads and writes inside the window reach the variant (its magic, its
 //!   scratch, edu's registers through the device context), outside it the device, and an
 //!   access across the edge is split; mmap of the window's page is refused, around it allowed;
+//! - `hooks-emulated-bar-edu`: BAR2, which edu lacks, is the variant's 4 KiB: region info
+//!   READ | WRITE of that size, reads see writes, the end is enforced, mmap refused;
 //! - `hooks-mmio-decode-off-edu`: with memory decode off, the variant's MMIO fails with `EIO`
 //!   while its own scratch bytes still answer;
 //! - `hooks-reset-edu`: the variant's reset ran at open; `VFIO_DEVICE_RESET` (edu has no
@@ -103,6 +105,7 @@ impl Suite {
             self.r
                 .check("hooks-intercepted-ioctl-edu", || intercepted_ioctl(f));
             self.r.check("hooks-bar-window-edu", || bar_window(f));
+            self.r.check("hooks-emulated-bar-edu", || emulated_bar(f));
             self.r
                 .check("hooks-mmio-decode-off-edu", || mmio_decode_off(f));
             self.r.check("hooks-reset-edu", || reset(f));
@@ -245,6 +248,35 @@ fn bar_window(f: &File) -> Result<(), String> {
         return Err(format!("page 0 mapped reads {:#x}", page0.read32(0)));
     }
     map(0x2000, 0x2000).map_err(|e| format!("mmap after the window: errno {e}"))?;
+    Ok(())
+}
+
+fn emulated_bar(f: &File) -> Result<(), String> {
+    let bar2 = vfio::region_offset(2) as u64;
+    let b = vfio::region_info_raw(f, 2, 32).map_err(|e| format!("region info: errno {e}"))?;
+    let flags = u32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
+    let size = u64::from_ne_bytes([b[16], b[17], b[18], b[19], b[20], b[21], b[22], b[23]]);
+    if (flags, size) != (0b11, 0x1000) {
+        return Err(format!("BAR2: flags {flags:#x} size {size:#x}; expected READ|WRITE, 4 KiB"));
+    }
+    f.write_all_at(b"emulated", bar2 + 0x800).map_err(s)?;
+    let mut back = [0u8; 8];
+    f.read_exact_at(&mut back, bar2 + 0x800).map_err(s)?;
+    if &back != b"emulated" {
+        return Err(format!("BAR2 reads back {back:02x?}"));
+    }
+    match f.read_at(&mut back, bar2 + 0x1000) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        other => return Err(format!("read past the emulated BAR: {other:?}, expected EINVAL")),
+    }
+    // Across the end: cut short, like a real BAR.
+    let n = f.read_at(&mut [0u8; 8], bar2 + 0xffc).map_err(s)?;
+    if n != 4 {
+        return Err(format!("read across the end returned {n} bytes, expected 4"));
+    }
+    if vfio::Mapping::new(f, bar2 as i64, 4096, libc::MAP_SHARED).is_ok() {
+        return Err("mmap of the emulated BAR succeeded".into());
+    }
     Ok(())
 }
 

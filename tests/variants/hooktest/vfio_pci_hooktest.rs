@@ -7,6 +7,7 @@
 //!   read of 0x18 reads that register back (edu answers the complement); every other byte is
 //!   scratch memory. The rest of BAR0 is the device; mmap is offered only around the window's
 //!   page (sparse-mmap capability).
+//! - **emulated BAR**: BAR 2 (which edu does not have) is 4 KiB of memory of the variant's.
 //! - **ioctl hook**: [`PRIVATE`] (`_IO(';', 200)`) answers queries chosen by its argument (see
 //!   [`Query`]); [`SET_OVERLAY`] (`_IO(';', 201)`) sets the overlay at 0xf0 to its argument;
 //!   `VFIO_DEVICE_GET_INFO` and every device feature are counted and fall through to the
@@ -32,6 +33,8 @@ use sdk::prelude::*;
 const MAGIC: u32 = 0x6b6f_6f68;
 /// Where the window is in BAR0, and its length.
 const WINDOW: (u64, usize) = (0x1000, 0x100);
+/// Size of the emulated BAR 2 (edu has none): memory that keeps what is written.
+const EMULATED_BAR_SIZE: usize = 0x1000;
 /// `_IO(';', 200)`: the private query ioctl.
 const PRIVATE: u32 = 0x3bc8;
 /// `_IO(';', 201)`: sets the overlay at 0xf0.
@@ -71,6 +74,8 @@ struct HookTest {
     reset_dones: AtomicU32,
     #[pin]
     window: Mutex<[u8; WINDOW.1]>,
+    #[pin]
+    bar2: Mutex<[u8; EMULATED_BAR_SIZE]>,
 }
 
 #[vtable]
@@ -78,7 +83,10 @@ impl Variant for HookTest {
     type IdInfo = ();
 
     const CONFIG_OVERLAYS: &'static [ConfigOverlay] = &[ConfigOverlay::value(0xf0, 4, 0, 0)];
-    const BAR_WINDOWS: &'static [BarWindow] = &[BarWindow::new(0, WINDOW.0, WINDOW.1 as u64)];
+    const BAR_WINDOWS: &'static [BarWindow] = &[
+        BarWindow::new(0, WINDOW.0, WINDOW.1 as u64),
+        BarWindow::emulated_bar(2, EMULATED_BAR_SIZE as u64),
+    ];
 
     fn probe(_dev: &PciFunction, _id: &'static ()) -> impl PinInit<Self, Error> {
         try_pin_init!(HookTest {
@@ -89,6 +97,7 @@ impl Variant for HookTest {
             reset_prepares: AtomicU32::new(0),
             reset_dones: AtomicU32::new(0),
             window <- new_mutex!([0u8; WINDOW.1]),
+            bar2 <- new_mutex!([0u8; EMULATED_BAR_SIZE]),
         })
     }
 
@@ -168,11 +177,16 @@ impl Variant for HookTest {
     fn bar_window_read(
         self: Pin<&Self>,
         dev: &Device,
-        _bar: usize,
+        bar: usize,
         pos: u64,
         buf: &mut [u8],
     ) -> Result<usize> {
         let at = usize::try_from(pos).map_err(|_| EINVAL)?;
+        if bar == 2 {
+            let b = self.bar2.lock();
+            buf.copy_from_slice(b.get(at..at + buf.len()).ok_or(EINVAL)?);
+            return Ok(buf.len());
+        }
         let device_reg = match at {
             0x10 => Some(dev.read32(0, 0)?),
             0x18 => Some(dev.read32(0, 0x04)?),
@@ -191,11 +205,18 @@ impl Variant for HookTest {
     fn bar_window_write(
         self: Pin<&Self>,
         dev: &Device,
-        _bar: usize,
+        bar: usize,
         pos: u64,
         buf: &[u8],
     ) -> Result<usize> {
         let at = usize::try_from(pos).map_err(|_| EINVAL)?;
+        if bar == 2 {
+            let mut b = self.bar2.lock();
+            b.get_mut(at..at + buf.len())
+                .ok_or(EINVAL)?
+                .copy_from_slice(buf);
+            return Ok(buf.len());
+        }
         if at == 0x14 && buf.len() == 4 {
             let v = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
             dev.write32(0, 0x04, v)?;
