@@ -14,14 +14,17 @@
 pub(crate) mod abi;
 #[path = "../bindings.rs"]
 pub(crate) mod bindings;
+mod checks;
 #[path = "../dev_print.rs"]
 mod dev_print;
+mod device;
 mod id;
 mod memmap;
 mod pci;
 mod registration;
 
-pub(crate) use abi::ConfigOverlay;
+pub(crate) use abi::{BarWindow, ConfigOverlay};
+pub(crate) use device::Device;
 pub(crate) use id::PciId;
 #[allow(unused_imports)]
 pub(crate) use memmap::MemMap;
@@ -32,7 +35,9 @@ pub(crate) use registration::Registration;
 /// What a variant file needs, in one `use`.
 #[allow(unused_imports)]
 pub(crate) mod prelude {
-    pub(crate) use super::{ConfigOverlay, PciFunction, PciId, Regions, Variant};
+    pub(crate) use super::{
+        BarWindow, ConfigOverlay, Device, Handled, MmapTarget, PciFunction, PciId, Regions, Variant,
+    };
     pub(crate) use core::pin::Pin;
     pub(crate) use kernel::prelude::*;
 }
@@ -58,14 +63,17 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
     /// Sets up a device that matched ID table entry `id`. Failing here refuses the device.
     fn probe(dev: &PciFunction, id: &'static Self::IdInfo) -> impl PinInit<Self, Error>;
 
-    /// User space opened the device (first open), after the common module enabled it.
-    /// Failing here fails the open.
-    fn open(self: Pin<&Self>) -> Result {
+    /// User space opened the device (first open), after the common module enabled it and
+    /// built the virtual config space. Failing here fails the open. The only hook in which
+    /// `dev` may hide capabilities. Runs under the dev_set lock (no other device sharing a
+    /// reset with this one opens or closes meanwhile), without the state mutex.
+    fn open(self: Pin<&Self>, _dev: &Device) -> Result {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// User space closed the device (last close), before the common module disables it.
-    fn close(self: Pin<&Self>) {
+    /// Same locks as [`Variant::open`].
+    fn close(self: Pin<&Self>, _dev: &Device) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
@@ -94,46 +102,142 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
 
     /// Fills `buf` from device-specific region `index` (0-based among this variant's regions)
     /// at `pos`; the common module has checked that `pos..pos + buf.len()` is inside the
-    /// region. Returns the bytes filled.
-    fn region_read(self: Pin<&Self>, _index: usize, _pos: u64, _buf: &mut [u8]) -> Result<usize> {
+    /// region. Returns the bytes filled. Runs without the common module's locks.
+    fn region_read(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _index: usize,
+        _pos: u64,
+        _buf: &mut [u8],
+    ) -> Result<usize> {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// User space asked for a device reset (`VFIO_DEVICE_RESET`); it is about to happen.
-    fn reset_prepare(self: Pin<&Self>) {
+    /// Runs without the common module's locks.
+    fn reset_prepare(self: Pin<&Self>, _dev: &Device) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// The reset [`Variant::reset_prepare`] announced is over (`result` is what user space gets).
-    fn reset_done(self: Pin<&Self>, _result: Result) {
+    fn reset_done(self: Pin<&Self>, _dev: &Device, _result: Result) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// A slot or bus reset that resets this device is about to happen: a
     /// `VFIO_DEVICE_PCI_HOT_RESET` (on this device or another one sharing the reset), or the
     /// reset the common module does when the last open device sharing it closes. No device
-    /// sharing the reset can be opened or closed until [`Variant::bus_reset_done`].
-    fn bus_reset_prepare(self: Pin<&Self>) {
+    /// sharing the reset can be opened or closed until [`Variant::bus_reset_done`]. Runs
+    /// under the dev_set lock, without the state mutex.
+    fn bus_reset_prepare(self: Pin<&Self>, _dev: &Device) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// The reset [`Variant::bus_reset_prepare`] announced is over, with its result.
-    fn bus_reset_done(self: Pin<&Self>, _result: Result) {
+    fn bus_reset_done(self: Pin<&Self>, _dev: &Device, _result: Result) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// Writes `buf` to a writable device-specific region at `pos` (inside the region).
-    fn region_write(self: Pin<&Self>, _index: usize, _pos: u64, _buf: &[u8]) -> Result<usize> {
+    /// Runs without the common module's locks.
+    fn region_write(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _index: usize,
+        _pos: u64,
+        _buf: &[u8],
+    ) -> Result<usize> {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
-    /// The page frame number behind page `page` of a device-specific region added with
-    /// `REGION_MMAP`, when user space touches its mapping (the common module checked that the
-    /// mapping fits the region). Only return frames this device owns (its BARs, memory the
-    /// variant allocated): the user gets them mapped uncached.
-    fn region_mmap(self: Pin<&Self>, _index: usize, _page: u64) -> Result<u64> {
+    /// Sees every `ioctl` on the device fd (`cmd`, and `arg` as user space passed it: a
+    /// user pointer for most commands, to be read with `kernel::uaccess::UserSlice`) before
+    /// the common module. Return [`Handled::FallThrough`] for every command you do not own,
+    /// also standard ones you only watch. Runs without the common module's locks, possibly on
+    /// several threads at once.
+    fn ioctl(self: Pin<&Self>, _dev: &Device, _cmd: u32, _arg: usize) -> Result<Handled> {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
+
+    /// Sees every `VFIO_DEVICE_FEATURE` first: `flags` of the header (feature number and
+    /// `GET`/`SET`/`PROBE`), `arg` the user pointer to the `argsz` bytes after it. Same
+    /// rules as [`Variant::ioctl`].
+    fn device_feature(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _flags: u32,
+        _arg: usize,
+        _argsz: usize,
+    ) -> Result<Handled> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Replaces the function reset of `VFIO_DEVICE_RESET` (which is then offered even if the
+    /// device has none). Called after user mappings of the BARs were revoked and the device
+    /// put in D0, between `reset_prepare` and `reset_done`, without the state mutex (so the
+    /// device context works); user read/write may run meanwhile. The open and close of the
+    /// device keep the common module's function reset.
+    fn reset(self: Pin<&Self>, _dev: &Device) -> Result {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Windows of BARs this variant emulates, at most one per BAR: user `read`/`write`
+    /// inside a window goes to [`Variant::bar_window_read`]/[`Variant::bar_window_write`],
+    /// the rest of the BAR to the device; mmap of any page holding part of a window is
+    /// refused and `GET_REGION_INFO` lists the mappable areas around it (sparse-mmap
+    /// capability); ioeventfds into a window are refused. `BarWindow::emulated_bar(bar, size)`
+    /// makes a whole BAR the variant's, with its own size (also where the device has no BAR):
+    /// readable and writable, never mappable. Checked at compile time.
+    const BAR_WINDOWS: &'static [BarWindow] = &[];
+
+    /// Fills `buf` from the window of BAR `bar` at `pos` (relative to the window; the common
+    /// module keeps `pos..pos + buf.len()` inside it, at most 64 bytes at a time). Returns
+    /// the bytes filled. Runs without the common module's locks, possibly concurrently.
+    fn bar_window_read(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _bar: usize,
+        _pos: u64,
+        _buf: &mut [u8],
+    ) -> Result<usize> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// A user write of `buf` to the window of BAR `bar` at `pos`. Same rules as
+    /// [`Variant::bar_window_read`].
+    fn bar_window_write(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _bar: usize,
+        _pos: u64,
+        _buf: &[u8],
+    ) -> Result<usize> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// What page `page` of device-specific region `index` (added with `REGION_MMAP`) maps to,
+    /// asked when user space touches its mapping: a page of one of the device's BARs
+    /// ([`MmapTarget::bar`]), or a frame the variant vouches for
+    /// ([`MmapTarget::pfn`], `unsafe`). The common module checks the mapping fits the region
+    /// and its READ/WRITE flags, maps the page only while memory decode is on, and revokes it
+    /// on reset, decode off and D3 like BAR mappings. Runs without the common module's locks.
+    fn region_mmap(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _index: usize,
+        _page: u64,
+    ) -> Result<MmapTarget> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// What a variant's [`Variant::ioctl`] or [`Variant::device_feature`] hook did with a call.
+#[allow(dead_code)]
+pub(crate) enum Handled {
+    /// The variant answered; user space gets this value.
+    Done(i64),
+    /// Not the variant's: the common module answers as if the hook were not there.
+    FallThrough,
 }
 
 /// `VFIO_REGION_TYPE_PCI_VENDOR_TYPE`: region types private to one PCI vendor.
@@ -148,6 +252,37 @@ pub(crate) const REGION_WRITE: u32 = 1 << 1;
 /// A region user space may mmap (`VFIO_REGION_INFO_FLAG_MMAP`); needs `Variant::region_mmap`.
 #[allow(dead_code)]
 pub(crate) const REGION_MMAP: u32 = 1 << 2;
+
+/// What a page of a mappable device-specific region is ([`Variant::region_mmap`]).
+pub(crate) struct MmapTarget(abi::MmapTarget);
+
+#[allow(dead_code)]
+impl MmapTarget {
+    /// The page at `offset` (page-aligned, inside the BAR) of the device's memory BAR `bar`;
+    /// checked by the common module at every fault (SIGBUS otherwise).
+    pub(crate) const fn bar(bar: usize, offset: u64) -> Self {
+        Self(abi::MmapTarget {
+            kind: abi::MMAP_TARGET_BAR,
+            bar: bar as u32,
+            value: offset,
+        })
+    }
+
+    /// Page frame `pfn`, mapped into user space uncached as it is.
+    ///
+    /// # Safety
+    ///
+    /// `pfn` must be memory that belongs to this device and that its user may read and write
+    /// for as long as the device is bound (device memory outside its BARs, such as nvgrace's
+    /// coherent GPU memory): never RAM the kernel or another device uses.
+    pub(crate) const unsafe fn pfn(pfn: u64) -> Self {
+        Self(abi::MmapTarget {
+            kind: abi::MMAP_TARGET_PFN,
+            bar: 0,
+            value: pfn,
+        })
+    }
+}
 
 /// The device-specific regions a variant declares in [`Variant::regions`].
 pub(crate) struct Regions<'a> {
@@ -230,6 +365,9 @@ macro_rules! module_vfio_pci_variant {
         /// The ID table, under the symbol name modpost reads in 6.12
         /// (`__mod_<bus>__<name>_device_table`), so modpost itself generates the aliases. Every
         /// entry is override-only: `PciId` offers no other kind.
+        // `no_mangle` counts as unsafe code; `#![deny(unsafe_code)]` in a variant's crate root
+        // must not refuse what the SDK writes for it.
+        #[allow(unsafe_code)]
         #[no_mangle]
         #[used]
         static __mod_pci__vfio_pci_variant_ids_device_table:

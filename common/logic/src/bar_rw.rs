@@ -189,3 +189,176 @@ mod tests {
         assert_eq!(mmap_fits(u64::MAX / 2, 4096, 0x1000, page), Err(EINVAL));
     }
 }
+
+/// Why a variant's own MMIO access (`Device::read32` and friends) is refused before it
+/// reaches the device. The kernel side adds the run-time checks (open, decode on, D0).
+///
+/// `size` is 1, 2, 4 or 8; the access must be naturally aligned and lie inside a memory BAR
+/// of `bar_len` bytes: `-EINVAL` otherwise (an I/O BAR or an unimplemented one included).
+pub fn check_mmio(r: &BarResource, offset: u64, size: usize) -> Result<(), Errno> {
+    let size = size as u64;
+    if !matches!(size, 1 | 2 | 4 | 8) || offset % size != 0 || !r.mem {
+        return Err(EINVAL);
+    }
+    match offset.checked_add(size) {
+        Some(end) if end <= r.len => Ok(()),
+        _ => Err(EINVAL),
+    }
+}
+
+#[cfg(test)]
+mod mmio_tests {
+    use super::*;
+
+    const MEM_4K: BarResource = BarResource {
+        start: 0xfe00_0000,
+        len: 4096,
+        mem: true,
+    };
+
+    #[test]
+    fn every_width_naturally_aligned_inside_the_bar_is_allowed() {
+        for size in [1usize, 2, 4, 8] {
+            assert_eq!(check_mmio(&MEM_4K, 0, size), Ok(()));
+            assert_eq!(check_mmio(&MEM_4K, 4096 - size as u64, size), Ok(()));
+        }
+    }
+
+    #[test]
+    fn misaligned_access_is_refused() {
+        assert_eq!(check_mmio(&MEM_4K, 2, 4), Err(EINVAL));
+        assert_eq!(check_mmio(&MEM_4K, 4, 8), Err(EINVAL));
+        assert_eq!(check_mmio(&MEM_4K, 1, 2), Err(EINVAL));
+    }
+
+    #[test]
+    fn access_past_the_end_is_refused() {
+        assert_eq!(check_mmio(&MEM_4K, 4096, 1), Err(EINVAL));
+        assert_eq!(check_mmio(&MEM_4K, 4092, 8), Err(EINVAL));
+        assert_eq!(check_mmio(&MEM_4K, u64::MAX - 7, 8), Err(EINVAL));
+    }
+
+    #[test]
+    fn odd_sizes_are_refused() {
+        for size in [0usize, 3, 5, 16] {
+            assert_eq!(check_mmio(&MEM_4K, 0, size), Err(EINVAL));
+        }
+    }
+
+    #[test]
+    fn io_and_unimplemented_bars_are_refused() {
+        let io = BarResource {
+            mem: false,
+            ..MEM_4K
+        };
+        assert_eq!(check_mmio(&io, 0, 4), Err(EINVAL));
+        assert_eq!(check_mmio(&BarResource::default(), 0, 1), Err(EINVAL));
+    }
+}
+
+/// A window of a BAR a variant emulates (`Variant::BAR_WINDOWS`): accesses inside it go to the
+/// variant, the rest of the BAR to the device, and user space may mmap only around it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Offset in the BAR.
+    pub offset: u64,
+    /// Length in bytes (non-zero).
+    pub len: u64,
+}
+
+impl Window {
+    fn end(&self) -> u64 {
+        self.offset.saturating_add(self.len)
+    }
+
+    /// The first piece of an access of `count` bytes at `pos`: its length and whether it lies
+    /// inside the window (so an access never straddles the window's edges).
+    pub fn step(&self, pos: u64, count: usize) -> (usize, bool) {
+        let count64 = count as u64;
+        if pos < self.offset {
+            ((self.offset - pos).min(count64) as usize, false)
+        } else if pos < self.end() {
+            ((self.end() - pos).min(count64) as usize, true)
+        } else {
+            (count, false)
+        }
+    }
+
+    /// The window rounded out to whole pages: the part of the BAR user space may not map.
+    fn pages(&self, page: u64) -> (u64, u64) {
+        let start = self.offset & !(page - 1);
+        let end = self.end().saturating_add(page - 1) & !(page - 1);
+        (start, end)
+    }
+
+    /// The mappable areas of a BAR of `bar_len` bytes around the window, as the sparse-mmap
+    /// capability lists them: (offset, size) pairs, empty ones left out.
+    pub fn areas_around(&self, bar_len: u64, page: u64) -> ([(u64, u64); 2], usize) {
+        let (start, end) = self.pages(page);
+        let mut areas = [(0u64, 0u64); 2];
+        let mut n = 0;
+        for (a, b) in [(0, start.min(bar_len)), (end.min(bar_len), bar_len)] {
+            if b > a {
+                if let Some(slot) = areas.get_mut(n) {
+                    *slot = (a, b - a);
+                    n += 1;
+                }
+            }
+        }
+        (areas, n)
+    }
+
+    /// Whether a mapping of `len` bytes at page `pgoff` of the BAR would cover a page of the
+    /// window.
+    pub fn mmap_overlaps(&self, pgoff: u64, len: u64, page: u64) -> bool {
+        let (start, end) = self.pages(page);
+        let Some(a) = pgoff.checked_mul(page) else {
+            return true;
+        };
+        let b = a.saturating_add(len);
+        a < end && b > start
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    const W: Window = Window {
+        offset: 0x2000,
+        len: 0x100,
+    };
+
+    #[test]
+    fn an_access_is_cut_at_the_window_edges() {
+        assert_eq!(W.step(0x1ff0, 0x20), (0x10, false));
+        assert_eq!(W.step(0x2000, 0x200), (0x100, true));
+        assert_eq!(W.step(0x20f8, 8), (8, true));
+        assert_eq!(W.step(0x2100, 8), (8, false));
+    }
+
+    #[test]
+    fn areas_leave_out_the_windows_pages() {
+        assert_eq!(
+            W.areas_around(0x10_0000, 4096),
+            ([(0, 0x2000), (0x3000, 0xf_d000)], 2)
+        );
+        let first = Window { offset: 0, len: 8 };
+        assert_eq!(first.areas_around(0x4000, 4096).1, 1);
+        assert_eq!(first.areas_around(0x4000, 4096).0[0], (0x1000, 0x3000));
+        let whole = Window {
+            offset: 0,
+            len: 0x4000,
+        };
+        assert_eq!(whole.areas_around(0x4000, 4096).1, 0);
+    }
+
+    #[test]
+    fn only_mappings_over_the_windows_pages_overlap() {
+        assert!(W.mmap_overlaps(0, 0x10_0000, 4096));
+        assert!(W.mmap_overlaps(2, 4096, 4096));
+        assert!(!W.mmap_overlaps(0, 0x2000, 4096));
+        assert!(!W.mmap_overlaps(3, 4096, 4096));
+        assert!(W.mmap_overlaps(u64::MAX, 4096, 4096));
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
-//!         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust|installed]
+//!         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]...
+//!         [--suite full|robust|installed|hooks]
 //!         [--seed N] [--storm-cycles N] [--sriov-pf BDF] [--no-exit]`
 //!
 //! `--suite installed` runs only the checks of the installed modules (`installed.rs`; boot with
@@ -29,6 +30,7 @@ mod client;
 mod config;
 mod faults;
 mod fuzz;
+mod hooks;
 mod igd;
 mod installed;
 mod irq;
@@ -85,6 +87,8 @@ struct Args {
     robust_only: bool,
     /// Only the installed-module checks (`--suite installed`; installed.rs).
     installed_only: bool,
+    /// Only the SDK checks (`--suite hooks`: `overlay.rs` and `hooks.rs`).
+    hooks_only: bool,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
     seed: Option<u64>,
     /// The SR-IOV capable PF of the D3-versus-VF-enable check (`--sriov-pf BDF`).
@@ -99,7 +103,8 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
-         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust|installed] [--seed N] \
+         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... \
+         [--suite full|robust|installed|hooks] [--seed N] \
          [--storm-cycles N] [--sriov-pf BDF] [--no-exit]"
     );
     std::process::exit(2)
@@ -121,6 +126,7 @@ fn parse_args() -> Args {
         standalone_ko: None,
         robust_only: false,
         installed_only: false,
+        hooks_only: false,
         seed: None,
         storm_cycles: None,
         sriov_pf: None,
@@ -168,12 +174,15 @@ fn parse_args() -> Args {
             "--new-variant-ko" => a.new_variant_ko = Some(val("--new-variant-ko").into()),
             "--installed" => a.installed = true,
             "--standalone-ko" => a.standalone_ko = Some(val("--standalone-ko").into()),
-            "--suite" => match val("--suite").as_str() {
-                "full" => (a.robust_only, a.installed_only) = (false, false),
-                "robust" => (a.robust_only, a.installed_only) = (true, false),
-                "installed" => (a.robust_only, a.installed_only) = (false, true),
-                x => usage(&format!("unknown suite {x}")),
-            },
+            "--suite" => {
+                (a.robust_only, a.installed_only, a.hooks_only) = match val("--suite").as_str() {
+                    "full" => (false, false, false),
+                    "robust" => (true, false, false),
+                    "installed" => (false, true, false),
+                    "hooks" => (false, false, true),
+                    x => usage(&format!("unknown suite {x}")),
+                }
+            }
             "--sriov-pf" => {
                 let v = val("--sriov-pf");
                 a.sriov_pf = Some(Bdf::parse(&v).unwrap_or_else(|e| usage(&e.to_string())));
@@ -327,6 +336,22 @@ struct Suite {
 }
 
 impl Suite {
+    /// Binds `bdf` to `driver` and opens it through its group (every IOMMU mode has one).
+    fn bind_and_open(&self, bdf: &Bdf, driver: &str) -> Result<vfio::Device, String> {
+        self.sys.bind(bdf, driver).map_err(s)?;
+        let nodes = find_nodes(&self.sys, self.args.mode, bdf)?;
+        vfio::open_via_group(&nodes.group, &bdf.to_string(), self.iommu_type())
+    }
+
+    /// The first device the host passed with label `label` (`edu`, `pci-testdev`, ...).
+    fn device_labelled(&self, label: &str) -> Option<Bdf> {
+        self.args
+            .devices
+            .iter()
+            .find(|(_, l)| l == label)
+            .map(|(b, _)| b.clone())
+    }
+
     fn iommu_type(&self) -> u32 {
         match self.args.mode {
             Mode::Iommu => vfio::VFIO_TYPE1v2_IOMMU,
@@ -898,6 +923,11 @@ fn main() {
     if suite.args.installed_only {
         // Nothing loaded first: modprobe from the installed tree is what is checked.
         suite.installed_checks();
+    } else if suite.args.hooks_only {
+        suite.load_modules();
+        suite.overlay_checks();
+        suite.hooks_checks();
+        suite.unload_modules();
     } else if suite.args.robust_only {
         suite.load_modules();
         let pristine = suite.snapshot_configs();
@@ -919,6 +949,7 @@ fn main() {
         suite.irq_checks();
         suite.binding_checks();
         suite.overlay_checks();
+        suite.hooks_checks();
         suite.igd_checks();
         suite.lifecycle_checks();
         suite.robust_checks();
