@@ -3,13 +3,15 @@
 //!
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
-//!         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust]
-//!         [--seed N] [--storm-cycles N] [--sriov-pf BDF] [--no-exit]`
+//!         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust|bench]
+//!         [--seed N] [--storm-cycles N] [--sriov-pf BDF] [--bench-rounds N]
+//!         [--bench-devices L,L...] [--bench-fleet BRIDGE-BDF] [--bench-max-ops N] [--no-exit]`
 //!
 //! `--suite robust` runs only the robustness checks (regressions of fixed defects, the
 //! concurrent fuzzer, faults and storms: see `robust.rs`), as `cargo xtask test` does on the
-//! debug kernel; `full` (the default) runs them after every other check. `--seed` replays a
-//! fuzzer run. `--storm-cycles` sets the number of cycles of each storm (default
+//! debug kernel; `full` (the default) runs them after every other check. `--suite bench` runs
+//! only the benchmark of `cargo xtask bench` (`perf.rs`); any `--bench-*` option implies it.
+//! `--seed` replays a fuzzer run. `--storm-cycles` sets the number of cycles of each storm (default
 //! [`storms::CYCLES`], [`storms::DEBUG_CYCLES`] on a KASAN kernel).
 //!
 //! Modules are loaded in the order given and unloaded in reverse. Every driver-dependent check
@@ -31,6 +33,7 @@ mod irq;
 mod kmod;
 mod lifecycle;
 mod overlay;
+mod perf;
 mod regions;
 mod regress;
 mod robust;
@@ -75,6 +78,8 @@ struct Args {
     new_variant_ko: Option<PathBuf>,
     /// Only the robustness checks (`--suite robust`).
     robust_only: bool,
+    /// Only the benchmark (`--suite bench`), with its options (`--bench-*`).
+    bench: Option<perf::BenchArgs>,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
     seed: Option<u64>,
     /// The SR-IOV capable PF of the D3-versus-VF-enable check (`--sriov-pf BDF`).
@@ -89,10 +94,16 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
-         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust] [--seed N] \
-         [--storm-cycles N] [--sriov-pf BDF] [--no-exit]"
+         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust|bench] \
+         [--seed N] [--storm-cycles N] [--sriov-pf BDF] [--bench-rounds N] [--bench-devices L,L] \
+         [--bench-fleet BDF] [--bench-max-ops N] [--no-exit]"
     );
     std::process::exit(2)
+}
+
+/// The benchmark options, which also select `--suite bench`.
+fn bench_args(a: &mut Args) -> &mut perf::BenchArgs {
+    a.bench.get_or_insert_with(Default::default)
 }
 
 fn parse_args() -> Args {
@@ -108,6 +119,7 @@ fn parse_args() -> Args {
         catalog: vec![],
         new_variant_ko: None,
         robust_only: false,
+        bench: None,
         seed: None,
         storm_cycles: None,
         sriov_pf: None,
@@ -153,12 +165,38 @@ fn parse_args() -> Args {
             "--generic-ko" => a.generic_ko = Some(val("--generic-ko").into()),
             "--catalog" => a.catalog.push(val("--catalog").into()),
             "--new-variant-ko" => a.new_variant_ko = Some(val("--new-variant-ko").into()),
-            "--suite" => {
-                a.robust_only = match val("--suite").as_str() {
-                    "full" => false,
-                    "robust" => true,
-                    x => usage(&format!("unknown suite {x}")),
+            "--suite" => match val("--suite").as_str() {
+                "full" => a.robust_only = false,
+                "robust" => a.robust_only = true,
+                "bench" => {
+                    a.bench.get_or_insert_with(Default::default);
                 }
+                x => usage(&format!("unknown suite {x}")),
+            },
+            "--bench-rounds" => {
+                let v = val("--bench-rounds");
+                bench_args(&mut a).rounds = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .unwrap_or_else(|| usage(&format!("bad --bench-rounds {v}")));
+            }
+            "--bench-max-ops" => {
+                let v = val("--bench-max-ops");
+                bench_args(&mut a).max_ops = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 8)
+                    .unwrap_or_else(|| usage(&format!("bad --bench-max-ops {v}")));
+            }
+            "--bench-devices" => {
+                let v = val("--bench-devices");
+                bench_args(&mut a).devices = v.split([',', '+']).map(str::to_string).collect();
+            }
+            "--bench-fleet" => {
+                let v = val("--bench-fleet");
+                bench_args(&mut a).fleet =
+                    Some(Bdf::parse(&v).unwrap_or_else(|e| usage(&e.to_string())));
             }
             "--sriov-pf" => {
                 let v = val("--sriov-pf");
@@ -882,7 +920,10 @@ fn main() {
     suite.r.info(format!("KASAN kernel: {kasan}"));
     suite.leak_check_start();
     suite.load_modules();
-    if suite.args.robust_only {
+    if let Some(b) = suite.args.bench.clone() {
+        suite.bench_suite(&b);
+        suite.unload_modules();
+    } else if suite.args.robust_only {
         let pristine = suite.snapshot_configs();
         suite.robust_checks();
         suite.unload_modules();
