@@ -32,7 +32,7 @@
 //!   with no other and with 15 others of its dev_set open; `VFIO_DEVICE_PCI_HOT_RESET` of
 //!   their bus with all 16 open (no device of the main machine has a slot or bus reset of
 //!   its own in the test kernel: no hotplug driver for the root ports); kernel memory (`Slab` and
-//!   `VmallocUsed` of `/proc/meminfo`) per bound and per open device.
+//!   `MemTotal - MemFree` of `/proc/meminfo`) per bound and per open device.
 //!
 //! Batched operations report the mean of each batch of [`BATCH`] calls as one sample (the
 //! clock costs as much as a config read under TCG); slow ones (interrupts, open, reset) one
@@ -442,7 +442,8 @@ fn msix_count(f: &File) -> u32 {
     }
 }
 
-/// `Slab` and `VmallocUsed` of `/proc/meminfo`, in bytes.
+/// `Slab` and the memory in use (`MemTotal - MemFree`) of `/proc/meminfo`, in bytes. Both
+/// move in pages, so per-device figures come from 16 devices at once.
 fn kernel_memory() -> (u64, u64) {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let field = |name: &str| {
@@ -451,7 +452,10 @@ fn kernel_memory() -> (u64, u64) {
             .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or(0, |kb| kb * 1024)
     };
-    (field("Slab:"), field("VmallocUsed:"))
+    (
+        field("Slab:"),
+        field("MemTotal:").saturating_sub(field("MemFree:")),
+    )
 }
 
 impl Suite {
@@ -786,7 +790,7 @@ impl Suite {
         emit(
             self,
             "fleet",
-            "mem-vmalloc-per-bound-device",
+            "mem-used-per-bound-device",
             slot,
             round,
             "B",
@@ -804,7 +808,7 @@ impl Suite {
         emit(
             self,
             "fleet",
-            "mem-vmalloc-first-open",
+            "mem-used-first-open",
             slot,
             round,
             "B",
@@ -822,7 +826,7 @@ impl Suite {
         emit(
             self,
             "fleet",
-            "mem-vmalloc-per-open-device",
+            "mem-used-per-open-device",
             slot,
             round,
             "B",
