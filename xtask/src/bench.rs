@@ -671,7 +671,11 @@ pub fn short_run(kdir: &Path, kos: &[PathBuf], mode: Mode) -> guest::Counts {
             let missing: Vec<String> = report
                 .stats
                 .iter()
-                .filter(|s| s.ratio.is_none() || s.control.is_none())
+                .filter(|s| {
+                    SLOTS
+                        .iter()
+                        .any(|slot| s.slots.get(*slot).is_none_or(|x| x.rounds.is_empty()))
+                })
                 .map(|s| format!("{}/{}", s.device, s.op))
                 .collect();
             match report.write(&dir, &records) {
