@@ -68,9 +68,10 @@ impl<T> StateMutex<T> {
     /// guard must be dropped before the caller returns from that context (it unlocks from the
     /// same task, as a mutex requires).
     pub(crate) fn try_lock_task(&self) -> Option<StateGuard<'_, T>> {
-        // SAFETY: `raw` is initialised (type invariant); on success the guard unlocks it.
-        unsafe { vfio_pci_common_mutex_trylock_task(self.raw.get().cast()) }
-            .then_some(StateGuard { m: self })
+        // SAFETY: `raw` is initialised (type invariant).
+        let taken = unsafe { vfio_pci_common_mutex_trylock_task(self.raw.get().cast()) };
+        // Lazily: a guard made on failure would unlock the holder's mutex when dropped.
+        taken.then(|| StateGuard { m: self })
     }
 
     /// Takes the mutex of one member of a dev_set while the caller holds that dev_set's lock
