@@ -4,7 +4,8 @@
 //!
 //! - `regress-ioeventfd-close-remove-edu-<driver>`: one thread registers an ioeventfd,
 //!   signals it, closes its eventfd and removes the ioeventfd (`fd = -1`), in a loop; another
-//!   reads config dwords that take the state mutex (BARs), so queued writes wait. The
+//!   reads edu's BAR0 through the fd (each access takes the state mutex), so queued writes
+//!   wait. The
 //!   eventfd close queues the virqfd shutdown and clears the virqfd pointer; the removal used
 //!   to skip `vfio_virqfd_disable` for a cleared pointer and free the entry (and later unmap
 //!   the BAR) under a pending write: `BUG: KASAN: slab-use-after-free in ...write_thread`.
@@ -17,6 +18,12 @@
 //!   ioeventfd write waits for: lockdep's `possible circular locking dependency`, then a
 //!   deadlock. A loop that makes no progress for [`STALL`] is reported as a deadlock (its
 //!   threads are left where they hang, and the device stays bound: the run fails anyway).
+//! - `regress-ioeventfd-trylock-edu-<driver>`: one thread signals a registered ioeventfd in a
+//!   loop (the write is tried in the eventfd wake-up with a trylock of the state mutex);
+//!   two others hold that mutex as often as they can (writes of `INTERRUPT_LINE`, a virtual
+//!   register, and BAR reads). The trylock's guard used to be made eagerly, so a failed try
+//!   unlocked the holder's mutex: lockdep's `bad unlock balance` on the debug kernel. The
+//!   device must still take the ioeventfd's writes afterwards.
 //!
 //! Each loop runs for [`SECONDS`]; the kernel's reports (KASAN, lockdep, hung tasks) fail the
 //! run on the host even where the loop itself survives.
@@ -132,12 +139,23 @@ fn remove(f: &File) -> Result<(), String> {
     }
 }
 
-/// A config read of BAR0's dword: our emulator takes the state mutex for it.
+/// A 4-byte read of edu's BAR0 through the fd: every access takes the state mutex (the
+/// memory decode check), as upstream takes its memory lock.
 fn read_bar_dword(f: &File) -> Result<(), String> {
     use std::os::unix::fs::FileExt;
     let mut b = [0u8; 4];
-    f.read_exact_at(&mut b, CONFIG + 0x10)
-        .map_err(|e| format!("config read of BAR0: {e}"))
+    f.read_exact_at(&mut b, 0)
+        .map_err(|e| format!("read of BAR0: {e}"))
+}
+
+/// A write of `INTERRUPT_LINE` with its current value: a virtual register, written by the
+/// emulator under the state mutex.
+fn write_interrupt_line(f: &File) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, CONFIG + 0x3c)
+        .and_then(|()| f.write_all_at(&b, CONFIG + 0x3c))
+        .map_err(|e| format!("INTERRUPT_LINE: {e}"))
 }
 
 fn intx_cycle(f: &File) -> Result<(), String> {
@@ -181,6 +199,54 @@ impl Suite {
                 crate::robust::progress_info(&name, n);
                 Ok(())
             });
+            let name = format!("regress-ioeventfd-trylock-{label}-{d}");
+            if !hung {
+                self.r.check(&name, || {
+                    crate::irq::command_set(&dev.file, 0x2)?;
+                    let ev = Arc::new(vfio::eventfd()?);
+                    match vfio::ioeventfd(&dev.file, ioeventfd_args(ev.as_raw_fd())) {
+                        0 => {}
+                        e => return Err(format!("IOEVENTFD register: errno {e}")),
+                    }
+                    let mut w = Workers::new();
+                    let e2 = ev.clone();
+                    w.spawn(move || match vfio::signal(&e2) {
+                        0 => Ok(()),
+                        e => Err(format!("eventfd write: errno {e}")),
+                    });
+                    let a = dev.clone();
+                    w.spawn(move || write_interrupt_line(&a.file));
+                    let b = dev.clone();
+                    w.spawn(move || read_bar_dword(&b.file));
+                    let n = w.run(SECONDS).inspect_err(|_| hung = true)?;
+                    crate::robust::progress_info(&name, n);
+                    // The ioeventfd still writes: liveness shows the complement of its data.
+                    use std::os::unix::fs::FileExt;
+                    dev.file
+                        .write_all_at(&0u32.to_le_bytes(), EDU_LIVENESS)
+                        .map_err(|e| format!("liveness reset: {e}"))?;
+                    vfio::signal(&ev);
+                    let want = !(ioeventfd_args(-1).data as u32);
+                    let end = Instant::now() + Duration::from_secs(2);
+                    let mut got = 0u32;
+                    while Instant::now() < end {
+                        let mut v = [0u8; 4];
+                        dev.file
+                            .read_exact_at(&mut v, EDU_LIVENESS)
+                            .map_err(|e| format!("liveness: {e}"))?;
+                        got = u32::from_le_bytes(v);
+                        if got == want {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    remove(&dev.file)?;
+                    if got != want {
+                        return Err(format!("liveness {got:#x} after a signal, want {want:#x}"));
+                    }
+                    Ok(())
+                });
+            }
             let name = format!("regress-intx-flush-vs-ioeventfd-{label}-{d}");
             if !hung {
                 self.r.check(&name, || {
