@@ -23,7 +23,6 @@ extern "C" {
     fn vfio_pci_common_mutex_lock(m: *mut c_void);
     fn vfio_pci_common_mutex_lock_in_set(m: *mut c_void, vdev: *mut c_void);
     fn vfio_pci_common_mutex_unlock(m: *mut c_void);
-    fn vfio_pci_common_mutex_trylock_task(m: *mut c_void) -> bool;
 }
 
 /// See the module documentation.
@@ -61,17 +60,6 @@ impl<T> StateMutex<T> {
         // SAFETY: `raw` is initialised (type invariant); the guard unlocks it.
         unsafe { vfio_pci_common_mutex_lock(self.raw.get().cast()) };
         StateGuard { m: self }
-    }
-
-    /// Takes the mutex if it is free and the caller is not in interrupt context; never sleeps,
-    /// so an eventfd wake-up (atomic, under the eventfd's wait-queue lock) may call it. The
-    /// guard must be dropped before the caller returns from that context (it unlocks from the
-    /// same task, as a mutex requires).
-    pub(crate) fn try_lock_task(&self) -> Option<StateGuard<'_, T>> {
-        // SAFETY: `raw` is initialised (type invariant).
-        let taken = unsafe { vfio_pci_common_mutex_trylock_task(self.raw.get().cast()) };
-        // Lazily: a guard made on failure would unlock the holder's mutex when dropped.
-        taken.then(|| StateGuard { m: self })
     }
 
     /// Takes the mutex of one member of a dev_set while the caller holds that dev_set's lock

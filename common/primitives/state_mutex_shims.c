@@ -27,20 +27,6 @@ void vfio_pci_common_mutex_lock_in_set(struct mutex *m, struct vfio_device *vdev
 	mutex_lock_nest_lock(m, &vdev->dev_set->lock);
 }
 
-/*
- * A try outside interrupt context only (an eventfd wake-up may come from an interrupt handler
- * when user space wires one device's interrupt eventfd to another's ioeventfd). Callable with
- * a spinlock held and interrupts off: mutex_trylock never sleeps, and lockdep records no
- * dependency and no wait-context violation for a trylock.
- */
-bool vfio_pci_common_mutex_trylock_task(struct mutex *m);
-bool vfio_pci_common_mutex_trylock_task(struct mutex *m)
-{
-	if (in_interrupt())
-		return false;
-	return mutex_trylock(m);
-}
-
 void vfio_pci_common_mutex_unlock(struct mutex *m);
 void vfio_pci_common_mutex_unlock(struct mutex *m)
 {

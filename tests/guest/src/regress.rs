@@ -18,12 +18,16 @@
 //!   ioeventfd write waits for: lockdep's `possible circular locking dependency`, then a
 //!   deadlock. A loop that makes no progress for [`STALL`] is reported as a deadlock (its
 //!   threads are left where they hang, and the device stays bound: the run fails anyway).
-//! - `regress-ioeventfd-trylock-edu-<driver>`: one thread signals a registered ioeventfd in a
-//!   loop (the write is tried in the eventfd wake-up with a trylock of the state mutex);
-//!   two others hold that mutex as often as they can (writes of `INTERRUPT_LINE`, a virtual
-//!   register, and BAR reads). The trylock's guard used to be made eagerly, so a failed try
-//!   unlocked the holder's mutex: lockdep's `bad unlock balance` on the debug kernel. The
-//!   device must still take the ioeventfd's writes afterwards.
+//! - `regress-ioeventfd-vs-reset-nvme-<driver>`: one thread signals a registered ioeventfd on
+//!   nvme's admin queue attributes in a loop; another resets the device (`VFIO_DEVICE_RESET`:
+//!   a function reset, which sleeps about 100 ms holding the state mutex); a third writes
+//!   `INTERRUPT_LINE` (a virtual register, under the mutex). The ioeventfd writes wait for the
+//!   mutex in the virqfd thread. Written for a wake-up that tried the mutex itself: a guard
+//!   made eagerly unlocked the holder's mutex on a failed try (lockdep's `bad unlock
+//!   balance`, seen with this test), and a successful try's unlock could take the mutex's
+//!   `wait_lock` under the eventfd's interrupt-safe lock (`HARDIRQ-safe -> HARDIRQ-unsafe`);
+//!   the try is gone, the test stays. The device must still take the ioeventfd's writes
+//!   afterwards.
 //!
 //! Each loop runs for [`SECONDS`]; the kernel's reports (KASAN, lockdep, hung tasks) fail the
 //! run on the host even where the loop itself survives.
@@ -170,8 +174,109 @@ fn intx_cycle(f: &File) -> Result<(), String> {
     Ok(())
 }
 
+/// nvme's admin queue attributes: read-write while the controller is disabled (as after a
+/// reset), no side effect.
+const NVME_AQA: u64 = 0x24;
+/// A valid AQA value (both queue sizes 32).
+const NVME_AQA_VALUE: u64 = 0x001f_001f;
+
+/// See the module documentation (`regress-ioeventfd-vs-reset-nvme-<driver>`).
+fn ioeventfd_vs_reset(dev: &Arc<vfio::Device>) -> Result<u64, String> {
+    use std::os::unix::fs::FileExt;
+    crate::irq::command_set(&dev.file, 0x2)?;
+    let ev = Arc::new(vfio::eventfd()?);
+    let args = |fd| Ioeventfd {
+        offset: NVME_AQA,
+        data: NVME_AQA_VALUE,
+        ..ioeventfd_args(fd)
+    };
+    match vfio::ioeventfd(&dev.file, args(ev.as_raw_fd())) {
+        0 => {}
+        e => return Err(format!("IOEVENTFD register: errno {e}")),
+    }
+    let mut w = Workers::new();
+    let e2 = ev.clone();
+    w.spawn(move || match vfio::signal(&e2) {
+        0 => Ok(()),
+        e => Err(format!("eventfd write: errno {e}")),
+    });
+    let a = dev.clone();
+    w.spawn(move || match vfio::reset(&a.file) {
+        0 => Ok(()),
+        e => Err(format!("VFIO_DEVICE_RESET: errno {e}")),
+    });
+    let b = dev.clone();
+    w.spawn(move || write_interrupt_line(&b.file));
+    let n = w.run(SECONDS)?;
+    // The ioeventfd still writes.
+    crate::irq::command_set(&dev.file, 0x2)?;
+    dev.file
+        .write_all_at(&0u32.to_le_bytes(), NVME_AQA)
+        .map_err(|e| format!("AQA: {e}"))?;
+    vfio::signal(&ev);
+    let end = Instant::now() + Duration::from_secs(2);
+    let mut got = 0u32;
+    while Instant::now() < end {
+        let mut v = [0u8; 4];
+        dev.file
+            .read_exact_at(&mut v, NVME_AQA)
+            .map_err(|e| format!("AQA: {e}"))?;
+        got = u32::from_le_bytes(v);
+        if u64::from(got) == NVME_AQA_VALUE {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    match vfio::ioeventfd(&dev.file, args(-1)) {
+        0 => {}
+        e => return Err(format!("IOEVENTFD remove: errno {e}")),
+    }
+    if u64::from(got) != NVME_AQA_VALUE {
+        return Err(format!(
+            "AQA {got:#x} after a signal, want {NVME_AQA_VALUE:#x}"
+        ));
+    }
+    Ok(n)
+}
+
 impl Suite {
+    /// `regress-ioeventfd-vs-reset-nvme-<driver>`.
+    fn regression_vs_reset(&mut self) {
+        let Some((bdf, label)) = self.args.devices.iter().find(|(_, l)| l == "nvme").cloned()
+        else {
+            self.r.check(
+                "regress-nvme-present",
+                || Err("no nvme device given".into()),
+            );
+            return;
+        };
+        for d in self.args.drivers.clone() {
+            let name = format!("regress-ioeventfd-vs-reset-{label}-{d}");
+            let dev = match crate::config::attach(self, &bdf, &d) {
+                Ok(dev) => Arc::new(dev),
+                Err(e) => {
+                    self.r.check(&name, || Err(e));
+                    crate::config::detach(self, &bdf, None);
+                    continue;
+                }
+            };
+            let mut hung = false;
+            self.r.check(&name, || {
+                let n = ioeventfd_vs_reset(&dev).inspect_err(|_| hung = true)?;
+                crate::robust::progress_info(&name, n);
+                Ok(())
+            });
+            if hung {
+                std::mem::forget(dev);
+                continue;
+            }
+            drop(dev);
+            crate::config::detach(self, &bdf, None);
+        }
+    }
+
     pub(crate) fn regression_checks(&mut self) {
+        self.regression_vs_reset();
         let Some((bdf, label)) = self.args.devices.iter().find(|(_, l)| l == "edu").cloned() else {
             self.r
                 .check("regress-edu-present", || Err("no edu device given".into()));
@@ -199,54 +304,6 @@ impl Suite {
                 crate::robust::progress_info(&name, n);
                 Ok(())
             });
-            let name = format!("regress-ioeventfd-trylock-{label}-{d}");
-            if !hung {
-                self.r.check(&name, || {
-                    crate::irq::command_set(&dev.file, 0x2)?;
-                    let ev = Arc::new(vfio::eventfd()?);
-                    match vfio::ioeventfd(&dev.file, ioeventfd_args(ev.as_raw_fd())) {
-                        0 => {}
-                        e => return Err(format!("IOEVENTFD register: errno {e}")),
-                    }
-                    let mut w = Workers::new();
-                    let e2 = ev.clone();
-                    w.spawn(move || match vfio::signal(&e2) {
-                        0 => Ok(()),
-                        e => Err(format!("eventfd write: errno {e}")),
-                    });
-                    let a = dev.clone();
-                    w.spawn(move || write_interrupt_line(&a.file));
-                    let b = dev.clone();
-                    w.spawn(move || read_bar_dword(&b.file));
-                    let n = w.run(SECONDS).inspect_err(|_| hung = true)?;
-                    crate::robust::progress_info(&name, n);
-                    // The ioeventfd still writes: liveness shows the complement of its data.
-                    use std::os::unix::fs::FileExt;
-                    dev.file
-                        .write_all_at(&0u32.to_le_bytes(), EDU_LIVENESS)
-                        .map_err(|e| format!("liveness reset: {e}"))?;
-                    vfio::signal(&ev);
-                    let want = !(ioeventfd_args(-1).data as u32);
-                    let end = Instant::now() + Duration::from_secs(2);
-                    let mut got = 0u32;
-                    while Instant::now() < end {
-                        let mut v = [0u8; 4];
-                        dev.file
-                            .read_exact_at(&mut v, EDU_LIVENESS)
-                            .map_err(|e| format!("liveness: {e}"))?;
-                        got = u32::from_le_bytes(v);
-                        if got == want {
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    remove(&dev.file)?;
-                    if got != want {
-                        return Err(format!("liveness {got:#x} after a signal, want {want:#x}"));
-                    }
-                    Ok(())
-                });
-            }
             let name = format!("regress-intx-flush-vs-ioeventfd-{label}-{d}");
             if !hung {
                 self.r.check(&name, || {
