@@ -181,6 +181,7 @@ unsafe fn register_device(
         disable_idle_d3,
         sriov <- sriov,
         cfg_fast <- kernel::init::zeroed(),
+        bar_io <- kernel::init::zeroed(),
     });
     // SAFETY: `_vfio_alloc_device` returned a zeroed allocation of `size_of::<VfioPciDevice>()`
     // bytes with `vdev` initialised; `state` is memory we own that stays put until `release`,

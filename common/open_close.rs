@@ -194,6 +194,7 @@ fn undo(dev: &DeviceState, reset_by_variant: bool) {
         }
         // Regions, BAR mappings and claims go first, as in upstream vfio_pci_core_disable.
         st.n_regions = 0;
+        dev.bar_io.clear();
         st.bars = crate::state::BarState::default();
         // Back to D0 first: a function reset through PM fails in other states, and a device
         // without NoSoftRst would lose the state we restore.

@@ -134,6 +134,63 @@ pub(crate) struct DeviceState {
     /// Config dwords user space may read without `inner` (see `logic::config_fast`):
     /// published under `inner` at open, withdrawn at close.
     pub(crate) cfg_fast: crate::logic::config_fast::FastReads,
+    /// BAR mappings user space may reach without `inner` (see [`BarIoCache`]).
+    pub(crate) bar_io: BarIoCache,
+}
+
+/// The BAR mappings of an open device, for `read`/`write` without the state mutex: each
+/// entry is published (under `inner`) when the mapping is made, with the MSI-X table range
+/// that access to it must skip, and withdrawn (under `inner`) at close, before the mapping is
+/// dropped.
+///
+/// Upstream looks up `vdev->barmap[bar]` without a lock in the same way; the access itself
+/// still takes the memory lock (our `inner`) to check memory decode.
+///
+/// # Invariants
+///
+/// A non-null `io[bar]` is the live mapping of BAR `bar` held in `Inner::bars` of the open
+/// device, and `msix[bar]` (written before `io[bar]` is published with `Release`) is the MSI-X
+/// range of that BAR (`(0, 0)` for none). Entries are cleared only at close, when no `read` or
+/// `write` of the device fd is running (the VFIO core closes the device after its last file
+/// reference is gone).
+pub(crate) struct BarIoCache {
+    io: [core::sync::atomic::AtomicPtr<core::ffi::c_void>; 6],
+    msix: [(core::sync::atomic::AtomicU64, core::sync::atomic::AtomicU64); 6],
+}
+
+// SAFETY: atomics only; all zero is "nothing published" (null pointers, empty ranges).
+unsafe impl kernel::init::Zeroable for BarIoCache {}
+
+impl BarIoCache {
+    /// The published mapping of `bar` and its MSI-X range, if any.
+    #[inline]
+    pub(crate) fn get(&self, bar: usize) -> Option<(*mut core::ffi::c_void, (u64, u64))> {
+        use core::sync::atomic::Ordering;
+        let io = self.io.get(bar)?.load(Ordering::Acquire);
+        if io.is_null() {
+            return None;
+        }
+        let (s, e) = self.msix.get(bar)?;
+        Some((io, (s.load(Ordering::Relaxed), e.load(Ordering::Relaxed))))
+    }
+
+    /// Publishes the mapping `io` of `bar`. Called with `inner` held, where `io` is the
+    /// mapping kept in `Inner::bars` until close.
+    pub(crate) fn publish(&self, bar: usize, io: *mut core::ffi::c_void, msix: (u64, u64)) {
+        use core::sync::atomic::Ordering;
+        if let (Some(p), Some((s, e))) = (self.io.get(bar), self.msix.get(bar)) {
+            s.store(msix.0, Ordering::Relaxed);
+            e.store(msix.1, Ordering::Relaxed);
+            p.store(io, Ordering::Release);
+        }
+    }
+
+    /// Withdraws every mapping; called at close with `inner` held, before the mappings go.
+    pub(crate) fn clear(&self) {
+        for p in &self.io {
+            p.store(core::ptr::null_mut(), core::sync::atomic::Ordering::Release);
+        }
+    }
 }
 
 // SAFETY: `FastReads` is atomics only, and all zero is its empty table (documented there).

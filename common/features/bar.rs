@@ -224,14 +224,20 @@ fn device_rw(
     is_write: bool,
 ) -> Result<usize> {
     let pdev = &dev.pdev;
-    let (io, x_start, x_end) = {
-        let mut inner = dev.inner.lock();
-        let io = inner.bars.map(pdev, bar, kernel::c_str!("vfio"))?;
-        let (xs, xe) = match inner.bars.msix {
-            Some((b, off, size)) if b == bar => (off, off + size),
-            _ => (0, 0),
-        };
-        (io, xs, xe)
+    // After the first access the mapping is found without the state mutex; the access
+    // itself takes it (memory decode check).
+    let (io, (x_start, x_end)) = match dev.bar_io.get(bar) {
+        Some(x) => x,
+        None => {
+            let mut inner = dev.inner.lock();
+            let io = inner.bars.map(pdev, bar, kernel::c_str!("vfio"))?;
+            let x = match inner.bars.msix {
+                Some((b, off, size)) if b == bar => (off, off + size),
+                _ => (0, 0),
+            };
+            dev.bar_io.publish(bar, io, x);
+            (io, x)
+        }
     };
     do_io_rw(
         dev,

@@ -102,8 +102,9 @@ pub(crate) fn reserve_rest_of_page(pdev: &PciFunction, bar: usize) -> Option<Pag
     // SAFETY: `parent` is the live parent resource of the BAR; `res` is a heap resource that
     // stays put until released in `PageReservation::drop`.
     let ret = unsafe { kernel::bindings::request_resource(parent, &mut *res) };
-    // INVARIANT: added successfully.
-    (ret == 0).then_some(PageReservation { res })
+    // INVARIANT: added successfully. Lazily: a reservation made on failure would release a
+    // resource that is in no tree when dropped.
+    (ret == 0).then(|| PageReservation { res })
 }
 
 /// # Safety

@@ -213,6 +213,19 @@ pub enum Suite {
     /// The regression, concurrency, fuzz, fault and storm checks only (what `cargo xtask
     /// test` runs on the debug kernel).
     Robust,
+    /// The benchmark of `cargo xtask bench` (`tests/guest/src/perf.rs`), with the scaling
+    /// fleet ([`BENCH_FLEET`]) added to the machine.
+    Bench(BenchOptions),
+}
+
+/// What `--suite bench` measures.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BenchOptions {
+    pub rounds: u16,
+    /// Bit `i` set: measure `DEVICES[i]`.
+    pub devices: u32,
+    /// Per batched measurement and round, at most this many calls.
+    pub max_ops: u32,
 }
 
 impl Suite {
@@ -220,8 +233,53 @@ impl Suite {
         match self {
             Suite::Full => "full",
             Suite::Robust => "robust",
+            Suite::Bench(_) => "bench",
         }
     }
+
+    /// The test binary's arguments for this suite, as `vfiotest.extra=` takes them (commas for
+    /// spaces).
+    fn guest_args(self) -> String {
+        match self {
+            Suite::Bench(b) => {
+                let labels: Vec<&str> = DEVICES
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| b.devices & (1 << i) != 0)
+                    .map(|(_, d)| d.label)
+                    .collect();
+                format!(
+                    "--suite,bench,--bench-rounds,{},--bench-max-ops,{},--bench-devices,{},\
+                     --bench-fleet,{}",
+                    b.rounds,
+                    b.max_ops,
+                    // Commas are the spaces of `vfiotest.extra`.
+                    labels.join("+"),
+                    BENCH_FLEET_BRIDGE
+                )
+            }
+            s => format!("--suite,{}", s.name()),
+        }
+    }
+}
+
+/// The bridge of the benchmark's scaling fleet: a conventional PCI bus with
+/// [`BENCH_FLEET`] `pci-testdev`s, none with a reset of its own, so they share one bus reset
+/// (one dev_set) and, under intel-iommu, one IOMMU group.
+pub const BENCH_FLEET_BRIDGE: &str = "0000:00:10.0";
+pub const BENCH_FLEET: usize = 16;
+
+/// The QEMU arguments of the fleet.
+fn bench_fleet_qemu() -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "-device".into(),
+        "pci-bridge,id=bench-fleet,bus=pcie.0,addr=10.0,chassis_nr=9,shpc=off".into(),
+    ];
+    for i in 0..BENCH_FLEET {
+        a.push("-device".into());
+        a.push(format!("pci-testdev,bus=bench-fleet,addr={:x}.0", i + 1));
+    }
+    a
 }
 
 /// One guest run: which kernel and which checks.
@@ -251,6 +309,8 @@ pub struct Counts {
     /// The guest's `INFO bench ...` lines (without `INFO bench `), prefixed with `[mode]`:
     /// measurements, not checks.
     pub bench: Vec<String>,
+    /// The `BENCH {json}` records of `--suite bench` (the JSON only).
+    pub records: Vec<String>,
 }
 
 /// Builds the static guest test binary and returns its path.
@@ -826,6 +886,10 @@ fn timeout(run: GuestRun) -> Duration {
             // KASAN, lockdep and kmemleak make every kernel path several times slower.
             (Profile::Debug, Suite::Robust) => DEFAULT_TIMEOUT * 3,
             (Profile::Debug, Suite::Full) => DEFAULT_TIMEOUT * 6,
+            // About 12 minutes for 9 rounds alone on 2 cores.
+            (_, Suite::Bench(b)) => {
+                DEFAULT_TIMEOUT + Duration::from_secs(180 * u64::from(b.rounds))
+            }
         })
 }
 
@@ -841,6 +905,7 @@ struct Parsed {
     summary: Option<(usize, usize)>,
     panic: bool,
     bench: Vec<String>,
+    records: Vec<String>,
     /// Kernel reports (KASAN, lockdep, hung task, WARNING, ...), each with the lines after it.
     reports: Vec<Vec<String>>,
     /// Lines still to add to the last report.
@@ -869,6 +934,8 @@ impl Parsed {
             self.fails.push(f.to_string());
         } else if let Some(b) = line.strip_prefix("INFO bench ") {
             self.bench.push(b.to_string());
+        } else if let Some(b) = line.strip_prefix("BENCH ") {
+            self.records.push(b.to_string());
         } else if let Some(s) = line.strip_prefix("SUMMARY ") {
             let num = |k: &str| {
                 s.split_whitespace()
@@ -898,7 +965,7 @@ pub fn run_guest_suite(
     let initramfs = build_initramfs(kernel_build, our_modules, extras, run.profile)?;
     // `vfiotest.qmp=1` tells the guest that this host serves its `HOST-REQUEST qmp` lines
     // (device unplug and re-plug for the surprise-removal checks) on this QMP socket.
-    let append = format!("vfiotest.extra=--suite,{} vfiotest.qmp=1", run.suite.name());
+    let append = format!("vfiotest.extra={} vfiotest.qmp=1", run.suite.guest_args());
     let qmp_dir = std::env::temp_dir().join(format!(
         "vfio-rs-qmp-{}-{}",
         std::process::id(),
@@ -908,6 +975,9 @@ pub fn run_guest_suite(
     let qmp_sock = qmp_dir.join("qmp.sock");
     let _ = std::fs::remove_file(&qmp_sock);
     let mut cmd = qemu_command(kernel_build, &initramfs, mode, run.profile, &append)?;
+    if let Suite::Bench(_) = run.suite {
+        cmd.args(bench_fleet_qemu());
+    }
     cmd.arg("-qmp")
         .arg(format!("unix:{},server=on,wait=off", qmp_sock.display()));
     cmd.args(["-serial", "stdio"])
@@ -1091,6 +1161,7 @@ pub fn run_guest_suite(
         failed,
         failures,
         bench,
+        records: parsed.records,
     })
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `cargo xtask`: every build and test step of the project, each printed before it runs.
 
+mod bench;
 mod bindcmd;
 mod fuzz;
 mod guest;
@@ -123,6 +124,28 @@ enum Cmd {
     /// Print the import graph of the common module's files (the `crate::` paths of every file
     /// under common/ except logic/, sdk/ and bindings/), grouped per file, with its layers;
     /// fails on an import cycle (the `layers-no-import-cycle` check of `test`).
+    /// Benchmark our driver against upstream C vfio-pci (and a C-against-C control) in one
+    /// boot of the test kernel: every hot path, MSI-X and device-count scaling, kernel memory
+    /// and module size; writes target/bench/{bench.txt,bench.md,bench.json,ratios.svg}.
+    Bench {
+        #[arg(long, env = "KDIR")]
+        kdir: Option<PathBuf>,
+        /// Rounds per driver (the order is reversed every other round).
+        #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u16).range(1..=99))]
+        rounds: u16,
+        /// Devices to measure, comma-separated labels of the test machine (default: edu, nvme,
+        /// e1000e, pci-testdev).
+        #[arg(long, value_delimiter = ',')]
+        devices: Vec<String>,
+        #[arg(long, value_parser = ["iommu", "noiommu"], default_value = "iommu")]
+        mode: String,
+        /// Most calls per batched measurement and round.
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(8..))]
+        max_ops: u32,
+        /// Output directory (default: target/bench).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     Layers {
         /// Another tree than this repository (its `common/` is read).
         #[arg(long)]
@@ -271,6 +294,18 @@ fn main() {
                 Err(e) => Err(e),
             }
         }
+        Cmd::Bench {
+            kdir,
+            rounds,
+            devices,
+            mode,
+            max_ops,
+            out,
+        } => match bench::bench_cmd(kdir, rounds, &devices, parse_mode(&mode), max_ops, out) {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => Err(e),
+        },
         Cmd::Layers { root } => srccheck::layers_cmd(&root.unwrap_or_else(util::repo_root)),
         Cmd::Fmt { check } => srccheck::fmt_cmd(&util::repo_root(), check),
         Cmd::Qemu { kdir, mode, kernel } => {

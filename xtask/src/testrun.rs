@@ -491,6 +491,7 @@ fn add(total: &mut Counts, c: Counts) {
     total.failed += c.failed;
     total.failures.extend(c.failures);
     total.bench.extend(c.bench);
+    total.records.extend(c.records);
 }
 
 /// The whole suite. Returns whether everything passed; the summary line is printed last.
@@ -617,6 +618,19 @@ pub fn test(
                         .failures
                         .push(format!("guest ({}): {e:#}", run.label()));
                 }
+            }
+        }
+        // The benchmark in its short form, so `cargo xtask bench` cannot rot: once, on the
+        // test kernel, in the first mode.
+        if profile == Profile::Test && suite == Suite::Full {
+            if let Some(&mode) = modes.first() {
+                step(format!(
+                    "short benchmark ({} rounds, {}), mode {}",
+                    crate::bench::SHORT_ROUNDS,
+                    crate::bench::SHORT_DEVICES.join(", "),
+                    mode.name()
+                ));
+                add(&mut total, crate::bench::short_run(&kdir, &kos, mode));
             }
         }
     }

@@ -13,30 +13,45 @@
 //! Which dwords qualify (all four bytes):
 //! - one owner and one table instance (the access split of `next_access` is then just the
 //!   alignment rule, and the table's masks compose byte by byte);
-//! - read by `Default`, `Basic` (not the BARs or ROM, whose reads size them, nor `COMMAND` of a
-//!   device without memory decode control, whose read merges a bit), `Msi` (its queue-size
-//!   refresh writes the image's capability ID byte, which is read from the device: invisible),
-//!   `Raw` (all device) or `Virt` (all image); not `Direct`, which merges by access width;
+//! - read by `Default`, `Basic` (not `COMMAND` of a device without memory decode control,
+//!   whose read merges a bit; the BARs and ROM only while they need no sizing, as their next
+//!   read after a write sizes them), `Msi` (its queue-size refresh writes the image's
+//!   capability ID byte, which is read from the device: invisible), `Raw` (all device),
+//!   `Virt` (all image) or `Direct` (device, but the capability header from the image; in
+//!   standard space a 1-byte read of the ID byte is the device's, which the entry flags with
+//!   [`BYTE0_FROM_DEVICE`]);
 //! - no variant overlay (its read hook runs under the mutex).
+//!
+//! Writes: upstream takes no lock for a config write either (except around `COMMAND`). The
+//! same table holds, per dword, the mask of bits a user write passes through to the device
+//! when that is all the emulator would do: one owner and table instance as above, written by
+//! `Default` or `Basic` (not `COMMAND`, the BARs or the ROM, which have side effects), no
+//! virtual bit in the dword (so the image never changes) and no overlay. Such a write is the
+//! device read-modify-write of `vfio_default_config_write`, done without the mutex
+//! ([`FastReads::write_chunk`]); every other write takes the emulator. The masks change only
+//! with the owner map and overlays, that is in `publish_fast_reads`.
 //!
 //! The table is built under the mutex after `init` ([`ConfigSpace::publish_fast_reads`]).
 //! Every later change of the image goes through `vset`, which widens a range of changed
 //! dwords; [`ConfigSpace::sync_fast_reads`], called under the mutex after every emulated
 //! access, stores the new image bits of that range. A change of the owner map or the overlays
-//! (`virtualize`) makes it build the whole table again. The property harness of `fake` reads
+//! (`virtualize`) makes it build the whole table again, a change of `bardirty` the BAR and ROM
+//! entries. The property harness of `fake` reads
 //! every chunk both ways and checks after random access sequences that no entry went stale.
 //!
 //! # Invariants
 //!
 //! While `limit` is non-zero, every entry below `limit / 4` that is not [`LOCKED`] holds
-//! `mask << 32 | (image & mask)` for a dword whose reads are exactly
-//! `(device & !mask) | (image & mask)`, with the image as of the last `sync_fast_reads` or
-//! `publish_fast_reads`; the mask changes only in `publish_fast_reads`.
+//! `mask << 32 | (image & mask)` (plus [`BYTE0_FROM_DEVICE`] where that applies) for a dword
+//! whose reads are exactly `(device & !mask) | (image & mask)` (a 1-byte read at its first byte
+//! is the device's when flagged), with the image as of the last `sync_fast_reads` or
+//! `publish_fast_reads`; the mask changes only when an entry is rebuilt with `fast_entry`
+//! (all of them in `publish_fast_reads`, the BAR and ROM ones in `sync_fast_reads`).
 
 use super::config_space::{access_width, is_bar, size_mask, ConfigSpace};
 use super::errno::Errno;
 use super::pci_regs as r;
-use super::perm::ReadKind;
+use super::perm::{ReadKind, WriteKind};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 const DWORDS: usize = r::CFG_SPACE_EXP_SIZE as usize / 4;
@@ -45,11 +60,29 @@ const DWORDS: usize = r::CFG_SPACE_EXP_SIZE as usize / 4;
 /// outside its mask, so this one (mask 0, image all ones) cannot be confused with one.
 pub const LOCKED: u64 = 0xffff_ffff;
 
+/// Set in the image half of the entry of a standard capability's header dword read by
+/// `Direct`: its mask is `0x0000ffff` (ID and next pointer from the image), but a 1-byte read
+/// of the ID byte alone is the device's (upstream `vfio_direct_config_read` copies the image
+/// only for reads of 2 bytes or more there). Outside the mask, so never part of a value.
+pub const BYTE0_FROM_DEVICE: u64 = 1 << 31;
+
+/// Whether `entry` carries [`BYTE0_FROM_DEVICE`]: the bit is set and outside the mask (where it
+/// is inside, it is an image bit).
+#[inline(always)]
+fn is_flagged(entry: u64) -> bool {
+    entry & (BYTE0_FROM_DEVICE | BYTE0_FROM_DEVICE << 32) == BYTE0_FROM_DEVICE
+}
+
+/// The dwords of the BARs and the ROM register.
+const BAR_DWORDS: [usize; 7] = [4, 5, 6, 7, 8, 9, 12];
+
 /// The lock-free read table of one device. All zero is the valid empty table (nothing
 /// published), so the kernel can place it in zeroed memory.
 pub struct FastReads {
     /// Per dword: `mask << 32 | image`, or [`LOCKED`].
     entries: [AtomicU64; DWORDS],
+    /// Per dword: the bits a write passes straight to the device (0: the emulator's).
+    writes: [AtomicU32; DWORDS],
     /// The config size the entries were built for; 0 while nothing is published.
     limit: AtomicU32,
 }
@@ -74,6 +107,7 @@ impl FastReads {
     pub const fn new() -> Self {
         Self {
             entries: [const { AtomicU64::new(0) }; DWORDS],
+            writes: [const { AtomicU32::new(0) }; DWORDS],
             limit: AtomicU32::new(0),
         }
     }
@@ -109,13 +143,61 @@ impl FastReads {
         let size = access_width(pos, remaining.min(4 - k));
         let shift = 8 * k as u32;
         let smask = size_mask(size);
-        let mask = ((entry >> 32) as u32 >> shift) & smask;
-        let image = (entry as u32 >> shift) & smask;
+        let full = if k == 0 && size == 1 && is_flagged(entry) {
+            0
+        } else {
+            (entry >> 32) as u32
+        };
+        let mask = (full >> shift) & smask;
+        let image = (entry as u32 >> shift) & mask;
         if mask == smask {
             return Ok(FastChunk::Done(size, image));
         }
         let phys = device(pos as u16, size as u8)? & smask;
         Ok(FastChunk::Done(size, (phys & !mask) | image))
+    }
+
+    /// The next chunk of a user write of `remaining` bytes at `pos` whose bytes are `val`
+    /// (little-endian, chunk in the low end), if the table can do it: the chunk's size, after
+    /// the device read-modify-write the emulator would have done (`device_read`,
+    /// `device_write`: `pci_user_{read,write}_config_*`). A device error is returned as is.
+    #[inline]
+    pub fn write_chunk<R, W>(
+        &self,
+        pos: u64,
+        remaining: usize,
+        val: u32,
+        device_read: R,
+        device_write: W,
+    ) -> Result<FastChunk, Errno>
+    where
+        R: FnOnce(u16, u8) -> Result<u32, Errno>,
+        W: FnOnce(u16, u8, u32) -> Result<(), Errno>,
+    {
+        let limit = self.limit.load(Ordering::Acquire) as u64;
+        if pos >= limit || remaining as u64 > limit - pos {
+            return Ok(FastChunk::Locked);
+        }
+        let Some(w) = self.writes.get((pos / 4) as usize) else {
+            return Ok(FastChunk::Locked);
+        };
+        let k = (pos % 4) as usize;
+        let size = access_width(pos, remaining.min(4 - k));
+        let smask = size_mask(size);
+        let m = (w.load(Ordering::Relaxed) >> (8 * k as u32)) & smask;
+        // Nothing writable in the chunk: the emulator accepts it without reading the user's
+        // bytes, which this path has already read.
+        if m == 0 {
+            return Ok(FastChunk::Locked);
+        }
+        let phys = device_read(pos as u16, size as u8)? & smask;
+        device_write(pos as u16, size as u8, (phys & !m) | (val & m))?;
+        Ok(FastChunk::Done(size, 0))
+    }
+
+    /// The write mask of dword `index` (for tests and the staleness check).
+    pub fn write_mask(&self, index: usize) -> Option<u32> {
+        self.writes.get(index).map(|e| e.load(Ordering::Relaxed))
     }
 
     /// The entry of dword `index` (for tests and the staleness check).
@@ -139,8 +221,15 @@ impl ConfigSpace {
         for (i, e) in fast.entries.iter().enumerate().take(used) {
             e.store(self.fast_entry(i), Ordering::Relaxed);
         }
+        for (i, w) in fast.writes.iter().enumerate() {
+            w.store(
+                if i < used { self.fast_write_mask(i) } else { 0 },
+                Ordering::Relaxed,
+            );
+        }
         self.fast_dirty = (u16::MAX, 0);
         self.fast_rebuild = false;
+        self.fast_bars_stale = false;
         fast.limit.store(self.cfg_size as u32, Ordering::Release);
     }
 
@@ -152,6 +241,14 @@ impl ConfigSpace {
             self.publish_fast_reads(fast);
             return;
         }
+        if self.fast_bars_stale {
+            self.fast_bars_stale = false;
+            for i in BAR_DWORDS {
+                if let Some(e) = fast.entries.get(i) {
+                    e.store(self.fast_entry(i), Ordering::Relaxed);
+                }
+            }
+        }
         let (first, last) = core::mem::replace(&mut self.fast_dirty, (u16::MAX, 0));
         for index in first as usize..=last as usize {
             let Some(entry) = fast.entries.get(index) else {
@@ -161,7 +258,15 @@ impl ConfigSpace {
             if old != LOCKED {
                 let mask = (old >> 32) as u32;
                 let image = self.vget((index * 4) as u16, 4) & mask;
-                entry.store(((mask as u64) << 32) | image as u64, Ordering::Relaxed);
+                let flag = if is_flagged(old) {
+                    BYTE0_FROM_DEVICE
+                } else {
+                    0
+                };
+                entry.store(
+                    ((mask as u64) << 32) | image as u64 | flag,
+                    Ordering::Relaxed,
+                );
             }
         }
     }
@@ -177,6 +282,46 @@ impl ConfigSpace {
         if last > self.fast_dirty.1 {
             self.fast_dirty.1 = last;
         }
+    }
+
+    /// The write mask dword `index` would have in [`FastReads`] now (see the module
+    /// documentation): non-zero only where a write is a plain device read-modify-write.
+    pub fn fast_write_mask(&self, index: usize) -> u32 {
+        let base = index * 4;
+        if base + 4 > self.cfg_size as usize {
+            return 0;
+        }
+        let Some(&[m0, m1, m2, m3]) = self.map.get(base..base + 4) else {
+            return 0;
+        };
+        if m0 != m1 || m0 != m2 || m0 != m3 {
+            return 0;
+        }
+        let base = base as u16;
+        if self.touches_overlay(base, 4) {
+            return 0;
+        }
+        let (perm, start) = self.perm_at(base);
+        if !matches!(perm.write_fn, Some(WriteKind::Default | WriteKind::Basic)) {
+            return 0;
+        }
+        for i in 1..4 {
+            let (p, s) = self.perm_at(base + i);
+            if !core::ptr::eq(p, perm) || s != start {
+                return 0;
+            }
+        }
+        let offset = base.wrapping_sub(start);
+        if perm.write_fn == Some(WriteKind::Basic)
+            && ((offset..offset + 4).any(|o| o == r::COMMAND || o == r::COMMAND + 1)
+                || (0..4).any(|i| is_bar(offset + i)))
+        {
+            return 0;
+        }
+        if perm.virt_bits(offset as usize, 4) != 0 {
+            return 0;
+        }
+        perm.write_bits(offset as usize, 4)
     }
 
     /// The [`FastReads`] entry dword `index` would have now.
@@ -199,8 +344,7 @@ impl ConfigSpace {
         match perm.read {
             ReadKind::Raw => return 0,
             ReadKind::Virt => return (u64::from(u32::MAX) << 32) | u64::from(self.vget(base, 4)),
-            ReadKind::Default | ReadKind::Basic | ReadKind::Msi => {}
-            ReadKind::Direct => return LOCKED,
+            ReadKind::Default | ReadKind::Basic | ReadKind::Msi | ReadKind::Direct => {}
         }
         for i in 1..4 {
             let (p, s) = self.perm_at(base + i);
@@ -209,8 +353,25 @@ impl ConfigSpace {
             }
         }
         let offset = base.wrapping_sub(start);
+        if perm.read == ReadKind::Direct {
+            // `direct_read`: the device, with the capability header from the image.
+            return if base >= r::CFG_SPACE_SIZE {
+                if offset < 4 {
+                    (u64::from(u32::MAX) << 32) | u64::from(self.vget(base, 4))
+                } else {
+                    0
+                }
+            } else if base < r::STD_HEADER_SIZEOF {
+                LOCKED
+            } else if offset == 0 {
+                let mask = size_mask(r::CAP_FLAGS as usize);
+                ((mask as u64) << 32) | u64::from(self.vget(base, 4) & mask) | BYTE0_FROM_DEVICE
+            } else {
+                0
+            };
+        }
         if perm.read == ReadKind::Basic
-            && ((0..4).any(|i| is_bar(offset + i))
+            && ((self.bardirty && (0..4).any(|i| is_bar(offset + i)))
                 || (self.info.no_command_memory && (offset..offset + 4).contains(&r::COMMAND)))
         {
             return LOCKED;
@@ -250,6 +411,51 @@ mod tests {
 
     fn no_device(_: u16, _: u8) -> Result<u32, Errno> {
         panic!("device read on a fully virtual dword")
+    }
+
+    #[test]
+    fn only_plain_device_writes_bypass_the_emulator() {
+        let (mut cs, mut dev) = open();
+        let t = FastReads::new();
+        cs.publish_fast_reads(&t);
+        let write = |t: &FastReads, dev: &mut FakeDevice, pos: u64, n: usize, val: u32| {
+            let hw = &mut dev.hw;
+            let mut out = None;
+            let r = t.write_chunk(
+                pos,
+                n,
+                val,
+                |p, size| {
+                    Ok((0..size as usize)
+                        .fold(0, |v, i| v | (hw[p as usize + i] as u32) << (8 * i)))
+                },
+                |p, size, v| {
+                    out = Some((p, size, v));
+                    Ok(())
+                },
+            );
+            (r, out)
+        };
+        // CACHE_LINE_SIZE, LATENCY_TIMER and BIST are written through; HEADER_TYPE is read-only.
+        assert_eq!(
+            write(&t, &mut dev, 0x0c, 1, 0x10),
+            (Ok(FastChunk::Done(1, 0)), Some((0x0c, 1, 0x10)))
+        );
+        assert_eq!(
+            write(&t, &mut dev, 0x0e, 1, 0xff),
+            (Ok(FastChunk::Locked), None)
+        );
+        // COMMAND, a BAR, INTERRUPT_LINE (virtual) and the IDs go to the emulator.
+        for pos in [0x04, 0x10, 0x3c, 0x00] {
+            assert_eq!(
+                write(&t, &mut dev, pos, 1, 0xff).0,
+                Ok(FastChunk::Locked),
+                "{pos:#x}"
+            );
+        }
+        // Withdrawn at close.
+        t.clear();
+        assert_eq!(write(&t, &mut dev, 0x0c, 1, 0x10).0, Ok(FastChunk::Locked));
     }
 
     #[test]

@@ -37,12 +37,12 @@ impl ConfigSpace {
         }
         self.msi_layout = 0;
         self.n_overlays = 0;
-        self.bardirty = false;
+        self.set_bardirty(false);
         self.virq_disabled = false;
         self.rbar = [0; 7];
 
         self.fill(dev, 0, r::STD_HEADER_SIZEOF)?;
-        self.bardirty = true;
+        self.set_bardirty(true);
 
         // For restoring after a reset behind our back.
         for i in 0..r::STD_NUM_BARS {

@@ -196,6 +196,9 @@ pub struct ConfigSpace {
     pub(super) fast_dirty: (u16, u16),
     /// The owner map or the overlays changed: the table must be built again.
     pub(super) fast_rebuild: bool,
+    /// `bardirty` changed: the BAR and ROM entries of the table must be rebuilt (they are
+    /// lock-free only while the BARs need no sizing).
+    pub(super) fast_bars_stale: bool,
 }
 
 /// The widest naturally aligned access (4, 2 or 1 bytes) at `pos` of at most `n` bytes
@@ -274,6 +277,7 @@ impl ConfigSpace {
             n_overlays: 0,
             fast_dirty: (u16::MAX, 0),
             fast_rebuild: false,
+            fast_bars_stale: false,
         }
     }
 
@@ -766,7 +770,16 @@ impl ConfigSpace {
             0
         };
         self.vset(r::ROM_ADDRESS, 4, v);
-        self.bardirty = false;
+        self.set_bardirty(false);
+    }
+
+    /// Sets `bardirty`, and marks the table's BAR entries stale when it changes.
+    #[inline]
+    pub(super) fn set_bardirty(&mut self, dirty: bool) {
+        if self.bardirty != dirty {
+            self.bardirty = dirty;
+            self.fast_bars_stale = true;
+        }
     }
 
     // ---- write handlers ----
@@ -891,7 +904,7 @@ impl ConfigSpace {
         }
 
         if is_bar(offset) {
-            self.bardirty = true;
+            self.set_bardirty(true);
         }
         Ok(())
     }

@@ -852,10 +852,56 @@ pub fn read_with_fast(
     Ok(done)
 }
 
+/// What the lock-free write path would leave in the device for the first chunk of a write of
+/// `n` bytes `buf` at `pos`: (position, size, the chunk's new device bytes), or `None` when the
+/// table sends that chunk to the emulator. Computed on a copy of the device, through
+/// [`FastReads::write_chunk`] itself.
+fn fast_write_model(
+    fast: &FastReads,
+    dev: &FakeDevice,
+    pos: u64,
+    n: usize,
+    buf: &[u8],
+) -> Option<(u16, usize, u32)> {
+    let mut hw = dev.hw;
+    let val = buf
+        .iter()
+        .take(4)
+        .enumerate()
+        .fold(0u32, |v, (i, b)| v | (*b as u32) << (8 * i));
+    let read = |p: u16, size: u8| {
+        let mut v = 0u32;
+        for i in 0..size as usize {
+            v |= (hw[p as usize + i] as u32) << (8 * i);
+        }
+        Ok(v)
+    };
+    let mut written = None;
+    let r = fast.write_chunk(pos, n, val, read, |p, size, v| {
+        written = Some((p, size as usize, v));
+        Ok(())
+    });
+    match (r, written) {
+        (Ok(FastChunk::Done(..)), Some((p, size, v))) => {
+            for i in 0..size {
+                hw[p as usize + i] = (v >> (8 * i)) as u8;
+            }
+            Some((p, size, v))
+        }
+        _ => None,
+    }
+}
+
 /// Every published lock-free entry still matches the emulator's state (after the last
 /// `sync_fast_reads`): none went stale.
 pub fn check_fast(cs: &ConfigSpace, fast: &FastReads) {
     for i in 0..fast.limit() as usize / 4 {
+        assert_eq!(
+            fast.write_mask(i),
+            Some(cs.fast_write_mask(i)),
+            "write mask of dword {:#x} went stale",
+            i * 4
+        );
         let e = fast.entry(i).unwrap_or(LOCKED);
         if e != LOCKED {
             assert_eq!(
@@ -1037,11 +1083,39 @@ pub fn run(data: &[u8]) {
                 assert_eq!(dev.accesses, before);
             }
             _ => {
+                // Where the table lets the first chunk bypass the emulator, the emulator must
+                // do exactly the device read-modify-write the lock-free path does, and nothing
+                // else: check it on the emulator's own write of that chunk.
+                // (Only writes of one chunk: later chunks have effects of their own.)
+                let model = if fits {
+                    fast_write_model(&fast, &dev, pos, n, &buf).filter(|m| m.1 == n)
+                } else {
+                    None
+                };
+                let image = model.map(|_| cs.vconfig);
+                let side = (dev.resets, dev.power_state, dev.intx_masked, dev.readrq);
                 let got = cs.rw(&mut dev, pos, &mut buf[..n], true);
                 if fits {
                     assert_eq!(got, Ok(n), "write of {n} at {pos:#x}");
                 } else {
                     assert_eq!(got, Err(EFAULT));
+                }
+                if let (Some((at, size, want)), Some(image)) = (model, image) {
+                    let have = &dev.hw[at as usize..at as usize + size];
+                    assert_eq!(have, &want.to_le_bytes()[..size], "fast write at {at:#x}");
+                    let diff = image
+                        .iter()
+                        .zip(cs.vconfig.iter())
+                        .position(|(a, b)| a != b);
+                    assert_eq!(
+                        diff, None,
+                        "a fast-writable chunk at {at:#x} (write of {n} at {pos:#x}) changed the image"
+                    );
+                    assert_eq!(
+                        side,
+                        (dev.resets, dev.power_state, dev.intx_masked, dev.readrq),
+                        "a fast-writable chunk had a side effect"
+                    );
                 }
             }
         }

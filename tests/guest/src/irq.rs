@@ -162,13 +162,13 @@ impl EventFd {
 
 /// edu's BAR0, mapped through sysfs `resource0` (works whatever driver holds the device, as long
 /// as memory decode is on).
-struct Edu {
+pub(crate) struct Edu {
     base: *mut u8,
     _file: File,
 }
 
 impl Edu {
-    fn map(bdf: &Bdf) -> Result<Self, String> {
+    pub(crate) fn map(bdf: &Bdf) -> Result<Self, String> {
         let path = format!("/sys/bus/pci/devices/{}/resource0", bdf.as_str());
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -200,7 +200,7 @@ impl Edu {
         unsafe { std::ptr::write_volatile(self.base.add(off).cast::<u32>(), v) }
     }
 
-    fn read(&self, off: usize) -> u32 {
+    pub(crate) fn read(&self, off: usize) -> u32 {
         // SAFETY: as in `write`.
         unsafe { std::ptr::read_volatile(self.base.add(off).cast::<u32>()) }
     }
@@ -857,14 +857,24 @@ fn req_unbind(
 
 /// MMIO write to eventfd read, ns per interrupt.
 fn bench(f: &File, edu: &Edu, intx: bool) -> Result<Vec<u64>, String> {
+    bench_samples(f, edu, intx, BENCH_SAMPLES)
+}
+
+/// [`bench`] with `samples` samples (after 10 discarded ones).
+pub(crate) fn bench_samples(
+    f: &File,
+    edu: &Edu,
+    intx: bool,
+    samples: usize,
+) -> Result<Vec<u64>, String> {
     let trig = EventFd::new()?;
     let index = if intx { INTX } else { MSI };
     edu.ack();
     set_irqs(f, TRIG | EFD, index, 0, 1, &fds(&[trig.fd()]), None)
         .map_err(|e| format!("enable: {}", errno_name(e)))?;
-    let mut v = Vec::with_capacity(BENCH_SAMPLES);
+    let mut v = Vec::with_capacity(samples);
     let mut err = None;
-    for i in 0..BENCH_SAMPLES + 10 {
+    for i in 0..samples + 10 {
         let t = Instant::now();
         edu.raise(1);
         let mut p = libc::pollfd {

@@ -4,15 +4,17 @@
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
 //!         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]...
-//!         [--suite full|robust|installed|hooks]
-//!         [--seed N] [--storm-cycles N] [--sriov-pf BDF] [--no-exit]`
+//!         [--suite full|robust|installed|hooks|bench] [--seed N] [--storm-cycles N]
+//!         [--sriov-pf BDF] [--bench-rounds N] [--bench-devices L,L...]
+//!         [--bench-fleet BRIDGE-BDF] [--bench-max-ops N] [--no-exit]`
 //!
 //! `--suite installed` runs only the checks of the installed modules (`installed.rs`; boot with
 //! `VFIO_RS_GUEST_APPEND="vfiotest.extra=--suite,installed"`, e.g. on the debug kernel).
 //! `--suite robust` runs only the robustness checks (regressions of fixed defects, the
 //! concurrent fuzzer, faults and storms: see `robust.rs`), as `cargo xtask test` does on the
-//! debug kernel; `full` (the default) runs them after every other check. `--seed` replays a
-//! fuzzer run. `--storm-cycles` sets the number of cycles of each storm (default
+//! debug kernel; `full` (the default) runs them after every other check. `--suite bench` runs
+//! only the benchmark of `cargo xtask bench` (`perf.rs`); any `--bench-*` option implies it.
+//! `--seed` replays a fuzzer run. `--storm-cycles` sets the number of cycles of each storm (default
 //! [`storms::CYCLES`], [`storms::DEBUG_CYCLES`] on a KASAN kernel).
 //!
 //! Modules are loaded in the order given and unloaded in reverse. Every driver-dependent check
@@ -37,6 +39,7 @@ mod irq;
 mod kmod;
 mod lifecycle;
 mod overlay;
+mod perf;
 mod regions;
 mod regress;
 mod robust;
@@ -89,6 +92,8 @@ struct Args {
     installed_only: bool,
     /// Only the SDK checks (`--suite hooks`: `overlay.rs` and `hooks.rs`).
     hooks_only: bool,
+    /// Only the benchmark (`--suite bench`), with its options (`--bench-*`).
+    bench: Option<perf::BenchArgs>,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
     seed: Option<u64>,
     /// The SR-IOV capable PF of the D3-versus-VF-enable check (`--sriov-pf BDF`).
@@ -104,10 +109,16 @@ fn usage(msg: &str) -> ! {
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
          [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... \
-         [--suite full|robust|installed|hooks] [--seed N] \
-         [--storm-cycles N] [--sriov-pf BDF] [--no-exit]"
+         [--suite full|robust|installed|hooks|bench] [--seed N] [--storm-cycles N] \
+         [--sriov-pf BDF] [--bench-rounds N] [--bench-devices L,L] [--bench-fleet BDF] \
+         [--bench-max-ops N] [--no-exit]"
     );
     std::process::exit(2)
+}
+
+/// The benchmark options, which also select `--suite bench`.
+fn bench_args(a: &mut Args) -> &mut perf::BenchArgs {
+    a.bench.get_or_insert_with(Default::default)
 }
 
 fn parse_args() -> Args {
@@ -127,6 +138,7 @@ fn parse_args() -> Args {
         robust_only: false,
         installed_only: false,
         hooks_only: false,
+        bench: None,
         seed: None,
         storm_cycles: None,
         sriov_pf: None,
@@ -174,14 +186,44 @@ fn parse_args() -> Args {
             "--new-variant-ko" => a.new_variant_ko = Some(val("--new-variant-ko").into()),
             "--installed" => a.installed = true,
             "--standalone-ko" => a.standalone_ko = Some(val("--standalone-ko").into()),
-            "--suite" => {
-                (a.robust_only, a.installed_only, a.hooks_only) = match val("--suite").as_str() {
-                    "full" => (false, false, false),
-                    "robust" => (true, false, false),
-                    "installed" => (false, true, false),
-                    "hooks" => (false, false, true),
-                    x => usage(&format!("unknown suite {x}")),
+            "--suite" => match val("--suite").as_str() {
+                "bench" => {
+                    a.bench.get_or_insert_with(Default::default);
                 }
+                s => {
+                    (a.robust_only, a.installed_only, a.hooks_only) = match s {
+                        "full" => (false, false, false),
+                        "robust" => (true, false, false),
+                        "installed" => (false, true, false),
+                        "hooks" => (false, false, true),
+                        x => usage(&format!("unknown suite {x}")),
+                    }
+                }
+            },
+            "--bench-rounds" => {
+                let v = val("--bench-rounds");
+                bench_args(&mut a).rounds = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .unwrap_or_else(|| usage(&format!("bad --bench-rounds {v}")));
+            }
+            "--bench-max-ops" => {
+                let v = val("--bench-max-ops");
+                bench_args(&mut a).max_ops = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 8)
+                    .unwrap_or_else(|| usage(&format!("bad --bench-max-ops {v}")));
+            }
+            "--bench-devices" => {
+                let v = val("--bench-devices");
+                bench_args(&mut a).devices = v.split([',', '+']).map(str::to_string).collect();
+            }
+            "--bench-fleet" => {
+                let v = val("--bench-fleet");
+                bench_args(&mut a).fleet =
+                    Some(Bdf::parse(&v).unwrap_or_else(|e| usage(&e.to_string())));
             }
             "--sriov-pf" => {
                 let v = val("--sriov-pf");
@@ -923,6 +965,10 @@ fn main() {
     if suite.args.installed_only {
         // Nothing loaded first: modprobe from the installed tree is what is checked.
         suite.installed_checks();
+    } else if let Some(b) = suite.args.bench.clone() {
+        suite.load_modules();
+        suite.bench_suite(&b);
+        suite.unload_modules();
     } else if suite.args.hooks_only {
         suite.load_modules();
         suite.overlay_checks();

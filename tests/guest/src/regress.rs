@@ -4,7 +4,8 @@
 //!
 //! - `regress-ioeventfd-close-remove-edu-<driver>`: one thread registers an ioeventfd,
 //!   signals it, closes its eventfd and removes the ioeventfd (`fd = -1`), in a loop; another
-//!   reads config dwords that take the state mutex (BARs), so queued writes wait. The
+//!   reads edu's BAR0 through the fd (each access takes the state mutex), so queued writes
+//!   wait. The
 //!   eventfd close queues the virqfd shutdown and clears the virqfd pointer; the removal used
 //!   to skip `vfio_virqfd_disable` for a cleared pointer and free the entry (and later unmap
 //!   the BAR) under a pending write: `BUG: KASAN: slab-use-after-free in ...write_thread`.
@@ -17,6 +18,16 @@
 //!   ioeventfd write waits for: lockdep's `possible circular locking dependency`, then a
 //!   deadlock. A loop that makes no progress for [`STALL`] is reported as a deadlock (its
 //!   threads are left where they hang, and the device stays bound: the run fails anyway).
+//! - `regress-ioeventfd-vs-reset-nvme-<driver>`: one thread signals a registered ioeventfd on
+//!   nvme's admin queue attributes in a loop; another resets the device (`VFIO_DEVICE_RESET`:
+//!   a function reset, which sleeps about 100 ms holding the state mutex); a third writes
+//!   `INTERRUPT_LINE` (a virtual register, under the mutex). The ioeventfd writes wait for the
+//!   mutex in the virqfd thread. Written for a wake-up that tried the mutex itself: a guard
+//!   made eagerly unlocked the holder's mutex on a failed try (lockdep's `bad unlock
+//!   balance`, seen with this test), and a successful try's unlock could take the mutex's
+//!   `wait_lock` under the eventfd's interrupt-safe lock (`HARDIRQ-safe -> HARDIRQ-unsafe`);
+//!   the try is gone, the test stays. The device must still take the ioeventfd's writes
+//!   afterwards.
 //!
 //! Each loop runs for [`SECONDS`]; the kernel's reports (KASAN, lockdep, hung tasks) fail the
 //! run on the host even where the loop itself survives.
@@ -132,12 +143,23 @@ fn remove(f: &File) -> Result<(), String> {
     }
 }
 
-/// A config read of BAR0's dword: our emulator takes the state mutex for it.
+/// A 4-byte read of edu's BAR0 through the fd: every access takes the state mutex (the
+/// memory decode check), as upstream takes its memory lock.
 fn read_bar_dword(f: &File) -> Result<(), String> {
     use std::os::unix::fs::FileExt;
     let mut b = [0u8; 4];
-    f.read_exact_at(&mut b, CONFIG + 0x10)
-        .map_err(|e| format!("config read of BAR0: {e}"))
+    f.read_exact_at(&mut b, 0)
+        .map_err(|e| format!("read of BAR0: {e}"))
+}
+
+/// A write of `INTERRUPT_LINE` with its current value: a virtual register, written by the
+/// emulator under the state mutex.
+fn write_interrupt_line(f: &File) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, CONFIG + 0x3c)
+        .and_then(|()| f.write_all_at(&b, CONFIG + 0x3c))
+        .map_err(|e| format!("INTERRUPT_LINE: {e}"))
 }
 
 fn intx_cycle(f: &File) -> Result<(), String> {
@@ -152,8 +174,109 @@ fn intx_cycle(f: &File) -> Result<(), String> {
     Ok(())
 }
 
+/// nvme's admin queue attributes: read-write while the controller is disabled (as after a
+/// reset), no side effect.
+const NVME_AQA: u64 = 0x24;
+/// A valid AQA value (both queue sizes 32).
+const NVME_AQA_VALUE: u64 = 0x001f_001f;
+
+/// See the module documentation (`regress-ioeventfd-vs-reset-nvme-<driver>`).
+fn ioeventfd_vs_reset(dev: &Arc<vfio::Device>) -> Result<u64, String> {
+    use std::os::unix::fs::FileExt;
+    crate::irq::command_set(&dev.file, 0x2)?;
+    let ev = Arc::new(vfio::eventfd()?);
+    let args = |fd| Ioeventfd {
+        offset: NVME_AQA,
+        data: NVME_AQA_VALUE,
+        ..ioeventfd_args(fd)
+    };
+    match vfio::ioeventfd(&dev.file, args(ev.as_raw_fd())) {
+        0 => {}
+        e => return Err(format!("IOEVENTFD register: errno {e}")),
+    }
+    let mut w = Workers::new();
+    let e2 = ev.clone();
+    w.spawn(move || match vfio::signal(&e2) {
+        0 => Ok(()),
+        e => Err(format!("eventfd write: errno {e}")),
+    });
+    let a = dev.clone();
+    w.spawn(move || match vfio::reset(&a.file) {
+        0 => Ok(()),
+        e => Err(format!("VFIO_DEVICE_RESET: errno {e}")),
+    });
+    let b = dev.clone();
+    w.spawn(move || write_interrupt_line(&b.file));
+    let n = w.run(SECONDS)?;
+    // The ioeventfd still writes.
+    crate::irq::command_set(&dev.file, 0x2)?;
+    dev.file
+        .write_all_at(&0u32.to_le_bytes(), NVME_AQA)
+        .map_err(|e| format!("AQA: {e}"))?;
+    vfio::signal(&ev);
+    let end = Instant::now() + Duration::from_secs(2);
+    let mut got = 0u32;
+    while Instant::now() < end {
+        let mut v = [0u8; 4];
+        dev.file
+            .read_exact_at(&mut v, NVME_AQA)
+            .map_err(|e| format!("AQA: {e}"))?;
+        got = u32::from_le_bytes(v);
+        if u64::from(got) == NVME_AQA_VALUE {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    match vfio::ioeventfd(&dev.file, args(-1)) {
+        0 => {}
+        e => return Err(format!("IOEVENTFD remove: errno {e}")),
+    }
+    if u64::from(got) != NVME_AQA_VALUE {
+        return Err(format!(
+            "AQA {got:#x} after a signal, want {NVME_AQA_VALUE:#x}"
+        ));
+    }
+    Ok(n)
+}
+
 impl Suite {
+    /// `regress-ioeventfd-vs-reset-nvme-<driver>`.
+    fn regression_vs_reset(&mut self) {
+        let Some((bdf, label)) = self.args.devices.iter().find(|(_, l)| l == "nvme").cloned()
+        else {
+            self.r.check(
+                "regress-nvme-present",
+                || Err("no nvme device given".into()),
+            );
+            return;
+        };
+        for d in self.args.drivers.clone() {
+            let name = format!("regress-ioeventfd-vs-reset-{label}-{d}");
+            let dev = match crate::config::attach(self, &bdf, &d) {
+                Ok(dev) => Arc::new(dev),
+                Err(e) => {
+                    self.r.check(&name, || Err(e));
+                    crate::config::detach(self, &bdf, None);
+                    continue;
+                }
+            };
+            let mut hung = false;
+            self.r.check(&name, || {
+                let n = ioeventfd_vs_reset(&dev).inspect_err(|_| hung = true)?;
+                crate::robust::progress_info(&name, n);
+                Ok(())
+            });
+            if hung {
+                std::mem::forget(dev);
+                continue;
+            }
+            drop(dev);
+            crate::config::detach(self, &bdf, None);
+        }
+    }
+
     pub(crate) fn regression_checks(&mut self) {
+        self.regression_vs_reset();
         let Some((bdf, label)) = self.args.devices.iter().find(|(_, l)| l == "edu").cloned() else {
             self.r
                 .check("regress-edu-present", || Err("no edu device given".into()));
