@@ -159,6 +159,7 @@ unsafe fn register_device(
         disable_idle_d3,
         sriov <- sriov,
         cfg_fast <- kernel::init::zeroed(),
+        migration <- new_mutex!(crate::state::MigrationState::default(), "vfio_pci_common::migration"),
     });
     // SAFETY: `_vfio_alloc_device` returned a zeroed allocation of `size_of::<VfioPciDevice>()`
     // bytes with `vdev` initialised; `state` is memory we own that stays put until `release`,
@@ -182,6 +183,13 @@ unsafe fn register_device(
             variant.as_ref().ops.as_ref().name
         });
         vga_registered = ret.is_ok();
+    }
+    if ret.is_ok() {
+        // The VFIO core answers the migration features from `mig_ops`, read at registration.
+        // SAFETY: `vdev` is not registered yet; the variant's ops outlive its devices.
+        ret = unsafe {
+            crate::features::migration::register(vdev, variant.as_ref().ops.as_ref().migration)
+        };
     }
     if ret.is_ok() {
         // pci-core leaves a released device in an unknown power state from which only D0 is

@@ -30,6 +30,10 @@ pub(crate) fn ioctl(dev: &DeviceState) -> Result {
         );
         dev.pdev.try_reset_function()
     };
+    if ret.is_ok() {
+        // The uAPI: VFIO_DEVICE_RESET returns a migrating device to RUNNING.
+        crate::features::migration::reset(dev);
+    }
     if let Some(hook) = notify {
         let code = match &ret {
             Ok(()) => 0,
