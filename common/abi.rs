@@ -33,11 +33,15 @@ pub(crate) struct VariantOps {
     /// Drops the variant's per-device data (the pointer given at device registration).
     pub(crate) release: Option<unsafe extern "C" fn(data: *mut c_void)>,
     /// Optional: called when user space first opens the device, after the common module has
-    /// done its part; an error fails the open. `None` means the common behaviour only.
-    pub(crate) open_device: Option<unsafe extern "C" fn(data: *mut c_void) -> c_int>,
+    /// done its part; an error fails the open. `None` means the common behaviour only. The
+    /// only time `vfio_pci_common_hide_cap` works. Runs under the dev_set lock, without the
+    /// state mutex.
+    pub(crate) open_device:
+        Option<unsafe extern "C" fn(data: *mut c_void, dev: *mut DeviceHandle) -> c_int>,
     /// Optional: called when user space last closes the device, before the common module
-    /// does its part.
-    pub(crate) close_device: Option<unsafe extern "C" fn(data: *mut c_void)>,
+    /// does its part (same locks as `open_device`).
+    pub(crate) close_device:
+        Option<unsafe extern "C" fn(data: *mut c_void, dev: *mut DeviceHandle)>,
     /// The variant's virtual config registers (`n_overlays` entries, a `static`), added on
     /// top of the emulated config space at every open.
     pub(crate) overlays: *const ConfigOverlay,
@@ -64,6 +68,7 @@ pub(crate) struct VariantOps {
     pub(crate) region_rw: Option<
         unsafe extern "C" fn(
             data: *mut c_void,
+            dev: *mut DeviceHandle,
             index: u32,
             pos: u64,
             buf: *mut u8,
@@ -74,8 +79,9 @@ pub(crate) struct VariantOps {
     /// Optional: called before (`done` false) and after (`done` true, with the reset's result
     /// in `ret`) a reset user space asked for (`VFIO_DEVICE_RESET`). Runs without the common
     /// module's locks held.
-    pub(crate) reset_notify:
-        Option<unsafe extern "C" fn(data: *mut c_void, done: bool, ret: c_int)>,
+    pub(crate) reset_notify: Option<
+        unsafe extern "C" fn(data: *mut c_void, dev: *mut DeviceHandle, done: bool, ret: c_int),
+    >,
     /// Optional: the page frame number behind page `page` of device-specific region `index`,
     /// for regions flagged `VFIO_REGION_INFO_FLAG_MMAP`; called from the fault handler of a
     /// user mapping (process context, no common-module lock held). Returns 0 or a negative
@@ -89,8 +95,9 @@ pub(crate) struct VariantOps {
     /// module does when the last device of a dev_set that needs one closes. Runs with the
     /// dev_set's lock held (no device of the set can be opened or closed meanwhile) and
     /// without the common module's per-device locks.
-    pub(crate) bus_reset_notify:
-        Option<unsafe extern "C" fn(data: *mut c_void, done: bool, ret: c_int)>,
+    pub(crate) bus_reset_notify: Option<
+        unsafe extern "C" fn(data: *mut c_void, dev: *mut DeviceHandle, done: bool, ret: c_int),
+    >,
     /// Optional (null: the device does not migrate): the variant's live migration, a
     /// `static` of the variant. The common module then sets the VFIO device's `mig_ops`, so
     /// the VFIO core answers `VFIO_DEVICE_FEATURE_MIGRATION` and `_MIG_DEVICE_STATE`.
@@ -290,3 +297,21 @@ pub(crate) struct DeviceHandle {
 //   `pci_driver` (runtime PM for idle D3; in `primitives/pm_shims.c`);
 // - `bool vfio_pci_common_bound_by_override(struct pci_dev *)`: whether the device's
 //   `driver_override` names the driver probing it (in `primitives/pci_shims.c`).
+//
+// The device context (`sdk::Device`, `features/device_context.rs`): the `DeviceHandle` a
+// hook receives is valid for that hook's call; none of these may be called from a hook that
+// runs under the state mutex (`config_read`, `config_write`, `regions`). Each returns 0 or a
+// negative errno:
+// - `int vfio_pci_common_mmio(DeviceHandle *, u32 bar, u64 offset, u32 size, u32 flags,
+//   u64 *value)`: one 1/2/4/8-byte access of a memory BAR (`flags` & `ACCESS_WRITE`), under
+//   the state mutex, with the device open, in D0 and its real memory decode on;
+// - `int vfio_pci_common_config(DeviceHandle *, u16 offset, u32 size, u32 flags,
+//   u32 *value)`: a config access, emulated (as user space) or `ACCESS_RAW` (the device);
+// - `int vfio_pci_common_set_overlay(DeviceHandle *, u16 offset, u32 value)`;
+// - `int vfio_pci_common_hide_cap(DeviceHandle *, u16 id, bool extended)`: only during
+//   `open_device`.
+
+/// `flags` bit of `vfio_pci_common_mmio` / `vfio_pci_common_config`: a write of `*value`.
+pub(crate) const ACCESS_WRITE: u32 = 1 << 0;
+/// `flags` bit of `vfio_pci_common_config`: the device's own register, not the emulation.
+pub(crate) const ACCESS_RAW: u32 = 1 << 1;

@@ -15,3 +15,7 @@ EXPORT_RUST_GPL(vfio_pci_common_device_register);
 EXPORT_RUST_GPL(vfio_pci_common_device_unregister);
 EXPORT_RUST_GPL(vfio_pci_common_error_detected);
 EXPORT_RUST_GPL(vfio_pci_common_sriov_configure);
+EXPORT_RUST_GPL(vfio_pci_common_mmio);
+EXPORT_RUST_GPL(vfio_pci_common_config);
+EXPORT_RUST_GPL(vfio_pci_common_set_overlay);
+EXPORT_RUST_GPL(vfio_pci_common_hide_cap);

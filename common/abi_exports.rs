@@ -338,6 +338,121 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_error_detected(
     PCI_ERS_RESULT_CAN_RECOVER
 }
 
+/// The device behind a hook's handle.
+///
+/// # Safety
+///
+/// `device` is the handle the common module passed to a variant hook that is still running
+/// (so the device is registered and its state alive).
+unsafe fn hook_device<'a>(device: *mut DeviceHandle) -> Result<&'a DeviceState> {
+    let cdev = device.cast::<VfioPciDevice>();
+    if cdev.is_null() {
+        return Err(ENODEV);
+    }
+    // SAFETY: the caller's guarantee.
+    Ok(unsafe { &(*cdev).state })
+}
+
+/// See [`crate::abi`] and `features::device_context::mmio`.
+///
+/// # Safety
+///
+/// `device` as for [`hook_device`]; `value` valid for reads and writes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_mmio(
+    device: *mut DeviceHandle,
+    bar: u32,
+    offset: u64,
+    size: u32,
+    flags: u32,
+    value: *mut u64,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: the caller's guarantee.
+        let dev = unsafe { hook_device(device) }?;
+        let write = flags & crate::abi::ACCESS_WRITE != 0;
+        // SAFETY: `value` is valid (caller).
+        let input = write.then(|| unsafe { *value });
+        let v =
+            crate::features::device_context::mmio(dev, bar as usize, offset, size as usize, input)?;
+        if !write {
+            // SAFETY: as above.
+            unsafe { *value = v };
+        }
+        Ok(0)
+    })
+}
+
+/// See [`crate::abi`] and `features::device_context::config_emulated` / `config_raw`.
+///
+/// # Safety
+///
+/// As for [`vfio_pci_common_mmio`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_config(
+    device: *mut DeviceHandle,
+    offset: u16,
+    size: u32,
+    flags: u32,
+    value: *mut u32,
+) -> c_int {
+    use crate::features::device_context::{config_emulated, config_raw};
+    from_result(|| {
+        // SAFETY: the caller's guarantee.
+        let dev = unsafe { hook_device(device) }?;
+        let write = flags & crate::abi::ACCESS_WRITE != 0;
+        // SAFETY: `value` is valid (caller).
+        let input = write.then(|| unsafe { *value });
+        let access = if flags & crate::abi::ACCESS_RAW != 0 {
+            config_raw
+        } else {
+            config_emulated
+        };
+        let v = access(dev, offset, size as usize, input)?;
+        if !write {
+            // SAFETY: as above.
+            unsafe { *value = v };
+        }
+        Ok(0)
+    })
+}
+
+/// See [`crate::abi`] and `features::device_context::set_overlay`.
+///
+/// # Safety
+///
+/// `device` as for [`hook_device`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_set_overlay(
+    device: *mut DeviceHandle,
+    offset: u16,
+    value: u32,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: the caller's guarantee.
+        let dev = unsafe { hook_device(device) }?;
+        crate::features::device_context::set_overlay(dev, offset, value).map(|()| 0)
+    })
+}
+
+/// See [`crate::abi`] and `features::device_context::hide_capability`.
+///
+/// # Safety
+///
+/// `device` as for [`hook_device`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_hide_cap(
+    device: *mut DeviceHandle,
+    id: u16,
+    extended: bool,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: the caller's guarantee.
+        let dev = unsafe { hook_device(device) }?;
+        crate::features::device_context::hide_capability(dev, id, extended).map(|()| 0)
+    })
+}
+
 /// Keeps the ABI's function types and ours from drifting apart.
 const _: () = {
     let _: extern "C" fn() -> u32 = vfio_pci_common_abi_version;

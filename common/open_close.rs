@@ -98,9 +98,11 @@ fn enable(dev: &DeviceState) -> Result {
 /// closed again (including the runtime-PM reference `open` took).
 fn finish(dev: &DeviceState) -> Result {
     if let Some(hook) = dev.variant_ops().open_device {
+        dev.inner.lock().opening = true;
         // SAFETY: the variant data is live until the device is unregistered, and no op runs
-        // after that.
-        let ret = unsafe { hook(dev.variant_data()) };
+        // after that; the handle is this device's.
+        let ret = unsafe { hook(dev.variant_data(), dev.handle()) };
+        dev.inner.lock().opening = false;
         if ret != 0 {
             undo(dev);
             put_pm(dev);
@@ -149,7 +151,7 @@ fn close_common(dev: &DeviceState) {
     crate::features::migration::reset(dev);
     if let Some(hook) = dev.variant_ops().close_device {
         // SAFETY: as in `open`.
-        unsafe { hook(dev.variant_data()) };
+        unsafe { hook(dev.variant_data(), dev.handle()) };
     }
     undo(dev);
     crate::features::interrupts::release_triggers(&mut dev.irq_gate.lock());

@@ -186,6 +186,11 @@ impl DeviceState {
             .cast::<bindings::vfio_device>()
     }
 
+    /// This device as the variant's hooks see it (the handle its device context wraps).
+    pub(crate) fn handle(&self) -> *mut crate::abi::DeviceHandle {
+        self.vfio_device().cast()
+    }
+
     /// The variant's data pointer for its hooks (valid until the device is unregistered).
     pub(crate) fn variant_data(&self) -> *mut c_void {
         self.variant_data.data
@@ -238,6 +243,9 @@ pub(crate) struct Inner {
     pub(crate) saved: Option<SavedState>,
     /// Whether `open` completed (so `close` has something to undo).
     pub(crate) enabled: bool,
+    /// The variant's `open` hook is running: the only time it may hide capabilities (user
+    /// space cannot have walked the list yet).
+    pub(crate) opening: bool,
     /// The virtual config space; built at every open, kept (with what it learnt about the
     /// device) from probe to remove, like upstream's `vdev`.
     pub(crate) config: KBox<ConfigSpace>,
@@ -268,6 +276,7 @@ impl Inner {
             reset_works: false,
             saved: None,
             enabled: false,
+            opening: false,
             config,
             pm: PmState {
                 needs_pm_restore,

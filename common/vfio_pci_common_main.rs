@@ -17,6 +17,7 @@ mod logic {
     pub(crate) mod config_init;
     pub(crate) mod config_rw;
     pub(crate) mod config_space;
+    pub(crate) mod config_variant;
     pub(crate) mod errno;
     pub(crate) mod irq;
     pub(crate) mod lifecycle;
@@ -60,6 +61,7 @@ mod state;
 mod features {
     pub(crate) mod bar;
     pub(crate) mod config;
+    pub(crate) mod device_context;
     pub(crate) mod device_info;
     pub(crate) mod device_regions;
     pub(crate) mod hot_reset;

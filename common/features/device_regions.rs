@@ -49,6 +49,7 @@ pub(crate) fn rw(
         let ret = unsafe {
             hook(
                 dev.variant_data(),
+                dev.handle(),
                 index as u32,
                 pos + done as u64,
                 chunk.as_mut_ptr(),

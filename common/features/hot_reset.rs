@@ -254,7 +254,7 @@ fn notify(d: &DeviceState, done: bool, ret: c_int) {
     }
     // SAFETY: the variant data is live until released, and it is released (and nulled) only
     // with the set's lock held (`abi_exports.rs`), which our caller holds.
-    unsafe { hook(data, done, ret) };
+    unsafe { hook(data, d.handle(), done, ret) };
 }
 
 /// `vfio_pci_dev_set_hot_reset`.

@@ -17,7 +17,7 @@
 //! No `log_ops`: dirty-page tracking needs the device to report its DMA writes, which no
 //! device of ours does; the IOMMU's dirty tracking (iommufd) is the VMM's alternative.
 
-use crate::abi::{DeviceHandle, MigrationChange, MigrationOps};
+use crate::abi::{MigrationChange, MigrationOps};
 use crate::bindings;
 use crate::logic::migration::{self as logic, Step};
 use crate::state::{DataFile, DataFileInner, DataPhase, DeviceState, MigrationState, VfioPciDevice};
@@ -187,14 +187,10 @@ fn arc(
     }
 }
 
-fn handle(dev: &DeviceState) -> *mut DeviceHandle {
-    dev.vfio_device().cast()
-}
-
 fn change(dev: &DeviceState, ops: &MigrationOps, c: MigrationChange) -> Result {
     // SAFETY: the variant data is live while the device is registered, and mig_ops run only
     // on registered devices.
-    kernel::error::to_result(unsafe { (ops.change)(dev.variant_data(), handle(dev), c) })
+    kernel::error::to_result(unsafe { (ops.change)(dev.variant_data(), dev.handle(), c) })
 }
 
 /// Appends one frame of the device's state to `out`.
@@ -204,7 +200,7 @@ fn save_frame(dev: &DeviceState, ops: &MigrationOps, out: &mut KVec<u8>) -> Resu
     let n = unsafe {
         (ops.save)(
             dev.variant_data(),
-            handle(dev),
+            dev.handle(),
             payload.as_mut_ptr(),
             ops.max_state,
         )
@@ -297,7 +293,7 @@ fn load(dev: &DeviceState, ops: &MigrationOps, mig: &mut MigrationState) -> Resu
         let ret = unsafe {
             (ops.load)(
                 dev.variant_data(),
-                handle(dev),
+                dev.handle(),
                 payload.as_ptr(),
                 payload.len(),
             )

@@ -14,7 +14,7 @@ pub(crate) fn ioctl(dev: &DeviceState) -> Result {
     let notify = dev.variant_ops().reset_notify;
     if let Some(hook) = notify {
         // SAFETY: the variant data is live while the device is registered.
-        unsafe { hook(dev.variant_data(), false, 0) };
+        unsafe { hook(dev.variant_data(), dev.handle(), false, 0) };
     }
     let ret = {
         let mut guard = dev.inner.lock();
@@ -40,7 +40,7 @@ pub(crate) fn ioctl(dev: &DeviceState) -> Result {
             Err(e) => e.to_errno(),
         };
         // SAFETY: as above.
-        unsafe { hook(dev.variant_data(), true, code) };
+        unsafe { hook(dev.variant_data(), dev.handle(), true, code) };
     }
     ret
 }

@@ -185,6 +185,12 @@ impl PciFunction {
         to_result(ret)
     }
 
+    /// The function has no memory-enable bit in COMMAND (`pdev->no_command_memory`, SR-IOV
+    /// VFs): its memory decode follows the PF.
+    pub(crate) fn no_command_memory(&self) -> bool {
+        self.raw().no_command_memory() != 0
+    }
+
     /// Offset of the PM capability (`pdev->pm_cap`), 0 if none.
     pub(crate) fn pm_cap(&self) -> u8 {
         self.raw().pm_cap

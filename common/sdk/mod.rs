@@ -16,12 +16,14 @@ pub(crate) mod abi;
 pub(crate) mod bindings;
 #[path = "../dev_print.rs"]
 mod dev_print;
+mod device;
 mod id;
 mod memmap;
 mod pci;
 mod registration;
 
 pub(crate) use abi::ConfigOverlay;
+pub(crate) use device::Device;
 pub(crate) use id::PciId;
 #[allow(unused_imports)]
 pub(crate) use memmap::MemMap;
@@ -32,7 +34,7 @@ pub(crate) use registration::Registration;
 /// What a variant file needs, in one `use`.
 #[allow(unused_imports)]
 pub(crate) mod prelude {
-    pub(crate) use super::{ConfigOverlay, PciFunction, PciId, Regions, Variant};
+    pub(crate) use super::{ConfigOverlay, Device, PciFunction, PciId, Regions, Variant};
     pub(crate) use core::pin::Pin;
     pub(crate) use kernel::prelude::*;
 }
@@ -58,14 +60,17 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
     /// Sets up a device that matched ID table entry `id`. Failing here refuses the device.
     fn probe(dev: &PciFunction, id: &'static Self::IdInfo) -> impl PinInit<Self, Error>;
 
-    /// User space opened the device (first open), after the common module enabled it.
-    /// Failing here fails the open.
-    fn open(self: Pin<&Self>) -> Result {
+    /// User space opened the device (first open), after the common module enabled it and
+    /// built the virtual config space. Failing here fails the open. The only hook in which
+    /// `dev` may hide capabilities. Runs under the dev_set lock (no other device sharing a
+    /// reset with this one opens or closes meanwhile), without the state mutex.
+    fn open(self: Pin<&Self>, _dev: &Device) -> Result {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// User space closed the device (last close), before the common module disables it.
-    fn close(self: Pin<&Self>) {
+    /// Same locks as [`Variant::open`].
+    fn close(self: Pin<&Self>, _dev: &Device) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
@@ -94,36 +99,51 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
 
     /// Fills `buf` from device-specific region `index` (0-based among this variant's regions)
     /// at `pos`; the common module has checked that `pos..pos + buf.len()` is inside the
-    /// region. Returns the bytes filled.
-    fn region_read(self: Pin<&Self>, _index: usize, _pos: u64, _buf: &mut [u8]) -> Result<usize> {
+    /// region. Returns the bytes filled. Runs without the common module's locks.
+    fn region_read(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _index: usize,
+        _pos: u64,
+        _buf: &mut [u8],
+    ) -> Result<usize> {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// User space asked for a device reset (`VFIO_DEVICE_RESET`); it is about to happen.
-    fn reset_prepare(self: Pin<&Self>) {
+    /// Runs without the common module's locks.
+    fn reset_prepare(self: Pin<&Self>, _dev: &Device) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// The reset [`Variant::reset_prepare`] announced is over (`result` is what user space gets).
-    fn reset_done(self: Pin<&Self>, _result: Result) {
+    fn reset_done(self: Pin<&Self>, _dev: &Device, _result: Result) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// A slot or bus reset that resets this device is about to happen: a
     /// `VFIO_DEVICE_PCI_HOT_RESET` (on this device or another one sharing the reset), or the
     /// reset the common module does when the last open device sharing it closes. No device
-    /// sharing the reset can be opened or closed until [`Variant::bus_reset_done`].
-    fn bus_reset_prepare(self: Pin<&Self>) {
+    /// sharing the reset can be opened or closed until [`Variant::bus_reset_done`]. Runs
+    /// under the dev_set lock, without the state mutex.
+    fn bus_reset_prepare(self: Pin<&Self>, _dev: &Device) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// The reset [`Variant::bus_reset_prepare`] announced is over, with its result.
-    fn bus_reset_done(self: Pin<&Self>, _result: Result) {
+    fn bus_reset_done(self: Pin<&Self>, _dev: &Device, _result: Result) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// Writes `buf` to a writable device-specific region at `pos` (inside the region).
-    fn region_write(self: Pin<&Self>, _index: usize, _pos: u64, _buf: &[u8]) -> Result<usize> {
+    /// Runs without the common module's locks.
+    fn region_write(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _index: usize,
+        _pos: u64,
+        _buf: &[u8],
+    ) -> Result<usize> {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 

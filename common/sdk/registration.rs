@@ -4,7 +4,7 @@
 
 use super::abi::{DeviceHandle, VariantHandle, VariantOps, ABI_VERSION};
 use super::bindings;
-use super::Variant;
+use super::{Device, Variant};
 use core::ffi::{c_int, c_void};
 use core::marker::PhantomData;
 use core::pin::Pin;
@@ -314,18 +314,20 @@ unsafe extern "C" fn sriov_configure(pdev: *mut bindings::pci_dev, nr: c_int) ->
 }
 
 /// [`VariantOps::open_device`] for a `T` that implements [`Variant::open`].
-unsafe extern "C" fn open_device<T: Variant>(data: *mut c_void) -> c_int {
+unsafe extern "C" fn open_device<T: Variant>(data: *mut c_void, dev: *mut DeviceHandle) -> c_int {
     // SAFETY: `data` is the live `Pin<KBox<T>>` of this device (the common module passes it
     // only between registration and release).
     let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
-    kernel::error::from_result(|| T::open(this).map(|()| 0))
+    // SAFETY: `dev` is this hook call's device handle; the reference ends with the call.
+    let dev = unsafe { Device::from_handle(dev) };
+    kernel::error::from_result(|| T::open(this, dev).map(|()| 0))
 }
 
 /// [`VariantOps::close_device`] for a `T` that implements [`Variant::close`].
-unsafe extern "C" fn close_device<T: Variant>(data: *mut c_void) {
+unsafe extern "C" fn close_device<T: Variant>(data: *mut c_void, dev: *mut DeviceHandle) {
     // SAFETY: as in `open_device`.
-    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
-    T::close(this);
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
+    T::close(this, dev);
 }
 
 /// [`VariantOps::config_read`] for a `T` that implements [`Variant::config_read`].
@@ -368,6 +370,7 @@ unsafe extern "C" fn regions<T: Variant>(
 /// [`VariantOps::region_rw`] for a `T` with [`Variant::region_read`] / `region_write`.
 unsafe extern "C" fn region_rw<T: Variant>(
     data: *mut c_void,
+    dev: *mut DeviceHandle,
     index: u32,
     pos: u64,
     buf: *mut u8,
@@ -375,12 +378,12 @@ unsafe extern "C" fn region_rw<T: Variant>(
     is_write: bool,
 ) -> isize {
     // SAFETY: as in `open_device`.
-    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
     // SAFETY: the common module passes a kernel buffer of `count` bytes, ours for the call.
     let buf = unsafe { core::slice::from_raw_parts_mut(buf, count) };
     let r = match (is_write, T::HAS_REGION_READ, T::HAS_REGION_WRITE) {
-        (false, true, _) => T::region_read(this, index as usize, pos, buf),
-        (true, _, true) => T::region_write(this, index as usize, pos, buf),
+        (false, true, _) => T::region_read(this, dev, index as usize, pos, buf),
+        (true, _, true) => T::region_write(this, dev, index as usize, pos, buf),
         _ => Err(EINVAL),
     };
     match r {
@@ -390,12 +393,17 @@ unsafe extern "C" fn region_rw<T: Variant>(
 }
 
 /// [`VariantOps::reset_notify`] for a `T` with `reset_prepare` / `reset_done`.
-unsafe extern "C" fn reset_notify<T: Variant>(data: *mut c_void, done: bool, ret: c_int) {
+unsafe extern "C" fn reset_notify<T: Variant>(
+    data: *mut c_void,
+    dev: *mut DeviceHandle,
+    done: bool,
+    ret: c_int,
+) {
     // SAFETY: as in `open_device`.
-    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
     match (done, T::HAS_RESET_PREPARE, T::HAS_RESET_DONE) {
-        (false, true, _) => T::reset_prepare(this),
-        (true, _, true) => T::reset_done(this, kernel::error::to_result(ret)),
+        (false, true, _) => T::reset_prepare(this, dev),
+        (true, _, true) => T::reset_done(this, dev, kernel::error::to_result(ret)),
         _ => {}
     }
 }
@@ -420,13 +428,38 @@ unsafe extern "C" fn region_mmap_pfn<T: Variant>(
 }
 
 /// [`VariantOps::bus_reset_notify`] for a `T` with `bus_reset_prepare` / `bus_reset_done`.
-unsafe extern "C" fn bus_reset_notify<T: Variant>(data: *mut c_void, done: bool, ret: c_int) {
+unsafe extern "C" fn bus_reset_notify<T: Variant>(
+    data: *mut c_void,
+    dev: *mut DeviceHandle,
+    done: bool,
+    ret: c_int,
+) {
     // SAFETY: as in `open_device`.
-    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
     match (done, T::HAS_BUS_RESET_PREPARE, T::HAS_BUS_RESET_DONE) {
-        (false, true, _) => T::bus_reset_prepare(this),
-        (true, _, true) => T::bus_reset_done(this, kernel::error::to_result(ret)),
+        (false, true, _) => T::bus_reset_prepare(this, dev),
+        (true, _, true) => T::bus_reset_done(this, dev, kernel::error::to_result(ret)),
         _ => {}
+    }
+}
+
+/// The per-device state and the device context of a hook call.
+///
+/// # Safety
+///
+/// `data` is the live `Pin<KBox<T>>` of the device (the common module passes it only between
+/// registration and release) and `dev` the device handle of the running hook; neither
+/// reference outlives the hook call.
+unsafe fn hook_args<'a, T: Variant>(
+    data: *mut c_void,
+    dev: *mut DeviceHandle,
+) -> (Pin<&'a T>, &'a Device) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        (
+            <Pin<KBox<T>> as ForeignOwnable>::borrow(data),
+            Device::from_handle(dev),
+        )
     }
 }
 

@@ -276,7 +276,7 @@ impl Variant for Igd {
         })
     }
 
-    fn open(self: Pin<&Self>) -> Result {
+    fn open(self: Pin<&Self>, _dev: &Device) -> Result {
         let mut ex = Exposed::default();
         match self.setup(&mut ex) {
             Ok(()) => {}
@@ -291,7 +291,7 @@ impl Variant for Igd {
         Ok(())
     }
 
-    fn close(self: Pin<&Self>) {
+    fn close(self: Pin<&Self>, _dev: &Device) {
         *self.exposed.lock() = Exposed::default();
     }
 
@@ -334,7 +334,13 @@ impl Variant for Igd {
         Ok(())
     }
 
-    fn region_read(self: Pin<&Self>, index: usize, pos: u64, buf: &mut [u8]) -> Result<usize> {
+    fn region_read(
+        self: Pin<&Self>,
+        _dev: &Device,
+        index: usize,
+        pos: u64,
+        buf: &mut [u8],
+    ) -> Result<usize> {
         let ex = self.exposed.lock();
         let pos = usize::try_from(pos).map_err(|_| EINVAL)?;
         match ex.region(index).ok_or(EINVAL)? {

@@ -189,3 +189,66 @@ mod tests {
         assert_eq!(mmap_fits(u64::MAX / 2, 4096, 0x1000, page), Err(EINVAL));
     }
 }
+
+/// Why a variant's own MMIO access (`Device::read32` and friends) is refused before it
+/// reaches the device. The kernel side adds the run-time checks (open, decode on, D0).
+///
+/// `size` is 1, 2, 4 or 8; the access must be naturally aligned and lie inside a memory BAR
+/// of `bar_len` bytes: `-EINVAL` otherwise (an I/O BAR or an unimplemented one included).
+pub fn check_mmio(r: &BarResource, offset: u64, size: usize) -> Result<(), Errno> {
+    let size = size as u64;
+    if !matches!(size, 1 | 2 | 4 | 8) || offset % size != 0 || !r.mem {
+        return Err(EINVAL);
+    }
+    match offset.checked_add(size) {
+        Some(end) if end <= r.len => Ok(()),
+        _ => Err(EINVAL),
+    }
+}
+
+#[cfg(test)]
+mod mmio_tests {
+    use super::*;
+
+    const MEM_4K: BarResource = BarResource {
+        start: 0xfe00_0000,
+        len: 4096,
+        mem: true,
+    };
+
+    #[test]
+    fn every_width_naturally_aligned_inside_the_bar_is_allowed() {
+        for size in [1usize, 2, 4, 8] {
+            assert_eq!(check_mmio(&MEM_4K, 0, size), Ok(()));
+            assert_eq!(check_mmio(&MEM_4K, 4096 - size as u64, size), Ok(()));
+        }
+    }
+
+    #[test]
+    fn misaligned_access_is_refused() {
+        assert_eq!(check_mmio(&MEM_4K, 2, 4), Err(EINVAL));
+        assert_eq!(check_mmio(&MEM_4K, 4, 8), Err(EINVAL));
+        assert_eq!(check_mmio(&MEM_4K, 1, 2), Err(EINVAL));
+    }
+
+    #[test]
+    fn access_past_the_end_is_refused() {
+        assert_eq!(check_mmio(&MEM_4K, 4096, 1), Err(EINVAL));
+        assert_eq!(check_mmio(&MEM_4K, 4092, 8), Err(EINVAL));
+        assert_eq!(check_mmio(&MEM_4K, u64::MAX - 7, 8), Err(EINVAL));
+    }
+
+    #[test]
+    fn odd_sizes_are_refused() {
+        for size in [0usize, 3, 5, 16] {
+            assert_eq!(check_mmio(&MEM_4K, 0, size), Err(EINVAL));
+        }
+    }
+
+    #[test]
+    fn io_and_unimplemented_bars_are_refused() {
+        let io = BarResource { mem: false, ..MEM_4K };
+        assert_eq!(check_mmio(&io, 0, 4), Err(EINVAL));
+        assert_eq!(check_mmio(&BarResource::default(), 0, 1), Err(EINVAL));
+    }
+}

@@ -967,3 +967,65 @@ fn owner_runs_are_measured_like_upstreams_byte_loop() {
         );
     }
 }
+
+// ---- what a variant changes at run time (config_variant) ----
+
+#[test]
+fn hiding_a_middle_capability_links_around_it() {
+    let (mut cs, mut dev) = Img::new(256)
+        .caps(&[(0x40, 0x01), (0x50, 0x03), (0x60, 0x13)])
+        .open();
+    assert_eq!(cs.hide_cap(0x03), Ok(()));
+    assert_eq!(rd(&mut cs, &mut dev, 0x34, 1), 0x40);
+    assert_eq!(rd(&mut cs, &mut dev, 0x41, 1), 0x60);
+    assert_eq!(rd(&mut cs, &mut dev, 0x06, 2) & 0x10, 0x10);
+}
+
+#[test]
+fn hiding_the_only_capability_clears_the_list_bit() {
+    let (mut cs, mut dev) = Img::new(256).caps(&[(0x40, 0x13)]).open();
+    assert_eq!(cs.hide_cap(0x13), Ok(()));
+    assert_eq!(rd(&mut cs, &mut dev, 0x34, 1), 0);
+    assert_eq!(rd(&mut cs, &mut dev, 0x06, 2) & 0x10, 0);
+}
+
+#[test]
+fn hiding_an_absent_capability_is_enoent() {
+    let (mut cs, _) = Img::new(256).caps(&[(0x40, 0x01)]).open();
+    assert_eq!(cs.hide_cap(0x10), Err(super::errno::ENOENT));
+}
+
+#[test]
+fn hiding_the_first_extended_capability_keeps_an_anchor() {
+    let (mut cs, mut dev) = pcie_dev().ecaps(&[(0x100, 0x01), (0x140, 0x03)]).open();
+    assert_eq!(cs.hide_ext_cap(0x01), Ok(()));
+    assert_eq!(rd(&mut cs, &mut dev, 0x100, 4), 0x140 << 20);
+    assert_eq!(rd(&mut cs, &mut dev, 0x140, 4) & 0xffff, 0x03);
+}
+
+#[test]
+fn hiding_a_later_extended_capability_links_around_it() {
+    let (mut cs, mut dev) = pcie_dev()
+        .ecaps(&[(0x100, 0x01), (0x140, 0x03), (0x180, 0x0e)])
+        .open();
+    assert_eq!(cs.hide_ext_cap(0x03), Ok(()));
+    assert_eq!(rd(&mut cs, &mut dev, 0x100, 4) >> 20, 0x180);
+    assert_eq!(cs.hide_ext_cap(0x03), Err(super::errno::ENOENT));
+}
+
+#[test]
+fn set_overlay_changes_what_user_space_reads() {
+    use super::overlay::{Overlay, OverlayInit};
+    let (mut cs, mut dev) = Img::new(256).open();
+    let o = Overlay {
+        offset: 0x40,
+        size: 2,
+        writable: 0,
+        init: OverlayInit::Value(0x1234),
+    };
+    cs.add_overlay(&mut dev, &o).expect("overlay");
+    assert_eq!(cs.set_overlay(0x40, 0xabcd_5678), Ok(()));
+    assert_eq!(rd(&mut cs, &mut dev, 0x40, 2), 0x5678);
+    assert_eq!(rd(&mut cs, &mut dev, 0x42, 2), 0);
+    assert_eq!(cs.set_overlay(0x41, 0), Err(EINVAL));
+}

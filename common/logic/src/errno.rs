@@ -8,6 +8,8 @@ pub struct Errno(pub i32);
 
 /// Operation not permitted.
 pub const EPERM: Errno = Errno(1);
+/// No such entry (a capability a variant asked to hide is not there).
+pub const ENOENT: Errno = Errno(2);
 /// I/O error.
 pub const EIO: Errno = Errno(5);
 /// Bad address (also upstream's answer to an out-of-range config access).

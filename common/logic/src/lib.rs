@@ -17,6 +17,7 @@ pub mod config_fast;
 pub mod config_init;
 pub mod config_rw;
 pub mod config_space;
+pub mod config_variant;
 pub mod errno;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;

@@ -78,7 +78,13 @@ impl Variant for OverlayTest {
         }
     }
 
-    fn region_read(self: Pin<&Self>, index: usize, pos: u64, buf: &mut [u8]) -> Result<usize> {
+    fn region_read(
+        self: Pin<&Self>,
+        _dev: &Device,
+        index: usize,
+        pos: u64,
+        buf: &mut [u8],
+    ) -> Result<usize> {
         let pos = pos as usize;
         match index {
             0 => buf.copy_from_slice(
@@ -93,7 +99,13 @@ impl Variant for OverlayTest {
         Ok(buf.len())
     }
 
-    fn region_write(self: Pin<&Self>, index: usize, pos: u64, buf: &[u8]) -> Result<usize> {
+    fn region_write(
+        self: Pin<&Self>,
+        _dev: &Device,
+        index: usize,
+        pos: u64,
+        buf: &[u8],
+    ) -> Result<usize> {
         let pos = pos as usize;
         if index != 0 {
             return Err(EINVAL);
