@@ -20,9 +20,12 @@
 use crate::abi::{MigrationChange, MigrationOps};
 use crate::bindings;
 use crate::logic::migration::{self as logic, Step};
-use crate::state::{DataFile, DataFileInner, DataPhase, DeviceState, MigrationState, VfioPciDevice};
-use core::ffi::{c_int, c_long, c_ulong, c_void};
+use crate::state::{
+    DataFile, DataFileInner, DataPhase, DeviceState, MigrationState, VfioPciDevice,
+};
+use core::ffi::{c_int, c_long, c_void};
 use kernel::error::{code::*, Error, Result};
+use kernel::ffi::c_ulong;
 use kernel::init::InPlaceInit;
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -54,7 +57,10 @@ extern "C" {
 /// # Safety
 ///
 /// `vdev` is allocated and not registered yet; `ops` is null or valid as long as the device.
-pub(crate) unsafe fn register(vdev: *mut bindings::vfio_device, ops: *const MigrationOps) -> Result {
+pub(crate) unsafe fn register(
+    vdev: *mut bindings::vfio_device,
+    ops: *const MigrationOps,
+) -> Result {
     if ops.is_null() {
         return Ok(());
     }
@@ -288,6 +294,7 @@ fn load(dev: &DeviceState, ops: &MigrationOps, mig: &mut MigrationState) -> Resu
         );
         return Err(Error::from_errno(-e.errno().0));
     }
+    let mut result = Ok(());
     for payload in logic::payloads(&inner.bytes, ops.max_state) {
         // SAFETY: variant data as in `change`; `payload` is valid for its length.
         let ret = unsafe {
@@ -299,15 +306,16 @@ fn load(dev: &DeviceState, ops: &MigrationOps, mig: &mut MigrationState) -> Resu
             )
         };
         if ret != 0 {
-            drop(inner);
-            end_session(mig);
-            mig.state = logic::STATE_ERROR;
-            return Err(Error::from_errno(ret));
+            result = Err(Error::from_errno(ret));
+            break;
         }
     }
     drop(inner);
     end_session(mig);
-    Ok(())
+    if result.is_err() {
+        mig.state = logic::STATE_ERROR;
+    }
+    result
 }
 
 /// `migration_get_state`.
@@ -348,7 +356,11 @@ unsafe fn data_file<'a>(data: *mut c_void) -> ArcBorrow<'a, DataFile> {
 
 /// `read` of a saving data fd (the VFS refused positioned reads: a stream file).
 #[no_mangle]
-unsafe extern "C" fn vfio_pci_common_mig_file_read(data: *mut c_void, buf: usize, len: usize) -> isize {
+unsafe extern "C" fn vfio_pci_common_mig_file_read(
+    data: *mut c_void,
+    buf: usize,
+    len: usize,
+) -> isize {
     // SAFETY: the shim passes the file's `private_data`.
     let file = unsafe { data_file(data) };
     let mut inner = file.inner.lock();
@@ -421,7 +433,9 @@ unsafe extern "C" fn vfio_pci_common_mig_file_ioctl(
             return Err(ENOTTY);
         }
         let mut info = [0u8; logic::PRECOPY_INFO_MINSZ];
-        UserSlice::new(arg, info.len()).reader().read_slice(&mut info)?;
+        UserSlice::new(arg, info.len())
+            .reader()
+            .read_slice(&mut info)?;
         let argsz = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
         if (argsz as usize) < logic::PRECOPY_INFO_MINSZ {
             return Err(EINVAL);
