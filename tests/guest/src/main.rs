@@ -3,12 +3,13 @@
 //!
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
-//!         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust]
+//!         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust|migration]
 //!         [--seed N] [--storm-cycles N] [--sriov-pf BDF] [--no-exit]`
 //!
 //! `--suite robust` runs only the robustness checks (regressions of fixed defects, the
 //! concurrent fuzzer, faults and storms: see `robust.rs`), as `cargo xtask test` does on the
-//! debug kernel; `full` (the default) runs them after every other check. `--seed` replays a
+//! debug kernel; `full` (the default) runs them after every other check; `migration` only the
+//! live-migration checks (`migration.rs`, also part of `robust`). `--seed` replays a
 //! fuzzer run. `--storm-cycles` sets the number of cycles of each storm (default
 //! [`storms::CYCLES`], [`storms::DEBUG_CYCLES`] on a KASAN kernel).
 //!
@@ -30,6 +31,7 @@ mod igd;
 mod irq;
 mod kmod;
 mod lifecycle;
+mod migration;
 mod overlay;
 mod regions;
 mod regress;
@@ -75,6 +77,8 @@ struct Args {
     new_variant_ko: Option<PathBuf>,
     /// Only the robustness checks (`--suite robust`).
     robust_only: bool,
+    /// Only the live-migration checks (`--suite migration`, for the debug kernel).
+    migration_only: bool,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
     seed: Option<u64>,
     /// The SR-IOV capable PF of the D3-versus-VF-enable check (`--sriov-pf BDF`).
@@ -89,7 +93,7 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
-         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust] [--seed N] \
+         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust|migration] [--seed N] \
          [--storm-cycles N] [--sriov-pf BDF] [--no-exit]"
     );
     std::process::exit(2)
@@ -108,6 +112,7 @@ fn parse_args() -> Args {
         catalog: vec![],
         new_variant_ko: None,
         robust_only: false,
+        migration_only: false,
         seed: None,
         storm_cycles: None,
         sriov_pf: None,
@@ -157,6 +162,10 @@ fn parse_args() -> Args {
                 a.robust_only = match val("--suite").as_str() {
                     "full" => false,
                     "robust" => true,
+                    "migration" => {
+                        a.migration_only = true;
+                        true
+                    }
                     x => usage(&format!("unknown suite {x}")),
                 }
             }
@@ -884,7 +893,11 @@ fn main() {
     suite.load_modules();
     if suite.args.robust_only {
         let pristine = suite.snapshot_configs();
-        suite.robust_checks();
+        if suite.args.migration_only {
+            suite.migration_checks();
+        } else {
+            suite.robust_checks();
+        }
         suite.unload_modules();
         suite.config_restored(&pristine);
     } else {
