@@ -72,7 +72,6 @@ const IRQ_ACK: u64 = 0x64;
 const DMA_SRC: u64 = 0x80;
 const DMA_DST: u64 = 0x88;
 const DMA_COUNT: u64 = 0x90;
-const DMA_CMD: u64 = 0x98;
 
 fn bar_rd(f: &File, off: u64) -> Result<u32, String> {
     let mut b = [0u8; 4];
@@ -188,7 +187,8 @@ struct Regs {
     factorial: u32,
     status: u32,
     irq_status: u32,
-    dma: [u32; 4],
+    /// Source, destination, count.
+    dma: [u32; 3],
 }
 
 fn regs(f: &File) -> Result<Regs, String> {
@@ -201,7 +201,6 @@ fn regs(f: &File) -> Result<Regs, String> {
             bar_rd(f, DMA_SRC)?,
             bar_rd(f, DMA_DST)?,
             bar_rd(f, DMA_COUNT)?,
-            bar_rd(f, DMA_CMD)?,
         ],
     })
 }
@@ -220,31 +219,26 @@ fn wait(
     Err(format!("edu never finished {what}"))
 }
 
-/// Gives A a state unlike the one after reset: liveness, 10! with its interrupt enabled, an
-/// empty DMA with interrupt (its command register keeps the direction and interrupt bits),
-/// DMA addresses, and interrupt status 0x104 (the DMA's 0x100, 0x04 raised by hand).
+/// Gives A a state unlike the one after reset: liveness, 10! with its interrupt enabled, DMA
+/// addresses and count, interrupt status 0x104. No DMA runs (edu's DMA command cannot be
+/// restored without starting one: the sample leaves it, see samples/migration).
 fn program(f: &File, seed: u32) -> Result<Regs, String> {
     bar_wr(f, LIVENESS, 0x1234_5678 ^ seed)?;
     bar_wr(f, FACTORIAL, 10)?;
     wait(f, "the factorial", |f| Ok(bar_rd(f, STATUS)? & 1 == 0))?;
     bar_wr(f, STATUS, 0x80)?;
-    bar_wr(f, DMA_SRC, 0x40000)?;
-    bar_wr(f, DMA_DST, 0x40000)?;
-    bar_wr(f, DMA_COUNT, 0)?;
-    // Run (1), edu to RAM (2), interrupt when done (4): zero bytes, so no memory is touched.
-    bar_wr(f, DMA_CMD, 0x7)?;
-    wait(f, "the DMA", |f| Ok(bar_rd(f, DMA_CMD)? & 1 == 0))?;
     bar_wr(f, DMA_SRC, 0x1000 + seed)?;
     bar_wr(f, DMA_DST, 0x2000 + seed)?;
     bar_wr(f, DMA_COUNT, 0x80)?;
-    bar_wr(f, IRQ_RAISE, 0x4)?;
+    bar_wr(f, IRQ_ACK, u32::MAX)?;
+    bar_wr(f, IRQ_RAISE, 0x104)?;
     let r = regs(f)?;
     let want = Regs {
         liveness: !(0x1234_5678 ^ seed),
         factorial: 3_628_800,
         status: 0x80,
         irq_status: 0x104,
-        dma: [0x1000 + seed, 0x2000 + seed, 0x80, 0x6],
+        dma: [0x1000 + seed, 0x2000 + seed, 0x80],
     };
     if r != want {
         return Err(format!("A programmed reads {r:x?}, expected {want:x?}"));
