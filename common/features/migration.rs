@@ -381,11 +381,16 @@ unsafe extern "C" fn vfio_pci_common_mig_file_read(
                 .map(|()| n)
         }
     };
-    match ret {
-        Ok(n) => {
-            inner.read += n;
-            n as isize
-        }
+    if let Ok(n) = ret {
+        inner.read += n;
+    }
+    ssize(ret)
+}
+
+/// A read or write's answer: the bytes done or a negative errno.
+fn ssize(r: Result<usize>) -> isize {
+    match r {
+        Ok(n) => n as isize,
         Err(e) => e.to_errno() as isize,
     }
 }
@@ -413,10 +418,7 @@ unsafe extern "C" fn vfio_pci_common_mig_file_write(
         DataPhase::Disabled => Err(ENODEV),
         _ => Err(EINVAL),
     };
-    match ret {
-        Ok(n) => n as isize,
-        Err(e) => e.to_errno() as isize,
-    }
+    ssize(ret)
 }
 
 /// `unlocked_ioctl` of a saving data fd: `VFIO_MIG_GET_PRECOPY_INFO` only.

@@ -71,8 +71,9 @@ pub(crate) trait Migration: Variant {
 
     /// Loads a state one `save` wrote (possibly on another machine). The common module has
     /// checked the stream's framing and checksum; the content is the variant's to check:
-    /// refuse (`EINVAL`) what its device cannot hold before changing the device. An error
-    /// after the device was changed puts it in the ERROR state (a reset leaves it).
+    /// refuse (`EINVAL`) what its device cannot hold before changing the device. Any error
+    /// puts the device in the ERROR state, which only a reset or a close leaves (the common
+    /// module cannot tell a refusal from a half-done load).
     fn load(self: Pin<&Self>, dev: &Device, state: &mut StateReader<'_>) -> Result;
 }
 
