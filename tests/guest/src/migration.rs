@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Live migration through the VFIO uAPI only, with the sample `vfio-pci-mig-edu`
 //! (samples/migration) bound to the two edu devices (`edu` is A, `edu-b` is B):
+//! - `migration-absent-edu-b-<driver>`: bound to upstream `vfio-pci` and to
+//!   `vfio-pci-generic`, the migration features are `ENOTTY` (the VFIO core, no `mig_ops`);
 //! - `migration-features-edu`: `VFIO_DEVICE_FEATURE_MIGRATION` reports STOP_COPY | PRE_COPY,
 //!   `_MIG_DATA_SIZE` one frame (16-byte header + 52 bytes), the state is RUNNING; the
 //!   feature's argument rules are the VFIO core's (`EINVAL` for GET|SET, a short argsz, SET
@@ -11,6 +13,7 @@
 //! - `migration-pre-copy-edu`: PRE_COPY, `VFIO_MIG_GET_PRECOPY_INFO` (initial bytes go down
 //!   as they are read, `ENOMSG` at the temporary end), A changed meanwhile, PRE_COPY ->
 //!   STOP_COPY continues the same fd (no new one), permanent end (0), B gets A's last state;
+//!   PRECOPY_INFO with a short argsz is `EINVAL`, another ioctl on the fd `ENOTTY`;
 //! - `migration-invalid-arcs-edu`: every state the device does not offer, numbers past the
 //!   last state, ERROR and STOP_COPY -> PRE_COPY are `EINVAL` (as `vfio_mig_get_next_state`
 //!   answers) and leave the state as it was;
@@ -158,8 +161,12 @@ fn read_to_end(fd: &mut File) -> Result<Vec<u8>, String> {
 }
 
 fn precopy_info(fd: &File) -> Result<(u64, u64), i32> {
+    precopy_info_argsz(fd, 24)
+}
+
+fn precopy_info_argsz(fd: &File, argsz: u32) -> Result<(u64, u64), i32> {
     let mut b = [0u64; 3];
-    b[0] = 24;
+    b[0] = argsz.into();
     // SAFETY: a 24-byte `vfio_precopy_info`.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), MIG_GET_PRECOPY_INFO as _, b.as_mut_ptr()) };
     if r < 0 {
@@ -354,6 +361,36 @@ impl Suite {
             mode: self.args.mode,
             iommu_type: self.iommu_type(),
         };
+        // Without migration, the VFIO core answers the migration features itself: upstream
+        // vfio-pci and our generic driver alike.
+        for d in ["vfio-pci", "vfio-pci-generic"] {
+            if !o.sys.driver_loaded(d) {
+                continue;
+            }
+            let got = (|| -> Result<(), String> {
+                let _ = o.sys.unbind(&b);
+                o.sys.bind(&b, d).map_err(s)?;
+                let dev = o.open(&b)?;
+                let mut m = [0u8; 8];
+                expect_errno(
+                    "GET MIGRATION",
+                    feature_io(&dev.file, FEATURE_GET | FEATURE_MIGRATION, &mut m),
+                    libc::ENOTTY,
+                )?;
+                expect_errno(
+                    "GET MIG_DEVICE_STATE",
+                    feature_io(&dev.file, FEATURE_GET | FEATURE_MIG_DEVICE_STATE, &mut m),
+                    libc::ENOTTY,
+                )?;
+                expect_errno(
+                    "GET MIG_DATA_SIZE",
+                    feature_io(&dev.file, FEATURE_GET | FEATURE_MIG_DATA_SIZE, &mut m),
+                    libc::ENOTTY,
+                )
+            })();
+            let _ = o.sys.unbind(&b);
+            self.r.check(&format!("migration-absent-edu-b-{d}"), || got);
+        }
         let opened = (|| -> Result<_, String> {
             for d in [&a, &b] {
                 let _ = o.sys.unbind(d);
@@ -609,6 +646,16 @@ fn pre_copy(a: &File, b: &File) -> Result<(), String> {
         read_errno(&mut fd, 8),
         libc::ENOMSG,
     )?;
+    expect_errno(
+        "PRECOPY_INFO with argsz 23",
+        precopy_info_argsz(&fd, 23),
+        libc::EINVAL,
+    )?;
+    // SAFETY: an ioctl the data fd does not have, with no argument.
+    let other = unsafe { libc::ioctl(fd.as_raw_fd(), (0x3b << 8) | 122, 0) };
+    if other >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOTTY) {
+        return Err("another ioctl on the data fd is not ENOTTY".into());
+    }
     // The device runs in PRE_COPY: what changes now travels in the final frame.
     bar_wr(a, LIVENESS, 0xabcd)?;
     let want = regs(a)?;
