@@ -55,6 +55,8 @@
 //! - `features::bar::do_io_rw`: the access loop, also for the legacy VGA windows
 //!   (`features/vga.rs`).
 //! - `features::vga::has_region`: whether the VGA region exists (`features/device_info.rs`).
+//! - `features::migration::reset`: back to RUNNING, any data fd disabled (open, close,
+//!   `VFIO_DEVICE_RESET`, hot reset), without the state mutex.
 
 use crate::abi::{RegionDesc, VariantOps, MAX_REGIONS};
 use crate::bindings;

@@ -232,6 +232,8 @@ fn new_session(
     bytes: KVec<u8>,
     limit: usize,
 ) -> Result<*mut bindings::file> {
+    // The VFIO core's arcs begin a session only from states without one; be sure anyway.
+    end_session(mig);
     let file = Arc::pin_init(
         pin_init!(DataFile {
             inner <- new_mutex!(
