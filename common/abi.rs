@@ -82,12 +82,20 @@ pub(crate) struct VariantOps {
     pub(crate) reset_notify: Option<
         unsafe extern "C" fn(data: *mut c_void, dev: *mut DeviceHandle, done: bool, ret: c_int),
     >,
-    /// Optional: the page frame number behind page `page` of device-specific region `index`,
-    /// for regions flagged `VFIO_REGION_INFO_FLAG_MMAP`; called from the fault handler of a
-    /// user mapping (process context, no common-module lock held). Returns 0 or a negative
-    /// errno (the fault then raises SIGBUS).
-    pub(crate) region_mmap_pfn: Option<
-        unsafe extern "C" fn(data: *mut c_void, index: u32, page: u64, pfn: *mut u64) -> c_int,
+    /// Optional: what page `page` of device-specific region `index` maps to, for regions
+    /// flagged `VFIO_REGION_INFO_FLAG_MMAP`, written to `*target`; called from the fault
+    /// handler of a user mapping (process context, no common-module lock held). Returns 0 or
+    /// a negative errno (the fault then raises SIGBUS). The common module checks a BAR target
+    /// against the device's BAR, maps the page only while memory decode is on, and revokes it
+    /// whenever it revokes BAR mappings.
+    pub(crate) region_mmap: Option<
+        unsafe extern "C" fn(
+            data: *mut c_void,
+            dev: *mut DeviceHandle,
+            index: u32,
+            page: u64,
+            target: *mut MmapTarget,
+        ) -> c_int,
     >,
     /// Optional: called before (`done` false) and after (`done` true, with the result in
     /// `ret`) a slot or bus reset that resets this device: `VFIO_DEVICE_PCI_HOT_RESET` from
@@ -98,10 +106,126 @@ pub(crate) struct VariantOps {
     pub(crate) bus_reset_notify: Option<
         unsafe extern "C" fn(data: *mut c_void, dev: *mut DeviceHandle, done: bool, ret: c_int),
     >,
+    /// Optional: sees every `ioctl` on the device fd first (no lock of ours held). Returns
+    /// [`HANDLED`] with the ioctl's result in `*ret`, [`FALL_THROUGH`] for the common handling,
+    /// or a negative errno (returned to user space).
+    pub(crate) ioctl: Option<
+        unsafe extern "C" fn(
+            data: *mut c_void,
+            dev: *mut DeviceHandle,
+            cmd: u32,
+            arg: usize,
+            ret: *mut i64,
+        ) -> c_int,
+    >,
+    /// Optional: sees every `VFIO_DEVICE_FEATURE` first (`flags` and the user pointer `arg`
+    /// to the `argsz` bytes after the header, as the VFIO core's `device_feature` op gets
+    /// them); same return convention as `ioctl`.
+    pub(crate) device_feature: Option<
+        unsafe extern "C" fn(
+            data: *mut c_void,
+            dev: *mut DeviceHandle,
+            flags: u32,
+            arg: usize,
+            argsz: usize,
+            ret: *mut i64,
+        ) -> c_int,
+    >,
+    /// Optional: replaces the function reset of `VFIO_DEVICE_RESET` (which is then offered,
+    /// `VFIO_DEVICE_FLAGS_RESET`, even if the device has no function reset). Called after
+    /// user mappings of the BARs were revoked and the device put in D0, without our locks;
+    /// returns 0 or a negative errno.
+    pub(crate) reset:
+        Option<unsafe extern "C" fn(data: *mut c_void, dev: *mut DeviceHandle) -> c_int>,
+    /// The variant's BAR windows (`n_bar_windows` entries, a `static`, at most one per BAR):
+    /// read/write inside a window goes to `bar_window_rw`, mmap of a page holding part of it
+    /// is refused, and `GET_REGION_INFO` gives the BAR a sparse-mmap capability around it.
+    pub(crate) bar_windows: *const BarWindow,
+    /// Number of entries at `bar_windows`.
+    pub(crate) n_bar_windows: usize,
+    /// Required with `bar_windows`: a read or write of `count` bytes at `pos` inside the
+    /// window of BAR `bar` (`pos` relative to the window's start, `pos + count` inside it), to
+    /// or from the kernel buffer `buf`. Returns the bytes done or a negative errno. Runs
+    /// without our locks.
+    pub(crate) bar_window_rw: Option<
+        unsafe extern "C" fn(
+            data: *mut c_void,
+            dev: *mut DeviceHandle,
+            bar: u32,
+            pos: u64,
+            buf: *mut u8,
+            count: usize,
+            is_write: bool,
+        ) -> isize,
+    >,
     /// Optional (null: the device does not migrate): the variant's live migration, a
     /// `static` of the variant. The common module then sets the VFIO device's `mig_ops`, so
     /// the VFIO core answers `VFIO_DEVICE_FEATURE_MIGRATION` and `_MIG_DEVICE_STATE`.
     pub(crate) migration: *const MigrationOps,
+}
+
+/// [`MmapTarget::kind`]: page-aligned offset `value` of BAR `bar` of the device.
+pub(crate) const MMAP_TARGET_BAR: u32 = 1;
+/// [`MmapTarget::kind`]: page frame `value`, vouched for by the variant (`unsafe`).
+pub(crate) const MMAP_TARGET_PFN: u32 = 2;
+
+/// What one page of a mappable device-specific region is (see `VariantOps::region_mmap`).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct MmapTarget {
+    /// [`MMAP_TARGET_BAR`] or [`MMAP_TARGET_PFN`]; anything else is refused (SIGBUS).
+    pub(crate) kind: u32,
+    /// The BAR, for [`MMAP_TARGET_BAR`].
+    pub(crate) bar: u32,
+    /// The offset in the BAR, or the page frame number.
+    pub(crate) value: u64,
+}
+
+/// `VariantOps::ioctl` / `device_feature`: the variant answered; the result is in `*ret`.
+pub(crate) const HANDLED: c_int = 1;
+/// `VariantOps::ioctl` / `device_feature`: the common module answers.
+pub(crate) const FALL_THROUGH: c_int = 0;
+
+/// [`BarWindow::flags`]: the window is the whole BAR, whose size is the window's, whatever
+/// the hardware has there (an emulated BAR): `GET_REGION_INFO` reports `len` bytes,
+/// readable and writable, not mappable.
+pub(crate) const BAR_WINDOW_EMULATED_BAR: u32 = 1 << 0;
+
+/// A window of a BAR that a variant emulates (see [`VariantOps::bar_windows`]).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct BarWindow {
+    /// 0 to 5.
+    pub(crate) bar: u32,
+    /// [`BAR_WINDOW_EMULATED_BAR`] or 0.
+    pub(crate) flags: u32,
+    /// Offset of the window in the BAR.
+    pub(crate) offset: u64,
+    /// Length in bytes.
+    pub(crate) len: u64,
+}
+
+#[allow(dead_code)]
+impl BarWindow {
+    /// `len` bytes at `offset` of BAR `bar`.
+    pub(crate) const fn new(bar: u32, offset: u64, len: u64) -> Self {
+        Self {
+            bar,
+            flags: 0,
+            offset,
+            len,
+        }
+    }
+
+    /// All of BAR `bar`, `size` bytes, emulated (see [`BAR_WINDOW_EMULATED_BAR`]).
+    pub(crate) const fn emulated_bar(bar: u32, size: u64) -> Self {
+        Self {
+            bar,
+            flags: BAR_WINDOW_EMULATED_BAR,
+            offset: 0,
+            len: size,
+        }
+    }
 }
 
 /// What one migration callback is asked to do (`MigrationOps::change`).
@@ -192,7 +316,8 @@ pub(crate) struct RegionDesc {
     /// Size in bytes.
     pub(crate) size: u64,
     /// `VFIO_REGION_INFO_FLAG_READ` / `_WRITE` / `_MMAP` (mappable through
-    /// [`VariantOps::region_mmap_pfn`]).
+    /// [`VariantOps::region_mmap`]; a mapping may not be readable or writable unless the
+    /// region is).
     pub(crate) flags: u32,
     /// Entries of `caps` used.
     pub(crate) n_caps: u32,
@@ -295,6 +420,8 @@ pub(crate) struct DeviceHandle {
 //   of every variant (called by the PCI core with the PF's device lock held);
 // - `const struct dev_pm_ops *vfio_pci_common_pm_ops(void)`: the PM ops of every variant's
 //   `pci_driver` (runtime PM for idle D3; in `primitives/pm_shims.c`);
+// - `void vfio_pci_common_reset_handler(DeviceHandle *, bool done)`: the `reset_prepare` /
+//   `reset_done` PCI error handlers of every variant (a reset done by someone else);
 // - `bool vfio_pci_common_bound_by_override(struct pci_dev *)`: whether the device's
 //   `driver_override` names the driver probing it (in `primitives/pci_shims.c`).
 //

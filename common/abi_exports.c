@@ -19,3 +19,4 @@ EXPORT_RUST_GPL(vfio_pci_common_mmio);
 EXPORT_RUST_GPL(vfio_pci_common_config);
 EXPORT_RUST_GPL(vfio_pci_common_set_overlay);
 EXPORT_RUST_GPL(vfio_pci_common_hide_cap);
+EXPORT_RUST_GPL(vfio_pci_common_reset_handler);

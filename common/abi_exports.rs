@@ -45,7 +45,7 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_variant_register(
         );
         return EINVAL.into_err_ptr();
     }
-    if o.name.is_null() {
+    if o.name.is_null() || !bar_windows_valid(o) {
         return EINVAL.into_err_ptr();
     }
     let vfio_ops = crate::vfio_ops::table(o.name);
@@ -54,6 +54,27 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_variant_register(
         Ok(b) => KBox::into_raw(b).cast(),
         Err(_) => ENOMEM.into_err_ptr(),
     }
+}
+
+/// The SDK checks a variant's BAR windows at compile time; a variant built otherwise gets the
+/// same rules here: with their hook, at most one per BAR, each non-empty and inside 64 bits.
+fn bar_windows_valid(o: &VariantOps) -> bool {
+    if o.n_bar_windows == 0 {
+        return true;
+    }
+    if o.bar_windows.is_null() || o.bar_window_rw.is_none() || o.n_bar_windows > 6 {
+        return false;
+    }
+    // SAFETY: the caller of register vouches for the ops and the tables they point to.
+    let t = unsafe { core::slice::from_raw_parts(o.bar_windows, o.n_bar_windows) };
+    t.iter().enumerate().all(|(i, w)| {
+        w.bar < 6
+            && w.len != 0
+            && w.flags & !crate::abi::BAR_WINDOW_EMULATED_BAR == 0
+            && (w.flags == 0 || w.offset == 0)
+            && w.offset.checked_add(w.len).is_some()
+            && t.iter().skip(i + 1).all(|x| x.bar != w.bar)
+    })
 }
 
 /// See [`crate::abi`].
@@ -156,6 +177,7 @@ unsafe fn register_device(
         irq_gate <- new_mutex!(crate::state::IrqState::default(), "vfio_pci_common::irq_gate"),
         irq <- crate::state::IrqShared::new(),
         needs_reset: AtomicBool::new(false),
+        own_resets: core::sync::atomic::AtomicU32::new(0),
         disable_idle_d3,
         sriov <- sriov,
         cfg_fast <- kernel::init::zeroed(),
@@ -451,6 +473,45 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_hide_cap(
         let dev = unsafe { hook_device(device) }?;
         crate::features::device_context::hide_capability(dev, id, extended).map(|()| 0)
     })
+}
+
+/// See [`crate::abi`]: the PCI core's `reset_prepare` (`done` false) and `reset_done` error
+/// handlers of every variant, for a reset someone else does to the device (sysfs `reset`,
+/// another kernel user): passed on to the variant's `reset_notify`. Resets this module does
+/// are not passed on (the variant hears of them through its reset hooks, and our locks may
+/// be held).
+///
+/// # Safety
+///
+/// `device` must be a registered device handle.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_reset_handler(
+    device: *mut DeviceHandle,
+    done: bool,
+) {
+    let cdev = device.cast::<VfioPciDevice>();
+    if cdev.is_null() {
+        return;
+    }
+    // SAFETY: a registered device (caller): its state is initialised and alive.
+    let dev = unsafe { &(*cdev).state };
+    if dev.own_resets.load(core::sync::atomic::Ordering::Relaxed) != 0 {
+        return;
+    }
+    if done {
+        // As upstream variants' `reset_done`: a reset device migrates from RUNNING again. The
+        // PCI core holds the device lock, which no migration path takes (order in `state.rs`).
+        crate::features::migration::reset(dev);
+    }
+    let (Some(hook), data) = (dev.variant_ops().reset_notify, dev.variant_data()) else {
+        return;
+    };
+    if data.is_null() {
+        return;
+    }
+    // SAFETY: the variant data is live while the device is registered (the PCI core calls
+    // error handlers only for a bound device); the handle is this device's.
+    unsafe { hook(data, device, done, 0) };
 }
 
 /// Keeps the ABI's function types and ours from drifting apart.

@@ -58,7 +58,15 @@ fn enable(dev: &DeviceState) -> Result {
         // Our saved state must not include bus mastering.
         pdev.clear_master();
         pdev.enable()?;
-        match pdev.try_reset_function() {
+        let variant_reset = dev.variant_ops().reset.is_some();
+        // A variant's reset replaces the function reset; it runs once the device is open
+        // (`finish`), without the state mutex its device context takes.
+        let reset = if variant_reset {
+            Err(kernel::error::code::ENOTTY)
+        } else {
+            dev.own_reset(|| pdev.try_reset_function())
+        };
+        match reset {
             // Someone holds the device lock: fail the open rather than hand out a dirty device.
             Err(e) if e == EAGAIN => {
                 pdev.disable();
@@ -87,7 +95,7 @@ fn enable(dev: &DeviceState) -> Result {
                 pdev,
                 format_args!("cannot build the virtual config space ({})\n", -e.0),
             );
-            undo(dev);
+            undo(dev, false);
             return Err(Error::from_errno(-e.0));
         }
     }
@@ -97,6 +105,8 @@ fn enable(dev: &DeviceState) -> Result {
 /// The variant's part of open, then `vfio_pci_core_finish_enable`; on failure the device is
 /// closed again (including the runtime-PM reference `open` took).
 fn finish(dev: &DeviceState) -> Result {
+    // Like the function reset it replaces at open, its failure does not fail the open.
+    let _ = variant_reset(dev);
     if let Some(hook) = dev.variant_ops().open_device {
         dev.inner.lock().opening = true;
         // SAFETY: the variant data is live until the device is unregistered, and no op runs
@@ -104,7 +114,7 @@ fn finish(dev: &DeviceState) -> Result {
         let ret = unsafe { hook(dev.variant_data(), dev.handle()) };
         dev.inner.lock().opening = false;
         if ret != 0 {
-            undo(dev);
+            undo(dev, false);
             put_pm(dev);
             return Err(Error::from_errno(ret));
         }
@@ -144,6 +154,17 @@ pub(crate) fn close(dev: &DeviceState) {
     close_common(dev);
 }
 
+/// The variant's reset, where upstream does a function reset (open, close); `None` if the
+/// variant has none.
+fn variant_reset(dev: &DeviceState) -> Option<Result> {
+    let hook = dev.variant_ops().reset?;
+    // SAFETY: the variant data is live until the device is unregistered; the handle is this
+    // device's.
+    Some(kernel::error::to_result(unsafe {
+        hook(dev.variant_data(), dev.handle())
+    }))
+}
+
 /// Close without the VF token bookkeeping (also the failure path of `finish`, before the VF
 /// counted as a user).
 fn close_common(dev: &DeviceState) {
@@ -153,13 +174,16 @@ fn close_common(dev: &DeviceState) {
         // SAFETY: as in `open`.
         unsafe { hook(dev.variant_data(), dev.handle()) };
     }
-    undo(dev);
+    // Before `undo` disables the device: the variant's reset may use its BARs.
+    let reset_by_variant = variant_reset(dev).is_some_and(|r| r.is_ok());
+    undo(dev, reset_by_variant);
     crate::features::interrupts::release_triggers(&mut dev.irq_gate.lock());
     put_pm(dev);
 }
 
-/// Puts the device back the way `open` found it.
-fn undo(dev: &DeviceState) {
+/// Puts the device back the way `open` found it. `reset_by_variant`: the variant's reset
+/// hook just reset it, which counts as the function reset.
+fn undo(dev: &DeviceState, reset_by_variant: bool) {
     let pdev = &dev.pdev;
     // Before the state mutex: disabling an ioeventfd waits for its write, which takes it.
     dev.ioeventfds.lock().clear();
@@ -210,11 +234,11 @@ fn undo(dev: &DeviceState) {
     };
     // Dirty until a function reset below says otherwise: then the dev_set's slot or bus
     // reset is due once the whole set is idle.
-    dev.needs_reset.store(true, Ordering::Relaxed);
+    dev.needs_reset.store(!reset_by_variant, Ordering::Relaxed);
     if restore {
         // INTx and MSI off during the reset, as pci_reset_function() does.
         let _ = pdev.write_config_word(pci_regs::COMMAND.into(), pci_regs::COMMAND_INTX_DISABLE);
-        if st.reset_works && pdev.reset_if_unlocked() {
+        if st.reset_works && dev.own_reset(|| pdev.reset_if_unlocked()) {
             dev.needs_reset.store(false, Ordering::Relaxed);
         }
         pdev.restore_state();

@@ -56,7 +56,7 @@
 //!   (`features/vga.rs`).
 //! - `features::vga::has_region`: whether the VGA region exists (`features/device_info.rs`).
 //! - `features::migration::reset`: back to RUNNING, any data fd disabled (open, close,
-//!   `VFIO_DEVICE_RESET`, hot reset), without the state mutex.
+//!   `VFIO_DEVICE_RESET`, hot reset, a reset by someone else), without the state mutex.
 
 use crate::abi::{RegionDesc, VariantOps, MAX_REGIONS};
 use crate::bindings;
@@ -70,7 +70,7 @@ use crate::primitives::pci_function::{PciFunction, SavedState};
 use crate::primitives::state_mutex::StateMutex;
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, Ordering};
 use kernel::alloc::{flags, KBox};
 use kernel::error::Result;
 use kernel::prelude::*;
@@ -125,6 +125,11 @@ pub(crate) struct DeviceState {
     /// Closed without a function reset: a slot or bus reset of its dev_set is due when the
     /// set is idle (upstream `needs_reset`).
     pub(crate) needs_reset: AtomicBool,
+    /// Resets this module is doing to the device right now (function resets at open, close
+    /// and `VFIO_DEVICE_RESET`, slot or bus resets of its dev_set): the PCI core's
+    /// `reset_prepare`/`reset_done` error handlers are not passed on to the variant then
+    /// (it is told through its own reset hooks, and our locks may be held).
+    pub(crate) own_resets: AtomicU32,
     /// The `disable_idle_d3` parameter as it was at registration (upstream keeps it per
     /// device, so a change affects devices bound later).
     pub(crate) disable_idle_d3: bool,
@@ -186,6 +191,44 @@ impl DeviceState {
         cdev.cast::<VfioPciDevice>()
             .cast_mut()
             .cast::<bindings::vfio_device>()
+    }
+
+    /// The variant's window in BAR `bar`, if it has one (see `VariantOps::bar_windows`).
+    pub(crate) fn bar_window(&self, bar: usize) -> Option<crate::logic::bar_rw::Window> {
+        self.bar_window_entry(bar)
+            .map(|w| crate::logic::bar_rw::Window {
+                offset: w.offset,
+                len: w.len,
+            })
+    }
+
+    /// The size of BAR `bar` if the variant emulates all of it
+    /// (`abi::BAR_WINDOW_EMULATED_BAR`).
+    pub(crate) fn emulated_bar_size(&self, bar: usize) -> Option<u64> {
+        self.bar_window_entry(bar)
+            .filter(|w| w.flags & crate::abi::BAR_WINDOW_EMULATED_BAR != 0)
+            .map(|w| w.len)
+    }
+
+    fn bar_window_entry(&self, bar: usize) -> Option<&crate::abi::BarWindow> {
+        let ops = self.variant_ops();
+        if ops.bar_windows.is_null() || ops.bar_window_rw.is_none() {
+            return None;
+        }
+        // SAFETY: `bar_windows` points to a `static` table of `n_bar_windows` entries in the
+        // variant module, alive while the variant is registered (checked at registration).
+        let table = unsafe { core::slice::from_raw_parts(ops.bar_windows, ops.n_bar_windows) };
+        table.iter().find(|w| w.bar as usize == bar)
+    }
+
+    /// Runs `f`, a reset this module does to the device, marked as ours (`own_resets`).
+    /// The PCI core calls the error handlers on the task doing the reset, so a relaxed
+    /// counter is enough to recognise our own.
+    pub(crate) fn own_reset<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.own_resets.fetch_add(1, Ordering::Relaxed);
+        let r = f();
+        self.own_resets.fetch_sub(1, Ordering::Relaxed);
+        r
     }
 
     /// This device as the variant's hooks see it (the handle its device context wraps).

@@ -161,7 +161,27 @@ unsafe extern "C" fn device_feature(
 ) -> c_int {
     // SAFETY: the VFIO core only calls ops on registered devices.
     let dev = unsafe { VfioPciDevice::from_vdev(vdev) };
-    from_result(|| crate::features::sriov::device_feature(dev, flags, arg as usize, argsz))
+    from_result(|| {
+        if let Some(hook) = dev.variant_ops().device_feature {
+            let mut ret = 0i64;
+            // SAFETY: the variant data is live while the device is registered; the handle is
+            // this device's; `ret` is a live local.
+            let r = unsafe {
+                hook(
+                    dev.variant_data(),
+                    dev.handle(),
+                    flags,
+                    arg as usize,
+                    argsz,
+                    &mut ret,
+                )
+            };
+            if let Some(answer) = crate::ioctl::variant_answer(r, ret) {
+                return answer.map(|v| v as c_int);
+            }
+        }
+        crate::features::sriov::device_feature(dev, flags, arg as usize, argsz)
+    })
 }
 
 unsafe extern "C" fn ioctl(vdev: *mut bindings::vfio_device, cmd: c_uint, arg: c_ulong) -> c_long {

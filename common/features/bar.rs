@@ -59,6 +59,8 @@ struct VmaInfo {
     end: usize,
     pgoff: usize,
     shared: bool,
+    readable: bool,
+    writable: bool,
 }
 
 impl BarState {
@@ -106,6 +108,14 @@ pub(crate) fn rw(
     is_write: bool,
 ) -> Result<usize> {
     let pdev = &dev.pdev;
+    if let Some(size) = dev.emulated_bar_size(bar) {
+        let count = bar_rw::clip(pos, count, size).map_err(|e| Error::from_errno(-e.0))?;
+        let whole = bar_rw::Window {
+            offset: 0,
+            len: size,
+        };
+        return rw_around_window(dev, bar, whole, buf, count, pos, is_write);
+    }
     let r = pdev.bar_resource(bar);
     let end = if r.start != 0 {
         r.len
@@ -118,6 +128,102 @@ pub(crate) fn rw(
     if bar == ROM {
         return rom_read(dev, buf, count, pos, end);
     }
+    if let Some(w) = dev.bar_window(bar) {
+        return rw_around_window(dev, bar, w, buf, count, pos, is_write);
+    }
+    device_rw(dev, bar, r.mem, buf, count, pos, is_write)
+}
+
+/// `read`/`write` of a BAR with a variant window: cut at the window's edges, the pieces inside
+/// to the variant, the others to the device. Stops at the first error, returning the bytes
+/// done before it if any (as a short count).
+fn rw_around_window(
+    dev: &DeviceState,
+    bar: usize,
+    w: bar_rw::Window,
+    buf: usize,
+    count: usize,
+    pos: u64,
+    is_write: bool,
+) -> Result<usize> {
+    let mem = dev.pdev.bar_resource(bar).mem;
+    let mut done = 0usize;
+    while done < count {
+        let at = pos + done as u64;
+        let (n, inside) = w.step(at, count - done);
+        let piece = if inside {
+            window_rw(dev, bar, at - w.offset, buf + done, n, is_write)
+        } else {
+            device_rw(dev, bar, mem, buf + done, n, at, is_write)
+        };
+        match piece {
+            Ok(0) => break,
+            Ok(k) => done += k,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
+/// The variant's part of a windowed BAR: through a kernel bounce buffer, so the variant never
+/// sees a user pointer and no lock of ours is held across the user copy.
+fn window_rw(
+    dev: &DeviceState,
+    bar: usize,
+    pos: u64,
+    buf: usize,
+    count: usize,
+    is_write: bool,
+) -> Result<usize> {
+    let Some(hook) = dev.variant_ops().bar_window_rw else {
+        return Err(EINVAL);
+    };
+    let count = count.min(WINDOW_CHUNK);
+    let mut bounce = [0u8; WINDOW_CHUNK];
+    let chunk = bounce.get_mut(..count).ok_or(EINVAL)?;
+    if is_write {
+        UserSlice::new(buf, count).reader().read_slice(chunk)?;
+    }
+    // SAFETY: the variant data is live while the device is registered; the handle is this
+    // device's; `chunk` is a kernel buffer of `count` bytes inside the window (`Window::step`).
+    let ret = unsafe {
+        hook(
+            dev.variant_data(),
+            dev.handle(),
+            bar as u32,
+            pos,
+            chunk.as_mut_ptr(),
+            count,
+            is_write,
+        )
+    };
+    if ret < 0 {
+        return Err(Error::from_errno(ret as i32));
+    }
+    let got = (ret as usize).min(count);
+    if !is_write {
+        UserSlice::new(buf, got)
+            .writer()
+            .write_slice(chunk.get(..got).ok_or(EINVAL)?)?;
+    }
+    Ok(got)
+}
+
+/// Largest piece of a window access handed to the variant at once.
+const WINDOW_CHUNK: usize = 64;
+
+/// `read`/`write` of `count` bytes at `pos` of BAR `bar` on the device itself.
+fn device_rw(
+    dev: &DeviceState,
+    bar: usize,
+    mem: bool,
+    buf: usize,
+    count: usize,
+    pos: u64,
+    is_write: bool,
+) -> Result<usize> {
+    let pdev = &dev.pdev;
     let (io, x_start, x_end) = {
         let mut inner = dev.inner.lock();
         let io = inner.bars.map(pdev, bar, kernel::c_str!("vfio"))?;
@@ -129,7 +235,7 @@ pub(crate) fn rw(
     };
     do_io_rw(
         dev,
-        r.mem,
+        mem,
         io,
         buf,
         pos,
@@ -268,6 +374,9 @@ pub(crate) fn mmap(dev: &DeviceState, vma: *mut bindings::vm_area_struct) -> Res
         return Err(EINVAL);
     }
     let bar = index as usize;
+    if dev.emulated_bar_size(bar).is_some() {
+        return Err(EINVAL);
+    }
     {
         let mut inner = dev.inner.lock();
         if !inner.bars.mmap_ok.get(bar).copied().unwrap_or(false) {
@@ -276,6 +385,13 @@ pub(crate) fn mmap(dev: &DeviceState, vma: *mut bindings::vm_area_struct) -> Res
         let len = dev.pdev.bar_resource(bar).len;
         bar_rw::mmap_fits(pgoff, (v.end - v.start) as u64, len, PAGE_SIZE)
             .map_err(|e| Error::from_errno(-e.0))?;
+        // The variant's window is emulated: its pages are never the device's to map.
+        if dev
+            .bar_window(bar)
+            .is_some_and(|w| w.mmap_overlaps(pgoff, (v.end - v.start) as u64, PAGE_SIZE))
+        {
+            return Err(EINVAL);
+        }
         // The mapping does not use the iomap, but claiming the region is what keeps other
         // drivers off the BAR.
         inner.bars.map(&dev.pdev, bar, kernel::c_str!("vfio-pci"))?;
@@ -330,7 +446,7 @@ impl FaultAt<'_> {
     /// # Safety
     ///
     /// `pfn` is a frame user space may have mapped: a page of the device's BAR or one a
-    /// variant's `region_mmap_pfn` returned.
+    /// variant vouched for (`MmapTarget`).
     unsafe fn insert(&self, pfn: u64) -> bindings::vm_fault_t {
         // SAFETY: `vma` is one of our VM_PFNMAP vmas, valid during the fault (`fault_at`); the
         // caller vouches for the frame.
@@ -358,7 +474,7 @@ static REGION_MMAP_OPS: bindings::vm_operations_struct = bindings::vm_operations
 };
 
 /// mmap of a device-specific region the variant flagged mappable; its pages come from the
-/// variant's `region_mmap_pfn` hook at fault time.
+/// variant's `region_mmap` hook at fault time.
 fn mmap_device_region(
     dev: &DeviceState,
     vma: *mut bindings::vm_area_struct,
@@ -366,9 +482,14 @@ fn mmap_device_region(
     pgoff: u64,
     v: &VmaInfo,
 ) -> Result {
+    use crate::logic::uapi::{REGION_FLAG_MMAP, REGION_FLAG_READ, REGION_FLAG_WRITE};
     let desc = *dev.inner.lock().region(n).ok_or(EINVAL)?;
-    if desc.flags & crate::logic::uapi::REGION_FLAG_MMAP == 0
-        || dev.variant_ops().region_mmap_pfn.is_none()
+    if desc.flags & REGION_FLAG_MMAP == 0 || dev.variant_ops().region_mmap.is_none() {
+        return Err(EINVAL);
+    }
+    // As upstream's region mmap ops: a mapping may not do what the region's flags forbid.
+    if (v.readable && desc.flags & REGION_FLAG_READ == 0)
+        || (v.writable && desc.flags & REGION_FLAG_WRITE == 0)
     {
         return Err(EINVAL);
     }
@@ -385,38 +506,73 @@ fn mmap_device_region(
     Ok(())
 }
 
-/// Fault handler of device-specific region mappings: asks the variant for the frame.
+/// Fault handler of device-specific region mappings: asks the variant what the page is, then
+/// maps it like a BAR page (memory decode on and the device above D3hot, under the state
+/// mutex; SIGBUS otherwise), so `zap` revokes these mappings exactly when it revokes the BARs'.
 unsafe extern "C" fn region_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
     // SAFETY: the MM core calls us for a vma `mmap_device_region` set up.
     let at = unsafe { fault_at(vmf) };
     let dev = at.dev;
     let index = at.index as u32;
-    let Some(hook) = dev.variant_ops().region_mmap_pfn else {
+    let Some(hook) = dev.variant_ops().region_mmap else {
         return VM_FAULT_SIGBUS;
     };
-    let mut pfn = 0u64;
-    // SAFETY: the variant data is live while a mapping exists (the device is registered);
-    // `pfn` is a live local.
+    let mut target = crate::abi::MmapTarget::default();
+    // SAFETY: the variant data is live while a mapping exists (the device is registered); the
+    // handle is this device's; `target` is a live local. No lock of ours is held: the variant
+    // may use its device context.
     let ret = unsafe {
         hook(
             dev.variant_data(),
+            dev.handle(),
             index.wrapping_sub(region::NUM_REGIONS),
             at.page,
-            &mut pfn,
+            &mut target,
         )
     };
     if ret != 0 {
         return VM_FAULT_SIGBUS;
     }
-    // SAFETY: the frame is one the variant vouches for (its contract in abi.rs).
+    let mut inner = dev.inner.lock();
+    if !inner.memory_enabled(&dev.pdev) {
+        return VM_FAULT_SIGBUS;
+    }
+    let Some(pfn) = target_pfn(dev, &mut inner.bars, &target) else {
+        return VM_FAULT_SIGBUS;
+    };
+    // SAFETY: `pfn` is a page of one of the device's memory BARs (checked by `target_pfn`) or a
+    // frame the variant vouched for through `MmapTarget`'s unsafe constructor.
     unsafe { at.insert(pfn) }
 }
 
-/// Drops every user mapping of the BARs; they fault in again when allowed (upstream
-/// `vfio_pci_zap_bars`). Called with the state mutex held.
+/// The frame a variant's mmap target names: a page inside one of the device's memory BARs
+/// that user space could map directly (`mmap_ok`: a sub-page BAR only with the rest of its
+/// page reserved; the BAR claimed, as for a BAR mapping), or the frame its unsafe constructor
+/// vouched for. `None` for anything else. Under the state mutex.
+fn target_pfn(dev: &DeviceState, bars: &mut BarState, t: &crate::abi::MmapTarget) -> Option<u64> {
+    match t.kind {
+        crate::abi::MMAP_TARGET_BAR => {
+            let bar = usize::try_from(t.bar).ok().filter(|&b| b < 6)?;
+            let r = dev.pdev.bar_resource(bar);
+            let inside = r.mem && t.value % PAGE_SIZE == 0 && t.value < r.len;
+            if !inside || !bars.mmap_ok.get(bar).copied().unwrap_or(false) {
+                return None;
+            }
+            bars.map(&dev.pdev, bar, kernel::c_str!("vfio-pci")).ok()?;
+            Some((r.start + t.value) >> PAGE_SHIFT)
+        }
+        crate::abi::MMAP_TARGET_PFN => Some(t.value),
+        _ => None,
+    }
+}
+
+/// Drops every user mapping of the BARs and of the variant's device-specific regions; they
+/// fault in again when allowed (upstream `vfio_pci_zap_bars`, which variants with mappable
+/// regions extend the same way). Called with the state mutex held.
 pub(crate) fn zap(dev: &DeviceState) {
     let start = region::index_to_offset(region::index::BAR0) as i64;
-    let len = region::index_to_offset(region::index::ROM) as i64 - start;
+    let end = region::NUM_REGIONS + crate::abi::MAX_REGIONS as u32;
+    let len = region::index_to_offset(end) as i64 - start;
     // SAFETY: the device is registered (we are called from its ops).
     unsafe { vfio_pci_common_zap(dev.vfio_device(), start, len) };
 }

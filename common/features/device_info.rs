@@ -3,6 +3,7 @@
 //! `vfio_pci_core.c` answers them, with argument decoding in `logic::uapi`.
 
 use crate::logic::{errno::Errno, region, region_info, uapi};
+use crate::primitives::bar_map::PAGE_SIZE;
 use crate::state::DeviceState;
 use kernel::error::{code::*, Error, Result};
 use kernel::uaccess::UserSlice;
@@ -18,7 +19,7 @@ pub(crate) fn get_info(dev: &DeviceState, arg: usize) -> Result {
         .read_slice(&mut raw)?;
     let mut info = uapi::DeviceInfo::from_user(&raw).map_err(errno)?;
     info.flags = uapi::DEVICE_FLAGS_PCI;
-    if dev.inner.lock().reset_works {
+    if dev.inner.lock().reset_works || dev.variant_ops().reset.is_some() {
         info.flags |= uapi::DEVICE_FLAGS_RESET;
     }
     info.num_regions = region::NUM_REGIONS + dev.inner.lock().n_regions as u32;
@@ -43,6 +44,13 @@ pub(crate) fn get_region_info(dev: &DeviceState, arg: usize) -> Result {
             info.size = pdev.cfg_size();
             info.flags = uapi::REGION_FLAG_READ | uapi::REGION_FLAG_WRITE;
         }
+        i @ region::index::BAR0..=region::index::BAR5
+            if dev.emulated_bar_size(i as usize).is_some() =>
+        {
+            info.offset = region::index_to_offset(i);
+            info.size = dev.emulated_bar_size(i as usize).unwrap_or(0);
+            info.flags = uapi::REGION_FLAG_READ | uapi::REGION_FLAG_WRITE;
+        }
         i @ region::index::BAR0..=region::index::BAR5 => {
             let bar = i as usize;
             info.offset = region::index_to_offset(i);
@@ -53,6 +61,16 @@ pub(crate) fn get_region_info(dev: &DeviceState, arg: usize) -> Result {
                 let inner = dev.inner.lock();
                 if inner.bars.mmap_ok.get(bar).copied().unwrap_or(false) {
                     info.flags |= uapi::REGION_FLAG_MMAP;
+                    if let Some(w) = dev.bar_window(bar) {
+                        let (areas, n) = w.areas_around(info.size, PAGE_SIZE);
+                        let (body, len) =
+                            region_info::sparse_mmap_body(areas.get(..n).unwrap_or(&[]));
+                        caps.add(
+                            region_info::CAP_SPARSE_MMAP,
+                            1,
+                            body.get(..len).unwrap_or(&[]),
+                        );
+                    }
                     if inner.bars.msix.is_some_and(|(b, _, _)| b == bar) {
                         caps.add(region_info::CAP_MSIX_MAPPABLE, 1, &[]);
                     }

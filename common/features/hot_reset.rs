@@ -242,8 +242,14 @@ impl Drop for PmRefs<'_> {
     }
 }
 
-/// Tells the variant of `d` about a slot or bus reset (before: `done` false).
+/// Tells the variant of `d` about a slot or bus reset (before: `done` false), which is ours
+/// from before to after (`DeviceState::own_resets`).
 fn notify(d: &DeviceState, done: bool, ret: c_int) {
+    if done {
+        d.own_resets.fetch_sub(1, Ordering::Relaxed);
+    } else {
+        d.own_resets.fetch_add(1, Ordering::Relaxed);
+    }
     let Some(hook) = d.variant_ops().bus_reset_notify else {
         return;
     };

@@ -62,6 +62,14 @@ pub(crate) fn ioctl(dev: &DeviceState, arg: usize) -> Result {
         let (bar, pos) = req
             .target(|b| dev.pdev.resource_len(b), msix)
             .map_err(|e| Error::from_errno(-e.0))?;
+        // Writes into a variant's window must reach the variant, which an ioeventfd's write
+        // to the device would bypass (an emulated BAR has no device memory at all).
+        let into_window = dev
+            .bar_window(bar)
+            .is_some_and(|w| w.step(pos, req.count) != (req.count, false));
+        if into_window || dev.emulated_bar_size(bar).is_some() {
+            return Err(EINVAL);
+        }
         let base = inner.bars.claim(&dev.pdev, bar)?;
         // SAFETY: `pos + count` is inside the BAR (checked by `target`), which `base` maps.
         let io = unsafe { base.cast::<u8>().add(pos as usize) }.cast::<c_void>();

@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `VFIO_DEVICE_RESET` (upstream `vfio_pci_ioctl_reset`): a function reset with every user
 //! mapping of the BARs zapped and memory access blocked (the state mutex, our memory lock, is
-//! held across it), from D0, with the variant told before and after.
+//! held across it), from D0, with the variant told before and after. A variant's `reset`
+//! hook replaces the function reset; it runs after the zap without the state mutex (its
+//! device context takes it per access), so user accesses through read/write may interleave
+//! with it, unlike with the function reset.
 
 use crate::state::DeviceState;
-use kernel::error::{code::EINVAL, Result};
+use kernel::error::{code::EINVAL, to_result, Result};
 
 /// The ioctl.
 pub(crate) fn ioctl(dev: &DeviceState) -> Result {
-    if !dev.inner.lock().reset_works {
+    let variant_reset = dev.variant_ops().reset;
+    if !dev.inner.lock().reset_works && variant_reset.is_none() {
         return Err(EINVAL);
     }
     let notify = dev.variant_ops().reset_notify;
@@ -28,7 +32,18 @@ pub(crate) fn ioctl(dev: &DeviceState) -> Result {
             0,
             dev.sriov.active(),
         );
-        dev.pdev.try_reset_function()
+        match variant_reset {
+            // The variant's reset uses the device context, which takes the state mutex:
+            // called after it is dropped below.
+            Some(_) => Ok(()),
+            None => dev.own_reset(|| dev.pdev.try_reset_function()),
+        }
+    };
+    let ret = match variant_reset {
+        // SAFETY: the variant data is live while the device is registered; the handle is
+        // this device's.
+        Some(hook) => to_result(unsafe { hook(dev.variant_data(), dev.handle()) }),
+        None => ret,
     };
     if ret.is_ok() {
         // The uAPI: VFIO_DEVICE_RESET returns a migrating device to RUNNING.

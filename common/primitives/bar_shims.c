@@ -34,6 +34,8 @@ struct vfio_pci_common_vma {
 	unsigned long end;
 	unsigned long pgoff;
 	bool shared;
+	bool readable;
+	bool writable;
 };
 
 void vfio_pci_common_vma_get(struct vm_area_struct *vma, struct vfio_pci_common_vma *out);
@@ -43,6 +45,8 @@ void vfio_pci_common_vma_get(struct vm_area_struct *vma, struct vfio_pci_common_
 	out->end = vma->vm_end;
 	out->pgoff = vma->vm_pgoff;
 	out->shared = !!(vma->vm_flags & VM_SHARED);
+	out->readable = !!(vma->vm_flags & VM_READ);
+	out->writable = !!(vma->vm_flags & VM_WRITE);
 }
 
 /* What upstream's vfio_pci_core_mmap() sets up: uncached, PFN-mapped, never expanded/dumped. */

@@ -28,14 +28,44 @@ unsafe impl Sync for MemMap {}
 
 #[allow(dead_code)]
 impl MemMap {
-    /// Maps `len` bytes at physical address `phys`, write-back cached. `ENOMEM` when the kernel
+    /// Maps `len` bytes of firmware memory at physical address `phys` (ACPI tables, reserved
+    /// ranges: IGD's OpRegion), write-back cached. `EPERM` if any of it is System RAM, which
+    /// a variant must never be able to read out to user space; `ENOMEM` when the kernel
     /// cannot map it (as upstream treats a failed `memremap`), `EINVAL` for an empty range.
-    pub(crate) fn new(phys: u64, len: usize) -> Result<Self> {
+    pub(crate) fn firmware(phys: u64, len: usize) -> Result<Self> {
         if len == 0 {
             return Err(EINVAL);
         }
-        // SAFETY: `memremap` validates the range itself (refusing, for example, a range that
-        // straddles System RAM) and returns NULL on failure; nothing is accessed yet.
+        // SAFETY: a plain query of the resource tree.
+        let ram = unsafe {
+            bindings::region_intersects(
+                phys,
+                len,
+                bindings::IORESOURCE_SYSTEM_RAM as _,
+                bindings::IORES_DESC_NONE as _,
+            )
+        };
+        if ram != bindings::REGION_DISJOINT as i32 {
+            return Err(EPERM);
+        }
+        // SAFETY: `phys..phys + len` is not System RAM (checked above), so mapping it reads
+        // nothing the kernel owns.
+        unsafe { Self::new(phys, len) }
+    }
+
+    /// Maps `len` bytes at physical address `phys`, whatever they are.
+    ///
+    /// # Safety
+    ///
+    /// The range must be memory whose contents may reach this device's user (the variant
+    /// will read it and may hand it out): never memory of the kernel, of other devices or of
+    /// other users. [`MemMap::firmware`] is the safe form for firmware tables.
+    pub(crate) unsafe fn new(phys: u64, len: usize) -> Result<Self> {
+        if len == 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: `memremap` validates the range itself and returns NULL on failure; nothing
+        // is accessed yet; what is mapped is the caller's responsibility.
         let p = unsafe { bindings::memremap(phys, len, bindings::MEMREMAP_WB as _) };
         let addr = NonNull::new(p.cast::<u8>()).ok_or(ENOMEM)?;
         // INVARIANT: a non-NULL result is a mapping of `len` bytes that we own.

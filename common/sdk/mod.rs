@@ -14,6 +14,7 @@
 pub(crate) mod abi;
 #[path = "../bindings.rs"]
 pub(crate) mod bindings;
+mod checks;
 #[path = "../dev_print.rs"]
 mod dev_print;
 mod device;
@@ -24,7 +25,7 @@ pub(crate) mod migration;
 mod pci;
 mod registration;
 
-pub(crate) use abi::ConfigOverlay;
+pub(crate) use abi::{BarWindow, ConfigOverlay};
 pub(crate) use device::Device;
 pub(crate) use id::PciId;
 #[allow(unused_imports)]
@@ -37,7 +38,9 @@ pub(crate) use registration::Registration;
 #[allow(unused_imports)]
 pub(crate) mod prelude {
     pub(crate) use super::migration::{Migration, StateReader, StateWriter};
-    pub(crate) use super::{ConfigOverlay, Device, PciFunction, PciId, Regions, Variant};
+    pub(crate) use super::{
+        BarWindow, ConfigOverlay, Device, Handled, MmapTarget, PciFunction, PciId, Regions, Variant,
+    };
     pub(crate) use core::pin::Pin;
     pub(crate) use kernel::prelude::*;
 }
@@ -150,13 +153,94 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
-    /// The page frame number behind page `page` of a device-specific region added with
-    /// `REGION_MMAP`, when user space touches its mapping (the common module checked that the
-    /// mapping fits the region). Only return frames this device owns (its BARs, memory the
-    /// variant allocated): the user gets them mapped uncached.
-    fn region_mmap(self: Pin<&Self>, _index: usize, _page: u64) -> Result<u64> {
+    /// Sees every `ioctl` on the device fd (`cmd`, and `arg` as user space passed it: a
+    /// user pointer for most commands, to be read with `kernel::uaccess::UserSlice`) before
+    /// the common module. Return [`Handled::FallThrough`] for every command you do not own,
+    /// also standard ones you only watch. Runs without the common module's locks, possibly on
+    /// several threads at once.
+    fn ioctl(self: Pin<&Self>, _dev: &Device, _cmd: u32, _arg: usize) -> Result<Handled> {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
+
+    /// Sees every `VFIO_DEVICE_FEATURE` first: `flags` of the header (feature number and
+    /// `GET`/`SET`/`PROBE`), `arg` the user pointer to the `argsz` bytes after it. Same
+    /// rules as [`Variant::ioctl`].
+    fn device_feature(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _flags: u32,
+        _arg: usize,
+        _argsz: usize,
+    ) -> Result<Handled> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Replaces the function reset of `VFIO_DEVICE_RESET` (which is then offered even if the
+    /// device has none). Called after user mappings of the BARs were revoked and the device
+    /// put in D0, between `reset_prepare` and `reset_done`, without the state mutex (so the
+    /// device context works); user read/write may run meanwhile. The open and close of the
+    /// device keep the common module's function reset.
+    fn reset(self: Pin<&Self>, _dev: &Device) -> Result {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Windows of BARs this variant emulates, at most one per BAR: user `read`/`write`
+    /// inside a window goes to [`Variant::bar_window_read`]/[`Variant::bar_window_write`],
+    /// the rest of the BAR to the device; mmap of any page holding part of a window is
+    /// refused and `GET_REGION_INFO` lists the mappable areas around it (sparse-mmap
+    /// capability); ioeventfds into a window are refused. `BarWindow::emulated_bar(bar, size)`
+    /// makes a whole BAR the variant's, with its own size (also where the device has no BAR):
+    /// readable and writable, never mappable. Checked at compile time.
+    const BAR_WINDOWS: &'static [BarWindow] = &[];
+
+    /// Fills `buf` from the window of BAR `bar` at `pos` (relative to the window; the common
+    /// module keeps `pos..pos + buf.len()` inside it, at most 64 bytes at a time). Returns
+    /// the bytes filled. Runs without the common module's locks, possibly concurrently.
+    fn bar_window_read(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _bar: usize,
+        _pos: u64,
+        _buf: &mut [u8],
+    ) -> Result<usize> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// A user write of `buf` to the window of BAR `bar` at `pos`. Same rules as
+    /// [`Variant::bar_window_read`].
+    fn bar_window_write(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _bar: usize,
+        _pos: u64,
+        _buf: &[u8],
+    ) -> Result<usize> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// What page `page` of device-specific region `index` (added with `REGION_MMAP`) maps to,
+    /// asked when user space touches its mapping: a page of one of the device's BARs
+    /// ([`MmapTarget::bar`]), or a frame the variant vouches for
+    /// ([`MmapTarget::pfn`], `unsafe`). The common module checks the mapping fits the region
+    /// and its READ/WRITE flags, maps the page only while memory decode is on, and revokes it
+    /// on reset, decode off and D3 like BAR mappings. Runs without the common module's locks.
+    fn region_mmap(
+        self: Pin<&Self>,
+        _dev: &Device,
+        _index: usize,
+        _page: u64,
+    ) -> Result<MmapTarget> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// What a variant's [`Variant::ioctl`] or [`Variant::device_feature`] hook did with a call.
+#[allow(dead_code)]
+pub(crate) enum Handled {
+    /// The variant answered; user space gets this value.
+    Done(i64),
+    /// Not the variant's: the common module answers as if the hook were not there.
+    FallThrough,
 }
 
 /// Polls `done` about every millisecond (sleeping in between) until it returns `true`, for
@@ -186,6 +270,37 @@ pub(crate) const REGION_WRITE: u32 = 1 << 1;
 /// A region user space may mmap (`VFIO_REGION_INFO_FLAG_MMAP`); needs `Variant::region_mmap`.
 #[allow(dead_code)]
 pub(crate) const REGION_MMAP: u32 = 1 << 2;
+
+/// What a page of a mappable device-specific region is ([`Variant::region_mmap`]).
+pub(crate) struct MmapTarget(abi::MmapTarget);
+
+#[allow(dead_code)]
+impl MmapTarget {
+    /// The page at `offset` (page-aligned, inside the BAR) of the device's memory BAR `bar`;
+    /// checked by the common module at every fault (SIGBUS otherwise).
+    pub(crate) const fn bar(bar: usize, offset: u64) -> Self {
+        Self(abi::MmapTarget {
+            kind: abi::MMAP_TARGET_BAR,
+            bar: bar as u32,
+            value: offset,
+        })
+    }
+
+    /// Page frame `pfn`, mapped into user space uncached as it is.
+    ///
+    /// # Safety
+    ///
+    /// `pfn` must be memory that belongs to this device and that its user may read and write
+    /// for as long as the device is bound (device memory outside its BARs, such as nvgrace's
+    /// coherent GPU memory): never RAM the kernel or another device uses.
+    pub(crate) const unsafe fn pfn(pfn: u64) -> Self {
+        Self(abi::MmapTarget {
+            kind: abi::MMAP_TARGET_PFN,
+            bar: 0,
+            value: pfn,
+        })
+    }
+}
 
 /// The device-specific regions a variant declares in [`Variant::regions`].
 pub(crate) struct Regions<'a> {
@@ -270,7 +385,8 @@ macro_rules! module_vfio_pci_variant {
         /// The ID table, under the symbol name modpost reads in 6.12
         /// (`__mod_<bus>__<name>_device_table`), so modpost itself generates the aliases. Every
         /// entry is override-only: `PciId` offers no other kind.
-        // `no_mangle` counts as unsafe code: allowed here for variants that deny it.
+        // `no_mangle` counts as unsafe code; `#![deny(unsafe_code)]` in a variant's crate root
+        // must not refuse what the SDK writes for it.
         #[allow(unsafe_code)]
         #[no_mangle]
         #[used]

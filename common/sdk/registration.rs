@@ -28,6 +28,7 @@ extern "C" {
     ) -> *mut DeviceHandle;
     fn vfio_pci_common_device_unregister(device: *mut DeviceHandle);
     fn vfio_pci_common_error_detected(device: *mut DeviceHandle, state: u32) -> u32;
+    fn vfio_pci_common_reset_handler(device: *mut DeviceHandle, done: bool);
     fn vfio_pci_common_bound_by_override(pdev: *mut bindings::pci_dev) -> bool;
     fn vfio_pci_common_sriov_configure(device: *mut DeviceHandle, nr: c_int) -> c_int;
     fn vfio_pci_common_pm_ops() -> *const kernel::bindings::dev_pm_ops;
@@ -38,8 +39,8 @@ static ERROR_HANDLERS: bindings::pci_error_handlers = bindings::pci_error_handle
     error_detected: Some(error_detected),
     mmio_enabled: None,
     slot_reset: None,
-    reset_prepare: None,
-    reset_done: None,
+    reset_prepare: Some(reset_prepare),
+    reset_done: Some(reset_done),
     resume: None,
     cor_error_detected: None,
 };
@@ -86,6 +87,18 @@ unsafe impl<T: Variant> Send for Registration<T> {}
 impl<T: Variant> Registration<T> {
     /// The [`VariantOps`] of `T`, built at compile time into a `static` of the variant.
     pub(crate) const fn ops(driver: &'static CStr) -> VariantOps {
+        // Evaluated for the variant's `static` ops table: a failed check is a build error.
+        super::checks::overlays(T::CONFIG_OVERLAYS);
+        super::checks::region_hooks(
+            T::HAS_REGIONS,
+            T::HAS_REGION_READ,
+            T::HAS_REGION_WRITE,
+            T::HAS_REGION_MMAP,
+        );
+        super::checks::bar_windows(
+            T::BAR_WINDOWS,
+            T::HAS_BAR_WINDOW_READ && T::HAS_BAR_WINDOW_WRITE,
+        );
         VariantOps {
             abi_version: ABI_VERSION,
             name: driver.as_char_ptr(),
@@ -127,13 +140,27 @@ impl<T: Variant> Registration<T> {
             } else {
                 None
             },
-            region_mmap_pfn: if T::HAS_REGION_MMAP {
-                Some(region_mmap_pfn::<T>)
+            region_mmap: if T::HAS_REGION_MMAP {
+                Some(region_mmap::<T>)
             } else {
                 None
             },
             bus_reset_notify: if T::HAS_BUS_RESET_PREPARE || T::HAS_BUS_RESET_DONE {
                 Some(bus_reset_notify::<T>)
+            } else {
+                None
+            },
+            ioctl: if T::HAS_IOCTL { Some(ioctl::<T>) } else { None },
+            device_feature: if T::HAS_DEVICE_FEATURE {
+                Some(device_feature::<T>)
+            } else {
+                None
+            },
+            reset: if T::HAS_RESET { Some(reset::<T>) } else { None },
+            bar_windows: T::BAR_WINDOWS.as_ptr(),
+            n_bar_windows: T::BAR_WINDOWS.len(),
+            bar_window_rw: if T::HAS_BAR_WINDOW_READ && T::HAS_BAR_WINDOW_WRITE {
+                Some(bar_window_rw::<T>)
             } else {
                 None
             },
@@ -305,6 +332,20 @@ unsafe extern "C" fn error_detected(
     }
 }
 
+/// `pci_error_handlers.reset_prepare`: a reset of the device by someone else (the common
+/// module passes it on to `Variant::reset_prepare`).
+unsafe extern "C" fn reset_prepare(pdev: *mut bindings::pci_dev) {
+    // SAFETY: the PCI core calls error handlers only for a bound device, whose `driver_data`
+    // our probe set to its device handle.
+    unsafe { vfio_pci_common_reset_handler((*pdev).dev.driver_data.cast(), false) }
+}
+
+/// `pci_error_handlers.reset_done`: the end of that reset (`Variant::reset_done`).
+unsafe extern "C" fn reset_done(pdev: *mut bindings::pci_dev) {
+    // SAFETY: as in `reset_prepare`.
+    unsafe { vfio_pci_common_reset_handler((*pdev).dev.driver_data.cast(), true) }
+}
+
 /// `pci_driver.sriov_configure`: handled by the common module for every variant (the PCI core
 /// calls it for a bound PF, with its device lock held).
 unsafe extern "C" fn sriov_configure(pdev: *mut bindings::pci_dev, nr: c_int) -> c_int {
@@ -388,10 +429,7 @@ unsafe extern "C" fn region_rw<T: Variant>(
         (true, _, true) => T::region_write(this, dev, index as usize, pos, buf),
         _ => Err(EINVAL),
     };
-    match r {
-        Ok(n) => n as isize,
-        Err(e) => e.to_errno() as isize,
-    }
+    bytes_or_errno(r)
 }
 
 /// [`VariantOps::reset_notify`] for a `T` with `reset_prepare` / `reset_done`.
@@ -410,19 +448,20 @@ unsafe extern "C" fn reset_notify<T: Variant>(
     }
 }
 
-/// [`VariantOps::region_mmap_pfn`] for a `T` that implements [`Variant::region_mmap`].
-unsafe extern "C" fn region_mmap_pfn<T: Variant>(
+/// [`VariantOps::region_mmap`] for a `T` that implements [`Variant::region_mmap`].
+unsafe extern "C" fn region_mmap<T: Variant>(
     data: *mut c_void,
+    dev: *mut DeviceHandle,
     index: u32,
     page: u64,
-    pfn: *mut u64,
+    target: *mut super::abi::MmapTarget,
 ) -> c_int {
     // SAFETY: as in `open_device`.
-    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
-    match T::region_mmap(this, index as usize, page) {
-        Ok(p) => {
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
+    match T::region_mmap(this, dev, index as usize, page) {
+        Ok(t) => {
             // SAFETY: the common module passes a valid out-pointer for this call.
-            unsafe { *pfn = p };
+            unsafe { *target = t.0 };
             0
         }
         Err(e) => e.to_errno(),
@@ -442,6 +481,84 @@ unsafe extern "C" fn bus_reset_notify<T: Variant>(
         (false, true, _) => T::bus_reset_prepare(this, dev),
         (true, _, true) => T::bus_reset_done(this, dev, kernel::error::to_result(ret)),
         _ => {}
+    }
+}
+
+/// A [`super::Handled`] in the ABI's convention (`HANDLED` with `*ret`, `FALL_THROUGH`, or
+/// a negative errno).
+fn handled(r: Result<super::Handled>, ret: *mut i64) -> c_int {
+    match r {
+        Ok(super::Handled::Done(v)) => {
+            // SAFETY: the common module passes a valid out-pointer for the call.
+            unsafe { *ret = v };
+            super::abi::HANDLED
+        }
+        Ok(super::Handled::FallThrough) => super::abi::FALL_THROUGH,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// [`VariantOps::ioctl`] for a `T` that implements [`Variant::ioctl`].
+unsafe extern "C" fn ioctl<T: Variant>(
+    data: *mut c_void,
+    dev: *mut DeviceHandle,
+    cmd: u32,
+    arg: usize,
+    ret: *mut i64,
+) -> c_int {
+    // SAFETY: as in `open_device`.
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
+    handled(T::ioctl(this, dev, cmd, arg), ret)
+}
+
+/// [`VariantOps::device_feature`] for a `T` that implements [`Variant::device_feature`].
+unsafe extern "C" fn device_feature<T: Variant>(
+    data: *mut c_void,
+    dev: *mut DeviceHandle,
+    flags: u32,
+    arg: usize,
+    argsz: usize,
+    ret: *mut i64,
+) -> c_int {
+    // SAFETY: as in `open_device`.
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
+    handled(T::device_feature(this, dev, flags, arg, argsz), ret)
+}
+
+/// [`VariantOps::reset`] for a `T` that implements [`Variant::reset`].
+unsafe extern "C" fn reset<T: Variant>(data: *mut c_void, dev: *mut DeviceHandle) -> c_int {
+    // SAFETY: as in `open_device`.
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
+    kernel::error::from_result(|| T::reset(this, dev).map(|()| 0))
+}
+
+/// [`VariantOps::bar_window_rw`] for a `T` with `bar_window_read` and `bar_window_write`.
+unsafe extern "C" fn bar_window_rw<T: Variant>(
+    data: *mut c_void,
+    dev: *mut DeviceHandle,
+    bar: u32,
+    pos: u64,
+    buf: *mut u8,
+    count: usize,
+    is_write: bool,
+) -> isize {
+    // SAFETY: as in `open_device`.
+    let (this, dev) = unsafe { hook_args::<T>(data, dev) };
+    // SAFETY: the common module passes a kernel buffer of `count` bytes, ours for the call.
+    let buf = unsafe { core::slice::from_raw_parts_mut(buf, count) };
+    let r = if is_write {
+        T::bar_window_write(this, dev, bar as usize, pos, buf)
+    } else {
+        T::bar_window_read(this, dev, bar as usize, pos, buf)
+    };
+    bytes_or_errno(r)
+}
+
+/// A hook's byte count or error as the ABI's `isize`.
+fn bytes_or_errno(r: Result<usize>) -> isize {
+    match r {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
     }
 }
 

@@ -2,6 +2,9 @@
 //! The smallest complete VFIO PCI variant: a unit struct and an ID table. Copy it to start a
 //! new variant; everything not written here is the common behaviour of `vfio_pci_common`.
 
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
 #[path = "../../common/sdk/mod.rs"]
 mod sdk;
 

@@ -5,6 +5,9 @@
 //!
 //! It is written against the public SDK only; if it needs something, the SDK must offer it.
 
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
 #[path = "../../common/sdk/mod.rs"]
 mod sdk;
 

@@ -22,10 +22,12 @@
 //! after it are missing; a bad OpRegion, or a bridge at those addresses that is not Intel's,
 //! fails the open. Each time a feature is off, one line in the kernel log says which.
 
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
 #[path = "../../common/sdk/mod.rs"]
 mod sdk;
 
-use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{new_mutex, sync::Mutex};
 use sdk::prelude::*;
 use sdk::{devfn, MemMap, PciFunction};
@@ -73,7 +75,7 @@ impl OpRegion {
     /// virtual ASLS: the OpRegion's address, or with an extended VBT, the VBT's address.
     /// Errors are upstream's: `ENOMEM` when a mapping fails, `EINVAL` for a bad header.
     fn map(asls: u32) -> Result<(Self, u32), Missing> {
-        let map = MemMap::new(asls.into(), OPREGION_SIZE as usize)
+        let map = MemMap::firmware(asls.into(), OPREGION_SIZE as usize)
             .map_err(|e| Missing::Fail(e, "cannot map the OpRegion"))?;
         // Reads inside the 8 KiB mapping; they cannot fail, but say so if they did.
         let unreadable = |e| Missing::Fail(e, "cannot read the OpRegion header");
@@ -104,7 +106,7 @@ impl OpRegion {
                 } else {
                     addr.wrapping_add(rvda as u32)
                 };
-                let m = MemMap::new(addr.into(), rvds as usize)
+                let m = MemMap::firmware(addr.into(), rvds as usize)
                     .map_err(|e| Missing::Fail(e, "cannot map the extended VBT"))?;
                 vbt = Some(m);
             }
@@ -225,23 +227,22 @@ struct Igd {
     /// What the current open exposes (empty while closed).
     #[pin]
     exposed: Mutex<Exposed>,
-    /// The virtual ASLS (little-endian bytes in a `u32`): reads and writes of config 0xfc.
-    asls: AtomicU32,
 }
 
 impl Igd {
     /// Upstream's `vfio_pci_igd_init`: the OpRegion, then the host bridge, then the LPC bridge.
-    fn setup(&self, ex: &mut Exposed) -> Result<(), Missing> {
-        let asls = self
-            .dev
-            .read_config_dword(ASLS)
+    /// The virtual ASLS is the common module's overlay: it starts as the device's value, and
+    /// becomes the address upstream shows once the OpRegion is mapped.
+    fn setup(&self, dev: &Device, ex: &mut Exposed) -> Result<(), Missing> {
+        let asls = dev
+            .raw_config_read(ASLS, 4)
             .map_err(|e| Missing::Fail(e, "cannot read ASLS"))?;
-        self.asls.store(asls, Ordering::Relaxed);
         if asls == 0 || asls == !0 {
             return Err(Missing::Off("no OpRegion (ASLS is 0 or all ones): OpRegion, host bridge and LPC bridge regions off"));
         }
         let (op, virt) = OpRegion::map(asls)?;
-        self.asls.store(virt, Ordering::Relaxed);
+        dev.set_overlay(ASLS, virt)
+            .map_err(|e| Missing::Fail(e, "cannot set the virtual ASLS"))?;
         ex.opregion = Some(op);
         ex.host = Some(bridge(
             0x00,
@@ -263,8 +264,8 @@ impl Igd {
 impl Variant for Igd {
     type IdInfo = ();
 
-    /// ASLS: virtual at every open, starting from the device's value; the hooks below keep
-    /// the value user space sees (upstream's `vconfig`).
+    /// ASLS: virtual at every open, starting from the device's value, all bits writable by
+    /// user space (upstream's `vconfig`); `setup` moves it to the OpRegion's address.
     const CONFIG_OVERLAYS: &'static [ConfigOverlay] =
         &[ConfigOverlay::from_device(ASLS, 4, 0xffff_ffff)];
 
@@ -272,13 +273,12 @@ impl Variant for Igd {
         try_pin_init!(Igd {
             dev: dev.clone(),
             exposed <- new_mutex!(Exposed::default()),
-            asls: AtomicU32::new(0),
         })
     }
 
-    fn open(self: Pin<&Self>, _dev: &Device) -> Result {
+    fn open(self: Pin<&Self>, dev: &Device) -> Result {
         let mut ex = Exposed::default();
-        match self.setup(&mut ex) {
+        match self.setup(dev, &mut ex) {
             Ok(()) => {}
             Err(Missing::Off(what)) => self.dev.info(format_args!("vfio-pci-igd: {what}\n")),
             Err(Missing::Fail(e, why)) => {
@@ -293,30 +293,6 @@ impl Variant for Igd {
 
     fn close(self: Pin<&Self>, _dev: &Device) {
         *self.exposed.lock() = Exposed::default();
-    }
-
-    fn config_read(self: Pin<&Self>, offset: u16, size: usize, _value: u32) -> u32 {
-        let shift = 8 * u32::from(offset.wrapping_sub(ASLS) & 3);
-        let mask = if size >= 4 {
-            !0
-        } else {
-            (1u32 << (8 * size)) - 1
-        };
-        (self.asls.load(Ordering::Relaxed) >> shift) & mask
-    }
-
-    fn config_write(self: Pin<&Self>, offset: u16, size: usize, value: u32) {
-        let shift = 8 * u32::from(offset.wrapping_sub(ASLS) & 3);
-        let mask = if size >= 4 {
-            !0
-        } else {
-            ((1u32 << (8 * size)) - 1) << shift
-        };
-        let _ = self
-            .asls
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some((v & !mask) | ((value << shift) & mask))
-            });
     }
 
     fn regions(self: Pin<&Self>, regions: &mut Regions<'_>) -> Result {

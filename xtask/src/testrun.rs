@@ -193,6 +193,88 @@ fn new_variant_step(kdir: &Path, kos: &[PathBuf]) -> Result<PathBuf> {
     Ok(ko)
 }
 
+/// Misconfigured constants a variant might write, each with the compile error the SDK's
+/// checks (`common/sdk/checks.rs`) must give for it.
+const MISCONFIGURED: &[(&str, &str, &str)] = &[
+    (
+        "overlay-crossing-a-dword",
+        "const CONFIG_OVERLAYS: &'static [ConfigOverlay] = &[ConfigOverlay::value(0x3e, 4, 0, 0)];",
+        "CONFIG_OVERLAYS: an overlay crosses a dword boundary",
+    ),
+    (
+        "bar-window-without-hooks",
+        "const BAR_WINDOWS: &'static [BarWindow] = &[BarWindow::new(0, 0, 4)];",
+        "BAR_WINDOWS needs bar_window_read and bar_window_write",
+    ),
+];
+
+/// Each of [`MISCONFIGURED`] added to a copy of the variant `new_variant_step` made (in the
+/// same scratch tree, at the same depth, so its `#[path]` to the SDK holds) must fail to build
+/// with its message: a misconfigured constant is a build error, not an `-EINVAL` at every open.
+fn misconfigured_variant_checks(kdir: &Path, kos: &[PathBuf], counts: &mut Counts) {
+    let tree = crate::util::checkout_cache("new-variant-test");
+    let made = tree.join("variants").join(NEW_VARIANT);
+    let bad = tree.join("variants").join("misconfigured");
+    let symvers = module_root(kos).map(|r| r.join("Module.symvers"));
+    for (name, line, message) in MISCONFIGURED {
+        let check = format!("host: sdk-compile-time-check-{name}");
+        let result = (|| -> Result<()> {
+            let symvers = symvers.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            if bad.exists() {
+                std::fs::remove_dir_all(&bad)?;
+            }
+            std::fs::create_dir_all(&bad)?;
+            for entry in std::fs::read_dir(&made)? {
+                let p = entry?.path();
+                let keep = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n == "Kbuild" || (n.ends_with(".rs") && !n.ends_with(".mod.rs"))
+                });
+                if keep {
+                    if let Some(n) = p.file_name() {
+                        std::fs::copy(&p, bad.join(n))?;
+                    }
+                }
+            }
+            let src = bad.join(format!("vfio_pci_{NEW_VARIANT}.rs"));
+            let text = std::fs::read_to_string(&src)?;
+            let anchor = "    type IdInfo = ();\n";
+            if !text.contains(anchor) {
+                bail!("{} has no `type IdInfo = ();` line", src.display());
+            }
+            std::fs::write(&src, text.replacen(anchor, &format!("{anchor}    {line}\n"), 1))?;
+            step(format!("{check}: building {} (must fail)", bad.display()));
+            let out = crate::modules::kbuild_at(kdir, &bad)
+                .arg(format!("KBUILD_EXTRA_SYMBOLS={}", symvers.display()))
+                .arg("CONFIG_WERROR=y")
+                .arg("modules")
+                .output()?;
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if out.status.success() {
+                bail!("the build succeeded");
+            }
+            if !text.contains(message) {
+                bail!("the build failed without \"{message}\":\n{text}");
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                counts.passed += 1;
+                println!("PASS {check}");
+            }
+            Err(e) => {
+                counts.failed += 1;
+                counts.failures.push(format!("{check}: {e:#}"));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&bad);
+}
+
 /// The root of the tree `kos` were built in (the repository, or the debug kernel's mirror of
 /// it): the common module is `<root>/common/vfio_pci_common.ko`.
 fn module_root(kos: &[PathBuf]) -> Result<PathBuf> {
@@ -396,6 +478,7 @@ pub fn test(
                         "PASS host: new-variant-{NEW_VARIANT}-build ({} kernel)",
                         profile.name()
                     );
+                    misconfigured_variant_checks(&kdir, &kos, &mut total);
                     Some(ko)
                 }
                 Err(e) => {

@@ -600,7 +600,10 @@ mod tests {
             !out.contains("Skeleton") && !out.contains("skeleton\""),
             "{out}"
         );
-        assert!(!out.contains("unsafe"));
+        // No unsafe code, and the lint that keeps it so (the SDK module alone exempted).
+        assert!(out.contains("#![deny(unsafe_code)]"));
+        assert_eq!(out.matches("unsafe").count(), 2, "{out}");
+        assert!(out.contains("#[allow(unsafe_code)]\n#[path = "));
         assert_eq!(out.matches("//!").count(), 2);
         // A multi-line ID table is replaced as a whole.
         let multi = t.replace(

@@ -252,3 +252,104 @@ mod mmio_tests {
         assert_eq!(check_mmio(&BarResource::default(), 0, 1), Err(EINVAL));
     }
 }
+
+/// A window of a BAR a variant emulates (`Variant::BAR_WINDOWS`): accesses inside it go to the
+/// variant, the rest of the BAR to the device, and user space may mmap only around it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Offset in the BAR.
+    pub offset: u64,
+    /// Length in bytes (non-zero).
+    pub len: u64,
+}
+
+impl Window {
+    fn end(&self) -> u64 {
+        self.offset.saturating_add(self.len)
+    }
+
+    /// The first piece of an access of `count` bytes at `pos`: its length and whether it lies
+    /// inside the window (so an access never straddles the window's edges).
+    pub fn step(&self, pos: u64, count: usize) -> (usize, bool) {
+        let count64 = count as u64;
+        if pos < self.offset {
+            ((self.offset - pos).min(count64) as usize, false)
+        } else if pos < self.end() {
+            ((self.end() - pos).min(count64) as usize, true)
+        } else {
+            (count, false)
+        }
+    }
+
+    /// The window rounded out to whole pages: the part of the BAR user space may not map.
+    fn pages(&self, page: u64) -> (u64, u64) {
+        let start = self.offset & !(page - 1);
+        let end = self.end().saturating_add(page - 1) & !(page - 1);
+        (start, end)
+    }
+
+    /// The mappable areas of a BAR of `bar_len` bytes around the window, as the sparse-mmap
+    /// capability lists them: (offset, size) pairs, empty ones left out.
+    pub fn areas_around(&self, bar_len: u64, page: u64) -> ([(u64, u64); 2], usize) {
+        let (start, end) = self.pages(page);
+        let mut areas = [(0u64, 0u64); 2];
+        let mut n = 0;
+        for (a, b) in [(0, start.min(bar_len)), (end.min(bar_len), bar_len)] {
+            if b > a {
+                if let Some(slot) = areas.get_mut(n) {
+                    *slot = (a, b - a);
+                    n += 1;
+                }
+            }
+        }
+        (areas, n)
+    }
+
+    /// Whether a mapping of `len` bytes at page `pgoff` of the BAR would cover a page of the
+    /// window.
+    pub fn mmap_overlaps(&self, pgoff: u64, len: u64, page: u64) -> bool {
+        let (start, end) = self.pages(page);
+        let Some(a) = pgoff.checked_mul(page) else {
+            return true;
+        };
+        let b = a.saturating_add(len);
+        a < end && b > start
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    const W: Window = Window {
+        offset: 0x2000,
+        len: 0x100,
+    };
+
+    #[test]
+    fn an_access_is_cut_at_the_window_edges() {
+        assert_eq!(W.step(0x1ff0, 0x20), (0x10, false));
+        assert_eq!(W.step(0x2000, 0x200), (0x100, true));
+        assert_eq!(W.step(0x20f8, 8), (8, true));
+        assert_eq!(W.step(0x2100, 8), (8, false));
+    }
+
+    #[test]
+    fn areas_leave_out_the_windows_pages() {
+        assert_eq!(W.areas_around(0x10_0000, 4096), ([(0, 0x2000), (0x3000, 0xf_d000)], 2));
+        let first = Window { offset: 0, len: 8 };
+        assert_eq!(first.areas_around(0x4000, 4096).1, 1);
+        assert_eq!(first.areas_around(0x4000, 4096).0[0], (0x1000, 0x3000));
+        let whole = Window { offset: 0, len: 0x4000 };
+        assert_eq!(whole.areas_around(0x4000, 4096).1, 0);
+    }
+
+    #[test]
+    fn only_mappings_over_the_windows_pages_overlap() {
+        assert!(W.mmap_overlaps(0, 0x10_0000, 4096));
+        assert!(W.mmap_overlaps(2, 4096, 4096));
+        assert!(!W.mmap_overlaps(0, 0x2000, 4096));
+        assert!(!W.mmap_overlaps(3, 4096, 4096));
+        assert!(W.mmap_overlaps(u64::MAX, 4096, 4096));
+    }
+}

@@ -7,6 +7,8 @@ use super::uapi::RegionInfo;
 
 /// `VFIO_REGION_INFO_CAP_TYPE`.
 pub const CAP_TYPE: u16 = 2;
+/// `VFIO_REGION_INFO_CAP_SPARSE_MMAP`: only the listed areas of the region may be mapped.
+pub const CAP_SPARSE_MMAP: u16 = 1;
 /// `VFIO_REGION_INFO_CAP_MSIX_MAPPABLE`.
 pub const CAP_MSIX_MAPPABLE: u16 = 3;
 /// `VFIO_REGION_INFO_FLAG_CAPS`.
@@ -163,5 +165,47 @@ mod tests {
         assert_eq!(b.len(), 24);
         assert_eq!(u32::from_ne_bytes([b[4], b[5], b[6], b[7]]), 32 + 16);
         assert_eq!(u32::from_ne_bytes([b[20], b[21], b[22], b[23]]), 0);
+    }
+}
+
+/// The body of a sparse-mmap capability (`vfio_region_info_cap_sparse_mmap` after its
+/// header) listing `areas` as (offset, size): `nr_areas`, a reserved word, then the areas.
+/// Returns the buffer and the bytes of it used.
+pub fn sparse_mmap_body(areas: &[(u64, u64)]) -> ([u8; 8 + 16 * 2], usize) {
+    let mut body = [0u8; 8 + 16 * 2];
+    let n = areas.len().min(2);
+    if let Some(nr) = body.get_mut(..4) {
+        nr.copy_from_slice(&(n as u32).to_ne_bytes());
+    }
+    for (i, (off, size)) in areas.iter().take(n).enumerate() {
+        let at = 8 + 16 * i;
+        if let Some(b) = body.get_mut(at..at + 8) {
+            b.copy_from_slice(&off.to_ne_bytes());
+        }
+        if let Some(b) = body.get_mut(at + 8..at + 16) {
+            b.copy_from_slice(&size.to_ne_bytes());
+        }
+    }
+    (body, 8 + 16 * n)
+}
+
+#[cfg(test)]
+mod sparse_tests {
+    use super::*;
+
+    #[test]
+    fn sparse_body_is_the_uapi_layout() {
+        let (b, len) = sparse_mmap_body(&[(0, 0x2000), (0x3000, 0x1000)]);
+        assert_eq!(len, 40);
+        assert_eq!(&b[..4], &2u32.to_ne_bytes());
+        assert_eq!(&b[8..16], &0u64.to_ne_bytes());
+        assert_eq!(&b[16..24], &0x2000u64.to_ne_bytes());
+        assert_eq!(&b[24..32], &0x3000u64.to_ne_bytes());
+        assert_eq!(&b[32..40], &0x1000u64.to_ne_bytes());
+    }
+
+    #[test]
+    fn no_area_is_an_empty_list() {
+        assert_eq!(sparse_mmap_body(&[]).1, 8);
     }
 }

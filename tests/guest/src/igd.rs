@@ -736,13 +736,7 @@ impl Suite {
     }
 
     fn igd_refuse_edu(&mut self) {
-        let Some(edu) = self
-            .args
-            .devices
-            .iter()
-            .find(|(_, l)| l == "edu")
-            .map(|(b, _)| b.clone())
-        else {
+        let Some(edu) = self.device_labelled("edu") else {
             return;
         };
         let _ = self.sys.unbind(&edu);

@@ -3,7 +3,7 @@
 //!
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
-//!         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust|migration]
+//!         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust|hooks|migration]
 //!         [--seed N] [--storm-cycles N] [--sriov-pf BDF] [--no-exit]`
 //!
 //! `--suite robust` runs only the robustness checks (regressions of fixed defects, the
@@ -27,6 +27,7 @@ mod binding;
 mod config;
 mod faults;
 mod fuzz;
+mod hooks;
 mod igd;
 mod irq;
 mod kmod;
@@ -77,6 +78,8 @@ struct Args {
     new_variant_ko: Option<PathBuf>,
     /// Only the robustness checks (`--suite robust`).
     robust_only: bool,
+    /// Only the SDK checks (`--suite hooks`: `overlay.rs` and `hooks.rs`).
+    hooks_only: bool,
     /// Only the live-migration checks (`--suite migration`, for the debug kernel).
     migration_only: bool,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
@@ -93,7 +96,7 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
-         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust|migration] [--seed N] \
+         [--config-trace LABEL]... [--regions-trace LABEL]... [--suite full|robust|hooks|migration] [--seed N] \
          [--storm-cycles N] [--sriov-pf BDF] [--no-exit]"
     );
     std::process::exit(2)
@@ -112,6 +115,7 @@ fn parse_args() -> Args {
         catalog: vec![],
         new_variant_ko: None,
         robust_only: false,
+        hooks_only: false,
         migration_only: false,
         seed: None,
         storm_cycles: None,
@@ -159,12 +163,13 @@ fn parse_args() -> Args {
             "--catalog" => a.catalog.push(val("--catalog").into()),
             "--new-variant-ko" => a.new_variant_ko = Some(val("--new-variant-ko").into()),
             "--suite" => {
-                a.robust_only = match val("--suite").as_str() {
-                    "full" => false,
-                    "robust" => true,
+                (a.robust_only, a.hooks_only) = match val("--suite").as_str() {
+                    "full" => (false, false),
+                    "robust" => (true, false),
+                    "hooks" => (false, true),
                     "migration" => {
                         a.migration_only = true;
-                        true
+                        (true, false)
                     }
                     x => usage(&format!("unknown suite {x}")),
                 }
@@ -322,6 +327,22 @@ struct Suite {
 }
 
 impl Suite {
+    /// Binds `bdf` to `driver` and opens it through its group (every IOMMU mode has one).
+    fn bind_and_open(&self, bdf: &Bdf, driver: &str) -> Result<vfio::Device, String> {
+        self.sys.bind(bdf, driver).map_err(s)?;
+        let nodes = find_nodes(&self.sys, self.args.mode, bdf)?;
+        vfio::open_via_group(&nodes.group, &bdf.to_string(), self.iommu_type())
+    }
+
+    /// The first device the host passed with label `label` (`edu`, `pci-testdev`, ...).
+    fn device_labelled(&self, label: &str) -> Option<Bdf> {
+        self.args
+            .devices
+            .iter()
+            .find(|(_, l)| l == label)
+            .map(|(b, _)| b.clone())
+    }
+
     fn iommu_type(&self) -> u32 {
         match self.args.mode {
             Mode::Iommu => vfio::VFIO_TYPE1v2_IOMMU,
@@ -891,7 +912,11 @@ fn main() {
     suite.r.info(format!("KASAN kernel: {kasan}"));
     suite.leak_check_start();
     suite.load_modules();
-    if suite.args.robust_only {
+    if suite.args.hooks_only {
+        suite.overlay_checks();
+        suite.hooks_checks();
+        suite.unload_modules();
+    } else if suite.args.robust_only {
         let pristine = suite.snapshot_configs();
         if suite.args.migration_only {
             suite.migration_checks();
@@ -914,6 +939,7 @@ fn main() {
         suite.irq_checks();
         suite.binding_checks();
         suite.overlay_checks();
+        suite.hooks_checks();
         suite.igd_checks();
         suite.lifecycle_checks();
         suite.robust_checks();

@@ -10,9 +10,12 @@
 //!   index 9 and 10 gives their sizes, flags and capability chains (type, subtype, the extra
 //!   capability of the read-only one) byte for byte;
 //! - `device-region-rw-edu`: the scratch region keeps what is written, the read-only region
-//!   reads its pattern and refuses writes, accesses past the end and mmap are refused.
+//!   reads its pattern and refuses writes, accesses past the end and mmap are refused; the
+//!   mappable region (a page of edu's BAR0, an `MmapTarget::bar`) refuses a writable mapping
+//!   (the region is read-only), maps read-only, and is revoked (SIGBUS) while memory decode
+//!   is off, back after.
 
-use crate::{find_nodes, s, vfio, Suite};
+use crate::{s, vfio, Suite};
 use pcibind::Bdf;
 use std::os::unix::fs::FileExt;
 
@@ -40,13 +43,7 @@ fn host_dword(bdf: &Bdf, off: usize) -> Result<u32, String> {
 
 impl Suite {
     pub(crate) fn overlay_checks(&mut self) {
-        let Some(edu) = self
-            .args
-            .devices
-            .iter()
-            .find(|(_, l)| l == "edu")
-            .map(|(b, _)| b.clone())
-        else {
+        let Some(edu) = self.device_labelled("edu") else {
             return;
         };
         if !self.sys.driver_loaded(DRIVER) {
@@ -56,21 +53,16 @@ impl Suite {
             return;
         }
         let _ = self.sys.unbind(&edu);
-        let (mode, iommu_type) = (self.args.mode, self.iommu_type());
-        let sys = &self.sys;
         let mut dev = None;
-        let mut before = (0u32, 0u32);
+        let before = host_dword(&edu, 0xf8).and_then(|a| Ok((a, host_dword(&edu, 0xfc)?)));
+        let bind = self.bind_and_open(&edu, DRIVER);
+        let mut before_ok = (0u32, 0u32);
         self.r.check("config-overlay-bind-edu", || {
-            before = (host_dword(&edu, 0xf8)?, host_dword(&edu, 0xfc)?);
-            sys.bind(&edu, DRIVER).map_err(s)?;
-            let nodes = find_nodes(sys, mode, &edu)?;
-            dev = Some(vfio::open_via_group(
-                &nodes.group,
-                &edu.to_string(),
-                iommu_type,
-            )?);
+            before_ok = before?;
+            dev = Some(bind?);
             Ok(())
         });
+        let before = before_ok;
         if let Some(d) = dev.as_ref() {
             let f = &d.file;
             self.r.check("config-overlay-read-edu", || {
@@ -263,17 +255,45 @@ fn region_rw_checks(f: &std::fs::File) -> Result<(), String> {
     f.read_exact_at(&mut ident, 0)
         .map_err(|e| format!("read BAR0: {e}"))?;
     let mapped = vfio::region_offset(11) as u64;
-    let seen = map(mapped, 4096)
-        .map_err(|e| format!("mmap of the mappable region: errno {e}"))?
-        .read32(0);
+    // The region is READ | MMAP: a writable mapping is refused, a read-only one allowed.
+    match map(mapped, 4096) {
+        Err(e) if e == libc::EINVAL => {}
+        other => {
+            return Err(format!(
+                "writable mmap of a read-only region: {:?}, expected EINVAL",
+                other.map(|_| ())
+            ))
+        }
+    }
+    let map_ro = |off: u64, len: usize| {
+        vfio::Mapping::with_prot(f, off as i64, len, libc::PROT_READ, libc::MAP_SHARED)
+    };
+    let m = map_ro(mapped, 4096).map_err(|e| format!("mmap of the mappable region: errno {e}"))?;
+    let seen = m.read32(0);
     if seen != u32::from_le_bytes(ident) {
         return Err(format!(
             "mapped region reads {seen:#x}, BAR0 ident is {:#x}",
             u32::from_le_bytes(ident)
         ));
     }
-    if map(mapped, 8192).is_ok() {
+    if map_ro(mapped, 8192).is_ok() {
         return Err("mmap larger than the region succeeded".into());
+    }
+    // Memory decode off revokes the region's mapping like a BAR's: a child touching the page
+    // now dies of SIGBUS; decode back on, the page faults in again.
+    let off = (u16::from_le_bytes(cmd) & !0x2).to_le_bytes();
+    f.write_all_at(&off, CONFIG + 4)
+        .map_err(|e| format!("write COMMAND: {e}"))?;
+    let end = vfio::in_child(|| i32::from(m.read32(0) == 0));
+    f.write_all_at(&on, CONFIG + 4)
+        .map_err(|e| format!("write COMMAND: {e}"))?;
+    if !matches!(end, vfio::ChildEnd::Signal(libc::SIGBUS)) {
+        return Err(format!(
+            "touching the region's mapping with decode off: {end:?}, expected SIGBUS"
+        ));
+    }
+    if m.read32(0) != u32::from_le_bytes(ident) {
+        return Err("the region's page did not come back with decode on".into());
     }
     Ok(())
 }

@@ -420,17 +420,19 @@ pub struct Mapping {
 impl Mapping {
     /// `mmap(NULL, len, PROT_READ|PROT_WRITE, flags, fd, off)`: the mapping or the errno.
     pub fn new(f: &File, off: i64, len: usize, flags: i32) -> Result<Mapping, i32> {
+        Self::with_prot(f, off, len, libc::PROT_READ | libc::PROT_WRITE, flags)
+    }
+
+    /// `mmap(NULL, len, prot, flags, fd, off)`: the mapping or the errno.
+    pub fn with_prot(
+        f: &File,
+        off: i64,
+        len: usize,
+        prot: i32,
+        flags: i32,
+    ) -> Result<Mapping, i32> {
         // SAFETY: a new mapping at an address the kernel chooses; nothing is aliased.
-        let p = unsafe {
-            libc::mmap64(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                flags,
-                f.as_raw_fd(),
-                off,
-            )
-        };
+        let p = unsafe { libc::mmap64(std::ptr::null_mut(), len, prot, flags, f.as_raw_fd(), off) };
         if p == libc::MAP_FAILED {
             return Err(errno(&io::Error::last_os_error()));
         }
@@ -642,3 +644,8 @@ pub const fn region_offset(index: u32) -> i64 {
 }
 /// The device fd offset of the config region.
 pub const CONFIG_BASE: i64 = region_offset(CONFIG_INDEX);
+
+/// An ioctl whose argument is a plain value: its return value or the errno.
+pub fn ioctl_plain(f: &File, req: u64, val: u64) -> Result<i32, i32> {
+    ioctl_val(f, req, val as libc::c_ulong).map_err(|e| errno(&e))
+}

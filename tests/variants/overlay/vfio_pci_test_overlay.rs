@@ -14,6 +14,9 @@
 //! The guest checks `config-overlay-*` and `device-region-*` bind it to edu and compare what
 //! user space sees with what this file defines. It is never shipped: it lives under `tests/`.
 
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
 #[path = "../../../common/sdk/mod.rs"]
 mod sdk;
 
@@ -26,8 +29,6 @@ const PATTERN: [u8; 16] = *b"vfio-rs region!\0";
 
 #[pin_data]
 struct OverlayTest {
-    /// Page frame of edu's BAR0, served by the mappable region.
-    bar0_pfn: u64,
     writes: AtomicU32,
     #[pin]
     scratch: Mutex<[u8; 64]>,
@@ -42,9 +43,8 @@ impl Variant for OverlayTest {
         ConfigOverlay::value(0xf8, 2, 0xab00, 0x00ff),
     ];
 
-    fn probe(dev: &PciFunction, _id: &'static ()) -> impl PinInit<Self, Error> {
+    fn probe(_dev: &PciFunction, _id: &'static ()) -> impl PinInit<Self, Error> {
         try_pin_init!(OverlayTest {
-            bar0_pfn: dev.bar(0).0 >> 12,
             writes: AtomicU32::new(0),
             scratch <- new_mutex!([0u8; 64]),
         })
@@ -71,9 +71,9 @@ impl Variant for OverlayTest {
         Ok(())
     }
 
-    fn region_mmap(self: Pin<&Self>, index: usize, page: u64) -> Result<u64> {
+    fn region_mmap(self: Pin<&Self>, _dev: &Device, index: usize, page: u64) -> Result<MmapTarget> {
         match (index, page) {
-            (2, 0) if self.bar0_pfn != 0 => Ok(self.bar0_pfn),
+            (2, 0) => Ok(MmapTarget::bar(0, 0)),
             _ => Err(EINVAL),
         }
     }
