@@ -158,6 +158,10 @@ pub(crate) struct VariantOps {
             is_write: bool,
         ) -> isize,
     >,
+    /// Optional (null: the device does not migrate): the variant's live migration, a
+    /// `static` of the variant. The common module then sets the VFIO device's `mig_ops`, so
+    /// the VFIO core answers `VFIO_DEVICE_FEATURE_MIGRATION` and `_MIG_DEVICE_STATE`.
+    pub(crate) migration: *const MigrationOps,
 }
 
 /// [`MmapTarget::kind`]: page-aligned offset `value` of BAR `bar` of the device.
@@ -223,6 +227,61 @@ impl BarWindow {
         }
     }
 }
+
+/// What one migration callback is asked to do (`MigrationOps::change`).
+#[repr(u32)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MigrationChange {
+    /// Stop initiating peer-to-peer DMA (RUNNING -> RUNNING_P2P).
+    Quiesce = 0,
+    /// Initiate peer-to-peer DMA again (RUNNING_P2P -> RUNNING).
+    Unquiesce = 1,
+    /// Stop changing the device's state (-> STOP).
+    Stop = 2,
+    /// Run again (STOP ->).
+    Start = 3,
+}
+
+/// A variant's live migration. The common module owns the state machine (arcs from
+/// `vfio_mig_get_next_state`), the data fds and the stream's framing; the variant only stops,
+/// starts, saves and loads its device.
+///
+/// Every callback runs with the device's migration lock held (so never two at once for one
+/// device) and without the common module's other locks: they may use the device (MMIO,
+/// config space) through the common module.
+#[repr(C)]
+pub(crate) struct MigrationOps {
+    /// `VFIO_MIGRATION_*`: `STOP_COPY` always, `P2P` and `PRE_COPY` if offered.
+    pub(crate) flags: u64,
+    /// Most bytes one `save` writes; what `load` accepts; the STOP_COPY size estimate.
+    pub(crate) max_state: usize,
+    /// A change of the device's run state (a [`MigrationChange`]); 0 or a negative errno
+    /// (then the arc fails and the state does not change).
+    pub(crate) change: unsafe extern "C" fn(
+        data: *mut c_void,
+        device: *mut DeviceHandle,
+        change: MigrationChange,
+    ) -> c_int,
+    /// Writes the device's state to `out` (room for `max_state` bytes); returns the bytes
+    /// written or a negative errno.
+    pub(crate) save: unsafe extern "C" fn(
+        data: *mut c_void,
+        device: *mut DeviceHandle,
+        out: *mut u8,
+        max: usize,
+    ) -> isize,
+    /// Loads `len` bytes one `save` wrote (the framing is checked already; the content is
+    /// not: the variant checks what it reads); 0 or a negative errno.
+    pub(crate) load: unsafe extern "C" fn(
+        data: *mut c_void,
+        device: *mut DeviceHandle,
+        bytes: *const u8,
+        len: usize,
+    ) -> c_int,
+}
+
+// SAFETY: immutable after construction; holds only function pointers.
+unsafe impl Sync for MigrationOps {}
 
 /// Most device-specific regions a variant can add.
 pub(crate) const MAX_REGIONS: usize = 8;

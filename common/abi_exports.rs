@@ -182,6 +182,7 @@ unsafe fn register_device(
         sriov <- sriov,
         cfg_fast <- kernel::init::zeroed(),
         bar_io <- kernel::init::zeroed(),
+        migration <- new_mutex!(crate::state::MigrationState::default(), "vfio_pci_common::migration"),
     });
     // SAFETY: `_vfio_alloc_device` returned a zeroed allocation of `size_of::<VfioPciDevice>()`
     // bytes with `vdev` initialised; `state` is memory we own that stays put until `release`,
@@ -205,6 +206,13 @@ unsafe fn register_device(
             variant.as_ref().ops.as_ref().name
         });
         vga_registered = ret.is_ok();
+    }
+    if ret.is_ok() {
+        // The VFIO core answers the migration features from `mig_ops`, read at registration.
+        // SAFETY: `vdev` is not registered yet; the variant's ops outlive its devices.
+        ret = unsafe {
+            crate::features::migration::register(vdev, variant.as_ref().ops.as_ref().migration)
+        };
     }
     if ret.is_ok() {
         // pci-core leaves a released device in an unknown power state from which only D0 is
@@ -490,6 +498,11 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_reset_handler(
     let dev = unsafe { &(*cdev).state };
     if dev.own_resets.load(core::sync::atomic::Ordering::Relaxed) != 0 {
         return;
+    }
+    if done {
+        // As upstream variants' `reset_done`: a reset device migrates from RUNNING again. The
+        // PCI core holds the device lock, which no migration path takes (order in `state.rs`).
+        crate::features::migration::reset(dev);
     }
     let (Some(hook), data) = (dev.variant_ops().reset_notify, dev.variant_data()) else {
         return;

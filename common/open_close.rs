@@ -138,6 +138,7 @@ fn finish(dev: &DeviceState) -> Result {
         st.n_regions = n as usize;
     }
     crate::features::sriov::vf_opened(dev);
+    crate::features::migration::reset(dev);
     Ok(())
 }
 
@@ -167,6 +168,8 @@ fn variant_reset(dev: &DeviceState) -> Option<Result> {
 /// Close without the VF token bookkeeping (also the failure path of `finish`, before the VF
 /// counted as a user).
 fn close_common(dev: &DeviceState) {
+    // Any data fd left open fails from now on; the next open starts in RUNNING.
+    crate::features::migration::reset(dev);
     if let Some(hook) = dev.variant_ops().close_device {
         // SAFETY: as in `open`.
         unsafe { hook(dev.variant_data(), dev.handle()) };

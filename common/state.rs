@@ -32,9 +32,12 @@
 //! - [`DeviceState::irq_gate`], the interrupt gate (upstream's `igate`): [`IrqState`].
 //! - [`DeviceState::ioeventfds`]: the ioeventfd list (upstream's `ioeventfds_lock`).
 //! - [`IrqShared`]: atomics and the INTx spinlock, for interrupt handlers and virqfd callbacks.
+//! - [`DeviceState::migration`], the migration lock: [`MigrationState`]; and each migration
+//!   data fd's own lock ([`DataFile`]).
 //! - The VFIO core additionally serialises open and close (`dev_set->lock`).
 //!
-//! Lock order: `dev_set->lock` → ioeventfd list → interrupt gate → state mutex → spinlocks.
+//! Lock order: `dev_set->lock` → migration lock → data fd lock → ioeventfd list → interrupt
+//! gate → state mutex → spinlocks.
 //! Nothing waits, with the state mutex held, for work that takes it: in particular the VFIO
 //! core's virqfd clean-up workqueue, whose ioeventfd shutdowns wait for writes that take the
 //! state mutex, is flushed only without it (`features/interrupts.rs`, `features/ioeventfd.rs`).
@@ -52,6 +55,8 @@
 //! - `features::bar::do_io_rw`: the access loop, also for the legacy VGA windows
 //!   (`features/vga.rs`).
 //! - `features::vga::has_region`: whether the VGA region exists (`features/device_info.rs`).
+//! - `features::migration::reset`: back to RUNNING, any data fd disabled (open, close,
+//!   `VFIO_DEVICE_RESET`, hot reset, a reset by someone else), without the state mutex.
 
 use crate::abi::{RegionDesc, VariantOps, MAX_REGIONS};
 use crate::bindings;
@@ -69,7 +74,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, Ordering};
 use kernel::alloc::{flags, KBox};
 use kernel::error::Result;
 use kernel::prelude::*;
-use kernel::sync::Mutex;
+use kernel::sync::{Arc, Mutex};
 use kernel::types::Opaque;
 
 // ---- the registered variant and the device --------------------------------------------------
@@ -136,6 +141,11 @@ pub(crate) struct DeviceState {
     pub(crate) cfg_fast: crate::logic::config_fast::FastReads,
     /// BAR mappings user space may reach without `inner` (see [`BarIoCache`]).
     pub(crate) bar_io: BarIoCache,
+    /// The migration lock (upstream variants' `state_mutex`) and the migration state of a
+    /// variant that offers migration (`features/migration.rs`). Taken before `inner`, never
+    /// with it or `irq_gate` held: the variant's save and load use the device through them.
+    #[pin]
+    pub(crate) migration: Mutex<MigrationState>,
 }
 
 /// The BAR mappings of an open device, for `read`/`write` without the state mutex: each
@@ -527,6 +537,64 @@ impl IoEventFds {
     pub(crate) fn clear(&mut self) {
         self.list = KVec::new();
     }
+}
+
+// ---- live migration ---------------------------------------------------------------------------
+
+/// The migration state of one device (behind [`DeviceState::migration`]).
+pub(crate) struct MigrationState {
+    /// The `VFIO_DEVICE_STATE_*` user space sees.
+    pub(crate) state: u32,
+    /// The data fd of the current saving or resuming session, if any; the fd holds another
+    /// reference, so the data lives until both the session and the fd are over.
+    pub(crate) file: Option<Arc<DataFile>>,
+}
+
+impl Default for MigrationState {
+    fn default() -> Self {
+        Self {
+            state: crate::logic::migration::STATE_RUNNING,
+            file: None,
+        }
+    }
+}
+
+/// What a migration data fd is for, as its session goes on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DataPhase {
+    /// Saving while the device runs (PRE_COPY): reading to the end is a temporary end of
+    /// stream (`-ENOMSG`), `VFIO_MIG_GET_PRECOPY_INFO` answers.
+    PreCopy,
+    /// Saving the stopped device (STOP_COPY): reading to the end returns 0.
+    StopCopy,
+    /// Resuming: user space writes the stream.
+    Resuming,
+    /// The session is over (state left, device reset or closed): every access is `-ENODEV`.
+    Disabled,
+}
+
+/// The data behind a migration data fd. Knows nothing of its device, so the fd may outlive
+/// the device's open, or the device itself, without pointing at freed memory.
+///
+/// Lifetime: one reference is the fd's (its `private_data`, dropped at its release), one the
+/// device's session ([`MigrationState::file`], dropped when the session ends).
+#[pin_data]
+pub(crate) struct DataFile {
+    /// Taken inside the migration lock when both are needed; copies to and from user space
+    /// happen under it (never under the migration lock alone).
+    #[pin]
+    pub(crate) inner: Mutex<DataFileInner>,
+}
+
+/// The mutable part of a [`DataFile`].
+pub(crate) struct DataFileInner {
+    pub(crate) phase: DataPhase,
+    /// The stream: saved frames, or what user space wrote so far.
+    pub(crate) bytes: KVec<u8>,
+    /// Bytes user space has read (saving).
+    pub(crate) read: usize,
+    /// Most bytes user space may write (resuming).
+    pub(crate) limit: usize,
 }
 
 // ---- SR-IOV -------------------------------------------------------------------------------------

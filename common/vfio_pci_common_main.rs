@@ -21,6 +21,7 @@ mod logic {
     pub(crate) mod errno;
     pub(crate) mod irq;
     pub(crate) mod lifecycle;
+    pub(crate) mod migration;
     pub(crate) mod overlay;
     pub(crate) mod pci_regs;
     pub(crate) mod perm;
@@ -66,6 +67,7 @@ mod features {
     pub(crate) mod hot_reset;
     pub(crate) mod interrupts;
     pub(crate) mod ioeventfd;
+    pub(crate) mod migration;
     pub(crate) mod power;
     pub(crate) mod reset;
     pub(crate) mod sriov;

@@ -321,7 +321,11 @@ fn dev_set_hot_reset(dev: &DeviceState, mut proof: Proof<'_>) -> Result {
     };
     for &m in members.iter() {
         // SAFETY: as above.
-        notify(unsafe { member(m) }, true, code);
+        let m = unsafe { member(m) };
+        if ret.is_ok() {
+            crate::features::migration::reset(m);
+        }
+        notify(m, true, code);
     }
     ret
 }

@@ -45,6 +45,10 @@ pub(crate) fn ioctl(dev: &DeviceState) -> Result {
         Some(hook) => to_result(unsafe { hook(dev.variant_data(), dev.handle()) }),
         None => ret,
     };
+    if ret.is_ok() {
+        // The uAPI: VFIO_DEVICE_RESET returns a migrating device to RUNNING.
+        crate::features::migration::reset(dev);
+    }
     if let Some(hook) = notify {
         let code = match &ret {
             Ok(()) => 0,

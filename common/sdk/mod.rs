@@ -20,6 +20,8 @@ mod dev_print;
 mod device;
 mod id;
 mod memmap;
+#[allow(dead_code)]
+pub(crate) mod migration;
 mod pci;
 mod registration;
 
@@ -35,6 +37,7 @@ pub(crate) use registration::Registration;
 /// What a variant file needs, in one `use`.
 #[allow(unused_imports)]
 pub(crate) mod prelude {
+    pub(crate) use super::migration::{Migration, StateReader, StateWriter};
     pub(crate) use super::{
         BarWindow, ConfigOverlay, Device, Handled, MmapTarget, PciFunction, PciId, Regions, Variant,
     };
@@ -240,6 +243,21 @@ pub(crate) enum Handled {
     FallThrough,
 }
 
+/// Polls `done` about every millisecond (sleeping in between) until it returns `true`, for
+/// at most `timeout_ms`; `EBUSY` if it never does. For hooks that wait for their device
+/// (a migration `stop` waiting for work in flight to finish).
+#[allow(dead_code)]
+pub(crate) fn poll_until(timeout_ms: u32, mut done: impl FnMut() -> Result<bool>) -> Result {
+    for _ in 0..=timeout_ms {
+        if done()? {
+            return Ok(());
+        }
+        // SAFETY: `msleep` only sleeps; hooks run in process context.
+        unsafe { kernel::bindings::msleep(1) };
+    }
+    Err(kernel::error::code::EBUSY)
+}
+
 /// `VFIO_REGION_TYPE_PCI_VENDOR_TYPE`: region types private to one PCI vendor.
 #[allow(dead_code)]
 pub(crate) const REGION_TYPE_PCI_VENDOR: u32 = 1 << 31;
@@ -347,6 +365,7 @@ impl Regions<'_> {
 ///     description: "...",
 ///     license: "GPL",
 ///     ids: [(PciId::vendor_device(0x1234, 0x11e8), ())],
+///     migration: true,                 // optional: `MyVariant` implements `Migration`
 /// }
 /// ```
 macro_rules! module_vfio_pci_variant {
@@ -357,7 +376,8 @@ macro_rules! module_vfio_pci_variant {
         author: $author:tt,
         description: $description:tt,
         license: $license:tt,
-        ids: [$(($id:expr, $info:expr)),+ $(,)?] $(,)?
+        ids: [$(($id:expr, $info:expr)),+ $(,)?]
+        $(, migration: $migration:tt)? $(,)?
     ) => {
         const __VFIO_VARIANT_IDS: &[$crate::sdk::PciId] = &[$($id),+];
         const __VFIO_VARIANT_N: usize = __VFIO_VARIANT_IDS.len();
@@ -379,8 +399,10 @@ macro_rules! module_vfio_pci_variant {
         static __VFIO_VARIANT_INFO: [<$type as $crate::sdk::Variant>::IdInfo; __VFIO_VARIANT_N] =
             [$($info),+];
 
-        static __VFIO_VARIANT_OPS: $crate::sdk::abi::VariantOps =
-            $crate::sdk::Registration::<$type>::ops(::kernel::c_str!($driver));
+        static __VFIO_VARIANT_OPS: $crate::sdk::abi::VariantOps = $crate::sdk::abi::VariantOps {
+            migration: $crate::sdk::migration::__vfio_variant_migration!($type $(, $migration)?),
+            ..$crate::sdk::Registration::<$type>::ops(::kernel::c_str!($driver))
+        };
 
         /// The module's state: the registered driver, unregistered when the module unloads.
         struct __VfioVariantModule {

@@ -164,6 +164,8 @@ impl<T: Variant> Registration<T> {
             } else {
                 None
             },
+            // Set by `module_vfio_pci_variant!`'s `migration: true` (`sdk/migration.rs`).
+            migration: core::ptr::null(),
         }
     }
 
@@ -567,7 +569,7 @@ fn bytes_or_errno(r: Result<usize>) -> isize {
 /// `data` is the live `Pin<KBox<T>>` of the device (the common module passes it only between
 /// registration and release) and `dev` the device handle of the running hook; neither
 /// reference outlives the hook call.
-unsafe fn hook_args<'a, T: Variant>(
+pub(super) unsafe fn hook_args<'a, T: Variant>(
     data: *mut c_void,
     dev: *mut DeviceHandle,
 ) -> (Pin<&'a T>, &'a Device) {

@@ -165,6 +165,14 @@ pub const DEVICES: &[GuestDevice] = &[
         cfg_size: 256,
         qemu: &["-device", "secondary-vga,addr=0c.0"],
     },
+    // A second edu: the destination of the live-migration checks (`tests/guest/src/
+    // migration.rs`, which migrate `edu` to it). The other checks visit it as any device.
+    GuestDevice {
+        label: "edu-b",
+        bdf: "0000:00:0d.0",
+        cfg_size: 256,
+        qemu: &["-device", "edu,addr=0d.0"],
+    },
 ];
 
 /// The VESA mode the guest kernel's setup code sets at boot through QEMU's VGA BIOS

@@ -215,10 +215,13 @@ impl Suite {
                             .collect()
                     })
                     .unwrap_or_default();
-                if lines.len() != 1
-                    || !lines[0].contains(&edu.to_string())
-                    || !lines[0].contains(SKELETON)
-                {
+                // Every unbound edu is probed (the machine has two: `edu-b` is the migration
+                // checks' destination); each must be refused, `edu` exactly once.
+                let for_edu = lines
+                    .iter()
+                    .filter(|l| l.contains(&edu.to_string()))
+                    .count();
+                if for_edu != 1 || !lines.iter().all(|l| l.contains(SKELETON)) {
                     return Err(format!(
                         "expected one refusal line naming {edu} and {SKELETON}, got {lines:?}"
                     ));

@@ -4,7 +4,7 @@
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
 //!         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]...
-//!         [--suite full|robust|installed|hooks|bench] [--seed N] [--storm-cycles N]
+//!         [--suite full|robust|installed|hooks|migration|bench] [--seed N] [--storm-cycles N]
 //!         [--sriov-pf BDF] [--bench-rounds N] [--bench-devices L,L...]
 //!         [--bench-fleet BRIDGE-BDF] [--bench-max-ops N] [--no-exit]`
 //!
@@ -12,8 +12,9 @@
 //! `VFIO_RS_GUEST_APPEND="vfiotest.extra=--suite,installed"`, e.g. on the debug kernel).
 //! `--suite robust` runs only the robustness checks (regressions of fixed defects, the
 //! concurrent fuzzer, faults and storms: see `robust.rs`), as `cargo xtask test` does on the
-//! debug kernel; `full` (the default) runs them after every other check. `--suite bench` runs
-//! only the benchmark of `cargo xtask bench` (`perf.rs`); any `--bench-*` option implies it.
+//! debug kernel; `full` (the default) runs them after every other check; `migration` only the
+//! live-migration checks (`migration.rs`, also part of `robust`). `--suite bench` runs only
+//! the benchmark of `cargo xtask bench` (`perf.rs`); any `--bench-*` option implies it.
 //! `--seed` replays a fuzzer run. `--storm-cycles` sets the number of cycles of each storm (default
 //! [`storms::CYCLES`], [`storms::DEBUG_CYCLES`] on a KASAN kernel).
 //!
@@ -38,6 +39,7 @@ mod installed;
 mod irq;
 mod kmod;
 mod lifecycle;
+mod migration;
 mod overlay;
 mod perf;
 mod regions;
@@ -94,6 +96,8 @@ struct Args {
     hooks_only: bool,
     /// Only the benchmark (`--suite bench`), with its options (`--bench-*`).
     bench: Option<perf::BenchArgs>,
+    /// Only the live-migration checks (`--suite migration`, for the debug kernel).
+    migration_only: bool,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
     seed: Option<u64>,
     /// The SR-IOV capable PF of the D3-versus-VF-enable check (`--sriov-pf BDF`).
@@ -109,7 +113,7 @@ fn usage(msg: &str) -> ! {
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
          [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... \
-         [--suite full|robust|installed|hooks|bench] [--seed N] [--storm-cycles N] \
+         [--suite full|robust|installed|hooks|migration|bench] [--seed N] [--storm-cycles N] \
          [--sriov-pf BDF] [--bench-rounds N] [--bench-devices L,L] [--bench-fleet BDF] \
          [--bench-max-ops N] [--no-exit]"
     );
@@ -139,6 +143,7 @@ fn parse_args() -> Args {
         installed_only: false,
         hooks_only: false,
         bench: None,
+        migration_only: false,
         seed: None,
         storm_cycles: None,
         sriov_pf: None,
@@ -196,6 +201,10 @@ fn parse_args() -> Args {
                         "robust" => (true, false, false),
                         "installed" => (false, true, false),
                         "hooks" => (false, false, true),
+                        "migration" => {
+                            a.migration_only = true;
+                            (true, false, false)
+                        }
                         x => usage(&format!("unknown suite {x}")),
                     }
                 }
@@ -977,7 +986,11 @@ fn main() {
     } else if suite.args.robust_only {
         suite.load_modules();
         let pristine = suite.snapshot_configs();
-        suite.robust_checks();
+        if suite.args.migration_only {
+            suite.migration_checks();
+        } else {
+            suite.robust_checks();
+        }
         suite.unload_modules();
         suite.config_restored(&pristine);
     } else {

@@ -37,6 +37,7 @@ impl Suite {
         self.fuzz_checks();
         self.fault_checks();
         self.storm_checks();
+        self.migration_checks();
     }
 
     /// Forgets what kmemleak suspects so far (boot-time objects are not ours).
