@@ -5,6 +5,10 @@
 //!
 //! This file is the crate root: `mod` lines and `module!` only.
 
+// `pin_init!` of the per-device state (`abi_exports.rs`) expands one level per field; the
+// default limit of 128 is reached at its 13 fields.
+#![recursion_limit = "256"]
+
 use kernel::prelude::*;
 
 /// Pure logic shared with the host tests (`common/logic/`).
