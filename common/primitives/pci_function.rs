@@ -292,6 +292,7 @@ impl PciFunction {
             vendor: raw.vendor,
             device: raw.device,
             no_command_memory: raw.no_command_memory() != 0,
+            no_dma: false,
             nointx: false,
             hide_intx_pin: raw.irq == IRQ_NOTCONNECTED,
             pcie_flags: raw.pcie_flags_reg,
