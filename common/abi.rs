@@ -20,7 +20,7 @@ use core::ffi::{c_int, c_void};
 use kernel::ffi::c_char;
 
 /// Bumped on any incompatible change of the types or functions in this file.
-pub(crate) const ABI_VERSION: u32 = 3;
+pub(crate) const ABI_VERSION: u32 = 4;
 
 /// What a variant tells the common module about itself (one `static` per variant driver).
 #[repr(C)]
@@ -412,6 +412,13 @@ pub(crate) struct DeviceHandle {
 // - `DeviceHandle *vfio_pci_common_device_register(VariantHandle *, struct pci_dev *, void *data)`:
 //   creates and registers the VFIO device (group and cdev) and takes ownership of `data`, also
 //   on failure (then already released);
+// - `DeviceHandle *vfio_pci_common_mediated_register(VariantHandle *, struct pci_dev *parent,
+//   struct device *dev, void *data)` (ABI 4): the same for a VFIO device whose `struct
+//   device` is `dev`, a child of `parent` that the caller keeps alive until unregister (an
+//   mdev): registered with the emulated IOMMU model, served over `parent`'s config space,
+//   BARs and interrupts, never bus-mastering, with no hot reset, SR-IOV, VGA, migration or
+//   runtime PM of its own (the parent's driver owns the function); unregistered with
+//   `vfio_pci_common_device_unregister`;
 // - `void vfio_pci_common_device_unregister(DeviceHandle *)`: waits until user space has
 //   closed the device, releases the variant data, drops the common module's reference;
 // - `unsigned int vfio_pci_common_error_detected(DeviceHandle *, unsigned int state)`: the PCI

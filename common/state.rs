@@ -88,6 +88,8 @@ use kernel::types::Opaque;
 pub(crate) struct RegisteredVariant {
     pub(crate) ops: NonNull<VariantOps>,
     pub(crate) vfio_ops: bindings::vfio_device_ops,
+    /// The same ops for the variant's mediated devices (emulated IOMMU binds).
+    pub(crate) vfio_ops_mediated: bindings::vfio_device_ops,
 }
 
 /// The VFIO device of one bound PCI function: the VFIO core's `struct vfio_device`, and our
@@ -105,6 +107,10 @@ pub(crate) struct VfioPciDevice {
 #[pin_data]
 pub(crate) struct DeviceState {
     pub(crate) pdev: PciFunction,
+    /// A mediated device (`vfio_pci_common_mediated_register`): a child device over `pdev`,
+    /// with the emulated IOMMU model; it never masters the bus and has no hot reset, SR-IOV,
+    /// VGA, migration or runtime PM of its own. Fixed at registration.
+    pub(crate) mediated: bool,
     pub(crate) variant_data: VariantData,
     /// Everything that changes while the device is bound.
     #[pin]
