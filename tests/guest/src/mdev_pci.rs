@@ -19,7 +19,8 @@
 //!   unmask, masking, the unmask eventfd); `mdev-msi-needs-bus-master`: MSI enables, but
 //!   nothing arrives (an MSI is a DMA write, and the mdev never masters the bus);
 //! - `mdev-reset`, `mdev-no-hot-reset` (`ENOTTY`);
-//! - `mdev-unbind-parent-while-open`: the parent's unbind waits until the mdev is closed;
+//! - `mdev-unbind-parent-while-open`: the parent's unbind signals the mdev's REQ eventfd and
+//!   waits until the mdev is closed (the VFIO core's rule, through the mdev core's removal);
 //! - `mdev-remove`, `mdev-parent-rebind-generic`: after removal the parent is intact and
 //!   `vfio-pci-generic` takes it.
 
@@ -429,16 +430,23 @@ impl Suite {
         let edu = edu.clone();
         self.r.check("mdev-unbind-parent-while-open", || {
             let d = open_group(UUID)?;
+            let req = EventFd::new()?;
+            set_irqs(&d.file, TRIG | EFD, irq::REQ, 0, 1, &fds(&[req.fd()]), None)
+                .map_err(|e| format!("REQ eventfd: errno {e}"))?;
             let unbind = format!("/sys/bus/pci/drivers/{DRIVER}/unbind");
             let bdf = edu.as_str().to_string();
             let t = std::thread::spawn(move || std::fs::write(unbind, bdf));
-            std::thread::sleep(Duration::from_millis(500));
+            // The VFIO core asks the user to let go (the REQ eventfd) and waits.
+            let asked = req.wait(2000);
+            std::thread::sleep(Duration::from_millis(300));
             let waited = !t.is_finished();
-            let still_there = Path::new(&mdev_dir(UUID)).exists();
             drop(d);
             let r = t.join().map_err(|_| "unbind thread panicked".to_string())?;
             r.map_err(|e| format!("unbind: {e}"))?;
-            if !waited || !still_there {
+            if asked == 0 {
+                return Err("no request on the REQ eventfd while the unbind waited".into());
+            }
+            if !waited {
                 return Err("the unbind did not wait for the open mdev".into());
             }
             if Path::new(&mdev_dir(UUID)).exists() {
