@@ -51,11 +51,14 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_variant_register(
     let vfio_ops = crate::vfio_ops::table(o.name);
     let vfio_ops_mediated = crate::vfio_ops::table_mediated(o.name);
     // INVARIANT: `ops` is valid until unregister, by the caller's guarantee.
-    match KBox::new(RegisteredVariant {
+    match KBox::new(
+        RegisteredVariant {
             ops,
             vfio_ops,
             vfio_ops_mediated,
-        }, GFP_KERNEL) {
+        },
+        GFP_KERNEL,
+    ) {
         Ok(b) => KBox::into_raw(b).cast(),
         Err(_) => ENOMEM.into_err_ptr(),
     }

@@ -239,12 +239,7 @@ unsafe extern "C" fn mdev_probe<T: Variant>(mdev: *mut bindings::mdev_device) ->
     // to us and the mdev outlives its registration (removed through `mdev_remove`, which
     // unregisters first); ownership of `data` passes to the common module.
     let handle = unsafe {
-        vfio_pci_common_mediated_register(
-            reg.variant.0,
-            rec.pdev,
-            addr_of_mut!((*mdev).dev),
-            data,
-        )
+        vfio_pci_common_mediated_register(reg.variant.0, rec.pdev, addr_of_mut!((*mdev).dev), data)
     };
     match kernel::error::from_err_ptr(handle) {
         Ok(h) => {

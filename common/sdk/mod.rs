@@ -42,8 +42,8 @@ pub(crate) use registration::Registration;
 pub(crate) mod prelude {
     pub(crate) use super::migration::{Migration, StateReader, StateWriter};
     pub(crate) use super::{
-        BarWindow, ConfigOverlay, Device, Handled, MdevType, MmapTarget, PciFunction, PciId, Regions,
-        Variant,
+        BarWindow, ConfigOverlay, Device, Handled, MdevType, MmapTarget, PciFunction, PciId,
+        Regions, Variant,
     };
     pub(crate) use core::pin::Pin;
     pub(crate) use kernel::prelude::*;
