@@ -65,7 +65,8 @@ impl Drop for RegisteredVariantHandle {
 /// # Invariants
 ///
 /// `driver` is a registered `pci_driver` whose probe and remove are `probe::<T>` and
-/// `remove::<T>`, its `id_table` is `table`, and `variant` outlives the registration.
+/// `remove::<T>`, its `id_table` is `table`, and `variant` outlives the registration. For a
+/// mediated `T`, `mdev` is registered from before `driver` until after it.
 #[repr(C)]
 #[pin_data(PinnedDrop)]
 pub(crate) struct Registration<T: Variant> {
