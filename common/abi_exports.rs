@@ -137,6 +137,7 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_mediated_register(
     variant: *mut VariantHandle,
     pdev: *mut bindings::pci_dev,
     dev: *mut kernel::bindings::device,
+    flags: u32,
     data: *mut c_void,
 ) -> *mut DeviceHandle {
     let (Some(variant), Some(pdev), Some(dev)) = (
@@ -147,14 +148,15 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_mediated_register(
         return EINVAL.into_err_ptr();
     };
     // SAFETY: the caller guarantees the pointers; see the function's safety section.
-    match unsafe { register_device(variant, pdev, Some(dev), data) } {
+    match unsafe { register_device(variant, pdev, Some((dev, flags)), data) } {
         Ok(d) => d.cast(),
         Err(e) => e.into_err_ptr(),
     }
 }
 
-/// Registers the VFIO device of `pdev` (`mediated` `None`), or of the child device `mediated`
-/// served over `pdev` (see [`DeviceState::mediated`]).
+/// Registers the VFIO device of `pdev` (`mediated` `None`), or of the child device of
+/// `mediated` served over `pdev` with its `abi::MEDIATED_*` flags (see
+/// [`DeviceState::mediated`]).
 ///
 /// # Safety
 ///
@@ -162,9 +164,19 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_mediated_register(
 unsafe fn register_device(
     variant: NonNull<RegisteredVariant>,
     pdev: NonNull<bindings::pci_dev>,
-    mediated: Option<NonNull<kernel::bindings::device>>,
+    mediated: Option<(NonNull<kernel::bindings::device>, u32)>,
     data: *mut c_void,
 ) -> Result<*mut VfioPciDevice> {
+    let mediated_flags = mediated.map(|(_, f)| f);
+    if mediated_flags.is_some_and(|f| f & !crate::abi::MEDIATED_DMA_WINDOWS != 0) {
+        drop(VariantData { variant, data });
+        return Err(EINVAL);
+    }
+    let mediated = mediated.map(|(d, _)| d);
+    // Without the flag a mediated device's BARs pass through whole and it never masters the
+    // bus; with it the variant's windows mediate its DMA and MSI may use bus mastering.
+    let dma_windows = mediated_flags.map_or(true, |f| f & crate::abi::MEDIATED_DMA_WINDOWS != 0);
+    let msi_bus_master = mediated.is_some() && dma_windows;
     // SAFETY: `pdev` is bound to the variant's driver for the life of this registration.
     let pci = unsafe { PciFunction::from_raw(pdev) };
     // Bridges and CardBus functions are not for user space (upstream: -EINVAL).
@@ -222,6 +234,8 @@ unsafe fn register_device(
     let init = pin_init!(DeviceState {
         pdev: pci,
         mediated: mediated.is_some(),
+        bar_windows_apply: dma_windows,
+        msi_bus_master,
         variant_data: VariantData { variant, data },
         inner <- crate::primitives::state_mutex::StateMutex::new(inner),
         ioeventfds <- new_mutex!(crate::state::IoEventFds::default(), "vfio_pci_common::ioeventfds"),

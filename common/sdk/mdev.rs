@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Mediated variants: a variant whose [`Variant::MEDIATED`] is set does not make the functions
-//! it binds VFIO devices; it registers each as an **mdev parent** with one type, and every
+//! it binds VFIO devices; it registers each as an **mdev parent** with its types, and every
 //! mdev created on it becomes a VFIO device of the common module
 //! (`vfio_pci_common_mediated_register`: emulated IOMMU, served over the parent function,
-//! no DMA). See `Documentation/samples/mdev_pci.md`.
+//! bus mastering only as [`MdevBusMaster`] allows). See `Documentation/samples/mdev_pci.md`.
 //!
 //! The `mdev_driver` and the parent records live here, in the variant module, so that only a
 //! module that mediates depends on the mdev core (`mdev.ko`), never `vfio_pci_common`.
@@ -36,19 +36,47 @@ extern "C" {
         variant: *mut VariantHandle,
         pdev: *mut bindings::pci_dev,
         dev: *mut kernel::bindings::device,
+        flags: u32,
         data: *mut c_void,
     ) -> *mut DeviceHandle;
     fn vfio_pci_common_device_unregister(device: *mut DeviceHandle);
 }
 
-/// The one mdev type a mediated variant offers on each function it binds. One instance per
-/// function: the function is not shared.
+/// One mdev type a mediated variant offers on each function it binds. One instance in all
+/// per function, whatever the type: the function is not shared.
 pub(crate) struct MdevType {
     /// The type's name: its sysfs directory is `<driver>-<name>` under the function's
     /// `mdev_supported_types`, and its `name` attribute reads this.
     pub(crate) name: &'static core::ffi::CStr,
     /// The type's `description` attribute (one line; say what the user gets and what not).
     pub(crate) description: &'static core::ffi::CStr,
+    /// Whether the function may master the bus for this type's devices.
+    pub(crate) bus_master: MdevBusMaster,
+}
+
+impl MdevType {
+    /// How many types a mediated variant may offer.
+    pub(crate) const MAX_TYPES: usize = 4;
+}
+
+/// Bus mastering of a mediated device's function. The mdev has no IOMMU domain of its own:
+/// a DMA by the function would reach whatever the *host's* domain for the function maps, so
+/// the user never controls bus mastering (COMMAND.MASTER is virtual for every mediated
+/// device). What differs is whether MSI works, since an MSI is a memory write by the function.
+// Named by mediated variants only.
+#[allow(dead_code)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MdevBusMaster {
+    /// Never: the BARs pass through whole (readable, writable and mappable as for a bound
+    /// function; [`Variant::BAR_WINDOWS`] do not apply), INTx works, and MSI/MSI-X can be
+    /// enabled but no message is ever delivered.
+    Never,
+    /// While the user has MSI or MSI-X enabled, for the messages. The variant's
+    /// [`Variant::BAR_WINDOWS`] apply to this type's devices and **must cover every register
+    /// through which the user could make the function DMA** (the variant then emulates or
+    /// refuses them): that is what makes bus mastering safe here. Window pages are not
+    /// mappable.
+    ForMsi,
 }
 
 /// The variant module's `mdev_driver` (registered only for a mediated variant).
@@ -84,10 +112,10 @@ impl MdevDriver {
                 let drv = Opaque::raw_get(addr_of_mut!((*slot).drv));
                 ptr::write_bytes(drv, 0, 1);
                 let mut unregister = None;
-                if T::MEDIATED.is_some() {
+                if !T::MEDIATED.is_empty() {
                     (*drv).device_api = c"vfio-pci".as_ptr().cast();
-                    // The mdev core counts instances per parent from this: one user per
-                    // function, and a second `create` fails with EUSERS.
+                    // The mdev core counts instances per parent (all types together) from
+                    // this: one user per function, and a second `create` fails with EUSERS.
                     (*drv).max_instances = 1;
                     (*drv).probe = Some(mdev_probe::<T>);
                     (*drv).remove = Some(mdev_remove);
@@ -126,15 +154,16 @@ impl PinnedDrop for MdevDriver {
 /// # Invariants
 ///
 /// Heap-allocated at PCI probe, never moved; `parent` is registered with the mdev core
-/// (with `mtype` as its only type) from then until PCI remove, which unregisters it before
-/// freeing. `pdev` is bound to the variant's driver meanwhile. `info_index` indexes the
-/// variant's ID info table.
+/// (with the first `n_types` of `mtypes` as its types, `mtypes[i]` made from the variant's
+/// `MEDIATED[i]`) from then until PCI remove, which unregisters it before freeing. `pdev` is
+/// bound to the variant's driver meanwhile. `info_index` indexes the variant's ID info table.
 #[repr(C)]
 struct Parent {
     /// First field: the mdev core's `mdev_type->parent` is cast back to `Self`.
     parent: Opaque<bindings::mdev_parent>,
-    mtype: Opaque<bindings::mdev_type>,
-    types: [*mut bindings::mdev_type; 1],
+    mtypes: [Opaque<bindings::mdev_type>; MdevType::MAX_TYPES],
+    types: [*mut bindings::mdev_type; MdevType::MAX_TYPES],
+    n_types: usize,
     pdev: *mut bindings::pci_dev,
     info_index: usize,
 }
@@ -150,14 +179,16 @@ pub(super) unsafe fn register_parent<T: Variant>(
     pdev: *mut bindings::pci_dev,
     info_index: usize,
 ) -> Result {
-    let Some(t) = T::MEDIATED else {
+    let n_types = T::MEDIATED.len();
+    if n_types == 0 || n_types > MdevType::MAX_TYPES {
         return Err(EINVAL);
-    };
+    }
     let rec = KBox::new(
         Parent {
             parent: Opaque::uninit(),
-            mtype: Opaque::uninit(),
-            types: [ptr::null_mut()],
+            mtypes: [const { Opaque::uninit() }; MdevType::MAX_TYPES],
+            types: [ptr::null_mut(); MdevType::MAX_TYPES],
+            n_types,
             pdev,
             info_index,
         },
@@ -165,20 +196,22 @@ pub(super) unsafe fn register_parent<T: Variant>(
     )?;
     let rec = KBox::into_raw(rec);
     // SAFETY: `rec` is our fresh allocation; the mdev core initialises `parent` (memset) and
-    // the kobject of `mtype` (zeroed here, as a `static` would be); `pdev` is being probed
+    // the kobjects of the types (zeroed here, as `static`s would be); `pdev` is being probed
     // (caller). On failure nothing was registered and the record is ours to free.
     unsafe {
-        let mtype = (*rec).mtype.get();
-        ptr::write_bytes(mtype, 0, 1);
-        (*mtype).sysfs_name = t.name.as_ptr().cast();
-        (*mtype).pretty_name = t.name.as_ptr().cast();
-        (*rec).types[0] = mtype;
+        for (i, t) in T::MEDIATED.iter().enumerate() {
+            let mtype = (*rec).mtypes[i].get();
+            ptr::write_bytes(mtype, 0, 1);
+            (*mtype).sysfs_name = t.name.as_ptr().cast();
+            (*mtype).pretty_name = t.name.as_ptr().cast();
+            (*rec).types[i] = mtype;
+        }
         let ret = to_result(bindings::mdev_register_parent(
             (*rec).parent.get(),
             addr_of_mut!((*pdev).dev),
             reg.mdev.as_ptr(),
             (*rec).types.as_mut_ptr(),
-            1,
+            n_types as u32,
         ));
         if let Err(e) = ret {
             drop(KBox::from_raw(rec));
@@ -226,6 +259,18 @@ unsafe extern "C" fn mdev_probe<T: Variant>(mdev: *mut bindings::mdev_device) ->
             .cast::<Registration<T>>();
         (&*reg, &*(*(*mdev).type_).parent.cast::<Parent>())
     };
+    // SAFETY: the mdev's type is one of its parent's, all in `rec.mtypes` (invariant).
+    let mtype = unsafe { (*mdev).type_ };
+    let Some(t) = (0..rec.n_types)
+        .find(|&i| rec.mtypes[i].get() == mtype)
+        .and_then(|i| T::MEDIATED.get(i))
+    else {
+        return ENODEV.to_errno();
+    };
+    let flags = match t.bus_master {
+        MdevBusMaster::Never => 0,
+        MdevBusMaster::ForMsi => super::abi::MEDIATED_DMA_WINDOWS,
+    };
     // SAFETY: `rec.pdev` is bound to our driver while the parent is registered.
     let dev = super::PciFunction::get(unsafe { &*rec.pdev });
     let Some(info) = reg.info.get(rec.info_index) else {
@@ -239,7 +284,13 @@ unsafe extern "C" fn mdev_probe<T: Variant>(mdev: *mut bindings::mdev_device) ->
     // to us and the mdev outlives its registration (removed through `mdev_remove`, which
     // unregisters first); ownership of `data` passes to the common module.
     let handle = unsafe {
-        vfio_pci_common_mediated_register(reg.variant.0, rec.pdev, addr_of_mut!((*mdev).dev), data)
+        vfio_pci_common_mediated_register(
+            reg.variant.0,
+            rec.pdev,
+            addr_of_mut!((*mdev).dev),
+            flags,
+            data,
+        )
     };
     match kernel::error::from_err_ptr(handle) {
         Ok(h) => {
@@ -264,10 +315,16 @@ unsafe extern "C" fn mdev_remove(mdev: *mut bindings::mdev_device) {
 
 /// `mdev_driver.show_description`: the type's `description` attribute.
 unsafe extern "C" fn show_description<T: Variant>(
-    _mtype: *mut bindings::mdev_type,
+    mtype: *mut bindings::mdev_type,
     buf: *mut c_char,
 ) -> isize {
-    let Some(t) = T::MEDIATED else {
+    // SAFETY: the mdev core shows the attribute of a live type of one of our parents, whose
+    // record starts with the `mdev_parent` (invariant of `Parent`).
+    let rec = unsafe { &*(*mtype).parent.cast::<Parent>() };
+    let Some(t) = (0..rec.n_types)
+        .find(|&i| rec.mtypes[i].get() == mtype)
+        .and_then(|i| T::MEDIATED.get(i))
+    else {
         return 0;
     };
     let text = t.description.to_bytes();

@@ -30,7 +30,7 @@ pub(crate) use abi::{BarWindow, ConfigOverlay};
 pub(crate) use device::Device;
 pub(crate) use id::PciId;
 #[allow(unused_imports)]
-pub(crate) use mdev::MdevType;
+pub(crate) use mdev::{MdevBusMaster, MdevType};
 #[allow(unused_imports)]
 pub(crate) use memmap::MemMap;
 #[allow(unused_imports)]
@@ -42,8 +42,8 @@ pub(crate) use registration::Registration;
 pub(crate) mod prelude {
     pub(crate) use super::migration::{Migration, StateReader, StateWriter};
     pub(crate) use super::{
-        BarWindow, ConfigOverlay, Device, Handled, MdevType, MmapTarget, PciFunction, PciId,
-        Regions, Variant,
+        BarWindow, ConfigOverlay, Device, Handled, MdevBusMaster, MdevType, MmapTarget,
+        PciFunction, PciId, Regions, Variant,
     };
     pub(crate) use core::pin::Pin;
     pub(crate) use kernel::prelude::*;
@@ -89,11 +89,13 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
     /// bits; the device sees neither.
     const CONFIG_OVERLAYS: &'static [ConfigOverlay] = &[];
 
-    /// `Some` makes this a mediated variant (`sdk/mdev.rs`): each function it binds becomes an
-    /// mdev parent with this one type instead of a VFIO device, and [`Variant::probe`] runs
-    /// for each mdev created on it, whose VFIO device (emulated IOMMU, no DMA) the common
-    /// module serves over the function.
-    const MEDIATED: Option<MdevType> = None;
+    /// Non-empty makes this a mediated variant (`sdk/mdev.rs`): each function it binds
+    /// becomes an mdev parent offering these types (at most [`MdevType::MAX_TYPES`], one
+    /// instance in all per function) instead of a VFIO device, and [`Variant::probe`] runs
+    /// for each mdev created on it, whose VFIO device (emulated IOMMU) the common module
+    /// serves over the function. [`MdevType::bus_master`] says whether the type's devices get
+    /// [`Variant::BAR_WINDOWS`] and MSI. Checked at compile time.
+    const MEDIATED: &'static [MdevType] = &[];
 
     /// What user space reads from an overlay (`size` bytes at `offset`), given its virtual
     /// value. Runs under the device's state lock: compute, do not block.

@@ -104,6 +104,7 @@ impl<T: Variant> Registration<T> {
             T::BAR_WINDOWS,
             T::HAS_BAR_WINDOW_READ && T::HAS_BAR_WINDOW_WRITE,
         );
+        super::checks::mediated(T::MEDIATED, !T::BAR_WINDOWS.is_empty());
         VariantOps {
             abi_version: ABI_VERSION,
             name: driver.as_char_ptr(),
@@ -221,7 +222,7 @@ impl<T: Variant> Registration<T> {
                     // A mediated variant's function is no VFIO device: its driver data is
                     // the mdev parent, and error handling, SR-IOV and idle D3 stay the PCI
                     // core's defaults; its DMA stays the kernel's (the mdevs never master).
-                    if T::MEDIATED.is_none() {
+                    if T::MEDIATED.is_empty() {
                         (*drv).err_handler = &ERROR_HANDLERS;
                         (*drv).sriov_configure = Some(sriov_configure);
                         // Runtime PM of idle devices (idle D3), handled by the common module.
@@ -301,7 +302,7 @@ unsafe extern "C" fn probe<T: Variant>(
     let Some(info) = reg.info.get(index) else {
         return ENODEV.to_errno();
     };
-    if T::MEDIATED.is_some() {
+    if !T::MEDIATED.is_empty() {
         // SAFETY: `pdev` is being probed by `reg`'s driver; `index` indexes its info table.
         return match unsafe { super::mdev::register_parent(reg, pdev, index) } {
             Ok(()) => 0,
@@ -329,7 +330,7 @@ unsafe extern "C" fn probe<T: Variant>(
 
 /// `pci_driver.remove`: unregisters the device (waiting for user space to close it).
 unsafe extern "C" fn remove<T: Variant>(pdev: *mut bindings::pci_dev) {
-    if T::MEDIATED.is_some() {
+    if !T::MEDIATED.is_empty() {
         // SAFETY: probed successfully by `probe::<T>`, which registered the parent.
         unsafe { super::mdev::unregister_parent::<T>(pdev) };
         return;

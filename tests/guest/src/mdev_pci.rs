@@ -19,6 +19,13 @@
 //!   unmask, masking, the unmask eventfd); `mdev-msi-needs-bus-master`: MSI enables, but
 //!   nothing arrives (an MSI is a DMA write, and the mdev never masters the bus);
 //! - `mdev-reset`, `mdev-no-hot-reset` (`ENOTTY`);
+//! - the `edu-msi` type (edu's DMA registers mediated by the sample):
+//!   `mdev-types-share-one-instance` (`EUSERS` on the other type too), `mdev-msi` (delivered;
+//!   the parent masters the bus exactly while MSI is on, the user's COMMAND unchanged),
+//!   `mdev-msi-dma-registers-mediated` (read back, never reach the device, a transfer start is
+//!   `EPERM`), `mdev-msi-sparse-mmap` (page 0 not mappable, the rest is),
+//!   `mdev-msi-threads` (window access and MSI on/off from several threads),
+//!   `mdev-msi-intx-and-reset`;
 //! - `mdev-unbind-parent-while-open`: the parent's unbind signals the mdev's REQ eventfd and
 //!   waits until the mdev is closed (the VFIO core's rule, through the mdev core's removal);
 //! - `mdev-remove`, `mdev-parent-rebind-generic`: after removal the parent is intact and
@@ -35,6 +42,8 @@ use std::time::{Duration, Instant};
 
 const DRIVER: &str = "vfio-mdev-pci";
 const TYPE: &str = "vfio-mdev-pci-edu";
+/// The type whose DMA engine the sample mediates, so that MSI works.
+const TYPE_MSI: &str = "vfio-mdev-pci-edu-msi";
 const UUID: &str = "5b1c9ad2-6f5e-4b8e-9d1a-6d2c0e00ed01";
 const UUID2: &str = "5b1c9ad2-6f5e-4b8e-9d1a-6d2c0e00ed02";
 const MSI: u32 = 1;
@@ -44,11 +53,20 @@ const FACTORIAL: u64 = 0x08;
 const STATUS: u64 = 0x20;
 
 fn type_dir(bdf: &Bdf) -> String {
+    type_dir_of(bdf, TYPE)
+}
+
+fn type_dir_of(bdf: &Bdf, mtype: &str) -> String {
     format!(
-        "/sys/bus/pci/devices/{}/mdev_supported_types/{TYPE}",
+        "/sys/bus/pci/devices/{}/mdev_supported_types/{mtype}",
         bdf.as_str()
     )
 }
+
+/// edu's DMA registers (source, destination, count, command: 8 bytes each).
+const DMA_SRC: u64 = 0x80;
+const DMA_CNT: u64 = 0x90;
+const DMA_CMD: u64 = 0x98;
 
 fn mdev_dir(uuid: &str) -> String {
     format!("/sys/bus/mdev/devices/{uuid}")
@@ -185,7 +203,7 @@ impl Suite {
                 }
             }
             let d = read_attr(&format!("{t}/description"))?;
-            if !d.contains("without DMA") {
+            if !d.contains("no DMA") {
                 return Err(format!("description {d:?} does not say there is no DMA"));
             }
             let own = format!("/sys/bus/pci/devices/{}/vfio-dev", edu.as_str());
@@ -260,8 +278,9 @@ impl Suite {
             }
             Ok(())
         });
-        self.mdev_unbind_while_open(&edu);
         drop(dev);
+        self.mdev_msi_type_checks(&edu);
+        self.mdev_unbind_while_open(&edu);
         self.r.check("mdev-remove", || {
             if Path::new(&mdev_dir(UUID)).exists() {
                 write_attr(&format!("{}/remove", mdev_dir(UUID)), "1")
@@ -323,10 +342,14 @@ impl Suite {
             let host = parent_command(edu)?;
             cfg_wr16(f, 4, (cmd | 0x2) & !0x4)?;
             if seen & 0x6 != 0x6 {
-                return Err(format!("COMMAND reads {seen:#x} after writing MEMORY|MASTER"));
+                return Err(format!(
+                    "COMMAND reads {seen:#x} after writing MEMORY|MASTER"
+                ));
             }
             if host & 0x4 != 0 || host & 0x2 == 0 {
-                return Err(format!("the parent's COMMAND is {host:#x}: expected MEMORY, no MASTER"));
+                return Err(format!(
+                    "the parent's COMMAND is {host:#x}: expected MEMORY, no MASTER"
+                ));
             }
             Ok(())
         });
@@ -363,7 +386,9 @@ impl Suite {
             });
             cfg_wr16(f, 4, cmd | 0x2)?;
             if end != vfio::ChildEnd::Signal(libc::SIGBUS) {
-                return Err(format!("a read with memory decode off: {end:?}, expected SIGBUS"));
+                return Err(format!(
+                    "a read with memory decode off: {end:?}, expected SIGBUS"
+                ));
             }
             bar_wr(f, LIVENESS, 1)?;
             if m.read32(LIVENESS as usize) != !1 {
@@ -426,6 +451,192 @@ impl Suite {
             }
             irq::command_set(f, 0x2)?;
             edu_works(f, 0x7777)
+        });
+    }
+
+    /// The `edu-msi` type: the sample mediates edu's DMA registers, so the function masters
+    /// the bus while MSI is on. Removes the `edu` mdev first (one instance in all) and makes
+    /// it again at the end for the unbind check.
+    fn mdev_msi_type_checks(&mut self, edu: &Bdf) {
+        let t = type_dir(edu);
+        let tm = type_dir_of(edu, TYPE_MSI);
+        self.r.check("mdev-types-share-one-instance", || {
+            let n = read_attr(&format!("{tm}/available_instances"))?;
+            let d = read_attr(&format!("{tm}/description"))?;
+            if n != "0" || !d.contains("MSI") {
+                return Err(format!(
+                    "{TYPE_MSI}: available_instances {n}, description {d:?}"
+                ));
+            }
+            match write_attr(&format!("{tm}/create"), UUID2) {
+                Err(e) if e == libc::EUSERS => Ok(()),
+                Err(e) => Err(format!(
+                    "create {TYPE_MSI} beside {TYPE}: errno {e}, expected EUSERS"
+                )),
+                Ok(()) => {
+                    let _ = write_attr(&format!("{}/remove", mdev_dir(UUID2)), "1");
+                    Err("a second instance was created on the other type".into())
+                }
+            }
+        });
+        let made = write_attr(&format!("{}/remove", mdev_dir(UUID)), "1")
+            .and_then(|()| write_attr(&format!("{tm}/create"), UUID2));
+        let dev = made
+            .map_err(|e| format!("remove {TYPE}, create {TYPE_MSI}: errno {e}"))
+            .and_then(|()| open_group(UUID2));
+        let d = match dev {
+            Ok(d) => {
+                self.r.check("mdev-msi-open", || Ok(()));
+                Some(d)
+            }
+            Err(e) => {
+                self.r.check("mdev-msi-open", || Err(e));
+                None
+            }
+        };
+        if let Some(d) = &d {
+            self.mdev_msi_device_checks(edu, &d.file);
+        }
+        drop(d);
+        self.r.check("mdev-msi-remove", || {
+            write_attr(&format!("{}/remove", mdev_dir(UUID2)), "1")
+                .map_err(|e| format!("remove: errno {e}"))?;
+            write_attr(&format!("{t}/create"), UUID)
+                .map_err(|e| format!("create {TYPE} again: errno {e}"))
+        });
+    }
+
+    /// The checks on an open `edu-msi` mdev.
+    fn mdev_msi_device_checks(&mut self, edu: &Bdf, f: &File) {
+        self.r
+            .check("mdev-msi-bar-rw", || edu_works(f, 0x0f0f_f0f0));
+        self.r.check("mdev-msi", || {
+            let e = irq::Edu::map(edu)?;
+            let trig = EventFd::new()?;
+            e.ack();
+            let user_cmd = cfg_rd(f, 4, 2)? as u16;
+            set_irqs(f, TRIG | EFD, MSI, 0, 1, &fds(&[trig.fd()]), None)
+                .map_err(|e| format!("enable MSI: errno {e}"))?;
+            let during = parent_command(edu)?;
+            e.raise(1);
+            let n = trig.wait(2000);
+            e.ack();
+            set_irqs(f, TRIG | NONE, MSI, 0, 0, &[], None)
+                .map_err(|e| format!("disable MSI: errno {e}"))?;
+            let after = parent_command(edu)?;
+            let user_after = cfg_rd(f, 4, 2)? as u16;
+            if n == 0 {
+                return Err("no MSI on the eventfd".into());
+            }
+            if during & 0x4 == 0 || after & 0x4 != 0 {
+                return Err(format!(
+                    "the parent's COMMAND is {during:#x} with MSI on, {after:#x} after: \
+                     expected MASTER exactly while MSI is on"
+                ));
+            }
+            if user_after & 0x4 != user_cmd & 0x4 {
+                return Err(format!(
+                    "the user's COMMAND went {user_cmd:#x} -> {user_after:#x}"
+                ));
+            }
+            Ok(())
+        });
+        self.r.check("mdev-msi-dma-registers-mediated", || {
+            let e = irq::Edu::map(edu)?;
+            let device_src = e.read(DMA_SRC as usize);
+            bar_wr(f, DMA_SRC, 0x4000_1000)?;
+            bar_wr(f, DMA_CNT, 0x80)?;
+            if bar_rd(f, DMA_SRC)? != 0x4000_1000 || bar_rd(f, DMA_CNT)? != 0x80 {
+                return Err("the DMA registers do not read back what was written".into());
+            }
+            if e.read(DMA_SRC as usize) != device_src {
+                return Err("a DMA register write reached the device".into());
+            }
+            match f.write_all_at(&1u32.to_le_bytes(), vfio::region_offset(0) as u64 + DMA_CMD) {
+                Err(err) if err.raw_os_error() == Some(libc::EPERM) => {}
+                r => return Err(format!("starting a transfer: {r:?}, expected EPERM")),
+            }
+            if e.read(DMA_CMD as usize) & 1 != 0 {
+                return Err("the device's DMA engine started".into());
+            }
+            Ok(())
+        });
+        self.r.check("mdev-msi-sparse-mmap", || {
+            let b =
+                vfio::region_info_raw(f, 0, 256).map_err(|e| format!("region info: errno {e}"))?;
+            let u32_at = |at: usize| u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+            let u64_at = |at: usize| u64::from(u32_at(at)) | (u64::from(u32_at(at + 4)) << 32);
+            let (flags, cap, size) = (u32_at(4), u32_at(12) as usize, u64_at(16));
+            if flags & vfio::REGION_FLAG_CAPS == 0 || cap == 0 || cap + 32 > b.len() {
+                return Err(format!("BAR0 flags {flags:#x} cap_offset {cap}"));
+            }
+            let area = (
+                u32_at(cap) & 0xffff,
+                u32_at(cap + 8),
+                u64_at(cap + 16),
+                u64_at(cap + 24),
+            );
+            if area != (1, 1, 0x1000, size - 0x1000) {
+                return Err(format!(
+                    "sparse mmap {area:x?}: expected one area past page 0"
+                ));
+            }
+            if vfio::Mapping::new(f, vfio::region_offset(0), 4096, libc::MAP_SHARED).is_ok() {
+                return Err("page 0 (the DMA registers) could be mapped".into());
+            }
+            let m = vfio::Mapping::new(f, vfio::region_offset(0) + 0x1000, 4096, libc::MAP_SHARED)
+                .map_err(|e| format!("mmap BAR0 page 1: errno {e}"))?;
+            let (mapped, read) = (m.read32(0), bar_rd(f, 0x1000)?);
+            if mapped != read {
+                return Err(format!("page 1 maps {mapped:#x}, reads {read:#x}"));
+            }
+            Ok(())
+        });
+        self.r.check("mdev-msi-threads", || {
+            let f = Arc::new(f.try_clone().map_err(|e| e.to_string())?);
+            let window = (0..2u32).map(|i| {
+                let f = Arc::clone(&f);
+                std::thread::spawn(move || -> Result<(), String> {
+                    for n in 0..200u32 {
+                        bar_wr(&f, DMA_SRC + 4 * u64::from(i), n)?;
+                        bar_rd(&f, DMA_SRC + 4 * u64::from(i))?;
+                        bar_rd(&f, LIVENESS)?;
+                    }
+                    Ok(())
+                })
+            });
+            let toggler = {
+                let f = Arc::clone(&f);
+                std::thread::spawn(move || -> Result<(), String> {
+                    let trig = EventFd::new()?;
+                    for _ in 0..50 {
+                        set_irqs(&f, TRIG | EFD, MSI, 0, 1, &fds(&[trig.fd()]), None)
+                            .map_err(|e| format!("enable MSI: errno {e}"))?;
+                        set_irqs(&f, TRIG | NONE, MSI, 0, 0, &[], None)
+                            .map_err(|e| format!("disable MSI: errno {e}"))?;
+                    }
+                    Ok(())
+                })
+            };
+            let threads: Vec<_> = window.chain([toggler]).collect();
+            for t in threads {
+                t.join().map_err(|_| "a thread panicked".to_string())??;
+            }
+            if parent_command(edu)? & 0x4 != 0 {
+                return Err("MASTER left on with MSI off".into());
+            }
+            edu_works(&f, 0x1357)
+        });
+        self.r.check("mdev-msi-intx-and-reset", || {
+            let e = irq::Edu::map(edu)?;
+            irq::intx_edu(f, &e)?;
+            match vfio::reset(f) {
+                0 => {}
+                e if e == libc::EINVAL => {}
+                e => return Err(format!("VFIO_DEVICE_RESET: errno {e}")),
+            }
+            irq::command_set(f, 0x2)?;
+            edu_works(f, 0x2222)
         });
     }
 
