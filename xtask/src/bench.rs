@@ -236,6 +236,20 @@ fn band_cell(b: Option<(f64, f64)>) -> String {
     b.map_or("-".into(), |(lo, hi)| format!("{lo:.2}-{hi:.2}"))
 }
 
+/// The cells of one table row: device, operation, the three slots, ratio, band, verdict.
+fn row(s: &OpStat) -> [String; 8] {
+    [
+        s.device.clone(),
+        s.op.clone(),
+        cell(s, "upstream"),
+        cell(s, "ours"),
+        cell(s, "control"),
+        ratio_cell(s.ratio),
+        band_cell(s.band),
+        s.verdict.map_or("-", Verdict::name).to_string(),
+    ]
+}
+
 /// Module sizes: (module, text, data, bss) from `size`'s Berkeley format, and the largest
 /// functions (`nm --size-sort`).
 #[derive(Clone, Debug, Default)]
@@ -318,22 +332,15 @@ impl Report {
             "verdict"
         );
         for s in &self.stats {
+            let [d, op, u, ours, c, r, b, v] = row(s);
+            let over = if s.at_parity() || s.unit != "ns" {
+                ""
+            } else {
+                "  <- over"
+            };
             let _ = writeln!(
                 o,
-                "{:<12} {:<30} {:>10} {:>10} {:>10} {:>7} {:>11} {:<7}{}",
-                s.device,
-                s.op,
-                cell(s, "upstream"),
-                cell(s, "ours"),
-                cell(s, "control"),
-                ratio_cell(s.ratio),
-                band_cell(s.band),
-                s.verdict.map_or("-", Verdict::name),
-                if s.at_parity() || s.unit != "ns" {
-                    ""
-                } else {
-                    "  <- over"
-                }
+                "{d:<12} {op:<30} {u:>10} {ours:>10} {c:>10} {r:>7} {b:>11} {v:<7}{over}"
             );
         }
         let (ot, od, ob) = self.ours.totals();
@@ -382,18 +389,7 @@ impl Report {
              |---|---|---:|---:|---:|---:|---:|---|\n",
         );
         for s in &self.stats {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                s.device,
-                s.op,
-                cell(s, "upstream"),
-                cell(s, "ours"),
-                cell(s, "control"),
-                ratio_cell(s.ratio),
-                band_cell(s.band),
-                s.verdict.map_or("-", Verdict::name)
-            );
+            let _ = writeln!(o, "| {} |", row(s).join(" | "));
         }
         let (ot, od, ob) = self.ours.totals();
         let (ut, ud, ub) = self.upstream.totals();

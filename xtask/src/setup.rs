@@ -42,6 +42,11 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("xz-utils", "unpacks the kernel source"),
     ("make", "kernel build"),
     ("gcc", "kernel build"),
+    (
+        "g++",
+        "libFuzzer, which cargo-fuzz builds for the fuzz check",
+    ),
+    ("git", "the dkms check lists the tree's files with git"),
     ("libc6-dev", "static guest test binary"),
     (
         "clang-14",

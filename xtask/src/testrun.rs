@@ -514,6 +514,12 @@ pub fn test(
 ) -> Result<bool> {
     let start = Instant::now();
     let mut total = Counts::default();
+    // First, so `cargo xtask test` alone works on a machine setup has not seen yet: the host
+    // checks need some of the packages too (g++ for the fuzz check, git for the dkms check).
+    if let Err(e) = crate::setup::setup() {
+        total.failed += 1;
+        total.failures.push(format!("setup: {e:#}"));
+    }
     if host {
         add(&mut total, crate::srccheck::source_checks(&repo_root()));
         add(&mut total, host_tests());

@@ -145,10 +145,9 @@ fn batched(max_ops: usize, mut op: impl FnMut() -> Result<(), i32>) -> Result<Ve
     Ok(samples)
 }
 
-fn pread(f: &File, off: i64, buf: &mut [u8]) -> Result<(), i32> {
-    // SAFETY: `buf` is a live buffer of `buf.len()` bytes.
-    let r = unsafe { libc::pread64(f.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) };
-    if r == buf.len() as isize {
+/// A `pread`/`pwrite` result: every byte moved, the errno, or `EIO` for a short transfer.
+fn whole(r: isize, len: usize) -> Result<(), i32> {
+    if r == len as isize {
         Ok(())
     } else if r < 0 {
         Err(vfio::errno(&std::io::Error::last_os_error()))
@@ -157,16 +156,16 @@ fn pread(f: &File, off: i64, buf: &mut [u8]) -> Result<(), i32> {
     }
 }
 
+fn pread(f: &File, off: i64, buf: &mut [u8]) -> Result<(), i32> {
+    // SAFETY: `buf` is a live buffer of `buf.len()` bytes.
+    let r = unsafe { libc::pread64(f.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) };
+    whole(r, buf.len())
+}
+
 fn pwrite(f: &File, off: i64, buf: &[u8]) -> Result<(), i32> {
     // SAFETY: `buf` is a live buffer of `buf.len()` bytes.
     let r = unsafe { libc::pwrite64(f.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off) };
-    if r == buf.len() as isize {
-        Ok(())
-    } else if r < 0 {
-        Err(vfio::errno(&std::io::Error::last_os_error()))
-    } else {
-        Err(libc::EIO)
-    }
+    whole(r, buf.len())
 }
 
 /// The config image's capabilities: offset of the first standard one, if any.
