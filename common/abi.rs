@@ -20,7 +20,7 @@ use core::ffi::{c_int, c_void};
 use kernel::ffi::c_char;
 
 /// Bumped on any incompatible change of the types or functions in this file.
-pub(crate) const ABI_VERSION: u32 = 3;
+pub(crate) const ABI_VERSION: u32 = 4;
 
 /// What a variant tells the common module about itself (one `static` per variant driver).
 #[repr(C)]
@@ -190,6 +190,13 @@ pub(crate) const FALL_THROUGH: c_int = 0;
 /// the hardware has there (an emulated BAR): `GET_REGION_INFO` reports `len` bytes,
 /// readable and writable, not mappable.
 pub(crate) const BAR_WINDOW_EMULATED_BAR: u32 = 1 << 0;
+
+/// `vfio_pci_common_mediated_register`'s `flags`: the variant's BAR windows apply to this
+/// mediated device and cover every register through which its user could start DMA, so the
+/// function may master the bus while the user has MSI or MSI-X enabled (an MSI is a memory
+/// write by the function). Without it a mediated device gets no windows (its BARs pass
+/// through whole) and the function never masters the bus.
+pub(crate) const MEDIATED_DMA_WINDOWS: u32 = 1 << 0;
 
 /// A window of a BAR that a variant emulates (see [`VariantOps::bar_windows`]).
 #[repr(C)]
@@ -412,6 +419,14 @@ pub(crate) struct DeviceHandle {
 // - `DeviceHandle *vfio_pci_common_device_register(VariantHandle *, struct pci_dev *, void *data)`:
 //   creates and registers the VFIO device (group and cdev) and takes ownership of `data`, also
 //   on failure (then already released);
+// - `DeviceHandle *vfio_pci_common_mediated_register(VariantHandle *, struct pci_dev *parent,
+//   struct device *dev, u32 flags, void *data)` (ABI 4): the same for a VFIO device whose
+//   `struct device` is `dev`, a child of `parent` that the caller keeps alive until
+//   unregister (an mdev): registered with the emulated IOMMU model, served over `parent`'s
+//   config space, BARs and interrupts, with no hot reset, SR-IOV, VGA, migration or runtime
+//   PM of its own (the parent's driver owns the function); `flags` is 0 (the whole BARs,
+//   the function never masters the bus) or [`MEDIATED_DMA_WINDOWS`], any other bit
+//   `-EINVAL`; unregistered with `vfio_pci_common_device_unregister`;
 // - `void vfio_pci_common_device_unregister(DeviceHandle *)`: waits until user space has
 //   closed the device, releases the variant data, drops the common module's reference;
 // - `unsigned int vfio_pci_common_error_detected(DeviceHandle *, unsigned int state)`: the PCI

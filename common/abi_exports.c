@@ -12,6 +12,7 @@ EXPORT_RUST_GPL(vfio_pci_common_abi_version);
 EXPORT_RUST_GPL(vfio_pci_common_variant_register);
 EXPORT_RUST_GPL(vfio_pci_common_variant_unregister);
 EXPORT_RUST_GPL(vfio_pci_common_device_register);
+EXPORT_RUST_GPL(vfio_pci_common_mediated_register);
 EXPORT_RUST_GPL(vfio_pci_common_device_unregister);
 EXPORT_RUST_GPL(vfio_pci_common_error_detected);
 EXPORT_RUST_GPL(vfio_pci_common_sriov_configure);

@@ -49,8 +49,16 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_variant_register(
         return EINVAL.into_err_ptr();
     }
     let vfio_ops = crate::vfio_ops::table(o.name);
+    let vfio_ops_mediated = crate::vfio_ops::table_mediated(o.name);
     // INVARIANT: `ops` is valid until unregister, by the caller's guarantee.
-    match KBox::new(RegisteredVariant { ops, vfio_ops }, GFP_KERNEL) {
+    match KBox::new(
+        RegisteredVariant {
+            ops,
+            vfio_ops,
+            vfio_ops_mediated,
+        },
+        GFP_KERNEL,
+    ) {
         Ok(b) => KBox::into_raw(b).cast(),
         Err(_) => ENOMEM.into_err_ptr(),
     }
@@ -110,20 +118,65 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_device_register(
         return EINVAL.into_err_ptr();
     };
     // SAFETY: the caller guarantees the pointers; see the function's safety section.
-    match unsafe { register_device(variant, pdev, data) } {
+    match unsafe { register_device(variant, pdev, None, data) } {
         Ok(d) => d.cast(),
         Err(e) => e.into_err_ptr(),
     }
 }
 
+/// See [`crate::abi`]: a mediated device (an mdev) over the PCI function `pdev`.
+///
 /// # Safety
 ///
-/// As for [`vfio_pci_common_device_register`].
+/// `variant` must be a live variant handle, `pdev` a device bound to that variant's driver
+/// until the returned handle is unregistered, `dev` a live device the caller keeps until then
+/// (the VFIO device's parent), and `data` owned by the caller (ownership passes to us, also on
+/// failure).
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vfio_pci_common_mediated_register(
+    variant: *mut VariantHandle,
+    pdev: *mut bindings::pci_dev,
+    dev: *mut kernel::bindings::device,
+    flags: u32,
+    data: *mut c_void,
+) -> *mut DeviceHandle {
+    let (Some(variant), Some(pdev), Some(dev)) = (
+        NonNull::new(variant.cast::<RegisteredVariant>()),
+        NonNull::new(pdev),
+        NonNull::new(dev),
+    ) else {
+        return EINVAL.into_err_ptr();
+    };
+    // SAFETY: the caller guarantees the pointers; see the function's safety section.
+    match unsafe { register_device(variant, pdev, Some((dev, flags)), data) } {
+        Ok(d) => d.cast(),
+        Err(e) => e.into_err_ptr(),
+    }
+}
+
+/// Registers the VFIO device of `pdev` (`mediated` `None`), or of the child device of
+/// `mediated` served over `pdev` with its `abi::MEDIATED_*` flags (see
+/// [`DeviceState::mediated`]).
+///
+/// # Safety
+///
+/// As for [`vfio_pci_common_device_register`] and [`vfio_pci_common_mediated_register`].
 unsafe fn register_device(
     variant: NonNull<RegisteredVariant>,
     pdev: NonNull<bindings::pci_dev>,
+    mediated: Option<(NonNull<kernel::bindings::device>, u32)>,
     data: *mut c_void,
 ) -> Result<*mut VfioPciDevice> {
+    let mediated_flags = mediated.map(|(_, f)| f);
+    if mediated_flags.is_some_and(|f| f & !crate::abi::MEDIATED_DMA_WINDOWS != 0) {
+        drop(VariantData { variant, data });
+        return Err(EINVAL);
+    }
+    let mediated = mediated.map(|(d, _)| d);
+    // Without the flag a mediated device's BARs pass through whole and it never masters the
+    // bus; with it the variant's windows mediate its DMA and MSI may use bus mastering.
+    let dma_windows = mediated_flags.map_or(true, |f| f & crate::abi::MEDIATED_DMA_WINDOWS != 0);
+    let msi_bus_master = mediated.is_some() && dma_windows;
     // SAFETY: `pdev` is bound to the variant's driver for the life of this registration.
     let pci = unsafe { PciFunction::from_raw(pdev) };
     // Bridges and CardBus functions are not for user space (upstream: -EINVAL).
@@ -133,7 +186,7 @@ unsafe fn register_device(
     }
     // A PF whose VFs already exist: we could neither capture nor track them, and disabling
     // SR-IOV here could block on a VF user. Let the administrator sort it out (upstream).
-    if pci.num_vf() > 0 {
+    if mediated.is_none() && pci.num_vf() > 0 {
         crate::primitives::pci_function::dev_warn(
             &pci,
             format_args!("Cannot bind to PF with SR-IOV enabled\n"),
@@ -151,14 +204,23 @@ unsafe fn register_device(
     };
     let disable_idle_d3 = crate::primitives::params::disable_idle_d3();
     let sriov = crate::state::Sriov::new(&pci);
-    // SAFETY: `variant` is live (caller); `vfio_ops` lives as long as the variant, which
-    // outlives all its devices (invariant of `RegisteredVariant`). The size covers our whole struct.
+    // SAFETY: `variant` is live (caller); its ops live as long as the variant, which
+    // outlives all its devices (invariant of `RegisteredVariant`). The size covers our whole
+    // struct; `mediated` is live (caller).
     let vdev = from_err_ptr(unsafe {
-        bindings::_vfio_alloc_device(
-            size_of::<VfioPciDevice>(),
-            pci.as_device(),
-            &(*variant.as_ptr()).vfio_ops,
-        )
+        let variant = &*variant.as_ptr();
+        match mediated {
+            None => bindings::_vfio_alloc_device(
+                size_of::<VfioPciDevice>(),
+                pci.as_device(),
+                &variant.vfio_ops,
+            ),
+            Some(dev) => bindings::_vfio_alloc_device(
+                size_of::<VfioPciDevice>(),
+                dev.as_ptr(),
+                &variant.vfio_ops_mediated,
+            ),
+        }
     });
     let vdev = match vdev {
         Ok(v) => v,
@@ -171,6 +233,9 @@ unsafe fn register_device(
     let cdev = vdev.cast::<VfioPciDevice>();
     let init = pin_init!(DeviceState {
         pdev: pci,
+        mediated: mediated.is_some(),
+        bar_windows_apply: dma_windows,
+        msi_bus_master,
         variant_data: VariantData { variant, data },
         inner <- crate::primitives::state_mutex::StateMutex::new(inner),
         ioeventfds <- new_mutex!(crate::state::IoEventFds::default(), "vfio_pci_common::ioeventfds"),
@@ -190,6 +255,21 @@ unsafe fn register_device(
     let Ok(()) = unsafe { init.__pinned_init(addr_of_mut!((*cdev).state)) };
     // SAFETY: the state is initialised and stays so until the final put.
     let state = unsafe { &(*cdev).state };
+    if mediated.is_some() {
+        // SAFETY: `vdev` is a fully initialised, unregistered VFIO device. Its dev_set is
+        // its own (the VFIO core's default), and the parent's driver owns the function's
+        // SR-IOV, VGA decoding and power, so none of them is registered for it.
+        let ret = to_result(unsafe { bindings::vfio_register_emulated_iommu_dev(vdev) });
+        if let Err(e) = ret {
+            // SAFETY: as on the failure path below; no set was joined.
+            unsafe {
+                release_variant_data(cdev);
+                put_vfio_device(vdev);
+            }
+            return Err(e);
+        }
+        return Ok(cdev);
+    }
     // The dev_set (see `hot_reset.rs`): joined now that the state a member must have exists.
     // SAFETY: `vdev` is initialised and not registered; `pdev` is its device.
     let mut ret = to_result(unsafe { vfio_pci_common_assign_dev_set(vdev, pdev.as_ptr()) });
@@ -303,6 +383,13 @@ pub(crate) unsafe extern "C" fn vfio_pci_common_device_unregister(device: *mut D
     unsafe {
         let vdev = addr_of_mut!((*cdev).vdev);
         let state = &(*cdev).state;
+        if state.mediated {
+            // Nothing but the VFIO device was registered for it (see `register_device`).
+            bindings::vfio_unregister_group_dev(vdev);
+            release_variant_data(cdev);
+            put_vfio_device(vdev);
+            return;
+        }
         // VFs go first (their drivers unbind), as upstream's unregister does.
         let _ = crate::features::sriov::configure(state, 0);
         bindings::vfio_unregister_group_dev(vdev);

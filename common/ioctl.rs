@@ -30,6 +30,14 @@ pub(crate) fn ioctl(dev: &DeviceState, cmd: u32, arg: usize) -> Result<i64> {
         uapi::VFIO_DEVICE_RESET => reset::ioctl(dev).map(|_| 0),
         uapi::VFIO_DEVICE_GET_IRQ_INFO => interrupts::get_irq_info(dev, arg),
         uapi::VFIO_DEVICE_SET_IRQS => interrupts::set_irqs(dev, arg),
+        // A mediated device's group holds no other device, and a bus reset would hit the
+        // host's functions: no hot reset (the mdev samples upstream do not offer it either).
+        crate::logic::lifecycle::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO
+        | crate::logic::lifecycle::VFIO_DEVICE_PCI_HOT_RESET
+            if dev.mediated =>
+        {
+            Err(ENOTTY)
+        }
         crate::logic::lifecycle::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => {
             hot_reset::get_info(dev, arg).map(|_| 0)
         }

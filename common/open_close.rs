@@ -79,6 +79,7 @@ fn enable(dev: &DeviceState) -> Result {
         crate::features::interrupts::open(dev, &mut irqs);
         let mut info = pdev.config_info();
         info.nointx = irqs.nointx;
+        info.no_dma = dev.mediated;
         let mut host = HostConfig::new(dev, &mut st.pm);
         let built = st.config.init(&mut host, &info).and_then(|()| {
             crate::features::config::overlays(dev.variant_ops())

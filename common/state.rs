@@ -88,6 +88,8 @@ use kernel::types::Opaque;
 pub(crate) struct RegisteredVariant {
     pub(crate) ops: NonNull<VariantOps>,
     pub(crate) vfio_ops: bindings::vfio_device_ops,
+    /// The same ops for the variant's mediated devices (emulated IOMMU binds).
+    pub(crate) vfio_ops_mediated: bindings::vfio_device_ops,
 }
 
 /// The VFIO device of one bound PCI function: the VFIO core's `struct vfio_device`, and our
@@ -105,6 +107,19 @@ pub(crate) struct VfioPciDevice {
 #[pin_data]
 pub(crate) struct DeviceState {
     pub(crate) pdev: PciFunction,
+    /// A mediated device (`vfio_pci_common_mediated_register`): a child device over `pdev`,
+    /// with the emulated IOMMU model; the user never controls bus mastering (COMMAND.MASTER
+    /// is virtual), and it has no hot reset, SR-IOV, VGA, migration or runtime PM of its own.
+    /// Fixed at registration.
+    pub(crate) mediated: bool,
+    /// The variant's BAR windows apply to this device: always for a bound function; for a
+    /// mediated one only with `abi::MEDIATED_DMA_WINDOWS`. Fixed at registration.
+    pub(crate) bar_windows_apply: bool,
+    /// A mediated device whose DMA the variant's windows mediate (`MEDIATED_DMA_WINDOWS`):
+    /// the function masters the bus exactly while MSI or MSI-X is enabled, so that its
+    /// messages (memory writes) arrive; the user still cannot set COMMAND.MASTER. Fixed at
+    /// registration.
+    pub(crate) msi_bus_master: bool,
     pub(crate) variant_data: VariantData,
     /// Everything that changes while the device is bound.
     #[pin]
@@ -269,7 +284,7 @@ impl DeviceState {
 
     fn bar_window_entry(&self, bar: usize) -> Option<&crate::abi::BarWindow> {
         let ops = self.variant_ops();
-        if ops.bar_windows.is_null() || ops.bar_window_rw.is_none() {
+        if !self.bar_windows_apply || ops.bar_windows.is_null() || ops.bar_window_rw.is_none() {
             return None;
         }
         // SAFETY: `bar_windows` points to a `static` table of `n_bar_windows` entries in the

@@ -13,6 +13,30 @@ use kernel::ffi::{c_char, c_long, c_ulong};
 /// The ops table for a variant whose VFIO ops name is `name` (a static string).
 pub(crate) fn table(name: *const c_char) -> bindings::vfio_device_ops {
     bindings::vfio_device_ops {
+        bind_iommufd: Some(bindings::vfio_iommufd_physical_bind),
+        unbind_iommufd: Some(bindings::vfio_iommufd_physical_unbind),
+        attach_ioas: Some(bindings::vfio_iommufd_physical_attach_ioas),
+        detach_ioas: Some(bindings::vfio_iommufd_physical_detach_ioas),
+        ..common_ops(name)
+    }
+}
+
+/// The ops table of the variant's mediated devices: iommufd sees an emulated IOMMU (the device
+/// has no IOMMU domain; it never does DMA, see `DeviceState::mediated`).
+pub(crate) fn table_mediated(name: *const c_char) -> bindings::vfio_device_ops {
+    bindings::vfio_device_ops {
+        bind_iommufd: Some(bindings::vfio_iommufd_emulated_bind),
+        unbind_iommufd: Some(bindings::vfio_iommufd_emulated_unbind),
+        attach_ioas: Some(bindings::vfio_iommufd_emulated_attach_ioas),
+        detach_ioas: Some(bindings::vfio_iommufd_emulated_detach_ioas),
+        // The VFIO core's default: the device's own name (an mdev's UUID), no VF token.
+        match_: None,
+        ..common_ops(name)
+    }
+}
+
+fn common_ops(name: *const c_char) -> bindings::vfio_device_ops {
+    bindings::vfio_device_ops {
         name: name.cast_mut(),
         release: Some(release),
         open_device: Some(open_device),
@@ -24,10 +48,6 @@ pub(crate) fn table(name: *const c_char) -> bindings::vfio_device_ops {
         request: Some(request),
         match_: Some(match_name),
         device_feature: Some(device_feature),
-        bind_iommufd: Some(bindings::vfio_iommufd_physical_bind),
-        unbind_iommufd: Some(bindings::vfio_iommufd_physical_unbind),
-        attach_ioas: Some(bindings::vfio_iommufd_physical_attach_ioas),
-        detach_ioas: Some(bindings::vfio_iommufd_physical_detach_ioas),
         ..Default::default()
     }
 }

@@ -11,3 +11,5 @@
 #include <linux/mod_devicetable.h>
 /* struct vfio_device embeds a struct cdev, which the kernel crate only has as opaque. */
 #include <linux/cdev.h>
+/* The mdev core, for variants that register a function as an mdev parent (SDK only). */
+#include <linux/mdev.h>

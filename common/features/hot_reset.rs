@@ -335,6 +335,10 @@ fn dev_set_hot_reset(dev: &DeviceState, mut proof: Proof<'_>) -> Result {
 /// exactly the set, reset it. Called with the set's lock held (by the VFIO core, around
 /// `close_device`) and no state mutex.
 pub(crate) fn try_reset(dev: &DeviceState) {
+    // A mediated device's set is itself, and its parent's bus is the host's.
+    if dev.mediated {
+        return;
+    }
     let vdev = dev.vfio_device();
     let Ok(members) = members(vdev) else { return };
     // SAFETY: the VFIO core holds the set's lock around close (and our open's failure path).

@@ -652,6 +652,10 @@ fn msi_enable(dev: &DeviceState, st: &mut IrqState, nvec: u32, msix: bool, _mem:
         return ret;
     }
     memory_restore(pdev, cmd);
+    if dev.msi_bus_master {
+        // A mediated device whose DMA the variant mediates: its messages need bus mastering.
+        pdev.set_master();
+    }
     st.vectors = KVec::new();
     dev.irq.set_mode(if msix { Mode::Msix } else { Mode::Msi });
     if !msix {
@@ -796,6 +800,9 @@ fn msi_disable(dev: &DeviceState, st: &mut IrqState, msix: bool, mem: &Inner) {
     let cmd = memory_enable(pdev);
     pdev.free_irq_vectors();
     memory_restore(pdev, cmd);
+    if dev.msi_bus_master {
+        pdev.clear_master();
+    }
     // Disabling MSI re-enables INTx in COMMAND; keep it off for NoINTx devices.
     if st.nointx {
         pdev.intx(false);

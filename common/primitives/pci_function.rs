@@ -115,6 +115,12 @@ impl PciFunction {
         unsafe { bindings::pci_disable_device(self.as_raw()) }
     }
 
+    /// `pci_set_master`: lets the function initiate memory writes (DMA, MSI messages).
+    pub(crate) fn set_master(&self) {
+        // SAFETY: valid device (type invariant).
+        unsafe { bindings::pci_set_master(self.as_raw()) }
+    }
+
     /// `pci_clear_master`: stops the function from initiating DMA.
     pub(crate) fn clear_master(&self) {
         // SAFETY: valid device (type invariant).
@@ -292,6 +298,7 @@ impl PciFunction {
             vendor: raw.vendor,
             device: raw.device,
             no_command_memory: raw.no_command_memory() != 0,
+            no_dma: false,
             nointx: false,
             hide_intx_pin: raw.irq == IRQ_NOTCONNECTED,
             pcie_flags: raw.pcie_flags_reg,

@@ -78,6 +78,23 @@ pub(super) const fn bar_windows(table: &[BarWindow], has_hooks: bool) {
     }
 }
 
+/// `Variant::MEDIATED`: at most `MdevType::MAX_TYPES` types, and a type that lets the function
+/// master the bus for MSI only with `BAR_WINDOWS` (which must mediate the device's DMA).
+pub(super) const fn mediated(types: &[super::MdevType], has_windows: bool) {
+    assert!(
+        types.len() <= super::MdevType::MAX_TYPES,
+        "MEDIATED: more types than MdevType::MAX_TYPES"
+    );
+    let mut i = 0;
+    while i < types.len() {
+        assert!(
+            has_windows || !matches!(types[i].bus_master, super::MdevBusMaster::ForMsi),
+            "MEDIATED: MdevBusMaster::ForMsi needs BAR_WINDOWS that mediate the device's DMA"
+        );
+        i += 1;
+    }
+}
+
 /// The region hooks go together: `regions` needs `region_read` (every region is read through
 /// it; the common module refuses the open otherwise), and `region_write` or `region_mmap`
 /// without `regions` could never be called.

@@ -19,6 +19,7 @@ mod checks;
 mod dev_print;
 mod device;
 mod id;
+mod mdev;
 mod memmap;
 #[allow(dead_code)]
 pub(crate) mod migration;
@@ -28,6 +29,8 @@ mod registration;
 pub(crate) use abi::{BarWindow, ConfigOverlay};
 pub(crate) use device::Device;
 pub(crate) use id::PciId;
+#[allow(unused_imports)]
+pub(crate) use mdev::{MdevBusMaster, MdevType};
 #[allow(unused_imports)]
 pub(crate) use memmap::MemMap;
 #[allow(unused_imports)]
@@ -39,7 +42,8 @@ pub(crate) use registration::Registration;
 pub(crate) mod prelude {
     pub(crate) use super::migration::{Migration, StateReader, StateWriter};
     pub(crate) use super::{
-        BarWindow, ConfigOverlay, Device, Handled, MmapTarget, PciFunction, PciId, Regions, Variant,
+        BarWindow, ConfigOverlay, Device, Handled, MdevBusMaster, MdevType, MmapTarget,
+        PciFunction, PciId, Regions, Variant,
     };
     pub(crate) use core::pin::Pin;
     pub(crate) use kernel::prelude::*;
@@ -84,6 +88,14 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
     /// every open): user space reads their virtual value and changes only their writable
     /// bits; the device sees neither.
     const CONFIG_OVERLAYS: &'static [ConfigOverlay] = &[];
+
+    /// Non-empty makes this a mediated variant (`sdk/mdev.rs`): each function it binds
+    /// becomes an mdev parent offering these types (at most [`MdevType::MAX_TYPES`], one
+    /// instance in all per function) instead of a VFIO device, and [`Variant::probe`] runs
+    /// for each mdev created on it, whose VFIO device (emulated IOMMU) the common module
+    /// serves over the function. [`MdevType::bus_master`] says whether the type's devices get
+    /// [`Variant::BAR_WINDOWS`] and MSI. Checked at compile time.
+    const MEDIATED: &'static [MdevType] = &[];
 
     /// What user space reads from an overlay (`size` bytes at `offset`), given its virtual
     /// value. Runs under the device's state lock: compute, do not block.

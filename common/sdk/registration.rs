@@ -50,7 +50,7 @@ static ERROR_HANDLERS: bindings::pci_error_handlers = bindings::pci_error_handle
 /// # Invariants
 ///
 /// `0` is a live handle returned by `vfio_pci_common_variant_register`.
-struct RegisteredVariantHandle(*mut VariantHandle);
+pub(super) struct RegisteredVariantHandle(pub(super) *mut VariantHandle);
 
 impl Drop for RegisteredVariantHandle {
     fn drop(&mut self) {
@@ -65,16 +65,21 @@ impl Drop for RegisteredVariantHandle {
 /// # Invariants
 ///
 /// `driver` is a registered `pci_driver` whose probe and remove are `probe::<T>` and
-/// `remove::<T>`, its `id_table` is `table`, and `variant` outlives the registration.
+/// `remove::<T>`, its `id_table` is `table`, and `variant` outlives the registration. For a
+/// mediated `T`, `mdev` is registered from before `driver` until after it.
 #[repr(C)]
 #[pin_data(PinnedDrop)]
 pub(crate) struct Registration<T: Variant> {
     /// First field: the trampolines get from the `pci_driver` to `Self` by a cast.
     #[pin]
     driver: Opaque<bindings::pci_driver>,
-    info: &'static [T::IdInfo],
+    pub(super) info: &'static [T::IdInfo],
     table: &'static [bindings::pci_device_id],
-    variant: RegisteredVariantHandle,
+    /// The `mdev_driver` of a mediated variant (`sdk/mdev.rs`); dropped (unregistered) after
+    /// the `pci_driver`, before the variant handle.
+    #[pin]
+    pub(super) mdev: super::mdev::MdevDriver,
+    pub(super) variant: RegisteredVariantHandle,
     _t: PhantomData<T>,
 }
 
@@ -99,6 +104,7 @@ impl<T: Variant> Registration<T> {
             T::BAR_WINDOWS,
             T::HAS_BAR_WINDOW_READ && T::HAS_BAR_WINDOW_WRITE,
         );
+        super::checks::mediated(T::MEDIATED, !T::BAR_WINDOWS.is_empty());
         VariantOps {
             abi_version: ABI_VERSION,
             name: driver.as_char_ptr(),
@@ -199,6 +205,8 @@ impl<T: Variant> Registration<T> {
                 RegisteredVariantHandle(h)
             },
             _t: PhantomData,
+            // Before the `pci_driver`, whose probe registers parents with it.
+            mdev <- super::mdev::MdevDriver::new::<T>(module, module_name, ops.name),
             // Last: once registered, probe can run and read the fields above, which are
             // initialised by now and never move (the whole value is pinned).
             // SAFETY: the closure fully initialises the `pci_driver` before registering it and
@@ -211,11 +219,16 @@ impl<T: Variant> Registration<T> {
                     (*drv).id_table = table.as_ptr();
                     (*drv).probe = Some(probe::<T>);
                     (*drv).remove = Some(remove::<T>);
-                    (*drv).err_handler = &ERROR_HANDLERS;
-                    (*drv).sriov_configure = Some(sriov_configure);
-                    // Runtime PM of idle devices (idle D3), handled by the common module.
-                    (*drv).driver.pm = vfio_pci_common_pm_ops();
-                    (*drv).driver_managed_dma = true;
+                    // A mediated variant's function is no VFIO device: its driver data is
+                    // the mdev parent, and error handling, SR-IOV and idle D3 stay the PCI
+                    // core's defaults; its DMA stays the kernel's (the mdevs never master).
+                    if T::MEDIATED.is_empty() {
+                        (*drv).err_handler = &ERROR_HANDLERS;
+                        (*drv).sriov_configure = Some(sriov_configure);
+                        // Runtime PM of idle devices (idle D3), handled by the common module.
+                        (*drv).driver.pm = vfio_pci_common_pm_ops();
+                        (*drv).driver_managed_dma = true;
+                    }
                     kernel::error::to_result(bindings::__pci_register_driver(
                         drv,
                         module.as_ptr(),
@@ -289,6 +302,13 @@ unsafe extern "C" fn probe<T: Variant>(
     let Some(info) = reg.info.get(index) else {
         return ENODEV.to_errno();
     };
+    if !T::MEDIATED.is_empty() {
+        // SAFETY: `pdev` is being probed by `reg`'s driver; `index` indexes its info table.
+        return match unsafe { super::mdev::register_parent(reg, pdev, index) } {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        };
+    }
 
     let data = match KBox::pin_init(T::probe(&dev, info), GFP_KERNEL) {
         Ok(d) => d,
@@ -310,6 +330,11 @@ unsafe extern "C" fn probe<T: Variant>(
 
 /// `pci_driver.remove`: unregisters the device (waiting for user space to close it).
 unsafe extern "C" fn remove<T: Variant>(pdev: *mut bindings::pci_dev) {
+    if !T::MEDIATED.is_empty() {
+        // SAFETY: probed successfully by `probe::<T>`, which registered the parent.
+        unsafe { super::mdev::unregister_parent::<T>(pdev) };
+        return;
+    }
     // SAFETY: `driver_data` was set by a successful `probe::<T>` of this device.
     let handle = unsafe { (*pdev).dev.driver_data.cast::<DeviceHandle>() };
     // SAFETY: `handle` is a registered device; it is unregistered exactly once, here.

@@ -291,6 +291,12 @@ const MISCONFIGURED: &[(&str, &str, &str)] = &[
         "const BAR_WINDOWS: &'static [BarWindow] = &[BarWindow::new(0, 0, 4)];",
         "BAR_WINDOWS needs bar_window_read and bar_window_write",
     ),
+    (
+        "mdev-msi-without-dma-windows",
+        "const MEDIATED: &'static [MdevType] = &[MdevType { name: c\"x\", description: c\"x\", \
+         bus_master: MdevBusMaster::ForMsi }];",
+        "MEDIATED: MdevBusMaster::ForMsi needs BAR_WINDOWS that mediate the device's DMA",
+    ),
 ];
 
 /// Each of [`MISCONFIGURED`] added to a copy of the variant `new_variant_step` made (in the

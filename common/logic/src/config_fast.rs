@@ -372,7 +372,8 @@ impl ConfigSpace {
         }
         if perm.read == ReadKind::Basic
             && ((self.bardirty && (0..4).any(|i| is_bar(offset + i)))
-                || (self.info.no_command_memory && (offset..offset + 4).contains(&r::COMMAND)))
+                || ((self.info.no_command_memory || self.info.no_dma)
+                    && (offset..offset + 4).contains(&r::COMMAND)))
         {
             return LOCKED;
         }

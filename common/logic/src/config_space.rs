@@ -56,6 +56,9 @@ pub struct DeviceInfo {
     pub device: u16,
     /// `pdev->no_command_memory`: the device has no memory-enable bit; it is emulated.
     pub no_command_memory: bool,
+    /// The device may not master the bus (a mediated device with no IOMMU domain of its own):
+    /// COMMAND's bus-master bit is virtual, so the function never gets it.
+    pub no_dma: bool,
     /// `vdev->nointx`: INTx is masked for good (also hides the pin, and BAR restore re-sets
     /// INTx disable).
     pub nointx: bool,
@@ -243,6 +246,7 @@ impl ConfigSpace {
                 vendor: 0,
                 device: 0,
                 no_command_memory: false,
+                no_dma: false,
                 nointx: false,
                 hide_intx_pin: false,
                 pcie_flags: 0,
@@ -508,6 +512,8 @@ impl ConfigSpace {
                 perm::ecap_perms(id)
             };
             (p, self.find_cap_start(pos))
+        } else if id == MAP_BASIC && self.info.no_dma {
+            (&perm::BASIC_NO_DMA, 0)
         } else {
             let start = if id > MAP_BASIC {
                 self.find_cap_start(pos)

@@ -474,6 +474,33 @@ fn no_command_memory_shows_a_virtual_memory_enable() {
 }
 
 #[test]
+fn no_dma_keeps_bus_mastering_off_in_the_device() {
+    let mut img = Img::new(256);
+    img.info.no_dma = true;
+    let (mut cs, mut dev) = img.open();
+    wr(&mut cs, &mut dev, 4, 2, 0x0406);
+    // The user reads back what it wrote; the device got memory decode, never bus mastering.
+    assert_eq!(rd(&mut cs, &mut dev, 4, 2) & 0x6, 0x6);
+    assert_eq!(dev.hw[4] & 0x4, 0);
+    assert_eq!(dev.hw[4] & 0x2, 0x2);
+}
+
+#[test]
+fn no_dma_keeps_the_hosts_bus_mastering_through_user_writes() {
+    // A mediated device whose function the host lets master the bus for MSI: the user's
+    // COMMAND writes neither clear nor see it.
+    let mut img = Img::new(256);
+    img.info.no_dma = true;
+    let (mut cs, mut dev) = img.open();
+    dev.hw[4] |= 0x4;
+    wr(&mut cs, &mut dev, 4, 2, 0x0002);
+    assert_eq!(dev.hw[4] & 0x6, 0x6);
+    assert_eq!(rd(&mut cs, &mut dev, 4, 2) & 0x4, 0);
+    wr(&mut cs, &mut dev, 4, 1, 0x00);
+    assert_eq!(dev.hw[4] & 0x4, 0x4);
+}
+
+#[test]
 fn status_capability_bit_clears_when_every_capability_is_hidden() {
     // SLOTID (4) has length 0: hidden; nothing remains.
     let (mut cs, mut dev) = Img::new(256).caps(&[(0x40, 0x04)]).open();

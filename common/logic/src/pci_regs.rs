@@ -20,6 +20,8 @@ pub const COMMAND: u16 = 0x04;
 pub const COMMAND_IO: u16 = 0x1;
 /// Respond to memory space accesses.
 pub const COMMAND_MEMORY: u16 = 0x2;
+/// Bus master enable.
+pub const COMMAND_MASTER: u16 = 0x4;
 /// INTx emulation disable.
 pub const COMMAND_INTX_DISABLE: u16 = 0x400;
 /// Status register (16 bits).

@@ -182,7 +182,17 @@ const ALL16: u16 = 0xffff;
 const ALL32: u32 = 0xffff_ffff;
 
 /// The standard header (`init_pci_cap_basic_perm`).
-pub static BASIC_BITS: Bits<64> = Bits::new()
+pub static BASIC_BITS: Bits<64> = BASIC_BITS_BUILT;
+
+/// The standard header of a device that may not master the bus (`DeviceInfo::no_dma`): as
+/// [`BASIC_BITS`], with COMMAND's bus-master bit virtual too, so the function never gets it.
+pub static BASIC_NO_DMA_BITS: Bits<64> = BASIC_BITS_BUILT.w(
+    r::COMMAND,
+    r::COMMAND_INTX_DISABLE | r::COMMAND_MASTER,
+    ALL16,
+);
+
+const BASIC_BITS_BUILT: Bits<64> = Bits::new()
     // Virtualized for SR-IOV VFs, which read 0xffff.
     .w(r::VENDOR_ID, ALL16, 0)
     .w(r::DEVICE_ID, ALL16, 0)
@@ -344,6 +354,13 @@ const fn table(
 pub static BASIC: PermBits = table(
     &BASIC_BITS.virt,
     &BASIC_BITS.write,
+    ReadKind::Basic,
+    WriteKind::Basic,
+);
+/// The standard header of a device that may not master the bus.
+pub static BASIC_NO_DMA: PermBits = table(
+    &BASIC_NO_DMA_BITS.virt,
+    &BASIC_NO_DMA_BITS.write,
     ReadKind::Basic,
     WriteKind::Basic,
 );

@@ -206,12 +206,12 @@ impl Edu {
     }
 
     /// Raise interrupt status bit `v` (edu register 0x60).
-    fn raise(&self, v: u32) {
+    pub(crate) fn raise(&self, v: u32) {
         self.write(0x60, v);
     }
 
     /// Acknowledge everything pending (0x24 status, 0x64 ack).
-    fn ack(&self) {
+    pub(crate) fn ack(&self) {
         let s = self.read(0x24);
         if s != 0 {
             self.write(0x64, s);
@@ -662,7 +662,7 @@ fn quiet(e: &EventFd, ms: u64) -> u64 {
     e.take()
 }
 
-fn intx_edu(f: &File, edu: &Edu) -> Result<(), String> {
+pub(crate) fn intx_edu(f: &File, edu: &Edu) -> Result<(), String> {
     let trig = EventFd::new()?;
     let unmask = EventFd::new()?;
     let ok = |r: Result<i32, i32>, what: &str| {

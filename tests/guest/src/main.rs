@@ -4,7 +4,7 @@
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
 //!         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]...
-//!         [--suite full|robust|installed|hooks|migration|bench] [--seed N] [--storm-cycles N]
+//!         [--suite full|robust|installed|hooks|migration|mdev|bench] [--seed N] [--storm-cycles N]
 //!         [--sriov-pf BDF] [--bench-rounds N] [--bench-devices L,L...]
 //!         [--bench-fleet BRIDGE-BDF] [--bench-max-ops N] [--no-exit]`
 //!
@@ -13,7 +13,8 @@
 //! `--suite robust` runs only the robustness checks (regressions of fixed defects, the
 //! concurrent fuzzer, faults and storms: see `robust.rs`), as `cargo xtask test` does on the
 //! debug kernel; `full` (the default) runs them after every other check; `migration` only the
-//! live-migration checks (`migration.rs`, also part of `robust`). `--suite bench` runs only
+//! live-migration checks (`migration.rs`, also part of `robust`); `mdev` only the mdev-pci
+//! sample's checks (`mdev_pci.rs`, also part of `full`). `--suite bench` runs only
 //! the benchmark of `cargo xtask bench` (`perf.rs`); any `--bench-*` option implies it.
 //! `--seed` replays a fuzzer run. `--storm-cycles` sets the number of cycles of each storm (default
 //! [`storms::CYCLES`], [`storms::DEBUG_CYCLES`] on a KASAN kernel).
@@ -39,6 +40,7 @@ mod installed;
 mod irq;
 mod kmod;
 mod lifecycle;
+mod mdev_pci;
 mod migration;
 mod overlay;
 mod perf;
@@ -98,6 +100,8 @@ struct Args {
     bench: Option<perf::BenchArgs>,
     /// Only the live-migration checks (`--suite migration`, for the debug kernel).
     migration_only: bool,
+    /// Only the mdev-pci sample's checks (`--suite mdev`; mdev_pci.rs).
+    mdev_only: bool,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
     seed: Option<u64>,
     /// The SR-IOV capable PF of the D3-versus-VF-enable check (`--sriov-pf BDF`).
@@ -113,7 +117,7 @@ fn usage(msg: &str) -> ! {
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
          [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... \
-         [--suite full|robust|installed|hooks|migration|bench] [--seed N] [--storm-cycles N] \
+         [--suite full|robust|installed|hooks|migration|mdev|bench] [--seed N] [--storm-cycles N] \
          [--sriov-pf BDF] [--bench-rounds N] [--bench-devices L,L] [--bench-fleet BDF] \
          [--bench-max-ops N] [--no-exit]"
     );
@@ -144,6 +148,7 @@ fn parse_args() -> Args {
         hooks_only: false,
         bench: None,
         migration_only: false,
+        mdev_only: false,
         seed: None,
         storm_cycles: None,
         sriov_pf: None,
@@ -204,6 +209,10 @@ fn parse_args() -> Args {
                         "migration" => {
                             a.migration_only = true;
                             (true, false, false)
+                        }
+                        "mdev" => {
+                            a.mdev_only = true;
+                            (false, false, false)
                         }
                         x => usage(&format!("unknown suite {x}")),
                     }
@@ -978,6 +987,12 @@ fn main() {
         suite.load_modules();
         suite.bench_suite(&b);
         suite.unload_modules();
+    } else if suite.args.mdev_only {
+        suite.load_modules();
+        let pristine = suite.snapshot_configs();
+        suite.mdev_checks();
+        suite.unload_modules();
+        suite.config_restored(&pristine);
     } else if suite.args.hooks_only {
         suite.load_modules();
         suite.overlay_checks();
@@ -1011,6 +1026,7 @@ fn main() {
         suite.hooks_checks();
         suite.igd_checks();
         suite.lifecycle_checks();
+        suite.mdev_checks();
         suite.robust_checks();
         suite.unload_while_open();
         suite.unload_modules();
