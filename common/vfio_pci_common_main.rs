@@ -25,6 +25,7 @@ mod logic {
     pub(crate) mod errno;
     pub(crate) mod irq;
     pub(crate) mod lifecycle;
+    pub(crate) mod memory_bar;
     pub(crate) mod migration;
     pub(crate) mod overlay;
     pub(crate) mod pci_regs;
@@ -52,6 +53,7 @@ mod primitives {
     pub(crate) mod eventfd;
     pub(crate) mod irq;
     pub(crate) mod layout;
+    pub(crate) mod memory_map;
     pub(crate) mod params;
     pub(crate) mod pci_function;
     pub(crate) mod state_mutex;
@@ -71,6 +73,7 @@ mod features {
     pub(crate) mod hot_reset;
     pub(crate) mod interrupts;
     pub(crate) mod ioeventfd;
+    pub(crate) mod memory_bar;
     pub(crate) mod migration;
     pub(crate) mod power;
     pub(crate) mod reset;
