@@ -34,10 +34,14 @@
 //!   memory gate is open, and every path that changes decode or resets closes the gate and
 //!   waits for the writers inside (`logic::memory_gate`). Nothing may oops or hang, and the
 //!   device must still take the ioeventfd's writes afterwards.
-//! - `regress-ioeventfd-memory-off-edu-<driver>`: with memory decode off, three threads
-//!   signal an ioeventfd on edu's liveness register; once it is removed (which waits for
-//!   queued writes) and decode is back on, the register must hold the value written before
-//!   decode went off (no write reached the device), and a new ioeventfd must write again.
+//! - `regress-ioeventfd-memory-off-{edu,nvme}-<driver>`: with memory decode off, three
+//!   threads signal an ioeventfd on edu's liveness register (nvme's admin queue attributes);
+//!   once it is removed (which waits for queued writes) and decode is back on, the register
+//!   must hold the value written before decode went off, and a new ioeventfd must write
+//!   again. QEMU's devices stop decoding with COMMAND.MEMORY clear, so this only proves that
+//!   nothing lands; `regress-ioeventfd-d3hot-nvme-<driver>` does the same with the device in
+//!   D3hot (memory decode on): QEMU's nvme still decodes there, so a write the driver let
+//!   through would land.
 //!
 //! Each loop runs for [`SECONDS`]; the kernel's reports (KASAN, lockdep, hung tasks) fail the
 //! run on the host even where the loop itself survives.
@@ -292,32 +296,99 @@ fn aqa_ioeventfd(fd: i32) -> Ioeventfd {
     }
 }
 
-/// edu's liveness register through the fd (memory decode must be on).
-fn edu_liveness(f: &File) -> Result<u32, String> {
+/// A register an ioeventfd writes, and how the check reads and writes it through the fd.
+struct Target {
+    /// The ioeventfd on the register (fd -1 removes it).
+    args: fn(i32) -> Ioeventfd,
+    /// The value last written to the register (memory decode on).
+    read: fn(&File) -> Result<u32, String>,
+    write: fn(&File, u32) -> Result<(), String>,
+    /// A value other than the ioeventfd's, written before memory access is blocked.
+    before: u32,
+}
+
+/// edu's liveness register: reads return the complement of the last write.
+const EDU_TARGET: Target = Target {
+    args: ioeventfd_args,
+    read: |f| Ok(!bar_dword(f, EDU_LIVENESS)?),
+    write: |f, v| set_bar_dword(f, EDU_LIVENESS, v),
+    before: 0x0bad_cafe,
+};
+
+/// nvme's admin queue attributes (the controller is disabled: reads return the last write).
+const NVME_TARGET: Target = Target {
+    args: aqa_ioeventfd,
+    read: |f| bar_dword(f, NVME_AQA),
+    write: |f, v| set_bar_dword(f, NVME_AQA, v),
+    before: 0x0007_0007,
+};
+
+fn bar_dword(f: &File, off: u64) -> Result<u32, String> {
     use std::os::unix::fs::FileExt;
     let mut v = [0u8; 4];
-    f.read_exact_at(&mut v, EDU_LIVENESS)
-        .map_err(|e| format!("liveness read: {e}"))?;
+    f.read_exact_at(&mut v, off)
+        .map_err(|e| format!("BAR0 read at {off:#x}: {e}"))?;
     Ok(u32::from_le_bytes(v))
 }
 
-/// See the module documentation (`regress-ioeventfd-memory-off-edu-<driver>`).
-fn ioeventfd_memory_off(dev: &Arc<vfio::Device>) -> Result<(), String> {
+fn set_bar_dword(f: &File, off: u64, v: u32) -> Result<(), String> {
     use std::os::unix::fs::FileExt;
-    const BEFORE: u32 = 0x0bad_cafe;
-    let data = ioeventfd_args(-1).data as u32;
-    crate::irq::command_set(&dev.file, 0x2)?;
-    dev.file
-        .write_all_at(&BEFORE.to_le_bytes(), EDU_LIVENESS)
-        .map_err(|e| format!("liveness write: {e}"))?;
+    f.write_all_at(&v.to_le_bytes(), off)
+        .map_err(|e| format!("BAR0 write at {off:#x}: {e}"))
+}
+
+fn set_ioeventfd(f: &File, a: Ioeventfd) -> Result<(), String> {
+    match vfio::ioeventfd(f, a) {
+        0 => Ok(()),
+        e => Err(format!("IOEVENTFD (fd {}): errno {e}", a.fd)),
+    }
+}
+
+/// Memory decode off (COMMAND.MEMORY clear) and on again.
+fn decode_off(f: &File) -> Result<(), String> {
+    crate::irq::command_clear(f, 0x2)
+}
+
+fn decode_on(f: &File) -> Result<(), String> {
+    crate::irq::command_set(f, 0x2)
+}
+
+/// D3hot and back to D0 through the emulated PMCSR (memory decode stays on). QEMU's devices
+/// still decode in D3hot, so a write that got through would land.
+fn d3hot(f: &File) -> Result<(), String> {
+    crate::sriov::write_pmcsr(f, crate::sriov::pm_cap(f)?, 3);
+    Ok(())
+}
+
+fn d0(f: &File) -> Result<(), String> {
+    crate::sriov::write_pmcsr(f, crate::sriov::pm_cap(f)?, 0);
+    // A device without No_Soft_Reset may come back from D3hot reset; decode on again.
+    decode_on(f)
+}
+
+/// See the module documentation (`regress-ioeventfd-memory-off-*`): with memory access
+/// blocked by `off`, three threads signal an ioeventfd on `t`; once it is removed (which
+/// waits for queued writes) and `on` ran, `t` must still hold `t.before`; then a new
+/// ioeventfd must write it. Returns the number of signals.
+fn ioeventfd_blocked(
+    dev: &vfio::Device,
+    t: &Target,
+    off: fn(&File) -> Result<(), String>,
+    on: fn(&File) -> Result<(), String>,
+) -> Result<u64, String> {
+    const SIGNALS: u64 = 200;
+    const THREADS: u64 = 3;
+    let data = (t.args)(-1).data as u32;
+    decode_on(&dev.file)?;
+    (t.write)(&dev.file, t.before)?;
     let ev = Arc::new(vfio::eventfd()?);
-    register(&dev.file, &ev)?;
-    crate::irq::command_clear(&dev.file, 0x2)?;
-    let signallers: Vec<_> = (0..3)
+    set_ioeventfd(&dev.file, (t.args)(ev.as_raw_fd()))?;
+    off(&dev.file)?;
+    let signallers: Vec<_> = (0..THREADS)
         .map(|_| {
             let e = ev.clone();
             std::thread::spawn(move || {
-                for _ in 0..200 {
+                for _ in 0..SIGNALS {
                     vfio::signal(&e);
                 }
             })
@@ -328,34 +399,33 @@ fn ioeventfd_memory_off(dev: &Arc<vfio::Device>) -> Result<(), String> {
             .map_err(|_| "a signalling thread panicked".to_string())?;
     }
     // Removal waits for every write still queued for the virqfd thread.
-    remove(&dev.file)?;
-    crate::irq::command_set(&dev.file, 0x2)?;
-    let got = edu_liveness(&dev.file)?;
-    if got != !BEFORE {
+    set_ioeventfd(&dev.file, (t.args)(-1))?;
+    on(&dev.file)?;
+    let got = (t.read)(&dev.file)?;
+    if got != t.before {
         return Err(format!(
-            "liveness {got:#x} after signals with memory decode off, want {:#x}: a write \
-             reached the device",
-            !BEFORE
+            "register {got:#x} after signals with memory access blocked, want {:#x}: a \
+             write reached the device",
+            t.before
         ));
     }
-    // And with decode on again, a new ioeventfd writes (the gate opened again).
+    // With access back, a new ioeventfd writes (the gate opened again).
     let ev = vfio::eventfd()?;
-    register(&dev.file, &ev)?;
+    set_ioeventfd(&dev.file, (t.args)(ev.as_raw_fd()))?;
     vfio::signal(&ev);
     let end = Instant::now() + Duration::from_secs(2);
-    let mut got = edu_liveness(&dev.file)?;
-    while got != !data && Instant::now() < end {
+    let mut got = (t.read)(&dev.file)?;
+    while got != data && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(5));
-        got = edu_liveness(&dev.file)?;
+        got = (t.read)(&dev.file)?;
     }
-    remove(&dev.file)?;
-    if got != !data {
+    set_ioeventfd(&dev.file, (t.args)(-1))?;
+    if got != data {
         return Err(format!(
-            "liveness {got:#x} after a signal with decode on, want {:#x}",
-            !data
+            "register {got:#x} after a signal with access back, want {data:#x}"
         ));
     }
-    Ok(())
+    Ok(SIGNALS * THREADS)
 }
 
 impl Suite {
@@ -369,9 +439,13 @@ impl Suite {
             );
             return;
         };
-        let checks: [(&str, fn(&Arc<vfio::Device>) -> Result<u64, String>); 2] = [
+        let checks: [(&str, fn(&Arc<vfio::Device>) -> Result<u64, String>); 4] = [
             ("vs-reset", ioeventfd_vs_reset),
             ("gate", ioeventfd_vs_memory_toggle),
+            ("memory-off", |d| {
+                ioeventfd_blocked(d, &NVME_TARGET, decode_off, decode_on)
+            }),
+            ("d3hot", |d| ioeventfd_blocked(d, &NVME_TARGET, d3hot, d0)),
         ];
         for d in self.args.drivers.clone() {
             let dev = match crate::config::attach(self, &bdf, &d) {
@@ -450,7 +524,11 @@ impl Suite {
             }
             if !hung {
                 let name = format!("regress-ioeventfd-memory-off-{label}-{d}");
-                self.r.check(&name, || ioeventfd_memory_off(&dev));
+                self.r.check(&name, || {
+                    let n = ioeventfd_blocked(&dev, &EDU_TARGET, decode_off, decode_on)?;
+                    crate::robust::progress_info(&name, n);
+                    Ok(())
+                });
             }
             if hung {
                 // Threads are stuck in the kernel holding the device: leave it bound.
