@@ -262,6 +262,7 @@ unsafe fn register_device(
         sriov <- sriov,
         cfg_fast <- kernel::init::zeroed(),
         bar_io <- kernel::init::zeroed(),
+        memory_gate: crate::logic::memory_gate::MemoryGate::new(),
         migration <- new_mutex!(crate::state::MigrationState::default(), "vfio_pci_common::migration"),
     });
     // SAFETY: `_vfio_alloc_device` returned a zeroed allocation of `size_of::<VfioPciDevice>()`

@@ -105,6 +105,7 @@ fn enable(dev: &DeviceState) -> Result {
             }
             st.bars = crate::state::BarState::open(pdev);
             st.config.publish_fast_reads(&dev.cfg_fast);
+            crate::features::bar::unblock_memory(dev, st);
         }
         if let Err(e) = built {
             drop(guard);
@@ -215,6 +216,8 @@ fn undo(dev: &DeviceState, reset_by_variant: bool) {
         if !st.enabled {
             return;
         }
+        // The ioeventfds are gone, but nothing may write through the gate to what we undo.
+        crate::features::bar::block_memory(dev);
         // Regions, BAR mappings and claims go first, as in upstream vfio_pci_core_disable.
         st.n_regions = 0;
         dev.bar_io.clear();

@@ -31,6 +31,9 @@
 //!   upstream keeps unlocked ([`Inner`]).
 //! - [`DeviceState::irq_gate`], the interrupt gate (upstream's `igate`): [`IrqState`].
 //! - [`DeviceState::ioeventfds`]: the ioeventfd list (upstream's `ioeventfds_lock`).
+//! - [`DeviceState::memory_gate`]: not a lock but the lock-free reader side of the state
+//!   mutex's memory part, for the ioeventfd wake-up (`logic::memory_gate`); closed and opened
+//!   only with the state mutex held.
 //! - [`IrqShared`]: atomics and the INTx spinlock, for interrupt handlers and virqfd callbacks.
 //! - [`DeviceState::migration`], the migration lock: [`MigrationState`]; and each migration
 //!   data fd's own lock ([`DataFile`]).
@@ -46,8 +49,11 @@
 //! # Where one feature calls another
 //!
 //! Features call each other only through these narrow functions:
-//! - `features::bar::zap`: drop every user mapping of the BARs (config COMMAND writes that
-//!   turn memory decode off, resets, power changes), with the state mutex held.
+//! - `features::bar::zap`: drop every user mapping of the BARs and close the memory gate
+//!   (config COMMAND writes that turn memory decode off, resets, power changes), with the
+//!   state mutex held; `features::bar::block_memory` closes the gate alone and
+//!   `features::bar::unblock_memory` opens it again once the change is done (upstream's
+//!   `down_write`/`up_write` of the memory lock).
 //! - `features::power::set_power_state`: PMCSR writes, resets, open, SR-IOV enable.
 //! - `IrqShared::intx_mask` / `intx_unmask` / `set_virq_disabled` (`features/interrupts.rs`):
 //!   the config emulator's INTx-disable bit.
@@ -159,6 +165,12 @@ pub(crate) struct DeviceState {
     pub(crate) cfg_fast: crate::logic::config_fast::FastReads,
     /// BAR mappings user space may reach without `inner` (see [`BarIoCache`]).
     pub(crate) bar_io: BarIoCache,
+    /// The memory gate (`logic::memory_gate`): the reader side of our memory lock for the
+    /// ioeventfd wake-up, which may not take `inner`. Open only while the device is open and
+    /// its memory decode is on (`Inner::memory_enabled`) and no holder of `inner` is changing
+    /// that; closed and opened only with `inner` held, through `features::bar::block_memory`
+    /// and `features::bar::unblock_memory`.
+    pub(crate) memory_gate: crate::logic::memory_gate::MemoryGate,
     /// The migration lock (upstream variants' `state_mutex`) and the migration state of a
     /// variant that offers migration (`features/migration.rs`). Taken before `inner`, never
     /// with it or `irq_gate` held: the variant's save and load use the device through them.
@@ -536,8 +548,9 @@ pub(crate) struct Entry {
     pub(crate) virqfd: *mut bindings::virqfd,
 }
 
-// SAFETY: the entry is only touched under the ioeventfd mutex and by its virqfd thread; the raw
-// pointers are to objects that outlive it (see the invariants).
+// SAFETY: the entry is only changed under the ioeventfd mutex (dropped there), and only read by
+// its virqfd's wake-up and thread, which its `Drop` waits for; the raw pointers are to objects
+// that outlive it (see the invariants).
 unsafe impl Send for Entry {}
 
 impl Drop for Entry {

@@ -26,6 +26,7 @@ mod logic {
     pub(crate) mod irq;
     pub(crate) mod lifecycle;
     pub(crate) mod memory_bar;
+    pub(crate) mod memory_gate;
     pub(crate) mod migration;
     pub(crate) mod overlay;
     pub(crate) mod pci_regs;

@@ -585,11 +585,45 @@ fn target_pfn(dev: &DeviceState, bars: &mut BarState, t: &crate::abi::MmapTarget
 
 /// Drops every user mapping of the BARs and of the variant's device-specific regions; they
 /// fault in again when allowed (upstream `vfio_pci_zap_bars`, which variants with mappable
-/// regions extend the same way). Called with the state mutex held.
+/// regions extend the same way), and blocks the ioeventfd wake-up's writes
+/// ([`block_memory`]): upstream's `vfio_pci_zap_and_down_write_memory_lock`. Called with the
+/// state mutex held, before the change; [`unblock_memory`] after it.
 pub(crate) fn zap(dev: &DeviceState) {
+    block_memory(dev);
     let start = region::index_to_offset(region::index::BAR0) as i64;
     let end = region::NUM_REGIONS + crate::abi::MAX_REGIONS as u32;
     let len = region::index_to_offset(end) as i64 - start;
     // SAFETY: the device is registered (we are called from its ops).
     unsafe { vfio_pci_common_zap(dev.vfio_device(), start, len) };
+}
+
+/// Rounds [`block_memory`] spins before it sleeps between looks: far more than one MMIO
+/// write takes, even under TCG, so only a preempted writer (see `logic::memory_gate`) is
+/// waited for by sleeping.
+const GATE_SPINS: u32 = 1 << 16;
+
+/// Closes the memory gate and waits until no ioeventfd wake-up is writing the device's
+/// memory: for the wake-up, what upstream's `down_write(&vdev->memory_lock)` is. Called with
+/// the state mutex held (so in process context), before memory decode goes off, the device
+/// is reset or changes power state, or the BAR mappings go. Writes signalled while the gate
+/// is closed go to the virqfd thread, which takes the state mutex and checks memory decode.
+pub(crate) fn block_memory(dev: &DeviceState) {
+    dev.memory_gate.close(|rounds| {
+        if rounds < GATE_SPINS {
+            core::hint::spin_loop();
+        } else {
+            // SAFETY: `msleep` only sleeps; the state mutex holder is in process context.
+            unsafe { kernel::bindings::msleep(1) };
+        }
+    });
+}
+
+/// Opens the memory gate again if the device is open with memory decode on (upstream's
+/// `up_write` of the memory lock, as the wake-up sees it); leaves it closed otherwise. Called
+/// with the state mutex held (`inner` is its data), after a change [`block_memory`] guarded,
+/// and after emulated config writes (which may turn decode on).
+pub(crate) fn unblock_memory(dev: &DeviceState, inner: &crate::state::Inner) {
+    if !dev.memory_gate.is_open() && inner.enabled && inner.memory_enabled(&dev.pdev) {
+        dev.memory_gate.open();
+    }
 }

@@ -94,10 +94,14 @@ impl ConfigDevice for HostConfig<'_> {
     }
 
     // The state mutex, held around every emulated access, is the memory lock: only the zap
-    // is left to do (with the mutex held, faults wait and then see the new state).
+    // and the memory gate are left to do (with the mutex held, faults wait and then see the
+    // new state). The gate opens again after the emulator returns (`write`), where the new
+    // COMMAND can be read.
     fn lock_memory(&mut self, zap: bool) {
         if zap {
             crate::features::bar::zap(self.dev);
+        } else {
+            crate::features::bar::block_memory(self.dev);
         }
     }
 
@@ -111,9 +115,11 @@ impl ConfigDevice for HostConfig<'_> {
 
     fn set_power_state(&mut self, state: u8) {
         // Leaving D0 makes BARs inaccessible: drop the mappings first (upstream
-        // vfio_lock_and_set_power_state).
+        // vfio_lock_and_set_power_state, which write-locks the memory lock for any change).
         if state >= 3 {
             crate::features::bar::zap(self.dev);
+        } else {
+            crate::features::bar::block_memory(self.dev);
         }
         let _ = crate::features::power::set_power_state(
             self.pdev,
@@ -306,6 +312,7 @@ pub(crate) fn write(dev: &DeviceState, buf: usize, count: usize, offset: u64) ->
                 .config
                 .write(&mut host, at, left, |_| Ok(u32::from_le_bytes(bytes)));
             inner.config.sync_fast_reads(&dev.cfg_fast);
+            crate::features::bar::unblock_memory(dev, inner);
             written.map_err(from_errno)?
         };
         input.skip(n)?;

@@ -90,6 +90,7 @@ pub(crate) fn config_emulated(
         .config
         .rw(&mut host, offset.into(), buf, write.is_some());
     inner.config.sync_fast_reads(&dev.cfg_fast);
+    crate::features::bar::unblock_memory(dev, inner);
     done.map_err(from_errno)?;
     Ok(u32::from_le_bytes(bytes))
 }

@@ -313,7 +313,12 @@ fn dev_set_hot_reset(dev: &DeviceState, mut proof: Proof<'_>) -> Result {
                 crate::features::power::set_power_state(&m.pdev, &mut g.pm, 0, m.sriov.active());
             guards.push(g, GFP_KERNEL)?;
         }
-        first.pdev.reset_bus()
+        let ret = first.pdev.reset_bus();
+        for (g, &m) in guards.iter().zip(members.iter()) {
+            // SAFETY: as above.
+            crate::features::bar::unblock_memory(unsafe { member(m) }, g);
+        }
+        ret
     };
     let code = match &ret {
         Ok(()) => 0,

@@ -18,15 +18,29 @@
 //! clean-up workqueue, so a shutdown queued by a close and its pending write have finished
 //! before the entry and the BAR mapping go away (upstream does the same).
 //!
-//! Difference from upstream: upstream tries the write in the eventfd's wake-up callback when
-//! its memory lock (an rwsem) is free and defers to a thread otherwise; we always use the
-//! thread. Our memory lock is the state mutex, and a mutex cannot be released there: the
-//! wake-up runs under the eventfd's wait-queue lock, which interrupt handlers take (INTx and
-//! MSI signals), while a mutex's unlock slow path takes the mutex's `wait_lock` with
-//! interrupts on elsewhere; lockdep reports the order as a possible deadlock
-//! (`HARDIRQ-safe -> HARDIRQ-unsafe`), which the debug kernel's fuzzer found when we tried it.
-//! Observable only as latency: about 4 us against upstream's 0.7 us under TCG
-//! (`cargo xtask bench`, `ioeventfd`).
+//! The write: in the eventfd's wake-up when it can be done there, as upstream
+//! (`vfio_pci_ioeventfd_handler`), else in the virqfd thread. An I/O port BAR is written in the
+//! wake-up without any lock (upstream takes none for it either). A memory BAR may only be
+//! written while memory decode is on, which upstream checks under its memory lock taken with
+//! `down_read_trylock`, falling back to the thread when that fails. Our memory lock is the
+//! state mutex, which the wake-up may neither take nor release: it runs under the eventfd's
+//! wait-queue lock, which interrupt handlers take (INTx and MSI signals), while a mutex's
+//! unlock slow path takes the mutex's `wait_lock` with interrupts on elsewhere; lockdep
+//! reports that order as a possible deadlock (`HARDIRQ-safe -> HARDIRQ-unsafe`), which the
+//! debug kernel's fuzzer found when we tried `try_lock`. So the wake-up enters the memory
+//! gate instead (`DeviceState::memory_gate`, `logic::memory_gate`): open only while the
+//! device's memory decode is on and no holder of the state mutex is changing it, closed (with
+//! a wait for the writers inside) by every path that is upstream's `down_write` of the memory
+//! lock (`features::bar::block_memory`, `zap`). The gate takes no lock, so the wake-up adds
+//! no lock dependency. When the gate is closed the write goes to the thread, which takes the
+//! state mutex and drops the write if memory decode is off: upstream's fallback on a contended
+//! lock; upstream drops the write in the wake-up when the lock is free and decode is off,
+//! which is observably the same (the write never reaches the device).
+//!
+//! The BAR mapping a wake-up writes through stays valid: entries are removed (virqfd
+//! disabled) before close unmaps the BARs, and removal waits for a running wake-up too (the
+//! virqfd shutdown removes its wait-queue entry under the wait-queue lock the wake-up runs
+//! under, and `vfio_virqfd_disable` flushes the shutdown).
 
 use crate::bindings;
 use crate::logic::uapi::{self, IoEventFd, IOEVENTFD_MAX};
@@ -37,8 +51,8 @@ use kernel::error::{code::*, to_result, Error, Result};
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
 
-/// The virqfd thread: the write itself, under the state mutex (the memory lock) when the
-/// BAR is memory, and only while memory decode is on.
+/// The virqfd thread, for writes the wake-up could not do (memory gate closed): the write
+/// under the state mutex (the memory lock), and only while memory decode is on.
 unsafe extern "C" fn write_thread(opaque: *mut c_void, _data: *mut c_void) {
     // SAFETY: `opaque` is the boxed entry, valid until its virqfd is disabled (which waits for
     // us).
@@ -53,6 +67,31 @@ unsafe extern "C" fn write_thread(opaque: *mut c_void, _data: *mut c_void) {
     // which lives until close, after every entry is gone.
     unsafe { crate::primitives::bar_map::iowrite(e.io, e.count, e.data) };
     drop(inner);
+}
+
+/// The eventfd's wake-up (`virqfd_wakeup`, under the eventfd's wait-queue lock with
+/// interrupts off; once also in process context, from `vfio_virqfd_enable`): the write itself
+/// when the BAR is I/O ports or the memory gate is open; else 1, which hands it to
+/// [`write_thread`].
+unsafe extern "C" fn write_wakeup(opaque: *mut c_void, _data: *mut c_void) -> core::ffi::c_int {
+    // SAFETY: `opaque` is the boxed entry, valid until its virqfd is disabled, which waits
+    // for a running wake-up (see the module documentation).
+    let e = unsafe { &*opaque.cast::<Entry>() };
+    if !e.test_mem {
+        // SAFETY: `io` is inside the BAR mapping claimed at registration (bounds checked
+        // then), which lives until close, after every entry is gone.
+        unsafe { crate::primitives::bar_map::iowrite(e.io, e.count, e.data) };
+        return 0;
+    }
+    // SAFETY: the device state outlives the entry (type invariant).
+    let dev = unsafe { &*e.dev };
+    let Some(_memory_on) = dev.memory_gate.enter() else {
+        return 1;
+    };
+    // SAFETY: as above; and the open gate means memory decode is on until the pass is
+    // dropped (`logic::memory_gate`).
+    unsafe { crate::primitives::bar_map::iowrite(e.io, e.count, e.data) };
+    0
 }
 
 /// `VFIO_DEVICE_IOEVENTFD`.
@@ -121,12 +160,11 @@ pub(crate) fn ioctl(dev: &DeviceState, arg: usize) -> Result {
     )?;
     let opaque = core::ptr::from_mut::<Entry>(&mut e).cast::<c_void>();
     // SAFETY: `opaque` is the boxed entry, which stays at this address until it is dropped,
-    // and `Drop` disables the virqfd first (type invariant). No wake-up handler: every write
-    // goes through `write_thread`.
+    // and `Drop` disables the virqfd first (type invariant); both callbacks only read it.
     to_result(unsafe {
         bindings::vfio_virqfd_enable(
             opaque,
-            None,
+            Some(write_wakeup),
             Some(write_thread),
             core::ptr::null_mut(),
             &mut e.virqfd,

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `VFIO_DEVICE_RESET` (upstream `vfio_pci_ioctl_reset`): a function reset with every user
 //! mapping of the BARs zapped and memory access blocked (the state mutex, our memory lock, is
-//! held across it), from D0, with the variant told before and after. A variant's `reset`
-//! hook replaces the function reset; it runs after the zap without the state mutex (its
-//! device context takes it per access), so user accesses through read/write may interleave
-//! with it, unlike with the function reset.
+//! held across it, and the memory gate closed until after it), from D0, with the variant told
+//! before and after. A variant's `reset` hook replaces the function reset; it runs after the
+//! zap without the state mutex (its device context takes it per access), so user accesses
+//! through read/write may interleave with it, unlike with the function reset; ioeventfd
+//! writes go to the virqfd thread until it is done (the gate stays closed).
 
 use crate::state::DeviceState;
 use kernel::error::{code::EINVAL, to_result, Result};
@@ -56,6 +57,9 @@ pub(crate) fn ioctl(dev: &DeviceState) -> Result {
         Some(hook) => to_result(unsafe { hook(dev.variant_data(), dev.handle()) }),
         None => ret,
     };
+    // The zap closed the memory gate; after the variant's reset too, which runs without the
+    // state mutex.
+    crate::features::bar::unblock_memory(dev, &dev.inner.lock());
     if ret.is_ok() {
         // The uAPI: VFIO_DEVICE_RESET returns a migrating device to RUNNING.
         crate::features::migration::reset(dev);

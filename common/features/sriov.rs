@@ -113,7 +113,9 @@ pub(crate) fn configure(dev: &DeviceState, nr: i32) -> Result<i32> {
                 // `enable_sriov` below is refused (upstream `sriov_active`).
                 let mut inner = dev.inner.lock();
                 dev.sriov.active.store(true, Ordering::Release);
+                crate::features::bar::block_memory(dev);
                 let _ = crate::features::power::set_power_state(pdev, &mut inner.pm, 0, true);
+                crate::features::bar::unblock_memory(dev, &inner);
             }
             if let Err(e) = pdev.enable_sriov(nr) {
                 pdev.pm_put();

@@ -24,6 +24,7 @@ pub mod fake;
 pub mod irq;
 pub mod lifecycle;
 pub mod memory_bar;
+pub mod memory_gate;
 pub mod migration;
 pub mod overlay;
 pub mod pci_regs;

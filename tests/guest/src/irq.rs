@@ -228,13 +228,23 @@ impl Drop for Edu {
 
 /// Sets COMMAND bits (memory decode 0x2, bus master 0x4) through the VFIO config region.
 pub(crate) fn command_set(f: &File, bits: u16) -> Result<(), String> {
+    command_change(f, |c| c | bits)
+}
+
+/// Clears COMMAND bits through the VFIO config region.
+pub(crate) fn command_clear(f: &File, bits: u16) -> Result<(), String> {
+    command_change(f, |c| c & !bits)
+}
+
+/// A read-modify-write of COMMAND through the VFIO config region.
+fn command_change(f: &File, change: impl FnOnce(u16) -> u16) -> Result<(), String> {
     let mut b = [0u8; 2];
     // SAFETY: 2-byte buffers.
     let r = unsafe { libc::pread64(f.as_raw_fd(), b.as_mut_ptr().cast(), 2, CONFIG_BASE + 4) };
     if r != 2 {
         return Err(format!("reading COMMAND: {}", errno_name(errno())));
     }
-    let v = (u16::from_le_bytes(b) | bits).to_le_bytes();
+    let v = change(u16::from_le_bytes(b)).to_le_bytes();
     // SAFETY: as above.
     let r = unsafe { libc::pwrite64(f.as_raw_fd(), v.as_ptr().cast(), 2, CONFIG_BASE + 4) };
     if r != 2 {

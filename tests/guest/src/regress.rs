@@ -28,6 +28,20 @@
 //!   `wait_lock` under the eventfd's interrupt-safe lock (`HARDIRQ-safe -> HARDIRQ-unsafe`);
 //!   the try is gone, the test stays. The device must still take the ioeventfd's writes
 //!   afterwards.
+//! - `regress-ioeventfd-gate-nvme-<driver>`: two threads signal an ioeventfd on nvme's admin
+//!   queue attributes while a third turns memory decode off and on again (COMMAND.MEMORY) and
+//!   a fourth resets the device: the ioeventfd writes in the eventfd's wake-up while the
+//!   memory gate is open, and every path that changes decode or resets closes the gate and
+//!   waits for the writers inside (`logic::memory_gate`). Nothing may oops or hang, and the
+//!   device must still take the ioeventfd's writes afterwards.
+//! - `regress-ioeventfd-memory-off-{edu,nvme}-<driver>`: with memory decode off, three
+//!   threads signal an ioeventfd on edu's liveness register (nvme's admin queue attributes);
+//!   once it is removed (which waits for queued writes) and decode is back on, the register
+//!   must hold the value written before decode went off, and a new ioeventfd must write
+//!   again. QEMU's devices stop decoding with COMMAND.MEMORY clear, so this only proves that
+//!   nothing lands; `regress-ioeventfd-d3hot-nvme-<driver>` does the same with the device in
+//!   D3hot (memory decode on): QEMU's nvme still decodes there, so a write the driver let
+//!   through would land.
 //!
 //! Each loop runs for [`SECONDS`]; the kernel's reports (KASAN, lockdep, hung tasks) fail the
 //! run on the host even where the loop itself survives.
@@ -121,13 +135,18 @@ fn ioeventfd_args(fd: i32) -> Ioeventfd {
     }
 }
 
+/// Registers the ioeventfd of [`ioeventfd_args`] on `ev`.
+fn register(f: &File, ev: &File) -> Result<(), String> {
+    match vfio::ioeventfd(f, ioeventfd_args(ev.as_raw_fd())) {
+        0 => Ok(()),
+        e => Err(format!("IOEVENTFD register: errno {e}")),
+    }
+}
+
 /// Register, signal a few times, close the eventfd; the entry stays registered.
 fn register_signal_close(f: &File) -> Result<(), String> {
     let ev = vfio::eventfd()?;
-    match vfio::ioeventfd(f, ioeventfd_args(ev.as_raw_fd())) {
-        0 => {}
-        e => return Err(format!("IOEVENTFD register: errno {e}")),
-    }
+    register(f, &ev)?;
     for _ in 0..4 {
         vfio::signal(&ev);
     }
@@ -182,38 +201,74 @@ const NVME_AQA_VALUE: u64 = 0x001f_001f;
 
 /// See the module documentation (`regress-ioeventfd-vs-reset-nvme-<driver>`).
 fn ioeventfd_vs_reset(dev: &Arc<vfio::Device>) -> Result<u64, String> {
-    use std::os::unix::fs::FileExt;
+    aqa_ioeventfd_storm(dev, 1, |w| {
+        let a = dev.clone();
+        w.spawn(move || match vfio::reset(&a.file) {
+            0 => Ok(()),
+            e => Err(format!("VFIO_DEVICE_RESET: errno {e}")),
+        });
+        let b = dev.clone();
+        w.spawn(move || write_interrupt_line(&b.file));
+    })
+}
+
+/// See the module documentation (`regress-ioeventfd-gate-nvme-<driver>`).
+fn ioeventfd_vs_memory_toggle(dev: &Arc<vfio::Device>) -> Result<u64, String> {
+    aqa_ioeventfd_storm(dev, 2, |w| {
+        let a = dev.clone();
+        w.spawn(move || {
+            crate::irq::command_clear(&a.file, 0x2)?;
+            crate::irq::command_set(&a.file, 0x2)
+        });
+        let b = dev.clone();
+        w.spawn(move || match vfio::reset(&b.file) {
+            0 => Ok(()),
+            e => Err(format!("VFIO_DEVICE_RESET: errno {e}")),
+        });
+    })
+}
+
+/// Registers an ioeventfd on nvme's AQA (memory decode on) and signals it from `signallers`
+/// threads, next to the threads `others` adds, for [`SECONDS`]; then it must still write.
+fn aqa_ioeventfd_storm(
+    dev: &Arc<vfio::Device>,
+    signallers: usize,
+    others: impl FnOnce(&mut Workers),
+) -> Result<u64, String> {
     crate::irq::command_set(&dev.file, 0x2)?;
     let ev = Arc::new(vfio::eventfd()?);
-    let args = |fd| Ioeventfd {
-        offset: NVME_AQA,
-        data: NVME_AQA_VALUE,
-        ..ioeventfd_args(fd)
-    };
-    match vfio::ioeventfd(&dev.file, args(ev.as_raw_fd())) {
+    match vfio::ioeventfd(&dev.file, aqa_ioeventfd(ev.as_raw_fd())) {
         0 => {}
         e => return Err(format!("IOEVENTFD register: errno {e}")),
     }
     let mut w = Workers::new();
-    let e2 = ev.clone();
-    w.spawn(move || match vfio::signal(&e2) {
-        0 => Ok(()),
-        e => Err(format!("eventfd write: errno {e}")),
-    });
-    let a = dev.clone();
-    w.spawn(move || match vfio::reset(&a.file) {
-        0 => Ok(()),
-        e => Err(format!("VFIO_DEVICE_RESET: errno {e}")),
-    });
-    let b = dev.clone();
-    w.spawn(move || write_interrupt_line(&b.file));
+    for _ in 0..signallers {
+        let e = ev.clone();
+        w.spawn(move || match vfio::signal(&e) {
+            0 => Ok(()),
+            e => Err(format!("eventfd write: errno {e}")),
+        });
+    }
+    others(&mut w);
     let n = w.run(SECONDS)?;
-    // The ioeventfd still writes.
+    let writes = aqa_takes_signal(dev, &ev);
+    match vfio::ioeventfd(&dev.file, aqa_ioeventfd(-1)) {
+        0 => {}
+        e => return Err(format!("IOEVENTFD remove: errno {e}")),
+    }
+    writes?;
+    Ok(n)
+}
+
+/// With memory decode on, nvme's AQA cleared and `ev` (an ioeventfd writing
+/// [`NVME_AQA_VALUE`] there) signalled, AQA must take the value within 2 s.
+fn aqa_takes_signal(dev: &vfio::Device, ev: &File) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
     crate::irq::command_set(&dev.file, 0x2)?;
     dev.file
         .write_all_at(&0u32.to_le_bytes(), NVME_AQA)
         .map_err(|e| format!("AQA: {e}"))?;
-    vfio::signal(&ev);
+    vfio::signal(ev);
     let end = Instant::now() + Duration::from_secs(2);
     let mut got = 0u32;
     while Instant::now() < end {
@@ -223,24 +278,158 @@ fn ioeventfd_vs_reset(dev: &Arc<vfio::Device>) -> Result<u64, String> {
             .map_err(|e| format!("AQA: {e}"))?;
         got = u32::from_le_bytes(v);
         if u64::from(got) == NVME_AQA_VALUE {
-            break;
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    match vfio::ioeventfd(&dev.file, args(-1)) {
-        0 => {}
-        e => return Err(format!("IOEVENTFD remove: errno {e}")),
+    Err(format!(
+        "AQA {got:#x} after a signal, want {NVME_AQA_VALUE:#x}"
+    ))
+}
+
+/// The ioeventfd on nvme's AQA, registered with memory decode on.
+fn aqa_ioeventfd(fd: i32) -> Ioeventfd {
+    Ioeventfd {
+        offset: NVME_AQA,
+        data: NVME_AQA_VALUE,
+        ..ioeventfd_args(fd)
     }
-    if u64::from(got) != NVME_AQA_VALUE {
+}
+
+/// A register an ioeventfd writes, and how the check reads and writes it through the fd.
+struct Target {
+    /// The ioeventfd on the register (fd -1 removes it).
+    args: fn(i32) -> Ioeventfd,
+    /// The value last written to the register (memory decode on).
+    read: fn(&File) -> Result<u32, String>,
+    write: fn(&File, u32) -> Result<(), String>,
+    /// A value other than the ioeventfd's, written before memory access is blocked.
+    before: u32,
+}
+
+/// edu's liveness register: reads return the complement of the last write.
+const EDU_TARGET: Target = Target {
+    args: ioeventfd_args,
+    read: |f| Ok(!bar_dword(f, EDU_LIVENESS)?),
+    write: |f, v| set_bar_dword(f, EDU_LIVENESS, v),
+    before: 0x0bad_cafe,
+};
+
+/// nvme's admin queue attributes (the controller is disabled: reads return the last write).
+const NVME_TARGET: Target = Target {
+    args: aqa_ioeventfd,
+    read: |f| bar_dword(f, NVME_AQA),
+    write: |f, v| set_bar_dword(f, NVME_AQA, v),
+    before: 0x0007_0007,
+};
+
+fn bar_dword(f: &File, off: u64) -> Result<u32, String> {
+    use std::os::unix::fs::FileExt;
+    let mut v = [0u8; 4];
+    f.read_exact_at(&mut v, off)
+        .map_err(|e| format!("BAR0 read at {off:#x}: {e}"))?;
+    Ok(u32::from_le_bytes(v))
+}
+
+fn set_bar_dword(f: &File, off: u64, v: u32) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(&v.to_le_bytes(), off)
+        .map_err(|e| format!("BAR0 write at {off:#x}: {e}"))
+}
+
+fn set_ioeventfd(f: &File, a: Ioeventfd) -> Result<(), String> {
+    match vfio::ioeventfd(f, a) {
+        0 => Ok(()),
+        e => Err(format!("IOEVENTFD (fd {}): errno {e}", a.fd)),
+    }
+}
+
+/// Memory decode off (COMMAND.MEMORY clear) and on again.
+fn decode_off(f: &File) -> Result<(), String> {
+    crate::irq::command_clear(f, 0x2)
+}
+
+fn decode_on(f: &File) -> Result<(), String> {
+    crate::irq::command_set(f, 0x2)
+}
+
+/// D3hot and back to D0 through the emulated PMCSR (memory decode stays on). QEMU's devices
+/// still decode in D3hot, so a write that got through would land.
+fn d3hot(f: &File) -> Result<(), String> {
+    crate::sriov::write_pmcsr(f, crate::sriov::pm_cap(f)?, 3);
+    Ok(())
+}
+
+fn d0(f: &File) -> Result<(), String> {
+    crate::sriov::write_pmcsr(f, crate::sriov::pm_cap(f)?, 0);
+    // A device without No_Soft_Reset may come back from D3hot reset; decode on again.
+    decode_on(f)
+}
+
+/// See the module documentation (`regress-ioeventfd-memory-off-*`): with memory access
+/// blocked by `off`, three threads signal an ioeventfd on `t`; once it is removed (which
+/// waits for queued writes) and `on` ran, `t` must still hold `t.before`; then a new
+/// ioeventfd must write it. Returns the number of signals.
+fn ioeventfd_blocked(
+    dev: &vfio::Device,
+    t: &Target,
+    off: fn(&File) -> Result<(), String>,
+    on: fn(&File) -> Result<(), String>,
+) -> Result<u64, String> {
+    const SIGNALS: u64 = 200;
+    const THREADS: u64 = 3;
+    let data = (t.args)(-1).data as u32;
+    decode_on(&dev.file)?;
+    (t.write)(&dev.file, t.before)?;
+    let ev = Arc::new(vfio::eventfd()?);
+    set_ioeventfd(&dev.file, (t.args)(ev.as_raw_fd()))?;
+    off(&dev.file)?;
+    let signallers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let e = ev.clone();
+            std::thread::spawn(move || {
+                for _ in 0..SIGNALS {
+                    vfio::signal(&e);
+                }
+            })
+        })
+        .collect();
+    for s in signallers {
+        s.join()
+            .map_err(|_| "a signalling thread panicked".to_string())?;
+    }
+    // Removal waits for every write still queued for the virqfd thread.
+    set_ioeventfd(&dev.file, (t.args)(-1))?;
+    on(&dev.file)?;
+    let got = (t.read)(&dev.file)?;
+    if got != t.before {
         return Err(format!(
-            "AQA {got:#x} after a signal, want {NVME_AQA_VALUE:#x}"
+            "register {got:#x} after signals with memory access blocked, want {:#x}: a \
+             write reached the device",
+            t.before
         ));
     }
-    Ok(n)
+    // With access back, a new ioeventfd writes (the gate opened again).
+    let ev = vfio::eventfd()?;
+    set_ioeventfd(&dev.file, (t.args)(ev.as_raw_fd()))?;
+    vfio::signal(&ev);
+    let end = Instant::now() + Duration::from_secs(2);
+    let mut got = (t.read)(&dev.file)?;
+    while got != data && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+        got = (t.read)(&dev.file)?;
+    }
+    set_ioeventfd(&dev.file, (t.args)(-1))?;
+    if got != data {
+        return Err(format!(
+            "register {got:#x} after a signal with access back, want {data:#x}"
+        ));
+    }
+    Ok(SIGNALS * THREADS)
 }
 
 impl Suite {
-    /// `regress-ioeventfd-vs-reset-nvme-<driver>`.
+    /// `regress-ioeventfd-vs-reset-nvme-<driver>` and `regress-ioeventfd-gate-nvme-<driver>`.
     fn regression_vs_reset(&mut self) {
         let Some((bdf, label)) = self.args.devices.iter().find(|(_, l)| l == "nvme").cloned()
         else {
@@ -250,22 +439,36 @@ impl Suite {
             );
             return;
         };
+        let checks: [(&str, fn(&Arc<vfio::Device>) -> Result<u64, String>); 4] = [
+            ("vs-reset", ioeventfd_vs_reset),
+            ("gate", ioeventfd_vs_memory_toggle),
+            ("memory-off", |d| {
+                ioeventfd_blocked(d, &NVME_TARGET, decode_off, decode_on)
+            }),
+            ("d3hot", |d| ioeventfd_blocked(d, &NVME_TARGET, d3hot, d0)),
+        ];
         for d in self.args.drivers.clone() {
-            let name = format!("regress-ioeventfd-vs-reset-{label}-{d}");
             let dev = match crate::config::attach(self, &bdf, &d) {
                 Ok(dev) => Arc::new(dev),
                 Err(e) => {
-                    self.r.check(&name, || Err(e));
+                    self.r
+                        .check(&format!("regress-attach-{label}-{d}"), || Err(e));
                     crate::config::detach(self, &bdf, None);
                     continue;
                 }
             };
             let mut hung = false;
-            self.r.check(&name, || {
-                let n = ioeventfd_vs_reset(&dev).inspect_err(|_| hung = true)?;
-                crate::robust::progress_info(&name, n);
-                Ok(())
-            });
+            for (what, check) in checks {
+                if hung {
+                    break;
+                }
+                let name = format!("regress-ioeventfd-{what}-{label}-{d}");
+                self.r.check(&name, || {
+                    let n = check(&dev).inspect_err(|_| hung = true)?;
+                    crate::robust::progress_info(&name, n);
+                    Ok(())
+                });
+            }
             if hung {
                 std::mem::forget(dev);
                 continue;
@@ -315,6 +518,14 @@ impl Suite {
                     let c = dev.clone();
                     w.spawn(move || read_bar_dword(&c.file));
                     let n = w.run(SECONDS).inspect_err(|_| hung = true)?;
+                    crate::robust::progress_info(&name, n);
+                    Ok(())
+                });
+            }
+            if !hung {
+                let name = format!("regress-ioeventfd-memory-off-{label}-{d}");
+                self.r.check(&name, || {
+                    let n = ioeventfd_blocked(&dev, &EDU_TARGET, decode_off, decode_on)?;
                     crate::robust::progress_info(&name, n);
                     Ok(())
                 });

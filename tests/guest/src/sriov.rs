@@ -45,7 +45,7 @@ fn read_cfg(f: &File, off: u64, buf: &mut [u8]) -> Result<(), String> {
 }
 
 /// The PM capability's offset, walked through the VFIO config region.
-fn pm_cap(f: &File) -> Result<u64, String> {
+pub(crate) fn pm_cap(f: &File) -> Result<u64, String> {
     let mut b = [0u8; 1];
     read_cfg(f, 0x34, &mut b)?;
     let mut pos = b[0] & !3;
@@ -72,7 +72,7 @@ fn physical_state(config: &File, pm: u64) -> Result<u16, String> {
     Ok(u16::from_le_bytes(b) & 3)
 }
 
-fn write_pmcsr(f: &File, pm: u64, v: u16) {
+pub(crate) fn write_pmcsr(f: &File, pm: u64, v: u16) {
     // A refused state change is not an error for the user: the write "succeeds" and the
     // state stays. Only the physical state matters here.
     let _ = f.write_at(&v.to_le_bytes(), CONFIG + pm + PCI_PM_CTRL);
