@@ -16,7 +16,8 @@
 //!   a write through the mapping read back with `pread` and, for memory the fixture backs,
 //!   from the physical memory (`/dev/mem`);
 //! - an ioeventfd on BAR0, `VFIO_DEVICE_RESET` and the BAR registers after it, and after a
-//!   close and a second open.
+//!   close and a second open;
+//! - the memory BAR paths from four threads at once ([`threads`]).
 //!
 //! `nvlink-<gpu>-transcript` checks the two transcripts are identical (the first differing
 //! lines otherwise); `nvlink-<gpu>-model` checks ours against the model the fixture describes
@@ -114,6 +115,55 @@ fn rd_dwords(f: &File, off: i64, n: usize) -> String {
         .map(|i| rd(f, off + 4 * i as i64, 4))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The memory BAR paths from several threads at once: two read and write the usable memory
+/// BAR (region 4) at its start and across the end of its memory, one sizes its config
+/// registers, one maps and unmaps it and resets the device. Nothing may fail that does not
+/// fail alone; the answer (the same under both drivers) is part of the transcript.
+fn threads(f: &File) -> Result<(), String> {
+    let size = vfio::region_info(f, 4).map_err(|e| e.to_string())?.size as i64;
+    if size == 0 {
+        return Ok(());
+    }
+    let base = vfio::region_offset(4);
+    std::thread::scope(|sc| {
+        let rw: Vec<_> = (0..2i64)
+            .map(|i| {
+                sc.spawn(move || -> Result<(), String> {
+                    for n in 0..200i64 {
+                        let at = if n % 2 == 0 { 64 * i } else { size / 2 - 4 + 8 * i };
+                        let mut b = [0u8; 8];
+                        f.read_at(&mut b, (base + at) as u64).map_err(|e| e.to_string())?;
+                        f.write_at(&b, (base + at) as u64).map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        let cfg = sc.spawn(move || -> Result<(), String> {
+            for _ in 0..200 {
+                let c = (vfio::CONFIG_BASE + 0x20) as u64;
+                f.write_all_at(&[0xff; 4], c).map_err(|e| e.to_string())?;
+                let mut b = [0u8; 4];
+                f.read_exact_at(&mut b, c).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
+        let map = sc.spawn(move || -> Result<(), String> {
+            for _ in 0..50 {
+                if let Ok(m) = vfio::Mapping::new(f, base, 4096, libc::MAP_SHARED) {
+                    drop(m);
+                }
+                let _ = vfio::reset(f);
+            }
+            Ok(())
+        });
+        for t in rw.into_iter().chain([cfg, map]) {
+            t.join().map_err(|_| "a thread panicked".to_string())??;
+        }
+        Ok(())
+    })
 }
 
 /// Reads `n` bytes of physical memory at `phys` through `/dev/mem`.
@@ -377,6 +427,7 @@ impl Suite {
             // same bytes a dword at a time.
             let c = vfio::CONFIG_BASE + 0x10;
             let _ = vfio::reset(&dev.file);
+            t.push(format!("threads: {:?}", threads(&dev.file)));
             t.push(format!(
                 "span {} | {}",
                 rd(&dev.file, c, 24),
