@@ -244,11 +244,9 @@ pub(super) unsafe fn unregister_parent<T: Variant>(pdev: *mut bindings::pci_dev)
 /// `mdev_driver.probe`: an mdev was created on one of our parents: the variant's per-device
 /// state, then the VFIO device in the common module.
 unsafe extern "C" fn mdev_probe<T: Variant>(mdev: *mut bindings::mdev_device) -> i32 {
-    // SAFETY: the mdev core probes a live mdev whose `dev.driver` is our `mdev_driver`'s
-    // `driver`, inside the `MdevDriver` (first field `drv`, `repr(C)`) in the `mdev` field of
-    // the pinned `Registration<T>` (type invariant of `MdevDriver`). Its type's `parent` is
-    // the first field of a live `Parent` (registered until PCI remove, which first removes
-    // this mdev).
+    // SAFETY: a live mdev bound to our `mdev_driver`, the `drv` of the `mdev` field of a
+    // pinned `Registration<T>` (invariant of `MdevDriver`); its type's `parent` starts a live
+    // `Parent` (registered until PCI remove, which first removes this mdev).
     let (reg, rec) = unsafe {
         let drv = (*mdev)
             .dev

@@ -121,9 +121,6 @@ enum Cmd {
         #[arg(long, conflicts_with = "no_host")]
         no_guest: bool,
     },
-    /// Print the import graph of the common module's files (the `crate::` paths of every file
-    /// under common/ except logic/, sdk/ and bindings/), grouped per file, with its layers;
-    /// fails on an import cycle (the `layers-no-import-cycle` check of `test`).
     /// Benchmark our driver against upstream C vfio-pci (and a C-against-C control) in one
     /// boot of the test kernel: every hot path, MSI-X and device-count scaling, kernel memory
     /// and module size; writes target/bench/{bench.txt,bench.md,bench.json,ratios.svg}.
@@ -146,6 +143,9 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print the import graph of the common module's files (the `crate::` paths of every file
+    /// under common/ except logic/, sdk/ and bindings/), grouped per file, with its layers;
+    /// fails on an import cycle (the `layers-no-import-cycle` check of `test`).
     Layers {
         /// Another tree than this repository (its `common/` is read).
         #[arg(long)]

@@ -32,6 +32,7 @@
 //!   `vfio-pci-generic` takes it.
 
 use crate::irq::{self, fds, set_irqs, EventFd, EFD, NONE, TRIG};
+use crate::migration::{bar_rd, bar_wr};
 use crate::{s, vfio, Suite};
 use pcibind::Bdf;
 use std::fs::File;
@@ -80,18 +81,6 @@ fn read_attr(path: &str) -> Result<String, String> {
 
 fn write_attr(path: &str, v: &str) -> Result<(), i32> {
     std::fs::write(path, v).map_err(|e| e.raw_os_error().unwrap_or(0))
-}
-
-fn bar_rd(f: &File, off: u64) -> Result<u32, String> {
-    let mut b = [0u8; 4];
-    f.read_exact_at(&mut b, vfio::region_offset(0) as u64 + off)
-        .map_err(|e| format!("BAR read {off:#x}: {e}"))?;
-    Ok(u32::from_le_bytes(b))
-}
-
-fn bar_wr(f: &File, off: u64, v: u32) -> Result<(), String> {
-    f.write_all_at(&v.to_le_bytes(), vfio::region_offset(0) as u64 + off)
-        .map_err(|e| format!("BAR write {off:#x}: {e}"))
 }
 
 fn cfg_rd(f: &File, off: u64, n: usize) -> Result<u32, String> {

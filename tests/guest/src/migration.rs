@@ -76,14 +76,16 @@ const DMA_SRC: u64 = 0x80;
 const DMA_DST: u64 = 0x88;
 const DMA_COUNT: u64 = 0x90;
 
-fn bar_rd(f: &File, off: u64) -> Result<u32, String> {
+/// A dword of BAR0 through `pread` (also used by mdev_pci.rs).
+pub(crate) fn bar_rd(f: &File, off: u64) -> Result<u32, String> {
     let mut b = [0u8; 4];
     f.read_exact_at(&mut b, vfio::region_offset(0) as u64 + off)
         .map_err(|e| format!("BAR read {off:#x}: {e}"))?;
     Ok(u32::from_le_bytes(b))
 }
 
-fn bar_wr(f: &File, off: u64, v: u32) -> Result<(), String> {
+/// A dword write to BAR0 through `pwrite` (also used by mdev_pci.rs).
+pub(crate) fn bar_wr(f: &File, off: u64, v: u32) -> Result<(), String> {
     f.write_all_at(&v.to_le_bytes(), vfio::region_offset(0) as u64 + off)
         .map_err(|e| format!("BAR write {off:#x}: {e}"))
 }
