@@ -132,10 +132,16 @@ fn threads(f: &File) -> Result<(), String> {
             .map(|i| {
                 sc.spawn(move || -> Result<(), String> {
                     for n in 0..200i64 {
-                        let at = if n % 2 == 0 { 64 * i } else { size / 2 - 4 + 8 * i };
+                        let at = if n % 2 == 0 {
+                            64 * i
+                        } else {
+                            size / 2 - 4 + 8 * i
+                        };
                         let mut b = [0u8; 8];
-                        f.read_at(&mut b, (base + at) as u64).map_err(|e| e.to_string())?;
-                        f.write_at(&b, (base + at) as u64).map_err(|e| e.to_string())?;
+                        f.read_at(&mut b, (base + at) as u64)
+                            .map_err(|e| e.to_string())?;
+                        f.write_at(&b, (base + at) as u64)
+                            .map_err(|e| e.to_string())?;
                     }
                     Ok(())
                 })
