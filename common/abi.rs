@@ -20,7 +20,7 @@ use core::ffi::{c_int, c_void};
 use kernel::ffi::c_char;
 
 /// Bumped on any incompatible change of the types or functions in this file.
-pub(crate) const ABI_VERSION: u32 = 4;
+pub(crate) const ABI_VERSION: u32 = 5;
 
 /// What a variant tells the common module about itself (one `static` per variant driver).
 #[repr(C)]
@@ -162,6 +162,69 @@ pub(crate) struct VariantOps {
     /// `static` of the variant. The common module then sets the VFIO device's `mig_ops`, so
     /// the VFIO core answers `VFIO_DEVICE_FEATURE_MIGRATION` and `_MIG_DEVICE_STATE`.
     pub(crate) migration: *const MigrationOps,
+    /// Optional (ABI 5): the device's memory BARs ([`MemoryBar`]), asked once, right after
+    /// the variant's probe: writes at most `max` entries to `out` and returns how many, or a
+    /// negative errno (the registration then fails). Runs without our locks.
+    pub(crate) memory_bars:
+        Option<unsafe extern "C" fn(data: *mut c_void, out: *mut MemoryBar, max: usize) -> c_int>,
+}
+
+/// [`MemoryBar::flags`]: map the memory write-combined (uncached), not write-back.
+pub(crate) const MEMORY_BAR_WRITE_COMBINE: u32 = 1 << 0;
+
+/// Device memory the CPU reaches coherently at a physical address firmware describes
+/// (NVLink-C2C, CXL type 2), shown to user space as an emulated 64-bit prefetchable memory
+/// BAR: BAR `bar` and `bar + 1` (config-space sizing by the next power of two of `len`,
+/// registers 0 at open and at `VFIO_DEVICE_RESET`), region `bar` of that size readable,
+/// writable and mappable (the first `len` bytes; reads past them return `0xff`, writes are
+/// dropped), never an ioeventfd target. The common module refuses a range that touches
+/// System RAM.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub(crate) struct MemoryBar {
+    /// 0, 2 or 4: the lower BAR of the 64-bit pair.
+    pub(crate) bar: u32,
+    /// [`MEMORY_BAR_WRITE_COMBINE`] or 0.
+    pub(crate) flags: u32,
+    /// Physical address of the memory (need not be page-aligned; a mapping starts at its
+    /// page, as upstream `nvgrace-gpu` maps it).
+    pub(crate) phys: u64,
+    /// Bytes of memory.
+    pub(crate) len: u64,
+    /// The BAR's size, a power of two of at least `len`; 0 for the next power of two of
+    /// `len`.
+    pub(crate) size: u64,
+}
+
+#[allow(dead_code)]
+impl MemoryBar {
+    /// `len` bytes of write-back (cached) memory at `phys` as BARs `bar` and `bar + 1`.
+    pub(crate) const fn cached(bar: u32, phys: u64, len: u64) -> Self {
+        Self {
+            bar,
+            flags: 0,
+            phys,
+            len,
+            size: 0,
+        }
+    }
+
+    /// The same, mapped write-combined (uncached).
+    pub(crate) const fn write_combined(bar: u32, phys: u64, len: u64) -> Self {
+        Self {
+            bar,
+            flags: MEMORY_BAR_WRITE_COMBINE,
+            phys,
+            len,
+            size: 0,
+        }
+    }
+
+    /// The same with a BAR of `size` bytes (a power of two of at least `len`) instead of the
+    /// next power of two of `len`.
+    pub(crate) const fn with_bar_size(self, size: u64) -> Self {
+        Self { size, ..self }
+    }
 }
 
 /// [`MmapTarget::kind`]: page-aligned offset `value` of BAR `bar` of the device.

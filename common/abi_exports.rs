@@ -202,6 +202,20 @@ unsafe fn register_device(
             return Err(e);
         }
     };
+    // SAFETY: `variant` is live (caller) and its ops outlive its devices (invariant of
+    // `RegisteredVariant`).
+    let ops = unsafe { variant.as_ref().ops.as_ref() };
+    let memory_bars = match crate::features::memory_bar::described(ops, data) {
+        Ok(m) => m,
+        Err(e) => {
+            crate::primitives::pci_function::dev_warn(
+                &pci,
+                format_args!("the variant's memory BARs are refused ({})\n", e.to_errno()),
+            );
+            drop(VariantData { variant, data });
+            return Err(e);
+        }
+    };
     let disable_idle_d3 = crate::primitives::params::disable_idle_d3();
     let sriov = crate::state::Sriov::new(&pci);
     // SAFETY: `variant` is live (caller); its ops live as long as the variant, which
@@ -236,6 +250,7 @@ unsafe fn register_device(
         mediated: mediated.is_some(),
         bar_windows_apply: dma_windows,
         msi_bus_master,
+        memory_bars,
         variant_data: VariantData { variant, data },
         inner <- crate::primitives::state_mutex::StateMutex::new(inner),
         ioeventfds <- new_mutex!(crate::state::IoEventFds::default(), "vfio_pci_common::ioeventfds"),

@@ -80,12 +80,29 @@ fn enable(dev: &DeviceState) -> Result {
         let mut info = pdev.config_info();
         info.nointx = irqs.nointx;
         info.no_dma = dev.mediated;
+        // A memory BAR is sized by its memory, whatever the function has there.
+        for m in dev.memory_bars.iter().flatten() {
+            let b = m.bar as usize;
+            if let Some(pair) = info.bars.get_mut(b..b + 2) {
+                pair[0] = crate::logic::config_space::Resource {
+                    start: m.phys | 1,
+                    len: m.size,
+                    io: false,
+                    prefetch: true,
+                    mem64: true,
+                };
+                pair[1] = Default::default();
+            }
+        }
         let mut host = HostConfig::new(dev, &mut st.pm);
         let built = st.config.init(&mut host, &info).and_then(|()| {
             crate::features::config::overlays(dev.variant_ops())
                 .try_for_each(|o| st.config.add_overlay(&mut host, &o))
         });
         if built.is_ok() {
+            for m in dev.memory_bars.iter().flatten() {
+                st.config.clear_bar_pair(m.bar as usize);
+            }
             st.bars = crate::state::BarState::open(pdev);
             st.config.publish_fast_reads(&dev.cfg_fast);
             crate::features::bar::unblock_memory(dev, st);
@@ -194,6 +211,8 @@ fn undo(dev: &DeviceState, reset_by_variant: bool) {
         let mut guard = dev.inner.lock();
         let st = &mut *guard;
         dev.cfg_fast.clear();
+        // The kernel's mappings of memory BARs go with the user, as upstream unmaps them.
+        st.memory_maps = [const { None }; 6];
         if !st.enabled {
             return;
         }

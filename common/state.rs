@@ -126,6 +126,9 @@ pub(crate) struct DeviceState {
     /// messages (memory writes) arrive; the user still cannot set COMMAND.MASTER. Fixed at
     /// registration.
     pub(crate) msi_bus_master: bool,
+    /// The variant's memory BARs (`abi::MemoryBar`), by the index of their lower BAR; checked
+    /// and fixed at registration.
+    pub(crate) memory_bars: [Option<crate::logic::memory_bar::MemoryBar>; 6],
     pub(crate) variant_data: VariantData,
     /// Everything that changes while the device is bound.
     #[pin]
@@ -286,6 +289,11 @@ impl DeviceState {
             })
     }
 
+    /// The memory BAR whose lower half is BAR `bar`, if the variant described one.
+    pub(crate) fn memory_bar(&self, bar: usize) -> Option<&crate::logic::memory_bar::MemoryBar> {
+        self.memory_bars.get(bar)?.as_ref()
+    }
+
     /// The size of BAR `bar` if the variant emulates all of it
     /// (`abi::BAR_WINDOW_EMULATED_BAR`).
     pub(crate) fn emulated_bar_size(&self, bar: usize) -> Option<u64> {
@@ -386,6 +394,9 @@ pub(crate) struct Inner {
     pub(crate) regions: [RegionDesc; MAX_REGIONS],
     /// How many of `regions` are in use.
     pub(crate) n_regions: usize,
+    /// The kernel's mappings of the memory BARs' memory, by BAR, made at first access and
+    /// dropped at close (see `primitives/memory_map.rs`).
+    pub(crate) memory_maps: [Option<crate::primitives::memory_map::DeviceMemoryMap>; 6],
 }
 
 impl Inner {
@@ -414,6 +425,7 @@ impl Inner {
             bars: BarState::default(),
             regions: [RegionDesc::new(0, 0, 0, 0); MAX_REGIONS],
             n_regions: 0,
+            memory_maps: [const { None }; 6],
         })
     }
 

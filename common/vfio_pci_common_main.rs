@@ -25,6 +25,7 @@ mod logic {
     pub(crate) mod errno;
     pub(crate) mod irq;
     pub(crate) mod lifecycle;
+    pub(crate) mod memory_bar;
     pub(crate) mod memory_gate;
     pub(crate) mod migration;
     pub(crate) mod overlay;
@@ -53,6 +54,7 @@ mod primitives {
     pub(crate) mod eventfd;
     pub(crate) mod irq;
     pub(crate) mod layout;
+    pub(crate) mod memory_map;
     pub(crate) mod params;
     pub(crate) mod pci_function;
     pub(crate) mod state_mutex;
@@ -72,6 +74,7 @@ mod features {
     pub(crate) mod hot_reset;
     pub(crate) mod interrupts;
     pub(crate) mod ioeventfd;
+    pub(crate) mod memory_bar;
     pub(crate) mod migration;
     pub(crate) mod power;
     pub(crate) mod reset;

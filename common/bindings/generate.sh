@@ -33,7 +33,7 @@ out=$3
 # The kernel headers we take declarations from. x86's asm/pci.h gives struct pci_sysdata,
 # which the test fixture that creates a software PCI root bus (tests/fixtures/fakepci) hands
 # to the PCI core.
-allowlist='.*/include/(uapi/)?linux/(pci|pci_regs|pci_ids|vfio|eventfd|iova_bitmap|msi_api|poll|cdev|mdev)\.h|.*/arch/x86/include/asm/pci\.h'
+allowlist='.*/include/(uapi/)?linux/(pci|pci_regs|pci_ids|vfio|eventfd|iova_bitmap|msi_api|poll|cdev|mdev|property)\.h|.*/arch/x86/include/asm/pci\.h'
 
 cmdfile=$kdir/rust/bindings/.bindings_generated.rs.cmd
 if [ ! -r "$cmdfile" ]; then

@@ -13,3 +13,6 @@
 #include <linux/cdev.h>
 /* The mdev core, for variants that register a function as an mdev parent (SDK only). */
 #include <linux/mdev.h>
+/* Firmware device properties (the memory description of NVLink-attached GPUs), and the
+ * software nodes the test fixture attaches them with. */
+#include <linux/property.h>

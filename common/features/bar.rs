@@ -108,6 +108,9 @@ pub(crate) fn rw(
     is_write: bool,
 ) -> Result<usize> {
     let pdev = &dev.pdev;
+    if let Some(m) = dev.memory_bar(bar) {
+        return crate::features::memory_bar::rw(dev, m, buf, count, pos, is_write);
+    }
     if let Some(size) = dev.emulated_bar_size(bar) {
         let count = bar_rw::clip(pos, count, size).map_err(|e| Error::from_errno(-e.0))?;
         let whole = bar_rw::Window {
@@ -362,12 +365,20 @@ const fn zeroed_vm_ops() -> bindings::vm_operations_struct {
     unsafe { core::mem::zeroed() }
 }
 
-/// The `mmap` op: memory BARs only, shared mappings only; nothing is mapped until a fault.
+/// The `mmap` op: memory BARs only, shared mappings only; nothing is mapped until a fault
+/// (except a variant's memory BARs, `features/memory_bar.rs`).
 pub(crate) fn mmap(dev: &DeviceState, vma: *mut bindings::vm_area_struct) -> Result {
     let mut v = VmaInfo::default();
     // SAFETY: `vma` is the vma being set up by the mmap call that invoked us.
     unsafe { vfio_pci_common_vma_get(vma, &mut v) };
     let index = (v.pgoff as u64 >> (region::OFFSET_SHIFT - PAGE_SHIFT)) as u32;
+    // A memory BAR is mapped as upstream `nvgrace-gpu` maps it, before (and without) the
+    // checks of the other regions: a private mapping is allowed.
+    if let Some(m) = dev.memory_bar(index as usize) {
+        let pgoff = v.pgoff as u64 & ((1u64 << (region::OFFSET_SHIFT - PAGE_SHIFT)) - 1);
+        let len = v.end.checked_sub(v.start).ok_or(EINVAL)? as u64;
+        return crate::features::memory_bar::mmap(m, vma, pgoff, len);
+    }
     let n_regions = dev.inner.lock().n_regions as u32;
     if index >= region::NUM_REGIONS + n_regions || v.end < v.start || !v.shared {
         return Err(EINVAL);

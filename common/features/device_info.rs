@@ -44,6 +44,21 @@ pub(crate) fn get_region_info(dev: &DeviceState, arg: usize) -> Result {
             info.size = pdev.cfg_size();
             info.flags = uapi::REGION_FLAG_READ | uapi::REGION_FLAG_WRITE;
         }
+        // A memory BAR (upstream `nvgrace_gpu_ioctl_get_region_info`): the power-of-two size,
+        // mappable where there is memory.
+        i @ region::index::BAR0..=region::index::BAR5 if dev.memory_bar(i as usize).is_some() => {
+            let len = dev.memory_bar(i as usize).map_or(0, |m| m.len);
+            info.offset = region::index_to_offset(i);
+            info.size = dev.memory_bar(i as usize).map_or(0, |m| m.size);
+            info.flags = uapi::REGION_FLAG_READ | uapi::REGION_FLAG_WRITE | uapi::REGION_FLAG_MMAP;
+            let area = [(0, len)];
+            let (body, n) = region_info::sparse_mmap_body(&area);
+            caps.add(
+                region_info::CAP_SPARSE_MMAP,
+                1,
+                body.get(..n).unwrap_or(&[]),
+            );
+        }
         i @ region::index::BAR0..=region::index::BAR5
             if dev.emulated_bar_size(i as usize).is_some() =>
         {

@@ -13,8 +13,19 @@ use kernel::error::{code::EINVAL, to_result, Result};
 /// The ioctl.
 pub(crate) fn ioctl(dev: &DeviceState) -> Result {
     let variant_reset = dev.variant_ops().reset;
-    if !dev.inner.lock().reset_works && variant_reset.is_none() {
-        return Err(EINVAL);
+    {
+        let mut inner = dev.inner.lock();
+        // Memory BAR registers go back to 0 whether or not the reset can be done, as
+        // upstream `nvgrace-gpu` clears them before asking the core.
+        if dev.memory_bars.iter().any(Option::is_some) {
+            for m in dev.memory_bars.iter().flatten() {
+                inner.config.clear_bar_pair(m.bar as usize);
+            }
+            inner.config.sync_fast_reads(&dev.cfg_fast);
+        }
+        if !inner.reset_works && variant_reset.is_none() {
+            return Err(EINVAL);
+        }
     }
     let notify = dev.variant_ops().reset_notify;
     if let Some(hook) = notify {

@@ -76,3 +76,25 @@ void vfio_pci_common_zap(struct vfio_device *vdev, loff_t start, loff_t len)
 {
 	unmap_mapping_range(vdev->inode->i_mapping, start, len, true);
 }
+
+/*
+ * mmap of a memory BAR (features/memory_bar.rs), as upstream nvgrace_gpu_mmap(): the frames
+ * mapped at once, write-combined for uncached memory, and vm_pgoff set to the first frame
+ * (what remap_pfn_range() wants of a private, copy-on-write mapping).
+ */
+int vfio_pci_common_remap_memory(struct vm_area_struct *vma, u64 pfn, bool write_combine);
+int vfio_pci_common_remap_memory(struct vm_area_struct *vma, u64 pfn, bool write_combine)
+{
+	int ret;
+
+	if (write_combine) {
+		vm_flags_set(vma, VM_ALLOW_ANY_UNCACHED);
+		vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
+	}
+	ret = remap_pfn_range(vma, vma->vm_start, pfn, vma->vm_end - vma->vm_start,
+			      vma->vm_page_prot);
+	if (ret)
+		return ret;
+	vma->vm_pgoff = pfn;
+	return 0;
+}

@@ -26,7 +26,7 @@ pub(crate) mod migration;
 mod pci;
 mod registration;
 
-pub(crate) use abi::{BarWindow, ConfigOverlay};
+pub(crate) use abi::{BarWindow, ConfigOverlay, MemoryBar};
 pub(crate) use device::Device;
 pub(crate) use id::PciId;
 #[allow(unused_imports)]
@@ -37,12 +37,18 @@ pub(crate) use memmap::MemMap;
 pub(crate) use pci::{devfn, PciFunction};
 pub(crate) use registration::Registration;
 
+/// `EOVERFLOW` (a value too large), which the 6.12 kernel crate does not name.
+#[allow(dead_code)]
+pub(crate) fn eoverflow() -> kernel::error::Error {
+    kernel::error::Error::from_errno(-(kernel::bindings::EOVERFLOW as i32))
+}
+
 /// What a variant file needs, in one `use`.
 #[allow(unused_imports)]
 pub(crate) mod prelude {
     pub(crate) use super::migration::{Migration, StateReader, StateWriter};
     pub(crate) use super::{
-        BarWindow, ConfigOverlay, Device, Handled, MdevBusMaster, MdevType, MmapTarget,
+        BarWindow, ConfigOverlay, Device, Handled, MdevBusMaster, MdevType, MemoryBar, MmapTarget,
         PciFunction, PciId, Regions, Variant,
     };
     pub(crate) use core::pin::Pin;
@@ -227,6 +233,18 @@ pub(crate) trait Variant: Send + Sync + Sized + 'static {
         _pos: u64,
         _buf: &[u8],
     ) -> Result<usize> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Device memory the CPU reaches coherently at a physical address firmware describes
+    /// (NVLink-C2C, CXL type 2), shown to user space as emulated 64-bit prefetchable BARs
+    /// ([`MemoryBar::cached`], [`MemoryBar::write_combined`]): asked once per device, right
+    /// after [`Variant::probe`]. The common module serves them whole: config-space sizing
+    /// (registers 0 at open and at `VFIO_DEVICE_RESET`), region info with a sparse-mmap
+    /// capability over the memory, read/write (`0xff` past the memory, up to the power-of-two
+    /// BAR size), mmap of the memory, no ioeventfd; it refuses (fails the probe) a range that
+    /// touches System RAM. `None` entries are skipped: no memory, the device is a plain one.
+    fn memory_bars(self: Pin<&Self>) -> [Option<MemoryBar>; 3] {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 

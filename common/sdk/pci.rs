@@ -119,6 +119,32 @@ impl PciFunction {
         Ok(v)
     }
 
+    /// The offset of the designated vendor-specific extended capability (DVSEC) `id` of
+    /// `vendor` (`pci_find_dvsec_capability`), if the function has one.
+    pub(crate) fn find_dvsec(&self, vendor: u16, id: u16) -> Option<u16> {
+        // SAFETY: valid device (type invariant).
+        let pos = unsafe { bindings::pci_find_dvsec_capability(self.ptr.as_ptr(), vendor, id) };
+        (pos != 0).then_some(pos)
+    }
+
+    /// A 64-bit firmware property of the function (`device_property_read_u64`: ACPI `_DSD`,
+    /// device tree or a software node): `EINVAL` when absent, as the kernel answers.
+    pub(crate) fn property_u64(&self, name: &core::ffi::CStr) -> Result<u64> {
+        let mut v = 0u64;
+        // SAFETY: valid device (type invariant); `name` is NUL-terminated; one u64 is read
+        // into a live local.
+        let r = unsafe {
+            bindings::device_property_read_u64_array(
+                core::ptr::addr_of_mut!((*self.ptr.as_ptr()).dev),
+                name.as_ptr().cast(),
+                &mut v,
+                1,
+            )
+        };
+        kernel::error::to_result(r)?;
+        Ok(v)
+    }
+
     /// Reads `size` (1, 2 or 4) config bytes at `offset` as user space does through sysfs
     /// (`pci_user_read_config_*`: waits while config access is blocked, e.g. during a reset).
     pub(crate) fn user_read_config(&self, offset: u16, size: usize) -> Result<u32> {

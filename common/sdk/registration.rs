@@ -2,7 +2,7 @@
 //! [`Registration`]: a variant's `pci_driver` and its registration with `vfio_pci_common`, and
 //! the probe/remove trampolines that enforce the strict ID check.
 
-use super::abi::{DeviceHandle, VariantHandle, VariantOps, ABI_VERSION};
+use super::abi::{DeviceHandle, MemoryBar, VariantHandle, VariantOps, ABI_VERSION};
 use super::bindings;
 use super::{Device, Variant};
 use core::ffi::{c_int, c_void};
@@ -172,6 +172,11 @@ impl<T: Variant> Registration<T> {
             },
             // Set by `module_vfio_pci_variant!`'s `migration: true` (`sdk/migration.rs`).
             migration: core::ptr::null(),
+            memory_bars: if T::HAS_MEMORY_BARS {
+                Some(memory_bars::<T>)
+            } else {
+                None
+            },
         }
     }
 
@@ -555,6 +560,26 @@ unsafe extern "C" fn reset<T: Variant>(data: *mut c_void, dev: *mut DeviceHandle
     // SAFETY: as in `open_device`.
     let (this, dev) = unsafe { hook_args::<T>(data, dev) };
     kernel::error::from_result(|| T::reset(this, dev).map(|()| 0))
+}
+
+/// [`VariantOps::memory_bars`] for a `T` that implements [`Variant::memory_bars`].
+unsafe extern "C" fn memory_bars<T: Variant>(
+    data: *mut c_void,
+    out: *mut MemoryBar,
+    max: usize,
+) -> c_int {
+    // SAFETY: as in `config_read`.
+    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) };
+    let mut n = 0usize;
+    for bar in T::memory_bars(this).into_iter().flatten() {
+        if n == max {
+            return EINVAL.to_errno();
+        }
+        // SAFETY: the common module passes room for `max` entries; `n < max`.
+        unsafe { out.add(n).write(bar) };
+        n += 1;
+    }
+    n as c_int
 }
 
 /// [`VariantOps::bar_window_rw`] for a `T` with `bar_window_read` and `bar_window_write`.

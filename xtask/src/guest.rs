@@ -36,9 +36,9 @@ const BUSYBOX: &str = "/bin/busybox";
 const GUEST_MODDIR: &str = "/lib/modules/vfio-test";
 const GENERIC_KO: &str = "vfio_pci_generic.ko";
 /// Guest RAM reserved with `memmap=` for the fake PCI devices of `tests/fixtures/fakepci`
-/// (16 MiB at 128 MiB: clear of the kernel image, the initramfs at the top of RAM and the
-/// firmware's tables).
-pub const FAKEPCI_MEMMAP: &str = "16M$0x8000000";
+/// (20 MiB at 128 MiB: clear of the kernel image, the initramfs at the top of RAM and the
+/// firmware's tables): the fake IGD's OpRegion and BARs, then the fake GPUs' memory.
+pub const FAKEPCI_MEMMAP: &str = "20M$0x8000000";
 /// One emulated device of the test machine: the label the guest checks use in their names, its
 /// fixed address in the guest, and the QEMU arguments that create it (its backend or its
 /// `pcie-root-port` first). A device behind a root port has `id=<label>`, so the surprise
@@ -398,7 +398,8 @@ pub fn modules_in_load_order(kernel_build: &Path, our_modules: &[PathBuf]) -> Re
     for m in our_modules {
         by_name.insert(mod_name(m)?, m.clone());
     }
-    let mut wanted: Vec<String> = vec!["vfio_pci".into()];
+    // Upstream's references: vfio-pci, and nvgrace-gpu for `vfio-pci-nvlink` (nvlink.rs).
+    let mut wanted: Vec<String> = vec!["vfio_pci".into(), "nvgrace_gpu_vfio_pci".into()];
     for m in our_modules {
         wanted.push(mod_name(m)?);
     }

@@ -4,7 +4,7 @@
 //! `depmod`, and a manifest of exactly what was installed, which `uninstall` removes again.
 //!
 //! What we ship: every module of the top-level Kbuild's directories except `samples/` and
-//! `tests/` (today `vfio_pci_common`, `vfio_pci_generic`, `vfio_pci_igd`; a variant made with
+//! `tests/` (today `vfio_pci_common`, `vfio_pci_generic`, `vfio_pci_igd`, `vfio_pci_nvlink`; a variant made with
 //! `new-variant` is shipped too). The same list is in `dkms.conf` (a host check compares them).
 
 use crate::modules::kbuild_dirs;

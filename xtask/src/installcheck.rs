@@ -15,7 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The modules we ship today, in load order (what install and DKMS must produce).
-const SHIPPED: [&str; 3] = ["vfio_pci_common", "vfio_pci_generic", "vfio_pci_igd"];
+const SHIPPED: [&str; 4] = [
+    "vfio_pci_common",
+    "vfio_pci_generic",
+    "vfio_pci_igd",
+    "vfio_pci_nvlink",
+];
 
 fn record(c: &mut Counts, name: &str, r: Result<()>) {
     crate::srccheck::record(
@@ -156,7 +161,7 @@ pub fn install_checks(kdir: &Path, mod_root: &Path) -> Counts {
     let r = mod_root.display().to_string();
     let args = ["install", "--kdir", &k, "--destdir", &d, "--root", &r];
 
-    let installed = must_exit(&args, 0, "installed 3 modules").and_then(|_| {
+    let installed = must_exit(&args, 0, "installed 4 modules").and_then(|_| {
         for name in SHIPPED {
             let inst = m.join(format!("updates/{name}.ko"));
             ensure!(inst.is_file(), "{} is missing", inst.display());
@@ -199,6 +204,7 @@ pub fn install_checks(kdir: &Path, mod_root: &Path) -> Counts {
                 "updates/vfio_pci_common.ko:",
                 "updates/vfio_pci_generic.ko: updates/vfio_pci_common.ko",
                 "updates/vfio_pci_igd.ko: updates/vfio_pci_common.ko",
+                "updates/vfio_pci_nvlink.ko: updates/vfio_pci_common.ko",
             ] {
                 ensure!(
                     dep.lines().any(|l| l == line),
@@ -289,7 +295,7 @@ pub fn install_checks(kdir: &Path, mod_root: &Path) -> Counts {
             must_exit(
                 &["uninstall", "--kdir", &k, "--destdir", &d],
                 0,
-                "uninstalled 3 modules",
+                "uninstalled 4 modules",
             )?;
             let before = before.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
             let dd = diff(before, &snapshot(&dest)?);
@@ -469,7 +475,7 @@ pub fn signing_checks(kdir: &Path, mod_root: &Path) -> Counts {
             true,
             true,
             0,
-            "all 3 installed modules are signed",
+            "all 4 installed modules are signed",
         ),
         (
             "install-signed-by-us",
@@ -523,7 +529,7 @@ pub fn signing_checks(kdir: &Path, mod_root: &Path) -> Counts {
                     must_exit(
                         &["uninstall", "--kdir", &ks, "--destdir", &ds],
                         0,
-                        "uninstalled 3 modules",
+                        "uninstalled 4 modules",
                     )?;
                 } else {
                     let left: Vec<String> = snapshot(&d)?

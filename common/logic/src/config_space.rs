@@ -779,6 +779,18 @@ impl ConfigSpace {
         self.set_bardirty(false);
     }
 
+    /// Puts the registers of the 64-bit BAR pair `bar`, `bar + 1` back to 0 (upstream
+    /// `nvgrace-gpu` for its memory BARs at open and at `VFIO_DEVICE_RESET`); the next read
+    /// sizes them again.
+    pub fn clear_bar_pair(&mut self, bar: usize) {
+        for i in [bar, bar + 1] {
+            if i < r::STD_NUM_BARS {
+                self.vset(r::BASE_ADDRESS_0 + 4 * i as u16, 4, 0);
+            }
+        }
+        self.set_bardirty(true);
+    }
+
     /// Sets `bardirty`, and marks the table's BAR entries stale when it changes.
     #[inline]
     pub(super) fn set_bardirty(&mut self, dirty: bool) {

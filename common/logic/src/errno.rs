@@ -26,3 +26,6 @@ pub const EBUSY: Errno = Errno(16);
 pub const ENODEV: Errno = Errno(19);
 /// No space left on device (upstream's "the array is too small").
 pub const ENOSPC: Errno = Errno(28);
+/// Value too large for defined data type (upstream's answer to a mapping whose offsets
+/// overflow).
+pub const EOVERFLOW: Errno = Errno(75);

@@ -23,6 +23,7 @@ pub mod errno;
 pub mod fake;
 pub mod irq;
 pub mod lifecycle;
+pub mod memory_bar;
 pub mod memory_gate;
 pub mod migration;
 pub mod overlay;

@@ -69,7 +69,7 @@ fn errno() -> i32 {
 }
 
 /// `GET_IRQ_INFO` of `index` with `argsz`: the 16 bytes returned, or the errno.
-fn irq_info(f: &File, index: u32, argsz: u32) -> Result<[u32; 4], i32> {
+pub(crate) fn irq_info(f: &File, index: u32, argsz: u32) -> Result<[u32; 4], i32> {
     let mut b: [u32; 4] = [argsz, 0xa5a5_a5a5, index, 0xa5a5_a5a5];
     // SAFETY: a 16-byte `vfio_irq_info` the kernel reads and writes at most 16 bytes of.
     let r = unsafe { libc::ioctl(f.as_raw_fd(), VFIO_DEVICE_GET_IRQ_INFO as _, b.as_mut_ptr()) };

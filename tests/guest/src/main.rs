@@ -4,7 +4,7 @@
 //! Usage: `vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]...
 //!         [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO]
 //!         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]...
-//!         [--suite full|robust|installed|hooks|migration|mdev|bench] [--seed N] [--storm-cycles N]
+//!         [--suite full|robust|installed|hooks|migration|mdev|nvlink|bench] [--seed N] [--storm-cycles N]
 //!         [--sriov-pf BDF] [--bench-rounds N] [--bench-devices L,L...]
 //!         [--bench-fleet BRIDGE-BDF] [--bench-max-ops N] [--no-exit]`
 //!
@@ -42,6 +42,7 @@ mod kmod;
 mod lifecycle;
 mod mdev_pci;
 mod migration;
+mod nvlink;
 mod overlay;
 mod perf;
 mod regions;
@@ -102,6 +103,8 @@ struct Args {
     migration_only: bool,
     /// Only the mdev-pci sample's checks (`--suite mdev`; mdev_pci.rs).
     mdev_only: bool,
+    /// Only the NVLink variant's checks (`--suite nvlink`; nvlink.rs).
+    nvlink_only: bool,
     /// The fuzzer's seed (`--seed`); random (and printed) when not given.
     seed: Option<u64>,
     /// The SR-IOV capable PF of the D3-versus-VF-enable check (`--sriov-pf BDF`).
@@ -117,7 +120,7 @@ fn usage(msg: &str) -> ! {
         "usage: vfio-guest-tests --mode iommu|noiommu [--module KO]... [--driver NAME]... \
          [--device BDF=LABEL[/CFGSIZE]]... [--generic-ko KO] [--catalog KO]... [--new-variant-ko KO] \
          [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... \
-         [--suite full|robust|installed|hooks|migration|mdev|bench] [--seed N] [--storm-cycles N] \
+         [--suite full|robust|installed|hooks|migration|mdev|nvlink|bench] [--seed N] [--storm-cycles N] \
          [--sriov-pf BDF] [--bench-rounds N] [--bench-devices L,L] [--bench-fleet BDF] \
          [--bench-max-ops N] [--no-exit]"
     );
@@ -149,6 +152,7 @@ fn parse_args() -> Args {
         bench: None,
         migration_only: false,
         mdev_only: false,
+        nvlink_only: false,
         seed: None,
         storm_cycles: None,
         sriov_pf: None,
@@ -212,6 +216,10 @@ fn parse_args() -> Args {
                         }
                         "mdev" => {
                             a.mdev_only = true;
+                            (false, false, false)
+                        }
+                        "nvlink" => {
+                            a.nvlink_only = true;
                             (false, false, false)
                         }
                         x => usage(&format!("unknown suite {x}")),
@@ -987,6 +995,10 @@ fn main() {
         suite.load_modules();
         suite.bench_suite(&b);
         suite.unload_modules();
+    } else if suite.args.nvlink_only {
+        suite.load_modules();
+        suite.nvlink_checks();
+        suite.unload_modules();
     } else if suite.args.mdev_only {
         suite.load_modules();
         let pristine = suite.snapshot_configs();
@@ -1025,6 +1037,7 @@ fn main() {
         suite.overlay_checks();
         suite.hooks_checks();
         suite.igd_checks();
+        suite.nvlink_checks();
         suite.lifecycle_checks();
         suite.mdev_checks();
         suite.robust_checks();
