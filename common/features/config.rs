@@ -5,9 +5,9 @@
 //!
 //! Every chunk (1, 2 or 4 bytes, split as upstream splits) is emulated under the device state
 //! mutex, except the reads and writes `logic::config_fast` does without it (every dword whose
-//! read has no side effect, and writes that are only a device read-modify-write; upstream
-//! takes no lock for any config read nor for those writes), whose table is brought up to date
-//! after every emulated access. The copy to user space happens after the mutex is
+//! read has no side effect, and writes that are only a device read-modify-write or only a
+//! store of virtual bits such as `INTERRUPT_LINE`; upstream takes no lock for any config read
+//! nor for those writes), whose table is brought up to date after every emulated access. The copy to user space happens after the mutex is
 //! dropped, the copy from user space inside it
 //! (upstream copies from user space only when the owner of the bytes accepts writes, so the
 //! emulator asks for the bytes itself).
@@ -267,29 +267,9 @@ pub(crate) fn write(dev: &DeviceState, buf: usize, count: usize, offset: u64) ->
             .clone_reader()
             .read_slice(bytes.get_mut(..want).ok_or(EINVAL)?)
             .is_ok();
-        if prefetched {
-            // A plain device read-modify-write needs no lock (upstream takes none either).
-            let fast = dev.cfg_fast.write_chunk(
-                at,
-                left,
-                u32::from_le_bytes(bytes),
-                |pos, size| {
-                    dev.pdev
-                        .read_config(pos.into(), size.into())
-                        .map_err(to_errno)
-                },
-                |pos, size, val| {
-                    dev.pdev
-                        .write_config(pos.into(), size.into(), val)
-                        .map_err(to_errno)
-                },
-            );
-            if let FastChunk::Done(n, _) = fast.map_err(from_errno)? {
-                input.skip(n)?;
-                done += n;
-                continue;
-            }
-        } else {
+        // The bytes the chunk may take (all of `left` when prefetched).
+        let mut avail = left;
+        if !prefetched {
             let (n, takes_data) = dev
                 .inner
                 .lock()
@@ -301,6 +281,30 @@ pub(crate) fn write(dev: &DeviceState, buf: usize, count: usize, offset: u64) ->
                     .clone_reader()
                     .read_slice(bytes.get_mut(..n).ok_or(EINVAL)?)?;
             }
+            avail = n;
+        }
+        // A plain device read-modify-write, or a store of virtual bits, needs no lock
+        // (upstream takes none either). Virtual-write dwords must go this way while the table
+        // is published: the table holds their bits (`logic::config_fast`).
+        let fast = dev.cfg_fast.write_chunk(
+            at,
+            avail,
+            u32::from_le_bytes(bytes),
+            |pos, size| {
+                dev.pdev
+                    .read_config(pos.into(), size.into())
+                    .map_err(to_errno)
+            },
+            |pos, size, val| {
+                dev.pdev
+                    .write_config(pos.into(), size.into(), val)
+                    .map_err(to_errno)
+            },
+        );
+        if let FastChunk::Done(n, _) = fast.map_err(from_errno)? {
+            input.skip(n)?;
+            done += n;
+            continue;
         }
         let n = {
             let mut guard = dev.inner.lock();

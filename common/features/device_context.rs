@@ -85,6 +85,8 @@ pub(crate) fn config_emulated(
     if !inner.enabled {
         return Err(ENODEV);
     }
+    // The emulator reads the image: give it the user's lock-free virtual writes first.
+    inner.config.absorb_fast_writes(&dev.cfg_fast);
     let mut host = crate::features::config::HostConfig::new(dev, &mut inner.pm);
     let done = inner
         .config

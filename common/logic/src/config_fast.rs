@@ -23,13 +23,22 @@
 //! - no variant overlay (its read hook runs under the mutex).
 //!
 //! Writes: upstream takes no lock for a config write either (except around `COMMAND`). The
-//! same table holds, per dword, the mask of bits a user write passes through to the device
-//! when that is all the emulator would do: one owner and table instance as above, written by
-//! `Default` or `Basic` (not `COMMAND`, the BARs or the ROM, which have side effects), no
-//! virtual bit in the dword (so the image never changes) and no overlay. Such a write is the
-//! device read-modify-write of `vfio_default_config_write`, done without the mutex
-//! ([`FastReads::write_chunk`]); every other write takes the emulator. The masks change only
-//! with the owner map and overlays, that is in `publish_fast_reads`.
+//! same table holds, per dword, the mask of bits a user write handles without the emulator,
+//! when the dword has one owner and table instance as above, is written by `Default` or
+//! `Basic` (not `COMMAND`, the BARs or the ROM, which have side effects) and has no overlay.
+//! Two kinds of dwords qualify ([`FastReads::write_chunk`]); every other write takes the
+//! emulator:
+//! - *device writes*: no virtual bit in the dword (so the image never changes). The write is
+//!   the device read-modify-write of `vfio_default_config_write`.
+//! - *virtual writes* (flagged in `virt_writes`): every writable bit of the dword is virtual
+//!   and read from the image (`INTERRUPT_LINE`). The write only stores into the image, which
+//!   `vfio_default_config_write` does with no lock at all; here it is a compare-and-swap of the
+//!   dword's entry. While the table is published, the entry is where those bits live: the
+//!   emulator's image catches up in `sync_fast_reads` and [`ConfigSpace::absorb_fast_writes`]
+//!   (its own stores to them, through `default_write`, are recorded byte by byte in
+//!   `fast_vstore` and win over the table's at the next sync: both are linearised there).
+//!
+//! The masks change only with the owner map and overlays, that is in `publish_fast_reads`.
 //!
 //! The table is built under the mutex after `init` ([`ConfigSpace::publish_fast_reads`]).
 //! Every later change of the image goes through `vset`, which widens a range of changed
@@ -45,13 +54,16 @@
 //! `mask << 32 | (image & mask)` (plus [`BYTE0_FROM_DEVICE`] where that applies) for a dword
 //! whose reads are exactly `(device & !mask) | (image & mask)` (a 1-byte read at its first byte
 //! is the device's when flagged), with the image as of the last `sync_fast_reads` or
-//! `publish_fast_reads`; the mask changes only when an entry is rebuilt with `fast_entry`
-//! (all of them in `publish_fast_reads`, the BAR and ROM ones in `sync_fast_reads`).
+//! `publish_fast_reads`, except the bits of a virtual-write dword's write mask: there the
+//! entry is newer than the image (lock-free user writes). The mask changes only when an entry
+//! is rebuilt with `fast_entry` (all of them in `publish_fast_reads`, the BAR and ROM ones in
+//! `sync_fast_reads`); a virtual-write dword is never a BAR or the ROM, so its entry is never
+//! [`LOCKED`] and its write mask lies inside its read mask.
 
 use super::config_space::{access_width, is_bar, size_mask, ConfigSpace};
 use super::errno::Errno;
 use super::pci_regs as r;
-use super::perm::{ReadKind, WriteKind};
+use super::perm::{PermBits, ReadKind, WriteKind};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 const DWORDS: usize = r::CFG_SPACE_EXP_SIZE as usize / 4;
@@ -73,6 +85,16 @@ fn is_flagged(entry: u64) -> bool {
     entry & (BYTE0_FROM_DEVICE | BYTE0_FROM_DEVICE << 32) == BYTE0_FROM_DEVICE
 }
 
+/// The bits of dword `index` whose bytes lie in the byte range `first..=last` (empty when
+/// `first > last`).
+#[inline]
+fn byte_mask(index: usize, (first, last): (u16, u16)) -> u32 {
+    let base = index * 4;
+    (0..4)
+        .filter(|i| (first as usize..=last as usize).contains(&(base + i)))
+        .fold(0, |m, i| m | 0xff << (8 * i))
+}
+
 /// The dwords of the BARs and the ROM register.
 const BAR_DWORDS: [usize; 7] = [4, 5, 6, 7, 8, 9, 12];
 
@@ -81,8 +103,10 @@ const BAR_DWORDS: [usize; 7] = [4, 5, 6, 7, 8, 9, 12];
 pub struct FastReads {
     /// Per dword: `mask << 32 | image`, or [`LOCKED`].
     entries: [AtomicU64; DWORDS],
-    /// Per dword: the bits a write passes straight to the device (0: the emulator's).
+    /// Per dword: the bits a write handles without the emulator (0: the emulator's).
     writes: [AtomicU32; DWORDS],
+    /// One bit per dword: its `writes` bits are virtual (stored in the entry), not device bits.
+    virt_writes: [AtomicU32; DWORDS / 32],
     /// The config size the entries were built for; 0 while nothing is published.
     limit: AtomicU32,
 }
@@ -108,6 +132,7 @@ impl FastReads {
         Self {
             entries: [const { AtomicU64::new(0) }; DWORDS],
             writes: [const { AtomicU32::new(0) }; DWORDS],
+            virt_writes: [const { AtomicU32::new(0) }; DWORDS / 32],
             limit: AtomicU32::new(0),
         }
     }
@@ -157,10 +182,19 @@ impl FastReads {
         Ok(FastChunk::Done(size, (phys & !mask) | image))
     }
 
+    /// Whether dword `index`'s write mask is of virtual bits (see the module documentation).
+    #[inline(always)]
+    pub fn is_virt_write(&self, index: usize) -> bool {
+        self.virt_writes
+            .get(index / 32)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (index % 32)) != 0)
+    }
+
     /// The next chunk of a user write of `remaining` bytes at `pos` whose bytes are `val`
     /// (little-endian, chunk in the low end), if the table can do it: the chunk's size, after
     /// the device read-modify-write the emulator would have done (`device_read`,
-    /// `device_write`: `pci_user_{read,write}_config_*`). A device error is returned as is.
+    /// `device_write`: `pci_user_{read,write}_config_*`), or after storing the chunk's bits in
+    /// the entry of a virtual-write dword. A device error is returned as is.
     #[inline]
     pub fn write_chunk<R, W>(
         &self,
@@ -178,17 +212,35 @@ impl FastReads {
         if pos >= limit || remaining as u64 > limit - pos {
             return Ok(FastChunk::Locked);
         }
-        let Some(w) = self.writes.get((pos / 4) as usize) else {
+        let index = (pos / 4) as usize;
+        let Some(w) = self.writes.get(index) else {
             return Ok(FastChunk::Locked);
         };
         let k = (pos % 4) as usize;
         let size = access_width(pos, remaining.min(4 - k));
         let smask = size_mask(size);
-        let m = (w.load(Ordering::Relaxed) >> (8 * k as u32)) & smask;
+        let shift = 8 * k as u32;
+        let m = (w.load(Ordering::Relaxed) >> shift) & smask;
         // Nothing writable in the chunk: the emulator accepts it without reading the user's
         // bytes, which this path has already read.
         if m == 0 {
             return Ok(FastChunk::Locked);
+        }
+        if self.is_virt_write(index) {
+            let Some(entry) = self.entries.get(index) else {
+                return Ok(FastChunk::Locked);
+            };
+            let bits = u64::from(m << shift);
+            let new = u64::from((val & m) << shift);
+            // Only the chunk's writable bits change: racing writers of other bytes of the
+            // dword keep theirs (upstream copies just the written bytes into the image).
+            let stored = entry.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                (old != LOCKED).then_some((old & !bits) | new)
+            });
+            return Ok(match stored {
+                Ok(_) => FastChunk::Done(size, 0),
+                Err(_) => FastChunk::Locked,
+            });
         }
         let phys = device_read(pos as u16, size as u8)? & smask;
         device_write(pos as u16, size as u8, (phys & !m) | (val & m))?;
@@ -214,20 +266,40 @@ impl FastReads {
 impl ConfigSpace {
     /// Builds `fast` from the current image, owner map and overlays; called under the
     /// device mutex after `init` and the overlays of an open.
+    ///
+    /// A table published before (a rebuild after an owner-map change) first gives its
+    /// lock-free virtual writes to the image. Writers that found it published before it was
+    /// withdrawn here and store after that hand-over are lost; no rebuild happens while user
+    /// space has the device open (overlays are added at open).
     pub fn publish_fast_reads(&mut self, fast: &FastReads) {
-        fast.limit.store(0, Ordering::Release);
+        if fast.limit.swap(0, Ordering::AcqRel) != 0 {
+            self.absorb_table(fast);
+        }
         // Entries past the config size are never read (`limit`).
         let used = self.cfg_size as usize / 4;
         for (i, e) in fast.entries.iter().enumerate().take(used) {
             e.store(self.fast_entry(i), Ordering::Relaxed);
         }
+        for word in fast.virt_writes.iter() {
+            word.store(0, Ordering::Relaxed);
+        }
         for (i, w) in fast.writes.iter().enumerate() {
-            w.store(
-                if i < used { self.fast_write_mask(i) } else { 0 },
-                Ordering::Relaxed,
-            );
+            let mut mask = 0;
+            if i < used {
+                mask = self.fast_write_mask(i);
+                if mask == 0 {
+                    mask = self.fast_virt_write_mask(i);
+                    if mask != 0 {
+                        if let Some(word) = fast.virt_writes.get(i / 32) {
+                            word.fetch_or(1 << (i % 32), Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            w.store(mask, Ordering::Relaxed);
         }
         self.fast_dirty = (u16::MAX, 0);
+        self.fast_vstore = (u16::MAX, 0);
         self.fast_rebuild = false;
         self.fast_bars_stale = false;
         fast.limit.store(self.cfg_size as u32, Ordering::Release);
@@ -250,24 +322,91 @@ impl ConfigSpace {
             }
         }
         let (first, last) = core::mem::replace(&mut self.fast_dirty, (u16::MAX, 0));
+        let vstore = core::mem::replace(&mut self.fast_vstore, (u16::MAX, 0));
         for index in first as usize..=last as usize {
             let Some(entry) = fast.entries.get(index) else {
                 break;
             };
             let old = entry.load(Ordering::Relaxed);
-            if old != LOCKED {
-                let mask = (old >> 32) as u32;
-                let image = self.vget((index * 4) as u16, 4) & mask;
-                let flag = if is_flagged(old) {
-                    BYTE0_FROM_DEVICE
-                } else {
-                    0
-                };
-                entry.store(
-                    ((mask as u64) << 32) | image as u64 | flag,
-                    Ordering::Relaxed,
-                );
+            if old == LOCKED {
+                continue;
             }
+            let mask = (old >> 32) as u32;
+            let image = self.vget((index * 4) as u16, 4) & mask;
+            let flag = if is_flagged(old) {
+                BYTE0_FROM_DEVICE
+            } else {
+                0
+            };
+            let rebuilt = ((mask as u64) << 32) | image as u64 | flag;
+            if !fast.is_virt_write(index) {
+                entry.store(rebuilt, Ordering::Relaxed);
+                continue;
+            }
+            // The entry's virtual write bits are newer than the image, except in the bytes
+            // the emulator stored since the last sync (`default_write`): those are its.
+            let writable = fast
+                .writes
+                .get(index)
+                .map_or(0, |w| w.load(Ordering::Relaxed));
+            let keep = u64::from(writable & !byte_mask(index, vstore));
+            let Ok(prev) = entry.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                (cur != LOCKED).then_some((rebuilt & !keep) | (cur & keep))
+            }) else {
+                continue;
+            };
+            self.absorb_dword(index, keep as u32, prev as u32);
+        }
+    }
+
+    /// Gives every lock-free virtual write of a published `fast` to the image: call before
+    /// the emulator reads the image of a virtual-write dword (an access through the variant
+    /// SDK, which goes to the emulator whatever the dword).
+    pub fn absorb_fast_writes(&mut self, fast: &FastReads) {
+        if fast.limit.load(Ordering::Acquire) != 0 {
+            self.absorb_table(fast);
+        }
+    }
+
+    fn absorb_table(&mut self, fast: &FastReads) {
+        for (w, word) in fast.virt_writes.iter().enumerate() {
+            let mut bits = word.load(Ordering::Relaxed);
+            while bits != 0 {
+                let index = w * 32 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let (Some(entry), Some(writable)) =
+                    (fast.entries.get(index), fast.writes.get(index))
+                else {
+                    continue;
+                };
+                let entry = entry.load(Ordering::Relaxed);
+                if entry != LOCKED {
+                    self.absorb_dword(index, writable.load(Ordering::Relaxed), entry as u32);
+                }
+            }
+        }
+    }
+
+    /// Copies the `bits` of dword `index` from `image` (an entry's image half) to the image,
+    /// without marking the dword changed (the table has them already).
+    fn absorb_dword(&mut self, index: usize, bits: u32, image: u32) {
+        if bits == 0 {
+            return;
+        }
+        let pos = index * 4;
+        let cur = self.vget(pos as u16, 4);
+        let _ = super::perm::set_le_at(&mut self.vconfig, pos, 4, (cur & !bits) | (image & bits));
+    }
+
+    /// Records that the emulator stored virtual bits in the `count` (1 to 4) bytes at `pos`.
+    #[inline(always)]
+    pub(super) fn mark_virt_store(&mut self, pos: u16, count: usize) {
+        let last = pos.wrapping_add(count as u16).wrapping_sub(1);
+        if pos < self.fast_vstore.0 {
+            self.fast_vstore.0 = pos;
+        }
+        if last > self.fast_vstore.1 {
+            self.fast_vstore.1 = last;
         }
     }
 
@@ -284,31 +423,32 @@ impl ConfigSpace {
         }
     }
 
-    /// The write mask dword `index` would have in [`FastReads`] now (see the module
-    /// documentation): non-zero only where a write is a plain device read-modify-write.
-    pub fn fast_write_mask(&self, index: usize) -> u32 {
+    /// The permissions and offset in them of dword `index` if a write there has no effect but
+    /// `vfio_default_config_write`'s: one owner and table instance, no overlay, written by
+    /// `Default` or `Basic` but not at `COMMAND`, a BAR or the ROM.
+    fn plain_write_perm(&self, index: usize) -> Option<(&'static PermBits, usize)> {
         let base = index * 4;
         if base + 4 > self.cfg_size as usize {
-            return 0;
+            return None;
         }
-        let Some(&[m0, m1, m2, m3]) = self.map.get(base..base + 4) else {
-            return 0;
+        let &[m0, m1, m2, m3] = self.map.get(base..base + 4)? else {
+            return None;
         };
         if m0 != m1 || m0 != m2 || m0 != m3 {
-            return 0;
+            return None;
         }
         let base = base as u16;
         if self.touches_overlay(base, 4) {
-            return 0;
+            return None;
         }
         let (perm, start) = self.perm_at(base);
         if !matches!(perm.write_fn, Some(WriteKind::Default | WriteKind::Basic)) {
-            return 0;
+            return None;
         }
         for i in 1..4 {
             let (p, s) = self.perm_at(base + i);
             if !core::ptr::eq(p, perm) || s != start {
-                return 0;
+                return None;
             }
         }
         let offset = base.wrapping_sub(start);
@@ -316,12 +456,35 @@ impl ConfigSpace {
             && ((offset..offset + 4).any(|o| o == r::COMMAND || o == r::COMMAND + 1)
                 || (0..4).any(|i| is_bar(offset + i)))
         {
+            return None;
+        }
+        Some((perm, offset as usize))
+    }
+
+    /// The device write mask dword `index` would have in [`FastReads`] now (see the module
+    /// documentation): non-zero only where a write is a plain device read-modify-write.
+    pub fn fast_write_mask(&self, index: usize) -> u32 {
+        match self.plain_write_perm(index) {
+            Some((perm, offset)) if perm.virt_bits(offset, 4) == 0 => perm.write_bits(offset, 4),
+            _ => 0,
+        }
+    }
+
+    /// The virtual write mask dword `index` would have in [`FastReads`] now: non-zero only
+    /// where a write just stores bits into the image that reads take from it.
+    pub fn fast_virt_write_mask(&self, index: usize) -> u32 {
+        let Some((perm, offset)) = self.plain_write_perm(index) else {
+            return 0;
+        };
+        let write = perm.write_bits(offset, 4);
+        if write == 0 || write & !perm.virt_bits(offset, 4) != 0 {
             return 0;
         }
-        if perm.virt_bits(offset as usize, 4) != 0 {
+        let entry = self.fast_entry(index);
+        if entry == LOCKED || is_flagged(entry) || (entry >> 32) as u32 & write != write {
             return 0;
         }
-        perm.write_bits(offset as usize, 4)
+        write
     }
 
     /// The [`FastReads`] entry dword `index` would have now.
@@ -446,8 +609,20 @@ mod tests {
             write(&t, &mut dev, 0x0e, 1, 0xff),
             (Ok(FastChunk::Locked), None)
         );
-        // COMMAND, a BAR, INTERRUPT_LINE (virtual) and the IDs go to the emulator.
-        for pos in [0x04, 0x10, 0x3c, 0x00] {
+        // INTERRUPT_LINE is virtual: stored in the entry, no device access (the dword's other
+        // bytes are read-only).
+        assert_eq!(
+            write(&t, &mut dev, 0x3c, 4, 0xffff_ff5a),
+            (Ok(FastChunk::Done(4, 0)), None)
+        );
+        assert_eq!(
+            t.read_chunk(0x3c, 1, no_device),
+            Ok(FastChunk::Done(1, 0x5a))
+        );
+        // INTERRUPT_PIN, MIN_GNT and MAX_LAT are read-only.
+        assert_eq!(write(&t, &mut dev, 0x3d, 1, 0xff).0, Ok(FastChunk::Locked));
+        // COMMAND, a BAR and the IDs go to the emulator.
+        for pos in [0x04, 0x10, 0x00] {
             assert_eq!(
                 write(&t, &mut dev, pos, 1, 0xff).0,
                 Ok(FastChunk::Locked),
@@ -539,6 +714,110 @@ mod tests {
         assert_eq!(cs.add_overlay(&mut dev, &o), Ok(()));
         cs.sync_fast_reads(&t);
         assert_eq!(t.entry(0x2c / 4), Some(LOCKED));
+    }
+
+    /// A lock-free write of a virtual byte.
+    fn write_virt(t: &FastReads, pos: u64, val: u8) {
+        let got = t.write_chunk(pos, 1, val.into(), no_device, |_, _, _| {
+            panic!("device write on a virtual write")
+        });
+        assert_eq!(got, Ok(FastChunk::Done(1, 0)));
+    }
+
+    #[test]
+    fn virtual_writes_survive_syncs_and_reach_the_image() {
+        let (mut cs, mut dev) = open();
+        let t = FastReads::new();
+        cs.publish_fast_reads(&t);
+        let line = r::INTERRUPT_LINE as u64;
+        assert!(t.is_virt_write(line as usize / 4));
+        assert!(!t.is_virt_write(0x0c / 4));
+        write_virt(&t, line, 0x11);
+        // An emulated access that dirties the dword (an SDK write of the read-only pin)
+        // keeps the lock-free value.
+        let mut pin = [0x7];
+        assert_eq!(cs.rw(&mut dev, line + 1, &mut pin, true), Ok(1));
+        cs.mark_fast_dirty(line as u16, 4);
+        cs.sync_fast_reads(&t);
+        assert_eq!(
+            t.read_chunk(line, 1, no_device),
+            Ok(FastChunk::Done(1, 0x11))
+        );
+        assert_eq!(
+            cs.vbyte(line as u16),
+            0x11,
+            "sync gives the value to the image"
+        );
+        // The emulator's own store wins over an older lock-free one...
+        write_virt(&t, line, 0x22);
+        let mut b = [0x33];
+        assert_eq!(cs.rw(&mut dev, line, &mut b, true), Ok(1));
+        cs.sync_fast_reads(&t);
+        assert_eq!(
+            t.read_chunk(line, 1, no_device),
+            Ok(FastChunk::Done(1, 0x33))
+        );
+        // ... and the image learns later ones when asked.
+        write_virt(&t, line, 0x44);
+        assert_eq!(cs.vbyte(line as u16), 0x33);
+        cs.absorb_fast_writes(&t);
+        assert_eq!(cs.vbyte(line as u16), 0x44);
+        // A rebuild keeps them too.
+        write_virt(&t, line, 0x55);
+        cs.publish_fast_reads(&t);
+        assert_eq!(
+            t.read_chunk(line, 1, no_device),
+            Ok(FastChunk::Done(1, 0x55))
+        );
+        // Closed: the emulator's again.
+        t.clear();
+        let got = t.write_chunk(line, 1, 0x66, no_device, |_, _, _| Ok(()));
+        assert_eq!(got, Ok(FastChunk::Locked));
+    }
+
+    #[test]
+    fn racing_virtual_writes_and_syncs_lose_nothing() {
+        use std::sync::{Arc, Mutex};
+        let (mut cs, _dev) = open();
+        let t = Arc::new(FastReads::new());
+        cs.publish_fast_reads(&t);
+        let cs = Arc::new(Mutex::new((cs, _dev)));
+        let line = r::INTERRUPT_LINE as u64;
+        const ROUNDS: u32 = 20_000;
+        // Writers of INTERRUPT_LINE race a mutex holder that keeps dirtying and syncing the
+        // dword (as any emulated access near it would) and writing the read-only pin.
+        let writer = {
+            let t = Arc::clone(&t);
+            std::thread::spawn(move || {
+                for i in 0..ROUNDS {
+                    write_virt(&t, line, i as u8);
+                }
+            })
+        };
+        let syncer = {
+            let t = Arc::clone(&t);
+            let cs = Arc::clone(&cs);
+            std::thread::spawn(move || {
+                for _ in 0..ROUNDS {
+                    let mut g = cs.lock().unwrap();
+                    let (cs, dev) = &mut *g;
+                    let mut pin = [0u8];
+                    let _ = cs.rw(dev, line + 1, &mut pin, true);
+                    cs.mark_fast_dirty(line as u16, 4);
+                    cs.sync_fast_reads(&t);
+                }
+            })
+        };
+        writer.join().unwrap();
+        syncer.join().unwrap();
+        let last = (ROUNDS - 1) as u8;
+        assert_eq!(
+            t.read_chunk(line, 1, no_device),
+            Ok(FastChunk::Done(1, last as u32))
+        );
+        let mut g = cs.lock().unwrap();
+        g.0.absorb_fast_writes(&t);
+        assert_eq!(g.0.vbyte(line as u16), last);
     }
 
     #[test]

@@ -197,6 +197,9 @@ pub struct ConfigSpace {
     /// The dwords whose image changed since the lock-free read table was last brought up to
     /// date lie in `fast_dirty.0..=fast_dirty.1` (empty when `.0 > .1`; see `config_fast`).
     pub(super) fast_dirty: (u16, u16),
+    /// The bytes in which `default_write` stored virtual bits since that update:
+    /// `fast_vstore.0..=fast_vstore.1` (see `config_fast`, virtual writes).
+    pub(super) fast_vstore: (u16, u16),
     /// The owner map or the overlays changed: the table must be built again.
     pub(super) fast_rebuild: bool,
     /// `bardirty` changed: the BAR and ROM entries of the table must be rebuilt (they are
@@ -280,6 +283,7 @@ impl ConfigSpace {
             }; MAX_OVERLAYS],
             n_overlays: 0,
             fast_dirty: (u16::MAX, 0),
+            fast_vstore: (u16::MAX, 0),
             fast_rebuild: false,
             fast_bars_stale: false,
         }
@@ -823,6 +827,7 @@ impl ConfigSpace {
             v &= !(write & virt);
             v |= val & (write & virt);
             self.vset(pos, count, v);
+            self.mark_virt_store(pos, count);
         }
         if write & !virt != 0 {
             let mut phys = dev.read(pos, count as u8)? & size_mask(count);

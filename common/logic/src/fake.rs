@@ -892,14 +892,59 @@ fn fast_write_model(
     }
 }
 
+/// The virtual-write bits of byte `b` in `fast` (0 where the byte's dword is not a
+/// virtual-write dword).
+fn virt_write_bits(fast: &FastReads, b: usize) -> u8 {
+    if fast.is_virt_write(b / 4) {
+        (fast.write_mask(b / 4).unwrap_or(0) >> (8 * (b % 4))) as u8
+    } else {
+        0
+    }
+}
+
+/// What user writes left in the virtual-write bits of each byte: `(mask, value)`. The table
+/// must hold exactly these (the emulator changes no such bit of its own).
+struct VirtShadow([(u8, u8); 4096]);
+
+impl VirtShadow {
+    fn note(&mut self, fast: &FastReads, pos: usize, bytes: &[u8]) {
+        for (i, &v) in bytes.iter().enumerate() {
+            let m = virt_write_bits(fast, pos + i);
+            if let Some(slot) = self.0.get_mut(pos + i) {
+                if m != 0 {
+                    *slot = (m, v & m);
+                }
+            }
+        }
+    }
+
+    fn check(&self, fast: &FastReads) {
+        for (b, &(m, v)) in self.0.iter().enumerate() {
+            if m != 0 && (b as u32) < fast.limit() {
+                let entry = fast.entry(b / 4).unwrap_or(LOCKED);
+                let got = (entry >> (8 * (b % 4))) as u8 & m;
+                assert_eq!(got, v, "lock-free virtual write to {b:#x} lost");
+            }
+        }
+    }
+}
+
 /// Every published lock-free entry still matches the emulator's state (after the last
-/// `sync_fast_reads`): none went stale.
-pub fn check_fast(cs: &ConfigSpace, fast: &FastReads) {
+/// `sync_fast_reads`, with the lock-free virtual writes given to the image): none went stale.
+pub fn check_fast(cs: &mut ConfigSpace, fast: &FastReads) {
+    cs.absorb_fast_writes(fast);
     for i in 0..fast.limit() as usize / 4 {
+        let (device, virt) = (cs.fast_write_mask(i), cs.fast_virt_write_mask(i));
         assert_eq!(
             fast.write_mask(i),
-            Some(cs.fast_write_mask(i)),
+            Some(if device != 0 { device } else { virt }),
             "write mask of dword {:#x} went stale",
+            i * 4
+        );
+        assert_eq!(
+            fast.is_virt_write(i),
+            device == 0 && virt != 0,
+            "virtual-write flag of dword {:#x} went stale",
             i * 4
         );
         let e = fast.entry(i).unwrap_or(LOCKED);
@@ -1029,12 +1074,16 @@ pub fn run(data: &[u8]) {
     check_chains(&mut cs, &mut dev, &s);
     let fast = FastReads::new();
     cs.publish_fast_reads(&fast);
+    let mut shadow = VirtShadow([(0, 0); 4096]);
 
     let mut ops = 0;
     while e.more() && ops < 256 {
         ops += 1;
         let kind = e.below(16);
-        let pos = if e.chance(160) {
+        let pos = if e.chance(24) {
+            // INTERRUPT_LINE's dword, the standard header's virtual-write one.
+            r::INTERRUPT_LINE as u32 + e.below(4)
+        } else if e.chance(160) {
             e.below(256)
         } else {
             e.below(s.info.cfg_size as u32)
@@ -1052,6 +1101,9 @@ pub fn run(data: &[u8]) {
             }
             1..=3 => {
                 let before = dev.accesses;
+                // The emulator reads the image: give it the lock-free virtual writes, as the
+                // kernel does before an SDK access.
+                cs.absorb_fast_writes(&fast);
                 let got = cs.rw(&mut dev, pos, &mut buf[..n], false);
                 if fits {
                     assert_eq!(got, Ok(n), "read of {n} at {pos:#x}");
@@ -1082,6 +1134,56 @@ pub fn run(data: &[u8]) {
                 );
                 assert_eq!(dev.accesses, before);
             }
+            5..=7 if fits && virt_write_bits(&fast, pos as usize) != 0 => {
+                // A write of a virtual-write dword without the emulator: the table's entry
+                // stores it, and the emulator's image must end up the same as its own write
+                // of those bytes would leave it, with no device access nor side effect.
+                // (A single chunk; else the rest goes to the emulator after the fast chunk.)
+                cs.absorb_fast_writes(&fast);
+                let before = cs.vconfig;
+                let val = buf
+                    .iter()
+                    .take(4)
+                    .enumerate()
+                    .fold(0u32, |v, (i, b)| v | (*b as u32) << (8 * i));
+                let no_device = |_: u16, _: u8| -> Result<u32, Errno> {
+                    panic!("device read on a virtual write")
+                };
+                let got = fast.write_chunk(pos, n, val, no_device, |_, _, _| {
+                    panic!("device write on a virtual write")
+                });
+                let Ok(FastChunk::Done(size, _)) = got else {
+                    panic!("virtual write at {pos:#x} refused: {got:?}");
+                };
+                shadow.note(&fast, pos as usize, &buf[..size]);
+                if size == n && e.chance(128) {
+                    cs.absorb_fast_writes(&fast);
+                    let fast_image = cs.vconfig;
+                    cs.vconfig = before;
+                    let side = (dev.resets, dev.power_state, dev.intx_masked, dev.readrq);
+                    let accesses = dev.accesses;
+                    assert_eq!(cs.rw(&mut dev, pos, &mut buf[..n], true), Ok(n));
+                    assert_eq!(dev.accesses, accesses, "virtual write reached the device");
+                    assert_eq!(
+                        side,
+                        (dev.resets, dev.power_state, dev.intx_masked, dev.readrq),
+                        "a virtual write had a side effect"
+                    );
+                    let diff = fast_image
+                        .iter()
+                        .zip(cs.vconfig.iter())
+                        .position(|(a, b)| a != b);
+                    assert_eq!(
+                        diff, None,
+                        "virtual write of {n} at {pos:#x}: images differ"
+                    );
+                } else if size < n {
+                    // The rest of the request through the emulator.
+                    let at = pos + size as u64;
+                    assert_eq!(cs.rw(&mut dev, at, &mut buf[size..n], true), Ok(n - size));
+                    shadow.note(&fast, at as usize, &buf[size..n]);
+                }
+            }
             _ => {
                 // Where the table lets the first chunk bypass the emulator, the emulator must
                 // do exactly the device read-modify-write the lock-free path does, and nothing
@@ -1097,6 +1199,7 @@ pub fn run(data: &[u8]) {
                 let got = cs.rw(&mut dev, pos, &mut buf[..n], true);
                 if fits {
                     assert_eq!(got, Ok(n), "write of {n} at {pos:#x}");
+                    shadow.note(&fast, pos as usize, &buf[..n]);
                 } else {
                     assert_eq!(got, Err(EFAULT));
                 }
@@ -1127,11 +1230,13 @@ pub fn run(data: &[u8]) {
         );
         assert_eq!(dev.lock_depth, 0, "memory lock unbalanced");
         assert_eq!(dev.intx_masked, cs.virq_disabled);
+        shadow.check(&fast);
         if ops % 16 == 0 {
             check_chains(&mut cs, &mut dev, &s);
-            check_fast(&cs, &fast);
+            check_fast(&mut cs, &fast);
         }
     }
     check_chains(&mut cs, &mut dev, &s);
-    check_fast(&cs, &fast);
+    check_fast(&mut cs, &fast);
+    shadow.check(&fast);
 }
