@@ -42,6 +42,12 @@
 //!   nothing lands; `regress-ioeventfd-d3hot-nvme-<driver>` does the same with the device in
 //!   D3hot (memory decode on): QEMU's nvme still decodes there, so a write the driver let
 //!   through would land.
+//! - `regress-config-virtual-writes-edu-<driver>`: three threads write `INTERRUPT_LINE` (a
+//!   virtual byte, which our driver stores lock-free in the config read table) with values of
+//!   their own, 1 and 4 bytes wide, and read it back; a fourth runs the locked emulator on
+//!   the same table (COMMAND written with its value, BAR0 sized and restored), a fifth reads
+//!   BAR0. Every read-back must be a value some thread wrote, with `INTERRUPT_PIN`, `MIN_GNT`
+//!   and `MAX_LAT` unchanged; afterwards a last write must read back exactly.
 //!
 //! Each loop runs for [`SECONDS`]; the kernel's reports (KASAN, lockdep, hung tasks) fail the
 //! run on the host even where the loop itself survives.
@@ -179,6 +185,87 @@ fn write_interrupt_line(f: &File) -> Result<(), String> {
     f.read_exact_at(&mut b, CONFIG + 0x3c)
         .and_then(|()| f.write_all_at(&b, CONFIG + 0x3c))
         .map_err(|e| format!("INTERRUPT_LINE: {e}"))
+}
+
+/// Reads `N` config bytes at `pos`.
+fn config_read<const N: usize>(f: &File, pos: u64) -> Result<[u8; N], String> {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; N];
+    f.read_exact_at(&mut b, CONFIG + pos)
+        .map_err(|e| format!("config read of {N} at {pos:#x}: {e}"))?;
+    Ok(b)
+}
+
+/// Writes config bytes at `pos`.
+fn config_write(f: &File, pos: u64, b: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b, CONFIG + pos)
+        .map_err(|e| format!("config write of {} at {pos:#x}: {e}", b.len()))
+}
+
+/// One thread of `regress-config-virtual-writes`: writes `INTERRUPT_LINE` with values from
+/// `base..base + 16` (`wide`: as the low byte of a dword write, whose other bytes are
+/// read-only) and checks what it reads back: a value one of the writers wrote
+/// (`0x10..0x40`), the rest of the dword as it was (`rest`).
+fn virtual_write_step(
+    f: &File,
+    base: u8,
+    wide: bool,
+    i: &mut u8,
+    rest: [u8; 3],
+) -> Result<(), String> {
+    *i = i.wrapping_add(1);
+    let v = base + (*i & 0xf);
+    if wide {
+        config_write(f, 0x3c, &[v, !rest[0], !rest[1], !rest[2]])?;
+    } else {
+        config_write(f, 0x3c, &[v])?;
+    }
+    let got = config_read::<4>(f, 0x3c)?;
+    if !(0x10..0x40).contains(&got[0]) || got[1..] != rest {
+        return Err(format!(
+            "read back {got:02x?} after writing {v:#x} (rest {rest:02x?})"
+        ));
+    }
+    Ok(())
+}
+
+/// The locked emulator on the dwords around: COMMAND written with its value, BAR0 sized
+/// (all ones written, read, restored).
+fn locked_config_step(f: &File) -> Result<(), String> {
+    let cmd = config_read::<2>(f, 0x04)?;
+    config_write(f, 0x04, &cmd)?;
+    let bar = config_read::<4>(f, 0x10)?;
+    config_write(f, 0x10, &[0xff; 4])?;
+    config_read::<4>(f, 0x10)?;
+    config_write(f, 0x10, &bar)
+}
+
+/// `regress-config-virtual-writes`: see the module documentation.
+fn virtual_writes(dev: &Arc<vfio::Device>) -> Result<u64, String> {
+    let f = &dev.file;
+    let before = config_read::<4>(f, 0x3c)?;
+    let rest = [before[1], before[2], before[3]];
+    let mut w = Workers::new();
+    for (base, wide) in [(0x10, false), (0x20, false), (0x30, true)] {
+        let d = dev.clone();
+        let mut i = 0u8;
+        w.spawn(move || virtual_write_step(&d.file, base, wide, &mut i, rest));
+    }
+    let d = dev.clone();
+    w.spawn(move || locked_config_step(&d.file));
+    let d = dev.clone();
+    w.spawn(move || read_bar_dword(&d.file));
+    let n = w.run(SECONDS)?;
+    config_write(f, 0x3c, &[0x42])?;
+    let (one, four) = (config_read::<1>(f, 0x3c)?, config_read::<4>(f, 0x3c)?);
+    config_write(f, 0x3c, &before[..1])?;
+    if one != [0x42] || four != [0x42, rest[0], rest[1], rest[2]] {
+        return Err(format!(
+            "after the threads: wrote 0x42, read {one:02x?} and {four:02x?}"
+        ));
+    }
+    Ok(n)
 }
 
 fn intx_cycle(f: &File) -> Result<(), String> {
@@ -518,6 +605,14 @@ impl Suite {
                     let c = dev.clone();
                     w.spawn(move || read_bar_dword(&c.file));
                     let n = w.run(SECONDS).inspect_err(|_| hung = true)?;
+                    crate::robust::progress_info(&name, n);
+                    Ok(())
+                });
+            }
+            if !hung {
+                let name = format!("regress-config-virtual-writes-{label}-{d}");
+                self.r.check(&name, || {
+                    let n = virtual_writes(&dev).inspect_err(|_| hung = true)?;
                     crate::robust::progress_info(&name, n);
                     Ok(())
                 });
