@@ -95,7 +95,7 @@ impl PciFunction {
                 _ => bindings::pci_user_read_config_byte(dev, off, &mut v8),
             }
         };
-        to_result(ret)?;
+        config_result(ret)?;
         Ok(match size {
             4 => v32,
             2 => v16.into(),
@@ -174,6 +174,17 @@ impl PciFunction {
     }
 }
 
+/// `to_result` of a config accessor, with the common success inline: these run on every
+/// emulated config access, and the kernel crate's `to_result` is an out-of-line call.
+#[inline(always)]
+fn config_result(ret: core::ffi::c_int) -> Result {
+    if ret == 0 {
+        Ok(())
+    } else {
+        to_result(ret)
+    }
+}
+
 impl PciFunction {
     /// Writes `size` (1, 2 or 4) bytes of config space at `offset` the way `sysfs` does
     /// (`pci_user_write_config_*`).
@@ -188,7 +199,7 @@ impl PciFunction {
                 _ => bindings::pci_user_write_config_byte(dev, off, val as u8),
             }
         };
-        to_result(ret)
+        config_result(ret)
     }
 
     /// The function has no memory-enable bit in COMMAND (`pdev->no_command_memory`, SR-IOV

@@ -817,6 +817,23 @@ impl ConfigSpace {
         offset: u16,
         val: u32,
     ) -> Result<(), Errno> {
+        self.default_write_with(dev, perm, pos, count, offset, val, None)
+    }
+
+    /// `vfio_default_config_write`, with the device's current value of the chunk when the
+    /// caller has just read it (`phys`), so the read-modify-write reads it only once.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn default_write_with<D: ConfigDevice>(
+        &mut self,
+        dev: &mut D,
+        perm: &PermBits,
+        pos: u16,
+        count: usize,
+        offset: u16,
+        val: u32,
+        phys: Option<u32>,
+    ) -> Result<(), Errno> {
         let write = perm.write_bits(offset as usize, count);
         if write == 0 {
             return Ok(());
@@ -830,7 +847,10 @@ impl ConfigSpace {
             self.mark_virt_store(pos, count);
         }
         if write & !virt != 0 {
-            let mut phys = dev.read(pos, count as u8)? & size_mask(count);
+            let mut phys = match phys {
+                Some(v) => v,
+                None => dev.read(pos, count as u8)?,
+            } & size_mask(count);
             phys &= !(write & !virt);
             phys |= val & (write & !virt);
             dev.write(pos, count as u8, phys)?;
@@ -879,7 +899,13 @@ impl ConfigSpace {
         val: u32,
     ) -> Result<(), Errno> {
         let new_cmd = val as u16;
+        // Upstream reads COMMAND here and again for `vfio_default_config_write`'s
+        // read-modify-write: one read does for both when nothing else touches the device in
+        // between. So the BARs are compared first (upstream compares them between the two
+        // reads), and COMMAND's read is as close to its write as upstream's second one.
+        let mut phys_now = None;
         if offset == r::COMMAND {
+            let bars_lost = self.need_bar_restore(dev);
             let phys_cmd = dev.read(r::COMMAND, 2)? as u16;
             let virt_cmd = self.command();
             let phys_io = phys_cmd & r::COMMAND_IO != 0;
@@ -894,13 +920,17 @@ impl ConfigSpace {
             // device was reset behind our back: restore its BARs before they decode.
             if (new_mem && virt_mem && !phys_mem && !self.info.no_command_memory)
                 || (new_io && virt_io && !phys_io)
-                || self.need_bar_restore(dev)
+                || bars_lost
             {
                 self.bar_restore(dev);
+            } else if count == 2 && new_mem {
+                // Turning memory decode off zaps the user's mappings first (time in which
+                // the host may change COMMAND, as its INTx masking does): read again then.
+                phys_now = Some(phys_cmd as u32);
             }
         }
 
-        if let Err(e) = self.default_write(dev, perm, pos, count, offset, val) {
+        if let Err(e) = self.default_write_with(dev, perm, pos, count, offset, val, phys_now) {
             if offset == r::COMMAND {
                 dev.unlock_memory();
             }

@@ -791,6 +791,30 @@ fn bars_lost_to_a_backdoor_reset_are_restored_on_command_write() {
 }
 
 #[test]
+fn command_write_reads_command_once_unless_decode_goes_off() {
+    let (mut cs, mut dev) = bar_dev().open();
+    wr(&mut cs, &mut dev, 4, 2, 0x0006);
+    // The BARs that hold an address, COMMAND, then the write.
+    let bars = cs.rbar.iter().take(6).filter(|&&b| b != 0).count() as u32;
+    assert!(bars > 0);
+    let before = dev.accesses;
+    wr(&mut cs, &mut dev, 4, 2, 0x0006);
+    assert_eq!(dev.accesses - before, bars + 2);
+    assert_eq!(hw32(&dev, 4) as u16 & 0x0006, 0x0006);
+    // Memory off: the user's mappings go first, then COMMAND is read again.
+    let before = dev.accesses;
+    wr(&mut cs, &mut dev, 4, 2, 0x0004);
+    assert_eq!(dev.accesses - before, bars + 3);
+    assert_eq!(hw32(&dev, 4) as u16 & 0x0006, 0x0004);
+    // A lost BAR: restored, and COMMAND read again after the restore.
+    dev.hw[0x10..0x14].fill(0);
+    wr(&mut cs, &mut dev, 4, 2, 0x0006);
+    assert_eq!(hw32(&dev, 0x10), 0xfe00_0000);
+    assert_eq!(hw32(&dev, 4) as u16 & 0x0006, 0x0006);
+    assert_eq!(dev.lock_depth, 0);
+}
+
+#[test]
 fn extended_chain_is_read_only_and_headers_virtual() {
     let (mut cs, mut dev) = pcie_dev().ecaps(&[(0x100, 0x01), (0x140, 0x03)]).open();
     assert_eq!(rd(&mut cs, &mut dev, 0x100, 4), 0x1401_0001);
