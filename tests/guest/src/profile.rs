@@ -351,10 +351,18 @@ impl Symbols {
 
     /// The symbol containing `ip`: the last one at or below it.
     fn name(&self, ip: u64) -> String {
+        self.name_off(ip).0
+    }
+
+    /// The symbol containing `ip` and the offset of `ip` in it.
+    fn name_off(&self, ip: u64) -> (String, u64) {
         let i = self.addrs.partition_point(|&a| a <= ip);
-        match i.checked_sub(1).and_then(|j| self.names.get(j)) {
-            Some(n) => n.clone(),
-            None => format!("[unknown {ip:#x}]"),
+        match i
+            .checked_sub(1)
+            .and_then(|j| Some((self.names.get(j)?, self.addrs.get(j)?)))
+        {
+            Some((n, &a)) => (n.clone(), ip - a),
+            None => (format!("[unknown {ip:#x}]"), 0),
         }
     }
 }
@@ -420,6 +428,8 @@ struct Counts {
     incl: BTreeMap<String, u64>,
     /// Self symbol -> caller path (next frames) -> count.
     callers: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Self symbol -> offset of the sampled IP in it -> count.
+    offsets: BTreeMap<String, BTreeMap<u64, u64>>,
     /// Estimated ns per operation of one sample: one tick over the operations.
     ns_per_sample_op: f64,
 }
@@ -460,6 +470,7 @@ fn count(p: &SlotProfile, syms: &Symbols) -> Counts {
         selfc: BTreeMap::new(),
         incl: BTreeMap::new(),
         callers: BTreeMap::new(),
+        offsets: BTreeMap::new(),
         ns_per_sample_op: if p.ops == 0 {
             0.0
         } else {
@@ -474,6 +485,13 @@ fn count(p: &SlotProfile, syms: &Symbols) -> Counts {
         }
         c.total += 1;
         let Some(leaf) = names.first() else { continue };
+        if let Some(&ip) = s.chain.first() {
+            *c.offsets
+                .entry(leaf.clone())
+                .or_default()
+                .entry(syms.name_off(ip).1)
+                .or_default() += 1;
+        }
         *c.selfc.entry(leaf.clone()).or_default() += 1;
         let mut seen: Vec<&String> = Vec::new();
         for n in &names {
@@ -584,6 +602,16 @@ pub(crate) fn report(
                 for (path, k) in top(m, 3) {
                     out.push(format!("{k:>12}    <- {path}"));
                 }
+            }
+            if let Some(m) = c.offsets.get(name) {
+                let mut v: Vec<(u64, u64)> = m.iter().map(|(&o, &k)| (o, k)).collect();
+                v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                let hot: Vec<String> = v
+                    .iter()
+                    .take(6)
+                    .map(|(o, k)| format!("+{o:#x}:{k}"))
+                    .collect();
+                out.push(format!("{:>12}    at {}", "", hot.join(" ")));
             }
         }
     }
