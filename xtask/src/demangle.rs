@@ -328,10 +328,8 @@ impl Parser<'_> {
                 self.pos += 1;
                 self.binder_opt()?;
                 let unsafe_ = self.eat(b'U');
-                if self.eat(b'K') {
-                    if !self.eat(b'C') {
-                        self.ident()?;
-                    }
+                if self.eat(b'K') && !self.eat(b'C') {
+                    self.ident()?;
                 }
                 if unsafe_ {
                     out.push_str("unsafe ");
