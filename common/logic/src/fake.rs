@@ -1000,7 +1000,7 @@ pub fn reinit_matches_fresh(data: &[u8]) {
         *b = e.u8();
     }
     let size = first.info.cfg_size;
-    let mut cs = std::boxed::Box::new(ConfigSpace::zeroed());
+    let mut cs = ConfigSpace::zeroed();
     let mut dev = FakeDevice::new(&first.hw);
     let _ = cs.init(&mut dev, &first.info);
     let mut random_info = first.info;
@@ -1018,7 +1018,7 @@ pub fn reinit_matches_fresh(data: &[u8]) {
             let n = 1 + e.below(4) as usize;
             let _ = cs.rw(&mut dev, pos, &mut buf[..n], true);
         }
-        let mut fresh = std::boxed::Box::new(ConfigSpace::zeroed());
+        let mut fresh = ConfigSpace::zeroed();
         // Kept across opens (upstream's bit), not part of what `init` rebuilds.
         fresh.extended_caps = cs.extended_caps;
         dev = FakeDevice::new(hw);
