@@ -500,12 +500,13 @@ fn count(p: &SlotProfile, syms: &Symbols) -> Counts {
                 *c.incl.entry(n.clone()).or_default() += 1;
             }
         }
-        let path: Vec<&str> = names
-            .iter()
-            .skip(1)
-            .take(CALLER_DEPTH)
-            .map(String::as_str)
-            .collect();
+        // The first caller with the offset of the call's return address: which call site.
+        let mut path: Vec<String> = Vec::new();
+        if let Some(&ret) = s.chain.get(1) {
+            let (n, off) = syms.name_off(ret);
+            path.push(format!("{n} (+{off:#x})"));
+        }
+        path.extend(names.iter().skip(2).take(CALLER_DEPTH - 1).cloned());
         *c.callers
             .entry(leaf.clone())
             .or_default()
@@ -594,9 +595,9 @@ pub(crate) fn report(
         table(&mut out, "top by self samples", &c.selfc, c);
         table(&mut out, "top by inclusive samples (callchain)", &c.incl, c);
         out.push(format!(
-            "-- callers of the top 10 self symbols (up to {CALLER_DEPTH} frames) --"
+            "-- callers of the top 15 self symbols (up to {CALLER_DEPTH} frames) --"
         ));
-        for (name, n) in top(&c.selfc, 10) {
+        for (name, n) in top(&c.selfc, 15) {
             out.push(format!("{n:>8}  {name}"));
             if let Some(m) = c.callers.get(name) {
                 for (path, k) in top(m, 3) {
