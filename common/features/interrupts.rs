@@ -278,15 +278,32 @@ pub(crate) fn request(dev: &DeviceState, count: u32) {
 
 // ---- ioctls --------------------------------------------------------------------------------
 
-/// What `GET_IRQ_INFO` and `SET_IRQS` check against. With the gate held (the state mutex is
-/// taken for the virtual interrupt pin, after the gate in the lock order).
-fn caps(dev: &DeviceState, st: &IrqState) -> l::IrqCaps {
+/// What `GET_IRQ_INFO` and `SET_IRQS` check `index` against. With the gate held (the state
+/// mutex is taken for the virtual interrupt pin, after the gate in the lock order).
+///
+/// Only what `index` needs is looked up, as upstream's `vfio_pci_get_irq_count` does: the
+/// device's MSI or MSI-X Message Control for those indexes, the pin for INTx; the other
+/// fields are left empty, which no answer for `index` reads. (Reading both flags for every
+/// call cost a device config read per INTx unmask: `cargo xtask bench --profile irq-intx`.)
+fn caps(dev: &DeviceState, st: &IrqState, index: u32) -> l::IrqCaps {
     let pdev = &dev.pdev;
     let flags = |cap: u8| (cap != 0).then(|| pdev.read_config_word(i32::from(cap) + 2));
     l::IrqCaps {
-        intx_pin: dev.inner.lock().config.interrupt_pin(),
-        msi_flags: flags(pdev.msi_cap()),
-        msix_flags: flags(pdev.msix_cap()),
+        intx_pin: if index == l::INTX {
+            dev.inner.lock().config.interrupt_pin()
+        } else {
+            0
+        },
+        msi_flags: if index == l::MSI {
+            flags(pdev.msi_cap())
+        } else {
+            None
+        },
+        msix_flags: if index == l::MSIX {
+            flags(pdev.msix_cap())
+        } else {
+            None
+        },
         pcie: pdev.is_pcie(),
         dyn_msix: st.has_dyn_msix,
     }
@@ -298,8 +315,9 @@ pub(crate) fn get_irq_info(dev: &DeviceState, arg: usize) -> Result<i64> {
     UserSlice::new(arg, raw.len())
         .reader()
         .read_slice(&mut raw)?;
-    let c = caps(dev, &dev.irq_gate.lock());
-    let info = l::IrqInfo::from_user(&raw).answer(&c).map_err(errno)?;
+    let query = l::IrqInfo::from_user(&raw);
+    let c = caps(dev, &dev.irq_gate.lock(), query.index);
+    let info = query.answer(&c).map_err(errno)?;
     UserSlice::new(arg, raw.len())
         .writer()
         .write_slice(&info.to_bytes())?;
@@ -315,7 +333,7 @@ pub(crate) fn set_irqs(dev: &DeviceState, arg: usize) -> Result<i64> {
         .read_slice(&mut raw)?;
     let hdr = l::IrqSet::from_user(&raw);
     // Like upstream, the vector count is read before taking the lock (it only changes at open).
-    let max = caps(dev, &dev.irq_gate.lock()).count(hdr.index);
+    let max = caps(dev, &dev.irq_gate.lock(), hdr.index).count(hdr.index);
     let size = hdr.validate(max).map_err(errno)?;
     let mut data = KVec::new();
     if size > 0 {

@@ -29,6 +29,32 @@ pub const DEFAULT_DEVICES: &[&str] = &["edu", "nvme", "e1000e", "pci-testdev"];
 pub const SHORT_DEVICES: &[&str] = &["edu", "nvme"];
 pub const SHORT_ROUNDS: u16 = 2;
 const SLOTS: [&str; 3] = ["upstream", "ours", "control"];
+/// The operations `--profile` takes: the benchmark's per-device operation names (the guest
+/// runs the one its device has).
+pub const PROFILE_OPS: &[&str] = &[
+    "config-read-virt",
+    "config-read-pass",
+    "config-read-bar",
+    "config-read-cap",
+    "config-write-virt",
+    "config-write-command",
+    "config-write-pass",
+    "bar-read-1",
+    "bar-read-2",
+    "bar-read-4",
+    "bar-read-8",
+    "bar-write-1",
+    "bar-write-2",
+    "bar-write-4",
+    "bar-write-8",
+    "ioeventfd",
+    "irq-msi",
+    "irq-intx",
+    "irq-msix-loopback",
+    "reset",
+    "open",
+    "close",
+];
 
 /// One `BENCH` record.
 #[derive(Clone, Debug)]
@@ -605,6 +631,91 @@ pub fn run(
     Ok((counts, records, report))
 }
 
+/// `cargo xtask bench --profile OP`: one guest run in which, per device, upstream's slot and
+/// ours each run OP in a loop for `secs` seconds under the guest's kernel profiler
+/// (`tests/guest/src/profile.rs`); the report of each device goes to
+/// `<out>/profile-<device>-<op>.txt`, Rust symbols demangled.
+pub fn profile_cmd(
+    kdir: Option<PathBuf>,
+    op: &str,
+    secs: u16,
+    devices: &[String],
+    mode: Mode,
+    out: Option<PathBuf>,
+) -> Result<bool> {
+    let Some(op) = PROFILE_OPS.iter().find(|o| **o == op) else {
+        bail!(
+            "unknown operation {op}; --profile takes {}",
+            PROFILE_OPS.join(", ")
+        );
+    };
+    let kos = crate::modules::build_modules(kdir.clone(), Profile::Test)?;
+    let kdir = crate::modules::resolve_kdir(kdir, Profile::Test)?;
+    let devices = if devices.is_empty() {
+        vec!["edu".to_string()]
+    } else {
+        devices.to_vec()
+    };
+    let opts = BenchOptions {
+        rounds: 1,
+        devices: device_mask(&devices)?,
+        max_ops: 1024,
+        profile: Some((op, secs)),
+    };
+    step(format!(
+        "kernel profile of {op} on {}: upstream vfio-pci and ours, {secs} s each, mode {}",
+        devices.join(", "),
+        mode.name()
+    ));
+    let run = GuestRun {
+        profile: Profile::Test,
+        suite: Suite::Bench(opts),
+        mode,
+    };
+    let counts = guest::run_guest_suite(&kdir, &kos, &guest::Extras::default(), run)?;
+    let dir = out.unwrap_or_else(|| repo_root().join("target/bench"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // `<device> <report line>` or `<device> folded <slot> <stack> <count>`.
+    let mut by_device: BTreeMap<String, String> = BTreeMap::new();
+    let mut folded: BTreeMap<(String, String), String> = BTreeMap::new();
+    for l in &counts.profile {
+        let (dev, text) = l.split_once(' ').unwrap_or((l.as_str(), ""));
+        if let Some((slot, stack)) = text.strip_prefix("folded ").and_then(|t| t.split_once(' ')) {
+            let body = folded
+                .entry((dev.to_string(), slot.to_string()))
+                .or_default();
+            body.push_str(&crate::demangle::demangle_line(stack));
+            body.push('\n');
+            continue;
+        }
+        let body = by_device.entry(dev.to_string()).or_default();
+        body.push_str(&crate::demangle::demangle_line(text));
+        body.push('\n');
+    }
+    for d in &devices {
+        let Some(body) = by_device.get(d) else {
+            println!("no profile of {d}");
+            continue;
+        };
+        let p = dir.join(format!("profile-{d}-{op}.txt"));
+        std::fs::write(&p, body).with_context(|| format!("writing {}", p.display()))?;
+        println!("\n{body}");
+        println!("wrote {}", p.display());
+        for ((fd, slot), stacks) in &folded {
+            if fd == d {
+                let p = dir.join(format!("profile-{d}-{op}-{slot}.folded"));
+                std::fs::write(&p, stacks).with_context(|| format!("writing {}", p.display()))?;
+                println!("wrote {} (folded stacks, root first)", p.display());
+            }
+        }
+    }
+    for f in &counts.failures {
+        println!("    {f}");
+    }
+    println!("{} passed, {} failed", counts.passed, counts.failed);
+    Ok(counts.failed == 0 && !by_device.is_empty())
+}
+
 /// `cargo xtask bench`.
 pub fn bench_cmd(
     kdir: Option<PathBuf>,
@@ -625,6 +736,7 @@ pub fn bench_cmd(
         rounds,
         devices: device_mask(&devices)?,
         max_ops,
+        profile: None,
     };
     step(format!(
         "benchmark: {rounds} rounds of upstream vfio-pci, ours and a control vfio-pci on {} \
@@ -657,6 +769,7 @@ pub fn short_run(kdir: &Path, kos: &[PathBuf], mode: Mode) -> guest::Counts {
         rounds: SHORT_ROUNDS,
         devices: device_mask(&labels).unwrap_or(0),
         max_ops: 256,
+        profile: None,
     };
     let mut c = guest::Counts::default();
     let name = "host: bench-short-report";

@@ -234,6 +234,9 @@ pub struct BenchOptions {
     pub devices: u32,
     /// Per batched measurement and round, at most this many calls.
     pub max_ops: u32,
+    /// `cargo xtask bench --profile OP`: instead of the benchmark, a kernel profile of OP (one
+    /// of [`crate::bench::PROFILE_OPS`]) for this many seconds per slot.
+    pub profile: Option<(&'static str, u16)>,
 }
 
 impl Suite {
@@ -256,7 +259,7 @@ impl Suite {
                     .filter(|(i, _)| b.devices & (1 << i) != 0)
                     .map(|(_, d)| d.label)
                     .collect();
-                format!(
+                let mut a = format!(
                     "--suite,bench,--bench-rounds,{},--bench-max-ops,{},--bench-devices,{},\
                      --bench-fleet,{}",
                     b.rounds,
@@ -264,7 +267,13 @@ impl Suite {
                     // Commas are the spaces of `vfiotest.extra`.
                     labels.join("+"),
                     BENCH_FLEET_BRIDGE
-                )
+                );
+                if let Some((op, secs)) = b.profile {
+                    a.push_str(&format!(
+                        ",--bench-profile,{op},--bench-profile-secs,{secs}"
+                    ));
+                }
+                a
             }
             s => format!("--suite,{}", s.name()),
         }
@@ -319,6 +328,8 @@ pub struct Counts {
     pub bench: Vec<String>,
     /// The `BENCH {json}` records of `--suite bench` (the JSON only).
     pub records: Vec<String>,
+    /// The `PROFILE <device> <text>` lines of `--bench-profile` (without `PROFILE `).
+    pub profile: Vec<String>,
 }
 
 /// Builds the static guest test binary and returns its path.
@@ -897,7 +908,8 @@ fn timeout(run: GuestRun) -> Duration {
             (Profile::Debug, Suite::Full) => DEFAULT_TIMEOUT * 6,
             // About 12 minutes for 9 rounds alone on 2 cores.
             (_, Suite::Bench(b)) => {
-                DEFAULT_TIMEOUT + Duration::from_secs(180 * u64::from(b.rounds))
+                let profile = b.profile.map_or(0, |(_, secs)| 3 * 4 * u64::from(secs));
+                DEFAULT_TIMEOUT + Duration::from_secs(180 * u64::from(b.rounds) + profile)
             }
         })
 }
@@ -915,6 +927,7 @@ struct Parsed {
     panic: bool,
     bench: Vec<String>,
     records: Vec<String>,
+    profile: Vec<String>,
     /// Kernel reports (KASAN, lockdep, hung task, WARNING, ...), each with the lines after it.
     reports: Vec<Vec<String>>,
     /// Lines still to add to the last report.
@@ -945,6 +958,8 @@ impl Parsed {
             self.bench.push(b.to_string());
         } else if let Some(b) = line.strip_prefix("BENCH ") {
             self.records.push(b.to_string());
+        } else if let Some(b) = line.strip_prefix("PROFILE ") {
+            self.profile.push(b.to_string());
         } else if let Some(s) = line.strip_prefix("SUMMARY ") {
             let num = |k: &str| {
                 s.split_whitespace()
@@ -1171,6 +1186,7 @@ pub fn run_guest_suite(
         failures,
         bench,
         records: parsed.records,
+        profile: parsed.profile,
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bindcmd;
+mod demangle;
 mod fuzz;
 mod guest;
 mod install;
@@ -142,6 +143,15 @@ enum Cmd {
         /// Output directory (default: target/bench).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Instead of the benchmark: profile the guest kernel while this operation (a name of
+        /// the table: open, close, config-write-command, irq-intx, ...) runs in a loop, under
+        /// upstream vfio-pci and under ours; writes target/bench/profile-<device>-<op>.txt
+        /// (devices default to edu).
+        #[arg(long, value_name = "OP")]
+        profile: Option<String>,
+        /// Seconds of the profiled loop per driver (the test kernel samples on the 4 ms tick).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=600))]
+        profile_seconds: u16,
     },
     /// Print the import graph of the common module's files (the `crate::` paths of every file
     /// under common/ except logic/, sdk/ and bindings/), grouped per file, with its layers;
@@ -301,7 +311,14 @@ fn main() {
             mode,
             max_ops,
             out,
-        } => match bench::bench_cmd(kdir, rounds, &devices, parse_mode(&mode), max_ops, out) {
+            profile,
+            profile_seconds,
+        } => match match profile {
+            Some(op) => {
+                bench::profile_cmd(kdir, &op, profile_seconds, &devices, parse_mode(&mode), out)
+            }
+            None => bench::bench_cmd(kdir, rounds, &devices, parse_mode(&mode), max_ops, out),
+        } {
             Ok(true) => Ok(()),
             Ok(false) => std::process::exit(1),
             Err(e) => Err(e),

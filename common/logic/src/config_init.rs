@@ -20,6 +20,19 @@ const KNOWN_BOGUS_VF_INTX_PIN: [(u16, u16); 1] = [(0x8086, 0x270c)];
 
 const SPACE: u16 = r::CFG_SPACE_EXP_SIZE;
 
+/// Where the image and owner map bytes `init` (and any later access) may write end, for a
+/// space of `cfg_size` bytes. A 256-byte space has no extended capabilities (`extended_caps`
+/// needs `cfg_size > 256`), and a standard capability starts at a byte offset (< 256) and is
+/// at most 255 bytes long (lengths are byte fields or table bytes), so nothing reaches 512;
+/// user accesses and overlays stay below `cfg_size`.
+const fn written_bound(cfg_size: u16) -> u16 {
+    if cfg_size <= r::CFG_SPACE_SIZE {
+        2 * r::CFG_SPACE_SIZE
+    } else {
+        SPACE
+    }
+}
+
 impl ConfigSpace {
     /// `vfio_config_init`: (re)builds the virtual image and owner map from the device, in
     /// place. On error the space stays unusable (`cfg_size` 0: every access fails) and the
@@ -30,8 +43,16 @@ impl ConfigSpace {
             return Err(EINVAL);
         }
         self.info = *info;
-        self.vconfig.fill(0);
-        self.map.fill(MAP_INVALID);
+        // Only what an earlier `init` may have written needs clearing: a 256-byte space is
+        // 256 bytes, not 4 KiB, of memset at every open (upstream allocates `cfg_size`).
+        let end = self.init_clean_from.max(written_bound(info.cfg_size)) as usize;
+        if let Some(v) = self.vconfig.get_mut(..end) {
+            v.fill(0);
+        }
+        if let Some(m) = self.map.get_mut(..end) {
+            m.fill(MAP_INVALID);
+        }
+        self.init_clean_from = written_bound(info.cfg_size);
         if let Some(header) = self.map.get_mut(..r::STD_HEADER_SIZEOF as usize) {
             header.fill(MAP_BASIC);
         }

@@ -43,4 +43,10 @@ proptest! {
     fn random_writes_never_touch_host_bits_or_break_chains(data in prop::collection::vec(any::<u8>(), 0..2048)) {
         fake::run(&data);
     }
+
+    /// Re-initialising a used space gives what a fresh one gets, past `cfg_size` too.
+    #[test]
+    fn reinit_of_a_used_space_equals_a_fresh_init(data in prop::collection::vec(any::<u8>(), 0..8192)) {
+        fake::reinit_matches_fresh(&data);
+    }
 }

@@ -179,6 +179,10 @@ pub struct ConfigSpace {
     pub(super) info: DeviceInfo,
     /// Size of the space user space may access; 0 until `init` succeeds.
     pub(super) cfg_size: u16,
+    /// Bytes of `vconfig` and `map` from here on are as `init` leaves them (0 and
+    /// [`MAP_INVALID`]), so the next `init` clears only below here and below its own bound
+    /// (`config_init`); [`SPACE`] (everything) until the first `init`.
+    pub(super) init_clean_from: u16,
     /// BARs and ROM as found at `init`, restored after a reset behind our back.
     pub(super) rbar: [u32; 7],
     /// The virtual BARs need re-sizing before the next read.
@@ -270,6 +274,7 @@ impl ConfigSpace {
                 rom_shadow: false,
             },
             cfg_size: 0,
+            init_clean_from: SPACE as u16,
             rbar: [0; 7],
             bardirty: false,
             extended_caps: false,

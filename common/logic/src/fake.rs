@@ -1033,6 +1033,48 @@ pub fn check_chains(cs: &mut ConfigSpace, dev: &mut FakeDevice, s: &Scenario) {
     }
 }
 
+/// `init` of a space used before (another device's init and user writes, a device of random
+/// bytes: chains anywhere, capabilities up to the end) leaves the whole image and owner map,
+/// past `cfg_size` too, exactly as `init` of a fresh space does. Panics on a difference.
+pub fn reinit_matches_fresh(data: &[u8]) {
+    let mut e = Entropy::new(data);
+    let first = Scenario::generate(&mut e);
+    let second = Scenario::generate(&mut e);
+    let mut random = [0u8; SPACE];
+    for b in random.iter_mut() {
+        *b = e.u8();
+    }
+    let size = first.info.cfg_size;
+    let mut cs = ConfigSpace::zeroed();
+    let mut dev = FakeDevice::new(&first.hw);
+    let _ = cs.init(&mut dev, &first.info);
+    let mut random_info = first.info;
+    random_info.is_virtfn = e.chance(64);
+    let mut second_info = second.info;
+    second_info.cfg_size = size;
+    for (hw, info) in [
+        (&second.hw, second_info),
+        (&random, random_info),
+        (&first.hw, first.info),
+    ] {
+        for _ in 0..16 {
+            let pos = e.below(size as u32) as u64;
+            let mut buf = [e.u8(), e.u8(), e.u8(), e.u8()];
+            let n = 1 + e.below(4) as usize;
+            let _ = cs.rw(&mut dev, pos, &mut buf[..n], true);
+        }
+        let mut fresh = ConfigSpace::zeroed();
+        // Kept across opens (upstream's bit), not part of what `init` rebuilds.
+        fresh.extended_caps = cs.extended_caps;
+        dev = FakeDevice::new(hw);
+        let got = cs.init(&mut dev, &info);
+        let want = fresh.init(&mut FakeDevice::new(hw), &info);
+        assert_eq!(got, want);
+        assert!(cs.vconfig == fresh.vconfig, "image differs after re-init");
+        assert!(cs.map == fresh.map, "owner map differs after re-init");
+    }
+}
+
 /// The property harness: build a device from `data`, initialise the emulator, run the access
 /// sequence the rest of `data` describes, and check every invariant. Panics on a finding.
 pub fn run(data: &[u8]) {

@@ -6,7 +6,8 @@
 //!         [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]...
 //!         [--suite full|robust|installed|hooks|migration|mdev|nvlink|bench] [--seed N] [--storm-cycles N]
 //!         [--sriov-pf BDF] [--bench-rounds N] [--bench-devices L,L...]
-//!         [--bench-fleet BRIDGE-BDF] [--bench-max-ops N] [--no-exit]`
+//!         [--bench-fleet BRIDGE-BDF] [--bench-max-ops N] [--bench-profile OP]
+//!         [--bench-profile-secs N] [--no-exit]`
 //!
 //! `--suite installed` runs only the checks of the installed modules (`installed.rs`; boot with
 //! `VFIO_RS_GUEST_APPEND="vfiotest.extra=--suite,installed"`, e.g. on the debug kernel).
@@ -16,6 +17,8 @@
 //! live-migration checks (`migration.rs`, also part of `robust`); `mdev` only the mdev-pci
 //! sample's checks (`mdev_pci.rs`, also part of `full`). `--suite bench` runs only
 //! the benchmark of `cargo xtask bench` (`perf.rs`); any `--bench-*` option implies it.
+//! `--bench-profile OP` replaces the benchmark with a kernel profile of OP per driver slot
+//! (`profile.rs`; `cargo xtask bench --profile OP`).
 //! `--seed` replays a fuzzer run. `--storm-cycles` sets the number of cycles of each storm (default
 //! [`storms::CYCLES`], [`storms::DEBUG_CYCLES`] on a KASAN kernel).
 //!
@@ -45,6 +48,7 @@ mod migration;
 mod nvlink;
 mod overlay;
 mod perf;
+mod profile;
 mod regions;
 mod regress;
 mod robust;
@@ -122,7 +126,7 @@ fn usage(msg: &str) -> ! {
          [--installed] [--standalone-ko KO] [--config-trace LABEL]... [--regions-trace LABEL]... \
          [--suite full|robust|installed|hooks|migration|mdev|nvlink|bench] [--seed N] [--storm-cycles N] \
          [--sriov-pf BDF] [--bench-rounds N] [--bench-devices L,L] [--bench-fleet BDF] \
-         [--bench-max-ops N] [--no-exit]"
+         [--bench-max-ops N] [--bench-profile OP] [--bench-profile-secs N] [--no-exit]"
     );
     std::process::exit(2)
 }
@@ -245,6 +249,17 @@ fn parse_args() -> Args {
             "--bench-devices" => {
                 let v = val("--bench-devices");
                 bench_args(&mut a).devices = v.split([',', '+']).map(str::to_string).collect();
+            }
+            "--bench-profile" => {
+                bench_args(&mut a).profile = Some(val("--bench-profile"));
+            }
+            "--bench-profile-secs" => {
+                let v = val("--bench-profile-secs");
+                bench_args(&mut a).profile_secs = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .unwrap_or_else(|| usage(&format!("bad --bench-profile-secs {v}")));
             }
             "--bench-fleet" => {
                 let v = val("--bench-fleet");

@@ -40,7 +40,7 @@
 
 use crate::config::errno_name;
 use crate::irq::{fds, set_irqs, EventFd, BOOL, EFD, MSIX, NONE, TRIG};
-use crate::{find_nodes, vfio, Suite, GENERIC_DRIVER};
+use crate::{find_nodes, profile, vfio, Suite, GENERIC_DRIVER};
 use pcibind::Bdf;
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -56,6 +56,11 @@ pub(crate) struct BenchArgs {
     pub(crate) fleet: Option<Bdf>,
     /// Per batched measurement and round: at most this many calls.
     pub(crate) max_ops: usize,
+    /// `--bench-profile OP`: instead of the benchmark, profile the kernel while OP runs in a
+    /// loop, per slot (see [`crate::profile`]).
+    pub(crate) profile: Option<String>,
+    /// Seconds of the profiled loop per slot (`--bench-profile-secs`).
+    pub(crate) profile_secs: u64,
 }
 
 impl Default for BenchArgs {
@@ -65,6 +70,8 @@ impl Default for BenchArgs {
             devices: vec![],
             fleet: None,
             max_ops: 1024,
+            profile: None,
+            profile_secs: 10,
         }
     }
 }
@@ -79,6 +86,8 @@ const SLOTS: [(&str, &str); 3] = [
 ];
 
 const BATCH: usize = 8;
+/// The profiler's sample period asked for (the tick rounds it up: see [`crate::profile`]).
+const PROFILE_PERIOD_NS: u64 = 20_000;
 /// Per batched measurement and round: at most this much wall time.
 const BUDGET: Duration = Duration::from_millis(60);
 /// Samples per round of the one-call-per-sample operations.
@@ -469,6 +478,12 @@ impl Suite {
             b.rounds,
             b.fleet.as_ref().map(Bdf::as_str)
         ));
+        if let Some(op) = &b.profile {
+            for label in &labels {
+                self.profile_device(label, op, b.profile_secs);
+            }
+            return;
+        }
         for label in &labels {
             let Some(bdf) = self
                 .args
@@ -583,6 +598,179 @@ impl Suite {
         for (n, why) in failures {
             self.r.check(&format!("bench-{label}-{n}"), || Err(why));
         }
+    }
+
+    /// `--bench-profile OP`: the kernel profile of OP on `label`, upstream's slot then ours,
+    /// printed as `PROFILE <label> <text>` lines (the host writes them to
+    /// `target/bench/profile-<label>-<op>.txt`). One check, `profile-<label>-<op>`.
+    fn profile_device(&mut self, label: &str, op: &str, secs: u64) {
+        let name = format!("profile-{label}-{op}");
+        let Some(bdf) = self.device_labelled(label) else {
+            self.r.check(&name, || {
+                Err(format!("no device labelled {label} in this guest"))
+            });
+            return;
+        };
+        let syms = match profile::Symbols::load() {
+            Ok(s) => s,
+            Err(e) => {
+                self.r.check(&name, || Err(e));
+                return;
+            }
+        };
+        // Upstream, ours, ours, upstream: half the time each, so a change of the host's load
+        // during the run weighs on both slots alike.
+        let half = secs.div_ceil(2);
+        let mut slots: Vec<Option<profile::SlotProfile>> = vec![None, None];
+        let mut fail = None;
+        for si in [0usize, 1, 1, 0] {
+            let (slot, driver) = SLOTS[si];
+            match self.profile_slot(&bdf, label, op, slot, driver, half) {
+                Ok(p) => match &mut slots[si] {
+                    Some(acc) => acc.merge(p),
+                    None => slots[si] = Some(p),
+                },
+                Err(e) => {
+                    fail.get_or_insert(format!("{slot}: {e}"));
+                }
+            }
+            let _ = self.sys.unbind(&bdf);
+        }
+        let slots: Vec<profile::SlotProfile> = slots.into_iter().flatten().collect();
+        let gated = matches!(op, "open" | "close");
+        for l in profile::report(label, op, gated, &slots, &syms) {
+            self.r.line(&format!("PROFILE {label} {l}"));
+        }
+        for p in &slots {
+            for l in profile::folded(p, &syms) {
+                self.r
+                    .line(&format!("PROFILE {label} folded {} {l}", p.slot));
+            }
+        }
+        if slots.iter().any(|p| p.samples.is_empty()) {
+            fail.get_or_insert("a slot has no samples".to_string());
+        }
+        self.r.check(&name, || fail.map_or(Ok(()), Err));
+    }
+
+    /// One slot of [`Self::profile_device`]: bind, open, run `op` for `secs` seconds under
+    /// the profiler, unbind (by the caller).
+    fn profile_slot(
+        &self,
+        bdf: &Bdf,
+        label: &str,
+        op: &str,
+        slot: &str,
+        driver: &str,
+        secs: u64,
+    ) -> Result<profile::SlotProfile, String> {
+        let mut s = open_session(self, bdf, driver)?;
+        let f = s.file.take().ok_or("no device fd")?;
+        decode_on(&f)?;
+        let mut prof = profile::Profiler::new(PROFILE_PERIOD_NS)?;
+        let budget = Duration::from_secs(secs);
+        let mut ops = 0u64;
+        let start;
+        let ticks0 = profile::local_timer_interrupts();
+        if matches!(op, "open" | "close") {
+            drop(f);
+            let gate_open = op == "open";
+            prof.reset();
+            start = Instant::now();
+            while start.elapsed() < budget {
+                if gate_open {
+                    prof.enable();
+                }
+                let r = s.group.device(bdf.as_str());
+                if gate_open {
+                    prof.disable();
+                }
+                let d = r.map_err(|e| format!("VFIO_GROUP_GET_DEVICE_FD: {e}"))?;
+                if !gate_open {
+                    prof.enable();
+                }
+                drop(d);
+                if !gate_open {
+                    prof.disable();
+                }
+                ops += 1;
+                if prof.wants_drain() {
+                    prof.drain();
+                }
+            }
+        } else {
+            let p = plan(label, &f)
+                .into_iter()
+                .find(|p| p.name == op)
+                .ok_or_else(|| format!("{label} has no operation {op}"))?;
+            if matches!(p.op, Op::MmapRead(..)) {
+                return Err("reads through mmap do not enter the kernel".into());
+            }
+            let mut b = [0u8; 8];
+            if let Op::CfgWrite(off, n) = p.op {
+                pread(&f, vfio::CONFIG_BASE + off, &mut b[..n]).map_err(errno_name)?;
+            }
+            // One call (or, for the slow operations, one `measure_op`): operations done.
+            let mut once = || -> Result<u64, String> {
+                match p.op {
+                    Op::CfgRead(off) => {
+                        pread(&f, vfio::CONFIG_BASE + off, &mut b[..4]).map_err(errno_name)?
+                    }
+                    Op::CfgWrite(off, n) => {
+                        pwrite(&f, vfio::CONFIG_BASE + off, &b[..n]).map_err(errno_name)?
+                    }
+                    Op::BarRead(bar, off, n) => {
+                        let at = vfio::region_offset(bar) + off as i64;
+                        pread(&f, at, &mut b[..n]).map_err(errno_name)?
+                    }
+                    Op::BarWrite(bar, off, n) => {
+                        let at = vfio::region_offset(bar) + off as i64;
+                        let w = 0x5a5a_5a5a_5a5a_5a5au64.to_le_bytes();
+                        pwrite(&f, at, &w[..n]).map_err(errno_name)?
+                    }
+                    _ => {
+                        let (v, _) = measure_op(bdf, &f, &p, BATCH)?;
+                        // Warm-up calls the samples leave out.
+                        let extra = match p.op {
+                            Op::Msi | Op::Intx => 10,
+                            Op::Ioeventfd | Op::MsixLoopback => 4,
+                            _ => 0,
+                        };
+                        if matches!(p.op, Op::Reset) {
+                            decode_on(&f)?;
+                        }
+                        return Ok(v.len() as u64 + extra);
+                    }
+                }
+                Ok(1)
+            };
+            once()?;
+            prof.reset();
+            start = Instant::now();
+            prof.enable();
+            while start.elapsed() < budget {
+                ops += once()?;
+                if prof.wants_drain() {
+                    prof.drain();
+                }
+            }
+            prof.disable();
+        }
+        let wall_ns = start.elapsed().as_nanos() as u64;
+        let ticks = profile::local_timer_interrupts().saturating_sub(ticks0);
+        let enabled_ns = prof.enabled_ns();
+        prof.drain();
+        Ok(profile::SlotProfile {
+            slot: slot.to_string(),
+            driver: driver.to_string(),
+            ops,
+            wall_ns,
+            ticks,
+            enabled_ns,
+            samples: std::mem::take(&mut prof.samples),
+            lost: prof.lost,
+            pid: std::process::id(),
+        })
     }
 
     fn bench_msix_scaling(&mut self, bdf: &Bdf, b: &BenchArgs) {
