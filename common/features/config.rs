@@ -93,6 +93,12 @@ impl ConfigDevice for HostConfig<'_> {
             .map_err(to_errno)
     }
 
+    fn read_init(&mut self, off: u16, size: u8) -> Result<u32, Errno> {
+        self.pdev
+            .read_config_host(off.into(), size.into())
+            .map_err(to_errno)
+    }
+
     // The state mutex, held around every emulated access, is the memory lock: only the zap
     // and the memory gate are left to do (with the mutex held, faults wait and then see the
     // new state). The gate opens again after the emulator returns (`write`), where the new

@@ -174,6 +174,52 @@ impl PciFunction {
     }
 }
 
+impl PciFunction {
+    /// Reads `size` (1, 2 or 4) bytes of config space at `offset` as the host
+    /// (`pci_read_config_*`: no user-access blocking; on x86 without the PCI core's lock), as
+    /// upstream's `vfio_config_init` reads the device to build the image.
+    pub(crate) fn read_config_host(&self, offset: u64, size: usize) -> Result<u32> {
+        let dev = self.as_raw();
+        let off = offset as i32;
+        let mut v32: u32 = 0;
+        let mut v16: u16 = 0;
+        let mut v8: u8 = 0;
+        // SAFETY: `dev` is valid by the type invariant; the out-pointers are live locals; the
+        // PCI core bounds-checks `offset`.
+        let ret = unsafe {
+            match size {
+                4 => bindings::pci_read_config_dword(dev, off, &mut v32),
+                2 => bindings::pci_read_config_word(dev, off, &mut v16),
+                _ => bindings::pci_read_config_byte(dev, off, &mut v8),
+            }
+        };
+        if ret != 0 {
+            return Err(pcibios_err_to_errno(ret));
+        }
+        Ok(match size {
+            4 => v32,
+            2 => v16.into(),
+            _ => v8.into(),
+        })
+    }
+}
+
+/// `pcibios_err_to_errno` (a static inline in `linux/pci.h`): the PCI core's `PCIBIOS_*`
+/// result of `pci_{read,write}_config_*` as an errno.
+fn pcibios_err_to_errno(err: core::ffi::c_int) -> kernel::error::Error {
+    use kernel::error::code::*;
+    match err as u32 {
+        bindings::PCIBIOS_FUNC_NOT_SUPPORTED => ENOENT,
+        bindings::PCIBIOS_BAD_VENDOR_ID => ENOTTY,
+        bindings::PCIBIOS_DEVICE_NOT_FOUND => ENODEV,
+        bindings::PCIBIOS_BAD_REGISTER_NUMBER => EFAULT,
+        bindings::PCIBIOS_SET_FAILED => EIO,
+        bindings::PCIBIOS_BUFFER_TOO_SMALL => ENOSPC,
+        _ if err < 0 => kernel::error::Error::from_errno(err),
+        _ => ERANGE,
+    }
+}
+
 /// `to_result` of a config accessor, with the common success inline: these run on every
 /// emulated config access, and the kernel crate's `to_result` is an out-of-line call.
 #[inline(always)]

@@ -283,16 +283,14 @@ impl ConfigSpace {
         for word in fast.virt_writes.iter() {
             word.store(0, Ordering::Relaxed);
         }
-        for (i, w) in fast.writes.iter().enumerate() {
-            let mut mask = 0;
-            if i < used {
-                mask = self.fast_write_mask(i);
-                if mask == 0 {
-                    mask = self.fast_virt_write_mask(i);
-                    if mask != 0 {
-                        if let Some(word) = fast.virt_writes.get(i / 32) {
-                            word.fetch_or(1 << (i % 32), Ordering::Relaxed);
-                        }
+        // Write masks past the config size are never looked at either (`limit`).
+        for (i, w) in fast.writes.iter().enumerate().take(used) {
+            let mut mask = self.fast_write_mask(i);
+            if mask == 0 {
+                mask = self.fast_virt_write_mask(i);
+                if mask != 0 {
+                    if let Some(word) = fast.virt_writes.get(i / 32) {
+                        word.fetch_or(1 << (i % 32), Ordering::Relaxed);
                     }
                 }
             }
