@@ -95,6 +95,14 @@ fn byte_mask(index: usize, (first, last): (u16, u16)) -> u32 {
         .fold(0, |m, i| m | 0xff << (8 * i))
 }
 
+/// Where a dword of one owner gets its permissions ([`ConfigSpace::dword_owner`]).
+#[derive(Clone, Copy)]
+struct DwordOwner {
+    base: u16,
+    perm: &'static PermBits,
+    start: u16,
+}
+
 /// The dwords of the BARs and the ROM register.
 const BAR_DWORDS: [usize; 7] = [4, 5, 6, 7, 8, 9, 12];
 
@@ -275,26 +283,28 @@ impl ConfigSpace {
         if fast.limit.swap(0, Ordering::AcqRel) != 0 {
             self.absorb_table(fast);
         }
-        // Entries past the config size are never read (`limit`).
-        let used = self.cfg_size as usize / 4;
-        for (i, e) in fast.entries.iter().enumerate().take(used) {
-            e.store(self.fast_entry(i), Ordering::Relaxed);
-        }
         for word in fast.virt_writes.iter() {
             word.store(0, Ordering::Relaxed);
         }
-        // Write masks past the config size are never looked at either (`limit`).
-        for (i, w) in fast.writes.iter().enumerate().take(used) {
-            let mut mask = self.fast_write_mask(i);
-            if mask == 0 {
-                mask = self.fast_virt_write_mask(i);
-                if mask != 0 {
-                    if let Some(word) = fast.virt_writes.get(i / 32) {
-                        word.fetch_or(1 << (i % 32), Ordering::Relaxed);
-                    }
+        // Entries and write masks past the config size are never looked at (`limit`).
+        let used = self.cfg_size as usize / 4;
+        for (i, (e, w)) in fast
+            .entries
+            .iter()
+            .zip(fast.writes.iter())
+            .enumerate()
+            .take(used)
+        {
+            let owner = self.dword_owner(i);
+            let entry = self.fast_entry_of(owner);
+            e.store(entry, Ordering::Relaxed);
+            let (mask, virt) = self.fast_write_masks(owner, entry);
+            w.store(mask, Ordering::Relaxed);
+            if virt {
+                if let Some(word) = fast.virt_writes.get(i / 32) {
+                    word.fetch_or(1 << (i % 32), Ordering::Relaxed);
                 }
             }
-            w.store(mask, Ordering::Relaxed);
         }
         self.fast_dirty = (u16::MAX, 0);
         self.fast_vstore = (u16::MAX, 0);
@@ -421,10 +431,12 @@ impl ConfigSpace {
         }
     }
 
-    /// The permissions and offset in them of dword `index` if a write there has no effect but
-    /// `vfio_default_config_write`'s: one owner and table instance, no overlay, written by
-    /// `Default` or `Basic` but not at `COMMAND`, a BAR or the ROM.
-    fn plain_write_perm(&self, index: usize) -> Option<(&'static PermBits, usize)> {
+    /// The permissions of dword `index` and the start of its capability, if its four bytes
+    /// are in config space, have one owner and no overlay; else `None` (the emulator's).
+    /// One owner for the four bytes is one table instance: `perm_at` of each byte gives the
+    /// same table and capability start (the walk back to the start from any of them crosses
+    /// the dword's first byte; the property harness checks it).
+    fn dword_owner(&self, index: usize) -> Option<DwordOwner> {
         let base = index * 4;
         if base + 4 > self.cfg_size as usize {
             return None;
@@ -440,14 +452,16 @@ impl ConfigSpace {
             return None;
         }
         let (perm, start) = self.perm_at(base);
+        Some(DwordOwner { base, perm, start })
+    }
+
+    /// The permissions and offset in them of a dword of one owner (`o`) if a write there has
+    /// no effect but `vfio_default_config_write`'s: written by `Default` or `Basic` but not at
+    /// `COMMAND`, a BAR or the ROM.
+    fn plain_write_perm(&self, o: DwordOwner) -> Option<(&'static PermBits, usize)> {
+        let DwordOwner { base, perm, start } = o;
         if !matches!(perm.write_fn, Some(WriteKind::Default | WriteKind::Basic)) {
             return None;
-        }
-        for i in 1..4 {
-            let (p, s) = self.perm_at(base + i);
-            if !core::ptr::eq(p, perm) || s != start {
-                return None;
-            }
         }
         let offset = base.wrapping_sub(start);
         if perm.write_fn == Some(WriteKind::Basic)
@@ -459,59 +473,62 @@ impl ConfigSpace {
         Some((perm, offset as usize))
     }
 
-    /// The device write mask dword `index` would have in [`FastReads`] now (see the module
-    /// documentation): non-zero only where a write is a plain device read-modify-write.
+    /// The write mask dword `index` would have in [`FastReads`] now, given its read `entry`
+    /// ([`Self::fast_entry`]), and whether it is a virtual-write one (see the module
+    /// documentation). Non-zero only where a write is a plain device read-modify-write (no
+    /// virtual bit in the dword) or only stores bits into the image that reads take from it.
+    fn fast_write_masks(&self, owner: Option<DwordOwner>, entry: u64) -> (u32, bool) {
+        let Some((perm, offset)) = owner.and_then(|o| self.plain_write_perm(o)) else {
+            return (0, false);
+        };
+        let write = perm.write_bits(offset, 4);
+        let virt = perm.virt_bits(offset, 4);
+        if virt == 0 {
+            return (write, false);
+        }
+        if write == 0
+            || write & !virt != 0
+            || entry == LOCKED
+            || is_flagged(entry)
+            || (entry >> 32) as u32 & write != write
+        {
+            return (0, false);
+        }
+        (write, true)
+    }
+
+    /// The device write mask dword `index` would have in [`FastReads`] now.
     pub fn fast_write_mask(&self, index: usize) -> u32 {
-        match self.plain_write_perm(index) {
-            Some((perm, offset)) if perm.virt_bits(offset, 4) == 0 => perm.write_bits(offset, 4),
+        let owner = self.dword_owner(index);
+        match self.fast_write_masks(owner, self.fast_entry_of(owner)) {
+            (mask, false) => mask,
             _ => 0,
         }
     }
 
-    /// The virtual write mask dword `index` would have in [`FastReads`] now: non-zero only
-    /// where a write just stores bits into the image that reads take from it.
+    /// The virtual write mask dword `index` would have in [`FastReads`] now.
     pub fn fast_virt_write_mask(&self, index: usize) -> u32 {
-        let Some((perm, offset)) = self.plain_write_perm(index) else {
-            return 0;
-        };
-        let write = perm.write_bits(offset, 4);
-        if write == 0 || write & !perm.virt_bits(offset, 4) != 0 {
-            return 0;
+        let owner = self.dword_owner(index);
+        match self.fast_write_masks(owner, self.fast_entry_of(owner)) {
+            (mask, true) => mask,
+            _ => 0,
         }
-        let entry = self.fast_entry(index);
-        if entry == LOCKED || is_flagged(entry) || (entry >> 32) as u32 & write != write {
-            return 0;
-        }
-        write
     }
 
     /// The [`FastReads`] entry dword `index` would have now.
     pub fn fast_entry(&self, index: usize) -> u64 {
-        let base = index * 4;
-        if base + 4 > self.cfg_size as usize {
-            return LOCKED;
-        }
-        let Some(&[m0, m1, m2, m3]) = self.map.get(base..base + 4) else {
+        self.fast_entry_of(self.dword_owner(index))
+    }
+
+    /// [`Self::fast_entry`] of a dword's owner ([`Self::dword_owner`]).
+    fn fast_entry_of(&self, owner: Option<DwordOwner>) -> u64 {
+        let Some(DwordOwner { base, perm, start }) = owner else {
             return LOCKED;
         };
-        if m0 != m1 || m0 != m2 || m0 != m3 {
-            return LOCKED;
-        }
-        let base = base as u16;
-        if self.touches_overlay(base, 4) {
-            return LOCKED;
-        }
-        let (perm, start) = self.perm_at(base);
         match perm.read {
             ReadKind::Raw => return 0,
             ReadKind::Virt => return (u64::from(u32::MAX) << 32) | u64::from(self.vget(base, 4)),
             ReadKind::Default | ReadKind::Basic | ReadKind::Msi | ReadKind::Direct => {}
-        }
-        for i in 1..4 {
-            let (p, s) = self.perm_at(base + i);
-            if !core::ptr::eq(p, perm) || s != start {
-                return LOCKED;
-            }
         }
         let offset = base.wrapping_sub(start);
         if perm.read == ReadKind::Direct {

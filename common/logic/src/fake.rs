@@ -933,6 +933,25 @@ impl VirtShadow {
 /// `sync_fast_reads`, with the lock-free virtual writes given to the image): none went stale.
 pub fn check_fast(cs: &mut ConfigSpace, fast: &FastReads) {
     cs.absorb_fast_writes(fast);
+    // The table looks up one byte's permissions per dword: one owner must mean one table
+    // instance (same table, same capability start) for all four bytes.
+    for base in (0..cs.cfg_size() as usize).step_by(4) {
+        let owners = &cs.map[base..base + 4];
+        if owners.iter().any(|&m| m != owners[0]) {
+            continue;
+        }
+        let (perm, start) = cs.perm_at(base as u16);
+        if matches!(perm.read, perm::ReadKind::Raw | perm::ReadKind::Virt) {
+            continue;
+        }
+        for i in 1..4u16 {
+            let (p, s) = cs.perm_at(base as u16 + i);
+            assert!(
+                core::ptr::eq(p, perm) && s == start,
+                "dword {base:#x}: byte {i} has another table instance"
+            );
+        }
+    }
     for i in 0..fast.limit() as usize / 4 {
         let (device, virt) = (cs.fast_write_mask(i), cs.fast_virt_write_mask(i));
         assert_eq!(
