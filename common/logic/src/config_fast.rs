@@ -276,9 +276,13 @@ impl ConfigSpace {
     /// device mutex after `init` and the overlays of an open.
     ///
     /// A table published before (a rebuild after an owner-map change) first gives its
-    /// lock-free virtual writes to the image. Writers that found it published before it was
-    /// withdrawn here and store after that hand-over are lost; no rebuild happens while user
-    /// space has the device open (overlays are added at open).
+    /// lock-free virtual writes to the image. A rebuild must not run while user space can
+    /// write: a writer that found the table published before it was withdrawn here could
+    /// store after that hand-over (lost), or pair a dword's old write mask with its new
+    /// virtual-write flag and write virtual bits to the device. No rebuild does today: the
+    /// owner map and overlays change only in `init` and `add_overlay`, at open, before the
+    /// first publish (the VFIO core calls `open_device` for the first fd only). A rebuild
+    /// while open would need the two masks in one atomic word.
     pub fn publish_fast_reads(&mut self, fast: &FastReads) {
         if fast.limit.swap(0, Ordering::AcqRel) != 0 {
             self.absorb_table(fast);
